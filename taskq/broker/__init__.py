@@ -1,0 +1,18 @@
+"""The broker layer: all Redis I/O (keys, Lua scripts, connections)."""
+
+from __future__ import annotations
+
+from taskq.broker.redis import Delivery, JobState, RedisBroker, redact
+from taskq.errors import ConfigError
+
+__all__ = ["Delivery", "JobState", "RedisBroker", "open_broker", "redact"]
+
+#: URL schemes taskq accepts
+SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
+
+
+def open_broker(url: str) -> RedisBroker:
+    """A broker for redis://, rediss://, unix:// or memory:// (in-process, no server)."""
+    if not url.startswith(SCHEMES):
+        raise ConfigError(f"unsupported broker URL {redact(url)!r}: use redis://, rediss://, unix:// or memory://")
+    return RedisBroker(url)

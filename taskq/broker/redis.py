@@ -1,0 +1,274 @@
+"""RedisBroker: every Redis command taskq sends, over redis-py (or fakeredis for memory://)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from taskq.broker import scripts
+from taskq.broker.keys import QUEUES, QueueKeys, worker_wake
+from taskq.errors import BrokerError, BrokerOutOfMemory, BrokerUnavailable
+
+#: seconds to wait for a TCP connection before saying Redis is unreachable
+CONNECT_TIMEOUT = 2.0
+#: seconds any single reply may take; blocking waits stay well below it
+SOCKET_TIMEOUT = 30.0
+
+_memory_servers: dict[str, Any] = {}
+_memory_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """One leased job as fetched: raw message bytes plus the lease token that owns it."""
+
+    queue: str
+    id: str
+    body: bytes
+    token: str
+    deliveries: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's record as stored: status and outcome fields, all optional but status."""
+
+    status: str
+    result: bytes | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class RedisBroker:
+    """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("memory://"):
+            import fakeredis  # only memory:// needs it at run time
+
+            with _memory_lock:
+                server = _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))
+            self.client: Any = fakeredis.FakeRedis(server=server)
+            self._scripts = scripts.load(self.client, shebang=False)
+        else:
+            self.client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+            )
+            self._scripts = scripts.load(self.client)
+
+    # -- plumbing ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BrokerUnavailable(f"cannot reach Redis at {redact(self.url)} ({exc})") from None
+        except redis.ResponseError as exc:
+            if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+                raise BrokerOutOfMemory(
+                    f"Redis at {redact(self.url)} is out of memory (maxmemory reached); nothing was written"
+                ) from None
+            raise BrokerError(f"Redis at {redact(self.url)} refused a command: {exc}") from None
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        with self._errors():
+            return self._scripts[name](keys=list(keys), args=list(args))
+
+    def ping(self) -> None:
+        """Raise BrokerUnavailable unless Redis answers."""
+        with self._errors():
+            self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- producing --------------------------------------------------------
+
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, priority: int = 0,
+        delay_ms: int = 0, at_ms: int = 0, key: str | None = None,
+    ) -> tuple[str, bool]:
+        """Store a job; return (job id, created). A live job holding `key` wins."""
+        k = QueueKeys(queue)
+        keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
+        args = [job_id, body, delay_ms, at_ms, "1" if key is not None else "0", priority]
+        found, created = self._run("enqueue", keys, args)
+        return _text(found) or job_id, bool(created)
+
+    def register_queues(self, queues: Sequence[str]) -> None:
+        """Remember queue names for `taskq status`."""
+        with self._errors():
+            self.client.sadd(QUEUES, *queues)
+
+    def queues(self) -> list[str]:
+        with self._errors():
+            return sorted(_text(q) or "" for q in self.client.smembers(QUEUES))
+
+    # -- consuming --------------------------------------------------------
+
+    def fetch(self, queue: str, count: int, lease_ms: int, worker_id: str) -> tuple[list[Delivery], float | None]:
+        """Lease up to `count` jobs; also return seconds until the next scheduled job."""
+        k = QueueKeys(queue)
+        keys = [*k.ready_by_priority, k.scheduled, k.leases, k.dead, k.seq]
+        reply = self._run("fetch", keys, [count, lease_ms, worker_id, k.job_prefix])
+        next_due = None if int(reply[0]) < 0 else int(reply[0]) / 1000
+        out = [
+            Delivery(queue, _text(reply[i]) or "", reply[i + 1], _text(reply[i + 2]) or "", int(reply[i + 3]))
+            for i in range(1, len(reply), 4)
+        ]
+        return out, next_due
+
+    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
+        """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
+        keys = [QueueKeys(q).notify for q in queues] + [worker_wake(worker_id)]
+        with self._errors():
+            return self.client.blpop(keys, timeout=max(0.001, timeout)) is not None
+
+    def wake(self, worker_id: str) -> None:
+        """Interrupt a worker's blocking wait (used on shutdown)."""
+        key = worker_wake(worker_id)
+        with self._errors():
+            self.client.pipeline().rpush(key, "1").pexpire(key, 60_000).execute()
+
+    def ack(self, queue: str, done: Sequence[tuple[str, str, bytes]], result_ttl_ms: int) -> list[str]:
+        """Record successes as (id, token, packed result); return ids whose lease was lost."""
+        k = QueueKeys(queue)
+        args: list[Any] = [k.job_prefix, result_ttl_ms, k.done_prefix]
+        for item in done:
+            args.extend(item)
+        return [_text(i) or "" for i in self._run("ack", [k.leases], args)]
+
+    def retry(self, queue: str, job_id: str, token: str, body: bytes, priority: int,
+              delay_ms: int, error: str) -> int:
+        """Schedule the next attempt; 1 moved, 0 lease lost, 2 cancelled meanwhile."""
+        k = QueueKeys(queue)
+        keys = [k.leases, k.scheduled, k.ready(priority), k.job(job_id), k.notify]
+        return int(self._run("retry", keys, [job_id, token, body, delay_ms, error]))
+
+    def bury(self, queue: str, job_id: str, token: str, reason: str, error: str,
+             *, dead_ttl_ms: int, dead_max: int, body: bytes = b"") -> bool:
+        """Move a leased job to the dead-letter set; False if the lease was lost."""
+        k = QueueKeys(queue)
+        keys = [k.leases, k.dead, k.job(job_id), k.done(job_id)]
+        args = [job_id, token, reason, error, dead_ttl_ms, dead_max, k.job_prefix, body]
+        return bool(self._run("bury", keys, args))
+
+    def renew(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
+        """Extend leases of (id, token) pairs; return ids whose lease was lost."""
+        k = QueueKeys(queue)
+        args: list[Any] = [lease_ms, k.job_prefix]
+        for pair in held:
+            args.extend(pair)
+        return [_text(i) or "" for i in self._run("renew", [k.leases], args)]
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
+        """Give (id, token) jobs back to the front of their ready lists."""
+        k = QueueKeys(queue)
+        args: list[Any] = [k.job_prefix]
+        for pair in held:
+            args.extend(pair)
+        return int(self._run("release", [k.leases, *k.ready_by_priority, k.notify], args))
+
+    def recover(self, queue: str, max_lost: int, dead_ttl_ms: int, limit: int = 500) -> tuple[int, int]:
+        """Requeue jobs whose lease lapsed; bury those lost max_lost times. Returns (requeued, dead)."""
+        k = QueueKeys(queue)
+        keys = [k.leases, k.dead, *k.ready_by_priority, k.notify]
+        requeued, buried = self._run("recover", keys, [k.job_prefix, max_lost, limit, dead_ttl_ms, k.done_prefix])
+        return int(requeued), int(buried)
+
+    # -- job handles ------------------------------------------------------
+
+    def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None:
+        """The job's status and outcome; with watch, ask to be woken when it ends."""
+        k = QueueKeys(queue)
+        if watch:
+            reply = self._run("watch", [k.job(job_id)], [])
+            if not reply:
+                return None
+        else:
+            with self._errors():
+                reply = self.client.hmget(k.job(job_id), "status", "result", "error", "reason")
+            if reply[0] is None:
+                return None
+        return JobState(_text(reply[0]) or "", reply[1], _text(reply[2]), _text(reply[3]))
+
+    def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
+        """Block until the job's final script pushes its wake-up token; False on timeout."""
+        key = QueueKeys(queue).done(job_id)
+        with self._errors():
+            # rotating the list onto itself leaves the token for every other waiter
+            return self.client.blmove(key, key, max(0.001, timeout), "RIGHT", "LEFT") is not None
+
+    def cancel(self, queue: str, job_id: str, result_ttl_ms: int) -> str | None:
+        """Cancel a job; return the status it had, or None if there is no such job."""
+        k = QueueKeys(queue)
+        keys = [k.job(job_id), k.scheduled, k.done(job_id)]
+        return _text(self._run("cancel", keys, [job_id, result_ttl_ms]))
+
+    def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
+        """Every stored field of a job record (empty if none)."""
+        with self._errors():
+            raw = self.client.hgetall(QueueKeys(queue).job(job_id))
+        return {(_text(f) or ""): v for f, v in raw.items()}
+
+    # -- operating --------------------------------------------------------
+
+    def depths(self, queue: str) -> dict[str, int]:
+        """Counts of ready, scheduled, running (leased) and dead jobs."""
+        k = QueueKeys(queue)
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for key in k.ready_by_priority:
+                pipe.llen(key)
+            pipe.zcard(k.scheduled).zcard(k.leases).zcard(k.dead)
+            *ready, scheduled, running, dead = pipe.execute()
+        return {"ready": sum(ready), "scheduled": scheduled, "running": running, "dead": dead}
+
+    def dead_ids(self, queue: str, limit: int = 100) -> list[str]:
+        """Dead-lettered job ids, most recent first."""
+        with self._errors():
+            return [_text(i) or "" for i in self.client.zrevrange(QueueKeys(queue).dead, 0, limit - 1)]
+
+    def replay(self, queue: str, job_id: str, body: bytes) -> bool:
+        """Put a dead job back on its ready list with a fresh message."""
+        k = QueueKeys(queue)
+        keys = [k.dead, k.job(job_id), *k.ready_by_priority, k.notify, k.done(job_id)]
+        return bool(self._run("replay", keys, [job_id, body]))
+
+    def purge(self, queue: str, job_id: str) -> bool:
+        """Delete a dead job for good."""
+        k = QueueKeys(queue)
+        with self._errors():
+            if not self.client.zrem(k.dead, job_id):
+                return False
+            self.client.delete(k.job(job_id))
+        return True

@@ -1,0 +1,186 @@
+"""The `taskq` command: parse flags, build objects, map errors to one line. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import click
+
+from taskq.app import TaskQ
+from taskq.errors import ConfigError, TaskqError
+from taskq.log import configure
+from taskq.message import pack, unpack
+from taskq.worker import Worker
+
+
+def load_app(path: str, url: str | None = None) -> TaskQ:
+    """Import `package.module:app` (or `package.module` holding exactly one TaskQ)."""
+    module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside the caller
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
+    if attr:
+        app = getattr(module, attr, None)
+        if not isinstance(app, TaskQ):
+            raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
+    else:
+        apps = [v for v in vars(module).values() if isinstance(v, TaskQ)]
+        if len(apps) != 1:
+            raise ConfigError(f"module {module_name!r} holds {len(apps)} TaskQ apps; name one as {module_name}:NAME")
+        app = apps[0]
+    if url:
+        app.url = url
+    return app
+
+
+def _run(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except TaskqError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
+_log_options = [
+    click.option("--log-level", default="info", show_default=True,
+                 type=click.Choice(["debug", "info", "warning", "error"])),
+    click.option("--log-format", default="console", show_default=True, type=click.Choice(["console", "json"])),
+]
+
+
+@click.group()
+@click.version_option(package_name="taskq")
+def main() -> None:
+    """taskq: distributed tasks on Redis."""
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("-q", "--queue", "queues", multiple=True, help="Queue to consume (repeatable); default all of the app's.")
+@click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Jobs run at once in this process.")
+@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds running jobs get to finish on SIGTERM before being given back.")
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@_url_option
+@_log_options[0]
+@_log_options[1]
+def worker(app_path: str, queues: tuple[str, ...], concurrency: int, grace: float, burst: bool,
+           url: str | None, log_level: str, log_format: str) -> None:
+    """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
+    configure(log_level, log_format)
+    app = _run(lambda: load_app(app_path, url))
+    w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst))
+    _on_stop_signals(w.stop)
+    _run(w.run)
+
+
+def _on_stop_signals(stop: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT stops gracefully; a second one exits at once (leases bring jobs back)."""
+    seen: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if seen:
+            click.echo("taskq: second signal, exiting now; unfinished jobs return when their leases lapse",
+                       err=True)
+            os._exit(1)
+        seen.append(signum)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@_url_option
+def status(app_path: str, url: str | None) -> None:
+    """Queue depths: ready, scheduled, running, dead."""
+    app = _run(lambda: load_app(app_path, url))
+    queues = sorted(set(_run(app.broker.queues)) | set(app.queues))
+    click.echo(f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'running':>8} {'dead':>8}")
+    for q in queues:
+        d = _run(functools.partial(app.broker.depths, q))
+        click.echo(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['running']:>8} {d['dead']:>8}")
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.argument("action", type=click.Choice(["list", "replay", "purge"]))
+@click.option("--queue", "queue_name", help="Only this queue; default every known queue.")
+@click.option("--id", "job_id", help="Only this job.")
+@_url_option
+def dlq(app_path: str, action: str, queue_name: str | None, job_id: str | None, url: str | None) -> None:
+    """Dead-letter list: list, replay (attempts reset) or purge jobs."""
+    app = _run(lambda: load_app(app_path, url))
+    queues = [queue_name] if queue_name else sorted(set(_run(app.broker.queues)) | set(app.queues))
+    done = 0
+    for q in queues:
+        ids = [job_id] if job_id else _run(functools.partial(app.broker.dead_ids, q, 10_000))
+        for jid in ids:
+            fields = _run(functools.partial(app.broker.job_fields, q, jid))
+            if action == "list":
+                if fields.get("status") == b"dead":
+                    reason = fields.get("reason", b"").decode("utf-8", "replace")
+                    click.echo(f"{q}\t{jid}\t{reason}")
+                    done += 1
+            elif action == "replay":
+                done += _replay(app, q, jid, fields)
+            elif _run(functools.partial(app.broker.purge, q, jid)):
+                done += 1
+    if job_id and not done and action != "list":
+        raise click.ClickException(f"no dead job {job_id} in {', '.join(queues)}")
+    if action != "list":
+        click.echo(f"{action}: {done} job(s)")
+
+
+def _replay(app: TaskQ, queue: str, job_id: str, fields: dict[str, bytes]) -> int:
+    try:
+        message = unpack(fields.get("msg", b""), app.max_message_bytes)
+    except TaskqError as exc:
+        click.echo(f"{queue}\t{job_id}\tnot replayed: {exc}", err=True)
+        return 0
+    fresh = message.__class__(**{**_as_dict(message), "attempt": 1})
+    return int(_run(lambda: app.broker.replay(queue, job_id, pack(fresh, app.max_message_bytes))))
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in message.__dataclass_fields__}
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.argument("task_name", metavar="TASK")
+@click.option("--args", "args_json", default="[]", help="JSON list of positional arguments.")
+@click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
+@click.option("--delay", default=0.0, type=click.FloatRange(min=0), help="Seconds before the job is due.")
+@click.option("--queue", "queue_name", help="Queue (default the task's).")
+@_url_option
+def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, delay: float,
+            queue_name: str | None, url: str | None) -> None:
+    """Enqueue one call of TASK and print its job id."""
+    try:
+        args, kwargs = json.loads(args_json), json.loads(kwargs_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise click.BadParameter("--args must be a JSON list and --kwargs a JSON object")
+    app = _run(lambda: load_app(app_path, url))
+    task = _run(lambda: app.get_task(task_name))
+    job = _run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
+    click.echo(job.id)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Run one message against its task and decide what happens next. No Redis, no threads."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from taskq.errors import Reject, Retry, SerializationError, TimeLimitExceeded
+from taskq.message import Message, pack_value
+from taskq.task import TaskBase
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The function returned; `result` is the packed return value."""
+
+    result: bytes
+    duration: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryLater:
+    """The attempt failed and attempts remain: run again after `delay` seconds."""
+
+    delay: float
+    error: str
+    summary: str
+    duration: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dead:
+    """The job will never succeed: dead-letter it with a reason."""
+
+    reason: str
+    error: str
+    duration: float = 0.0
+
+
+Outcome = Succeeded | RetryLater | Dead
+
+
+def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, duration: float,
+           rng: Callable[[], float] = random.random) -> Outcome:
+    """What a raised exception means for the job: retry later, or dead."""
+    error = "".join(traceback.format_exception(exc))
+    summary = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Reject):
+        return Dead(f"rejected: {exc.reason}", error, duration)
+    if message.attempt >= message.max_attempts:
+        return Dead(f"retries_exhausted: {summary} (attempt {message.attempt} of {message.max_attempts})",
+                    error, duration)
+    if isinstance(exc, Retry) and exc.delay is not None:
+        delay = max(0.0, exc.delay)
+    else:
+        delay = task.opts.backoff.delay(message.attempt, rng)
+    return RetryLater(delay, error, summary, duration)
+
+
+def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: float,
+             rng: Callable[[], float] = random.random) -> Outcome:
+    """What a returned value means: success, or failure if it overran or cannot be stored."""
+    if message.timeout is not None and duration > message.timeout:
+        # a thread cannot be stopped; the overrun is reported once the function returns
+        exc = TimeLimitExceeded(f"time limit exceeded: ran {duration:.3f}s, timeout is {message.timeout}s")
+        return failed(task, message, exc, duration, rng)
+    try:
+        return Succeeded(pack_value(value), duration)
+    except SerializationError as exc:
+        return Dead(f"result_unserializable: {exc}", str(exc), duration)
+
+
+def run_sync(task: TaskBase[Any, Any], message: Message) -> Outcome:
+    """Call a sync task function in the current thread."""
+    start = time.perf_counter()
+    try:
+        value = task.fn(*message.args, **message.kwargs)
+    except Exception as exc:
+        return failed(task, message, exc, time.perf_counter() - start)
+    return returned(task, message, value, time.perf_counter() - start)
+
+
+async def run_async(task: TaskBase[Any, Any], message: Message) -> Outcome:
+    """Await an async task function on the current event loop, enforcing its timeout."""
+    start = time.perf_counter()
+    try:
+        coro = task.fn(*message.args, **message.kwargs)
+        if message.timeout is None:
+            value = await coro
+        else:
+            value = await asyncio.wait_for(coro, message.timeout)
+    except TimeoutError:
+        duration = time.perf_counter() - start
+        exc = TimeLimitExceeded(f"time limit exceeded: cancelled after {message.timeout}s")
+        return failed(task, message, exc, duration)
+    except Exception as exc:
+        return failed(task, message, exc, time.perf_counter() - start)
+    return returned(task, message, value, time.perf_counter() - start)

@@ -1,0 +1,90 @@
+"""Job[R]: a handle on one enqueued call (id + queue); all I/O goes through the broker."""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Generic, TypeVar, cast
+
+from taskq.broker import RedisBroker
+from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
+from taskq.message import unpack_value
+
+R = TypeVar("R")
+
+
+class Status(enum.StrEnum):
+    """Where a job is in its life. `failed` means an attempt failed and a retry is due."""
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: statuses a job never leaves by itself
+TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
+
+
+class Job(Generic[R]):
+    """A handle on an enqueued job. Cheap to create; holds no state but its id."""
+
+    def __init__(self, broker: RedisBroker, queue: str, job_id: str, result_ttl_ms: int = 3_600_000) -> None:
+        self.id = job_id
+        self.queue = queue
+        self._broker = broker
+        self._result_ttl_ms = result_ttl_ms
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} queue={self.queue!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and (other.id, other.queue) == (self.id, self.queue)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.queue))
+
+    def status(self) -> Status:
+        """The job's current status; raises JobNotFound if there is no record."""
+        state = self._broker.state(self.queue, self.id)
+        if state is None:
+            raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
+        return Status(state.status)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait for the job to end and return its value.
+
+        Args:
+            timeout: seconds to wait; None waits for ever.
+
+        Raises:
+            TaskFailed: the job ended in the dead-letter list (error text attached).
+            JobCancelled: the job was cancelled.
+            ResultTimeout: no outcome within `timeout`.
+            JobNotFound: no record of the job.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._broker.state(self.queue, self.id, watch=True)
+            if state is None:
+                raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
+            if state.status == Status.SUCCEEDED:
+                return cast(R, unpack_value(state.result or b"\xc0"))
+            if state.status == Status.DEAD:
+                raise TaskFailed(self.id, state.reason or "dead", state.error)
+            if state.status == Status.CANCELLED:
+                raise JobCancelled(f"job {self.id} was cancelled")
+            left = 5.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise ResultTimeout(f"job {self.id} has no result after {timeout}s (status {state.status})")
+            # blocks in Redis until the final script pushes the wake-up token
+            self._broker.wait_done(self.queue, self.id, min(left, 5.0))
+
+    def cancel(self) -> bool:
+        """Cancel the job. True if it will not run again; a running job finishes
+        its current attempt but is never retried (returns False)."""
+        before = self._broker.cancel(self.queue, self.id, self._result_ttl_ms)
+        return before in (Status.QUEUED, Status.SCHEDULED, Status.FAILED)

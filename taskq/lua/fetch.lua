@@ -1,0 +1,59 @@
+#!lua
+-- fetch: promote due scheduled jobs, then lease up to `count` ready jobs to one worker.
+-- KEYS[1..10]  taskq:{q}:ready:9 .. taskq:{q}:ready   lists of ready ids, highest priority first
+-- KEYS[11]     taskq:{q}:scheduled   zset id -> due unix ms
+-- KEYS[12]     taskq:{q}:leases      zset id -> lease deadline unix ms
+-- KEYS[13]     taskq:{q}:dead        zset id -> dead-lettered at unix ms
+-- KEYS[14]     taskq:{q}:seq         counter naming records for raw ready entries
+-- ARGV: count, lease_ms, worker id, job key prefix (taskq:{q}:job:)
+-- Job hashes are named prefix..id: same hash tag, so the same Cluster slot.
+-- Returns {ms until the next scheduled job (-1 if none), id, msg, token, deliveries, ...}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local count = tonumber(ARGV[1])
+local lease_ms = tonumber(ARGV[2])
+local prefix = ARGV[4]
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[11], id)
+  local jk = prefix .. id
+  local prio = tonumber(redis.call('HGET', jk, 'priority') or '0') or 0
+  if prio < 0 or prio > 9 then prio = 0 end
+  redis.call('RPUSH', KEYS[10 - prio], id)
+  redis.call('HSET', jk, 'status', 'queued')
+end
+
+local out = {-1}
+local n = 0
+for i = 1, 10 do
+  if n >= count then break end
+  local ids = redis.call('LPOP', KEYS[i], count - n)
+  if ids then
+    for _, id in ipairs(ids) do
+      local jk = prefix .. id
+      local f = redis.call('HMGET', jk, 'msg', 'status')
+      if not f[1] then
+        -- an id with no job record: keep the raw entry for inspection, never run it
+        local dead_id = 'raw-' .. redis.call('INCR', KEYS[14])
+        redis.call('HSET', prefix .. dead_id, 'msg', id, 'status', 'dead', 'reason',
+          'unknown_job: ready entry with no job record', 'finished_ms', now, 'priority', 0)
+        redis.call('ZADD', KEYS[13], now, dead_id)
+      elseif f[2] ~= 'cancelled' then
+        local deliveries = redis.call('HINCRBY', jk, 'deliveries', 1)
+        local token = ARGV[3] .. ':' .. deliveries
+        redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', now)
+        redis.call('ZADD', KEYS[12], now + lease_ms, id)
+        out[#out + 1] = id
+        out[#out + 1] = f[1]
+        out[#out + 1] = token
+        out[#out + 1] = deliveries
+        n = n + 1
+      end
+    end
+  end
+end
+
+local first = redis.call('ZRANGE', KEYS[11], 0, 0, 'WITHSCORES')
+if first[2] then out[1] = math.max(0, tonumber(first[2]) - now) end
+return out

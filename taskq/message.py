@@ -1,0 +1,132 @@
+"""The wire format: one job call as a msgpack map (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgpack
+
+from taskq.errors import MessageInvalid, MessageTooLarge, SerializationError
+
+#: the only message version this code reads and writes
+VERSION = 1
+#: default upper bound on a packed message, in bytes
+MAX_MESSAGE_BYTES = 512 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """One call of a task, as it travels through Redis."""
+
+    id: str
+    task: str
+    queue: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: 1 for the first run, incremented by each retry
+    attempt: int = 1
+    max_attempts: int = 1
+    #: unix time in seconds (float) when the job was first enqueued
+    enqueued_at: float = 0.0
+    priority: int = 0
+    #: seconds the task may run, or None for no limit
+    timeout: float | None = None
+    #: deduplication key, or None
+    key: str | None = None
+
+    def next_attempt(self) -> Message:
+        """The same call, one attempt later."""
+        return dataclasses.replace(self, attempt=self.attempt + 1)
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "v": VERSION,
+        "id": message.id,
+        "task": message.task,
+        "queue": message.queue,
+        "args": list(message.args),
+        "kwargs": message.kwargs,
+        "attempt": message.attempt,
+        "max_attempts": message.max_attempts,
+        "enqueued_at": message.enqueued_at,
+        "priority": message.priority,
+    }
+    if message.timeout is not None:
+        out["timeout"] = message.timeout
+    if message.key is not None:
+        out["key"] = message.key
+    return out
+
+
+def pack(message: Message, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Encode a message; raise SerializationError or MessageTooLarge on bad input."""
+    try:
+        data: bytes = msgpack.packb(_fields(message), use_bin_type=True, strict_types=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(
+            f"task {message.task!r}: arguments cannot be sent as msgpack ({exc})"
+        ) from None
+    if len(data) > limit:
+        raise MessageTooLarge(
+            f"task {message.task!r}: message is {len(data)} bytes, over the {limit}-byte limit"
+        )
+    return data
+
+
+def pack_value(value: Any) -> bytes:
+    """Encode a task's return value; raise SerializationError if msgpack cannot."""
+    try:
+        data: bytes = msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(f"result cannot be sent as msgpack ({exc})") from None
+    return data
+
+
+def unpack_value(data: bytes) -> Any:
+    """Decode a value written by pack_value."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "task": str,
+    "queue": str,
+    "args": list,
+    "kwargs": dict,
+    "attempt": int,
+    "max_attempts": int,
+}
+
+
+def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
+    """Decode and validate bytes from Redis; raise MessageInvalid with a reason."""
+    if len(data) > limit:
+        raise MessageInvalid("too_large", f"{len(data)} bytes, over the {limit}-byte limit")
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise MessageInvalid("decode_error", f"not msgpack ({type(exc).__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise MessageInvalid("decode_error", f"expected a map, got {type(raw).__name__}")
+    if raw.get("v") != VERSION:
+        raise MessageInvalid("bad_version", f"version {raw.get('v')!r}, this worker reads {VERSION}")
+    for name, kind in _REQUIRED.items():
+        if not isinstance(raw.get(name), kind) or isinstance(raw.get(name), bool):
+            raise MessageInvalid("bad_field", f"field {name!r} missing or not {kind}")
+    timeout = raw.get("timeout")
+    key = raw.get("key")
+    return Message(
+        id=raw["id"],
+        task=raw["task"],
+        queue=raw["queue"],
+        args=tuple(raw["args"]),
+        kwargs=raw["kwargs"],
+        attempt=raw["attempt"],
+        max_attempts=raw["max_attempts"],
+        enqueued_at=float(raw.get("enqueued_at") or 0.0),
+        priority=int(raw.get("priority") or 0),
+        timeout=float(timeout) if isinstance(timeout, (int, float)) else None,
+        key=key if isinstance(key, str) else None,
+    )

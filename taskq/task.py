@@ -1,0 +1,148 @@
+"""Task[P, R]: a registered function, its options, and the calls that enqueue it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+
+from taskq.backoff import Backoff
+from taskq.broker.keys import MAX_PRIORITY
+from taskq.errors import ConfigError, EnqueueError
+from taskq.job import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: default number of retries after the first attempt fails
+DEFAULT_RETRIES = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """Options fixed at decoration; validated once, at import time."""
+
+    queue: str = "default"
+    retries: int = DEFAULT_RETRIES
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
+    #: seconds a run may take, or None
+    timeout: float | None = None
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigError(f"retries must be an int >= 0, got {self.retries!r}")
+        if not isinstance(self.backoff, Backoff):
+            raise ConfigError(f"backoff must be a taskq.Backoff, got {self.backoff!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds or None, got {self.timeout!r}")
+        check_priority(self.priority)
+
+
+def check_queue(queue: object) -> None:
+    """Queue names become part of Redis keys: plain, non-empty, no braces."""
+    if not isinstance(queue, str) or not queue or any(c in queue for c in "{}: \t\n"):
+        raise ConfigError(f"queue name must be a non-empty string without braces, colons or spaces, got {queue!r}")
+
+
+def check_priority(priority: object) -> None:
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
+        raise ConfigError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {priority!r}")
+
+
+class Producer(Protocol):
+    """What a task needs from its app to enqueue (implemented by TaskQ)."""
+
+    def submit(
+        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+    ) -> Job[Any]:
+        """Validate, pack and enqueue one call."""
+        ...
+
+
+class TaskBase(Generic[P, R]):
+    """What sync and async tasks share: name, options, enqueueing."""
+
+    def __init__(self, producer: Producer, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
+        self.fn = fn
+        self.name = name
+        self.opts = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._producer = producer
+        self._signature = inspect.signature(fn)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
+
+    def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise EnqueueError if the arguments do not fit the function's signature."""
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise EnqueueError(f"task {self.name!r}: {exc}") from None
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue a call with the task's default options."""
+        return self.options().delay(*args, **kwargs)
+
+    def options(
+        self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
+        queue: str | None = None, priority: int | None = None, key: str | None = None,
+    ) -> TaskCall[P, R]:
+        """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
+        priority (0-9, higher first), key (deduplicates while a job with it is live)."""
+        seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+        if not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
+        if at is not None and not isinstance(at, dt.datetime):
+            raise ConfigError(f"at must be a datetime, got {at!r}")
+        if seconds and at is not None:
+            raise ConfigError("give delay= or at=, not both")
+        if queue is not None:
+            check_queue(queue)
+        if priority is not None:
+            check_priority(priority)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigError(f"key must be a non-empty string, got {key!r}")
+        return TaskCall(
+            self, queue or self.opts.queue,
+            self.opts.priority if priority is None else priority, float(seconds), at, key,
+        )
+
+
+class Task(TaskBase[P, R]):
+    """A sync task. Calling it runs the function inline, with no queue."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return cast(R, self.fn(*args, **kwargs))
+
+
+class AsyncTask(TaskBase[P, R]):
+    """An `async def` task. Calling it returns the coroutine, run inline when awaited."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return cast(Coroutine[Any, Any, R], self.fn(*args, **kwargs))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskCall(Generic[P, R]):
+    """A task plus per-call options; `.delay()` enqueues."""
+
+    task: TaskBase[P, R]
+    queue: str
+    priority: int
+    delay_seconds: float
+    at: dt.datetime | None
+    key: str | None
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue the call; returns the job (or the live job already holding `key`)."""
+        job = self.task._producer.submit(
+            self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
+            delay=self.delay_seconds, at=self.at, key=self.key,
+        )
+        return cast(Job[R], job)

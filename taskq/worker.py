@@ -1,0 +1,379 @@
+"""Worker: fetch leased jobs in batches, run them on threads (sync) or one event loop
+(async), renew leases while they run, acknowledge in batches, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import queue as queue_mod
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from taskq import execute
+from taskq.app import TaskQ
+from taskq.broker import Delivery, redact
+from taskq.errors import BrokerError, BrokerUnavailable, MessageInvalid, TaskNotFound
+from taskq.log import get_logger
+from taskq.message import Message, pack, unpack
+from taskq.task import TaskBase
+
+#: longest single blocking wait in Redis, in seconds (bounds shutdown and schedule drift)
+IDLE_BLOCK = 5.0
+#: most jobs acknowledged in one script call
+ACK_BATCH = 256
+#: cap of the reconnect backoff while Redis is unreachable, in seconds
+RECONNECT_MAX = 5.0
+
+log = get_logger("taskq.worker")
+
+
+@dataclasses.dataclass(slots=True)
+class _Finished:
+    delivery: Delivery
+    message: Message
+    outcome: execute.Outcome
+    #: set once Redis has the outcome, so a batch retried after an outage skips it
+    recorded: bool = False
+
+
+class Worker:
+    """Runs jobs from `queues` with `concurrency` jobs at a time in this process.
+
+    Args:
+        app: the TaskQ whose registry names the runnable tasks.
+        queues: queue names to consume; default every queue of the app's tasks.
+        concurrency: jobs run at once (threads for sync tasks, one loop for async).
+        grace: seconds a graceful stop waits for running jobs before giving them back.
+        burst: stop by itself once the queues are empty (tests, scripts, `make demo`).
+    """
+
+    def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
+                 grace: float = 30.0, burst: bool = False) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.app = app
+        self.broker = app.broker
+        self.queues = list(queues or app.queues or ["default"])
+        self.concurrency = concurrency
+        self.grace = grace
+        self.burst = burst
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ms = int(app.lease * 1000)
+        self.processed = 0
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._lock = threading.Condition()
+        self._executing = 0
+        self._held: dict[str, Delivery] = {}
+        self._work: queue_mod.SimpleQueue[tuple[Delivery, Message, TaskBase[Any, Any]] | None] = queue_mod.SimpleQueue()
+        self._finished: queue_mod.SimpleQueue[_Finished | None] = queue_mod.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._redis_down_since: float | None = None
+
+    # -- lifecycle --------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stop() is called (or, in burst mode, until the queues are empty)."""
+        self.broker.ping()
+        self.broker.register_queues(self.queues)
+        log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
+                 url=redact(self.app.url), lease_s=self.app.lease)
+        self._start()
+        while not self._stop.wait(0.2):
+            if self.burst and self._idle.is_set():
+                break
+        self._shutdown()
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: no more fetching, running jobs finish within `grace`."""
+        self._stop.set()
+
+    def _start(self) -> None:
+        def spawn(target: Any, name: str) -> None:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+        for i in range(self.concurrency):
+            spawn(self._job_thread, f"taskq-job-{i}")
+        self._loop = asyncio.new_event_loop()  # async tasks share this one loop
+        spawn(self._loop.run_forever, "taskq-loop")
+        spawn(self._ack_thread, "taskq-ack")
+        spawn(self._heartbeat_thread, "taskq-heartbeat")
+        self._fetcher = threading.Thread(target=self._fetch_thread, name="taskq-fetch", daemon=True)
+        self._fetcher.start()
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._safely(lambda: self.broker.wake(self.id))
+        self._fetcher.join(timeout=IDLE_BLOCK + 1)
+        deadline = time.monotonic() + self.grace
+        with self._lock:
+            while (self._executing or self._held) and time.monotonic() < deadline:
+                self._lock.wait(timeout=0.05)
+            unfinished = dict(self._held)
+        given_back = 0
+        for q in self.queues:
+            pairs = [(d.id, d.token) for d in unfinished.values() if d.queue == q]
+            if pairs:
+                given_back += self._safely(functools.partial(self.broker.release, q, pairs)) or 0
+        self._finished.put(None)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back)
+
+    def _safely(self, call: Any) -> Any:
+        try:
+            return call()
+        except BrokerError as exc:
+            log.warning("redis call failed during shutdown", error=str(exc))
+            return None
+
+    # -- fetching ---------------------------------------------------------
+
+    def _fetch_thread(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while self._executing >= self.concurrency and not self._stop.is_set():
+                    self._lock.wait(timeout=1.0)
+                free = self.concurrency - self._executing
+            if self._stop.is_set():
+                return
+            try:
+                self._fetch_once(free)
+                self._redis_back()
+            except BrokerError as exc:
+                self._redis_down(exc)
+
+    def _fetch_once(self, free: int) -> None:
+        got = 0
+        next_due: float | None = None
+        for q in self.queues:
+            if free - got <= 0:
+                break
+            deliveries, due = self.broker.fetch(q, free - got, self.lease_ms, self.id)
+            got += len(deliveries)
+            if due is not None:
+                next_due = due if next_due is None else min(next_due, due)
+            for delivery in deliveries:
+                self._dispatch(delivery)
+        if got:
+            return
+        if self.burst and self._drained(next_due):
+            self._idle.set()
+            self._stop.wait(0.05)
+            return
+        timeout = IDLE_BLOCK if next_due is None else min(IDLE_BLOCK, next_due + 0.001)
+        if self.burst:
+            timeout = min(timeout, 0.05)  # re-check for an empty queue soon
+        self.broker.wait(self.queues, self.id, timeout)
+
+    def _drained(self, next_due: float | None) -> bool:
+        if next_due is not None:
+            return False
+        with self._lock:
+            if self._executing or self._held:
+                return False
+        for q in self.queues:
+            depth = self.broker.depths(q)
+            if depth["ready"] or depth["running"]:
+                return False
+        return True
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._held[delivery.id] = delivery
+        try:
+            message = unpack(delivery.body, self.app.max_message_bytes)
+            task = self.app.get_task(message.task)
+        except (MessageInvalid, TaskNotFound) as exc:
+            reason = str(exc) if isinstance(exc, MessageInvalid) else f"unknown_task: {exc}"
+            log.error("job dead", job_id=delivery.id, queue=delivery.queue, reason=reason)
+            try:
+                self._bury(delivery, reason, "")
+            except BrokerError:
+                # the lease lapses and the job comes back, to be dead-lettered then
+                with self._lock:
+                    self._held.pop(delivery.id, None)
+                raise
+            return
+        with self._lock:
+            self._executing += 1
+        if task.is_async and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._run_async(delivery, message, task), self._loop)
+        else:
+            self._work.put((delivery, message, task))
+
+    # -- running ----------------------------------------------------------
+
+    def _job_thread(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            delivery, message, task = item
+            log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
+                      attempt=message.attempt)
+            self._finish(delivery, message, execute.run_sync(task, message))
+
+    async def _run_async(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
+        log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
+                  attempt=message.attempt)
+        self._finish(delivery, message, await execute.run_async(task, message))
+
+    def _finish(self, delivery: Delivery, message: Message, outcome: execute.Outcome) -> None:
+        self._finished.put(_Finished(delivery, message, outcome))
+        with self._lock:
+            self._executing -= 1
+            self._lock.notify_all()
+
+    # -- acknowledging ----------------------------------------------------
+
+    def _ack_thread(self) -> None:
+        while True:
+            item = self._finished.get()
+            batch: list[_Finished] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= ACK_BATCH:
+                    break
+                try:
+                    item = self._finished.get_nowait()
+                except queue_mod.Empty:
+                    break
+            while batch:
+                try:
+                    self._record(batch)
+                    self._redis_back()
+                    batch = [f for f in batch if not f.recorded]
+                except BrokerError as exc:
+                    batch = [f for f in batch if not f.recorded]
+                    # outcomes stay in memory and are retried; leases fence a late ack
+                    self._redis_down(exc)
+            if item is None:
+                return
+
+    def _record(self, batch: list[_Finished]) -> None:
+        by_queue: dict[str, list[_Finished]] = {}
+        for f in (f for f in batch if not f.recorded):
+            by_queue.setdefault(f.delivery.queue, []).append(f)
+        for q, items in by_queue.items():
+            wins = [f for f in items if isinstance(f.outcome, execute.Succeeded)]
+            if wins:
+                triples = [(f.delivery.id, f.delivery.token, f.outcome.result) for f in wins
+                           if isinstance(f.outcome, execute.Succeeded)]
+                lost = set(self.broker.ack(q, triples, self.app.result_ttl_ms))
+                for f in wins:
+                    self._log_outcome(f, lost_lease=f.delivery.id in lost)
+                    self._recorded(f)
+            for f in items:
+                if isinstance(f.outcome, execute.RetryLater):
+                    self._retry(f.delivery, f.message, f.outcome)
+                    self._recorded(f)
+                elif isinstance(f.outcome, execute.Dead):
+                    log.error("job dead", job_id=f.delivery.id, task=f.message.task, queue=q,
+                              attempt=f.message.attempt, reason=f.outcome.reason)
+                    self._bury(f.delivery, f.outcome.reason, f.outcome.error)
+                    self._recorded(f)
+
+    def _recorded(self, f: _Finished) -> None:
+        f.recorded = True
+        with self._lock:
+            self._held.pop(f.delivery.id, None)
+            self.processed += 1
+            self._lock.notify_all()
+
+    def _log_outcome(self, f: _Finished, *, lost_lease: bool) -> None:
+        fields = {"job_id": f.delivery.id, "task": f.message.task, "queue": f.delivery.queue,
+                  "attempt": f.message.attempt, "duration_ms": round(f.outcome.duration * 1000, 3)}
+        if lost_lease:
+            log.warning("lease lost, result discarded", **fields)
+        else:
+            log.info("job succeeded", **fields)
+
+    def _retry(self, delivery: Delivery, message: Message, outcome: execute.RetryLater) -> None:
+        nxt = message.next_attempt()
+        body = pack(nxt, max(self.app.max_message_bytes, len(delivery.body) + 64))
+        moved = self.broker.retry(delivery.queue, delivery.id, delivery.token, body, message.priority,
+                                  int(outcome.delay * 1000), outcome.error)
+        fields = {"job_id": delivery.id, "task": message.task, "queue": delivery.queue,
+                  "attempt": message.attempt, "duration_ms": round(outcome.duration * 1000, 3)}
+        if moved == 0:
+            log.warning("lease lost, retry discarded", **fields)
+        elif moved == 2:
+            log.info("job cancelled", **fields)
+        else:
+            log.warning("job retrying", delay_s=round(outcome.delay, 3), error=outcome.summary, **fields)
+
+    def _bury(self, delivery: Delivery, reason: str, error: str) -> None:
+        buried = self.broker.bury(delivery.queue, delivery.id, delivery.token, reason, error,
+                                  dead_ttl_ms=int(self.app.dead_ttl * 1000), dead_max=self.app.dead_max)
+        if not buried:
+            log.warning("lease lost, dead-letter discarded", job_id=delivery.id, queue=delivery.queue)
+        with self._lock:
+            self._held.pop(delivery.id, None)
+            self._lock.notify_all()
+
+    # -- leases -----------------------------------------------------------
+
+    def _heartbeat_thread(self) -> None:
+        interval = max(0.05, self.app.lease / 3)
+        while True:
+            if self._stop.is_set():
+                time.sleep(interval)  # keep renewing through the grace period
+            else:
+                self._stop.wait(interval)
+            if self._stop.is_set() and not self._held:
+                return
+            try:
+                self._renew_and_recover()
+                self._redis_back()
+            except BrokerError as exc:
+                self._redis_down(exc)
+
+    def _renew_and_recover(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+        for q in self.queues:
+            pairs = [(d.id, d.token) for d in held if d.queue == q]
+            if pairs:
+                for job_id in self.broker.renew(q, pairs, self.lease_ms):
+                    log.warning("lease lost", job_id=job_id, queue=q)
+            requeued, dead = self.broker.recover(q, self.app.max_lost, int(self.app.dead_ttl * 1000))
+            if requeued or dead:
+                log.warning("recovered expired leases", queue=q, requeued=requeued, dead=dead)
+
+    # -- Redis outages ----------------------------------------------------
+
+    def _redis_down(self, exc: BrokerError) -> None:
+        with self._lock:
+            first = self._redis_down_since is None
+            if first:
+                self._redis_down_since = time.monotonic()
+            down_for = time.monotonic() - (self._redis_down_since or 0)
+        if first and isinstance(exc, BrokerUnavailable):
+            log.error("redis unreachable", error=str(exc))
+        elif first:
+            log.error("redis error", error=str(exc))
+        pause = min(RECONNECT_MAX, 0.1 + down_for / 2)
+        if self._stop.is_set():
+            time.sleep(min(pause, 0.5))  # still flushing outcomes after a stop
+        else:
+            self._stop.wait(pause)
+
+    def _redis_back(self) -> None:
+        if self._redis_down_since is None:
+            return
+        with self._lock:
+            since, self._redis_down_since = self._redis_down_since, None
+        if since is not None:
+            log.info("redis back", after_s=round(time.monotonic() - since, 1))

@@ -1,0 +1,77 @@
+"""The app the fault tests run under `taskq worker faultapp:app` (subprocesses).
+
+Every run of a task writes evidence to a *ledger*: a list on a second redis-server,
+so what the tests conclude never depends on taskq's own state in the broker.
+
+Environment (read at import, so each worker subprocess gets its own settings):
+    TASKQ_FAULT_URL      broker URL (the redis-server under test)
+    TASKQ_FAULT_LEDGER   ledger URL (a different redis-server)
+    TASKQ_FAULT_LEASE    app lease in seconds (default 1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+
+import taskq
+
+#: ledger list: one JSON record per start and per end of a run
+LEDGER_KEY = "ledger"
+#: ledger counters runs:<key>, so a run knows which run of its key it is
+RUNS_PREFIX = "runs:"
+
+app = taskq.TaskQ(os.environ.get("TASKQ_FAULT_URL", "memory://faultapp"),
+                  lease=float(os.environ.get("TASKQ_FAULT_LEASE", "1")))
+
+_ledger: redis.Redis | None = None
+_ledger_lock = threading.Lock()
+
+
+def ledger() -> redis.Redis:
+    global _ledger
+    with _ledger_lock:
+        if _ledger is None:
+            _ledger = redis.Redis.from_url(os.environ["TASKQ_FAULT_LEDGER"])
+        return _ledger
+
+
+def _record(event: str, key: str, run: int, started: float) -> None:
+    entry: dict[str, Any] = {"event": event, "key": key, "run": run, "pid": os.getpid(),
+                             "thread": threading.get_ident(), "start": started}
+    if event == "end":
+        entry["end"] = time.time()
+    ledger().rpush(LEDGER_KEY, json.dumps(entry))
+
+
+def _logged_sleep(key: str, seconds: float) -> None:
+    run = int(ledger().incr(RUNS_PREFIX + key))
+    started = time.time()
+    _record("start", key, run, started)
+    time.sleep(seconds)
+    _record("end", key, run, started)
+
+
+@app.task(retries=0)
+def work(key: str, seconds: float) -> str:
+    """Sleep, with a ledger record at the start and at the end; returns its key."""
+    _logged_sleep(key, seconds)
+    return key
+
+
+@app.task(retries=0)
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(retries=2)
+def retry_now(key: str) -> None:
+    """Fails at once and asks for an immediate retry (used to probe retry routing)."""
+    run = int(ledger().incr(RUNS_PREFIX + key))
+    _record("start", key, run, time.time())
+    raise taskq.Retry(delay=0)

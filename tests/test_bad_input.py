@@ -1,0 +1,164 @@
+"""Promise 3: a user mistake raises at once or dead-letters with a reason; nothing is lost."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import msgpack
+import pytest
+
+import taskq
+from taskq.broker.keys import QueueKeys
+from taskq.message import Message, pack
+from taskq.testing import drain
+
+
+def keys_in(app: taskq.TaskQ) -> list[bytes]:
+    return sorted(app.broker.client.keys("*"))
+
+
+@pytest.mark.parametrize("bad", [object(), socket.socket, 2**70, {1, 2}])
+def test_unserializable_argument_raises_at_delay_and_writes_nothing(app: taskq.TaskQ, bad: Any) -> None:
+    @app.task
+    def take(x: object) -> None: ...
+
+    take.delay(1)  # registers the queue, so the key set below is stable
+    before = keys_in(app)
+    with pytest.raises(taskq.SerializationError, match="task 'take': arguments cannot be sent as msgpack"):
+        take.delay(bad)
+    assert keys_in(app) == before
+
+
+def test_arguments_that_do_not_fit_the_signature(app: taskq.TaskQ) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(taskq.EnqueueError, match="missing a required argument: 'y'"):
+        add.delay(1)  # type: ignore[call-arg]
+    with pytest.raises(taskq.EnqueueError, match="unexpected keyword argument 'z'"):
+        add.delay(1, 2, z=3)  # type: ignore[call-arg]
+    assert app.broker.depths("default")["ready"] == 0
+
+
+def test_oversized_message_raises_at_delay(url: str) -> None:
+    app = taskq.TaskQ(url, max_message_bytes=1024)
+
+    @app.task
+    def take(blob: bytes) -> None: ...
+
+    with pytest.raises(taskq.MessageTooLarge, match="over the 1024-byte limit"):
+        take.delay(b"x" * 2000)
+    assert app.broker.depths("default")["ready"] == 0
+
+
+@pytest.mark.parametrize("options", [
+    {"queue": ""}, {"queue": "a{b}"}, {"queue": "a:b"}, {"priority": 10}, {"priority": -1},
+    {"retries": -1}, {"timeout": 0},
+])
+def test_bad_task_options_fail_at_decoration(options: dict[str, Any]) -> None:
+    app = taskq.TaskQ("memory://options")
+    with pytest.raises(taskq.ConfigError):
+        app.task(**options)
+
+
+def test_misspelt_option_fails_at_decoration() -> None:
+    app = taskq.TaskQ("memory://options")
+    with pytest.raises(TypeError, match="retires"):
+        app.task(retires=3)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("options", [{"delay": -1}, {"priority": 11}, {"queue": "x y"}, {"key": ""},
+                                     {"at": "tomorrow"}])
+def test_bad_call_options(options: dict[str, Any]) -> None:
+    app = taskq.TaskQ("memory://options")
+
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(taskq.ConfigError):
+        noop.options(**options)
+
+
+def test_duplicate_task_name_is_refused() -> None:
+    app = taskq.TaskQ("memory://dupes")
+
+    @app.task(name="same")
+    def one() -> None: ...
+
+    with pytest.raises(taskq.ConfigError, match="already registered"):
+        @app.task(name="same")
+        def two() -> None: ...
+
+
+def test_bad_url_scheme() -> None:
+    with pytest.raises(taskq.ConfigError, match="unsupported broker URL"):
+        _ = taskq.TaskQ("http://localhost").broker
+
+
+def test_unreachable_redis_raises_broker_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = taskq.TaskQ(f"redis://127.0.0.1:{port}/0")
+
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(taskq.BrokerUnavailable, match=f"cannot reach Redis at redis://127.0.0.1:{port}/0"):
+        noop.delay()
+
+
+def _raw_enqueue(app: taskq.TaskQ, job_id: str, body: bytes) -> None:
+    app.broker.enqueue("default", job_id, body)
+
+
+def test_garbage_messages_go_to_dead_letters_and_the_worker_keeps_going(app: taskq.TaskQ) -> None:
+    @app.task
+    def ok() -> str:
+        return "fine"
+
+    unknown = Message(id="u1", task="os.system", queue="default", args=("rm -rf /",))
+    _raw_enqueue(app, "u1", pack(unknown))
+    _raw_enqueue(app, "g1", b"\xc1\xff not msgpack")
+    _raw_enqueue(app, "g2", msgpack.packb([1, 2, 3]))
+    _raw_enqueue(app, "g3", msgpack.packb({"v": 999}))
+    app.broker.client.rpush(QueueKeys("default").ready(), b"random bytes with no job record")
+    job = ok.delay()
+    drain(app)
+    assert job.result(timeout=5) == "fine"
+    reasons = {}
+    for job_id in app.broker.dead_ids("default"):
+        fields = app.broker.job_fields("default", job_id)
+        reasons[job_id] = fields["reason"].decode()
+    assert reasons["u1"].startswith("unknown_task: no task named 'os.system'")
+    assert reasons["g1"].startswith("decode_error")
+    assert reasons["g2"].startswith("decode_error")
+    assert reasons["g3"].startswith("bad_version")
+    raw = [r for k, r in reasons.items() if k.startswith("raw-")]
+    assert raw == ["unknown_job: ready entry with no job record"]
+    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 5}
+
+
+def test_oversized_message_in_redis_is_dead_lettered(url: str) -> None:
+    app = taskq.TaskQ(url, max_message_bytes=2048)
+
+    @app.task
+    def take(blob: bytes) -> None: ...
+
+    body = pack(Message(id="big", task="take", queue="default", args=(b"x" * 4096,)), limit=10_000)
+    _raw_enqueue(app, "big", body)
+    drain(app)
+    assert app.broker.job_fields("default", "big")["reason"].startswith(b"too_large")
+
+
+def test_unserializable_result_dead_letters(app: taskq.TaskQ) -> None:
+    @app.task
+    def bad_result() -> object:
+        return object()
+
+    job = bad_result.delay()
+    drain(app)
+    with pytest.raises(taskq.TaskFailed, match="result_unserializable"):
+        job.result(timeout=5)

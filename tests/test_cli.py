@@ -1,0 +1,76 @@
+"""The CLI in-process (click's runner): status, dlq, enqueue, and error exits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import taskq
+from taskq.cli import main
+from taskq.testing import drain
+
+
+@pytest.fixture
+def cli_app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> taskq.TaskQ:
+    import cli_app
+
+    monkeypatch.setattr(cli_app.app, "url", redis_url)
+    monkeypatch.setattr(cli_app.app, "_broker", None)
+    return cli_app.app
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), prog_name="taskq")
+    return result.exit_code, result.output
+
+
+def test_enqueue_then_status_then_worker_burst(cli_app: taskq.TaskQ) -> None:
+    code, out = run("enqueue", "cli_app:app", "add", "--args", json.dumps([2, 3]))
+    assert code == 0, out
+    job_id = out.strip()
+    code, out = run("enqueue", "cli_app:app", "send", "--kwargs", json.dumps({"to": "ada"}), "--delay", "60")
+    assert code == 0, out
+    code, out = run("status", "cli_app:app")
+    assert code == 0, out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert rows["default"] == ["1", "0", "0", "0"] and rows["emails"] == ["0", "1", "0", "0"]
+    drain(cli_app, ["default"])
+    assert cli_app.job(job_id).result(timeout=5) == 5
+
+
+def test_dlq_list_replay_purge(cli_app: taskq.TaskQ) -> None:
+    import cli_app as module
+
+    jobs = [module.fail.delay("first"), module.fail.delay("second")]
+    drain(cli_app)
+    code, out = run("dlq", "cli_app:app", "list")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert all("retries_exhausted: RuntimeError" in line for line in out.splitlines())
+    code, out = run("dlq", "cli_app:app", "replay", "--queue", "default", "--id", jobs[0].id)
+    assert code == 0 and "replay: 1 job(s)" in out
+    assert jobs[0].status() == "queued"
+    code, out = run("dlq", "cli_app:app", "purge", "--id", jobs[1].id)
+    assert code == 0 and "purge: 1 job(s)" in out
+    with pytest.raises(taskq.JobNotFound):
+        jobs[1].status()
+    code, out = run("dlq", "cli_app:app", "purge", "--id", "nope")
+    assert code == 1 and "no dead job nope" in out
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["worker", "no_such_module:app"], 1, "cannot import 'no_such_module'"),
+    (["worker", "cli_app:nothing"], 1, "is not a taskq.TaskQ"),
+    (["worker", "cli_app:app", "--bogus"], 2, "No such option"),
+    (["worker", "cli_app:app", "-c", "0"], 2, "Invalid value"),
+    (["enqueue", "cli_app:app", "nope"], 1, "no task named 'nope'"),
+    (["enqueue", "cli_app:app", "add", "--args", "[1"], 2, "not JSON"),
+    (["enqueue", "cli_app:app", "add", "--args", "[1]"], 1, "missing a required argument: 'y'"),
+    (["dlq", "cli_app:app", "explode"], 2, "Invalid value"),
+])
+def test_bad_input_exits_with_one_line(cli_app: taskq.TaskQ, args: list[str], code: int, message: str) -> None:
+    got, out = run(*args)
+    assert got == code, out
+    assert message in out
+    assert "Traceback" not in out

@@ -1,0 +1,77 @@
+"""An idle worker and a waiting job.result() block in Redis instead of polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+import taskq
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def calls_during(client: redis.Redis, seconds: float) -> dict[str, int]:
+    before = command_calls(client)
+    time.sleep(seconds)
+    after = command_calls(client)
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    delta.pop("info", None)
+    return {k: v for k, v in delta.items() if v}
+
+
+def test_idle_worker_blocks_in_redis(redis_url: str) -> None:
+    app = taskq.TaskQ(redis_url, lease=30)
+
+    @app.task
+    def noop() -> None: ...
+
+    worker = taskq.Worker(app, concurrency=4)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # let it start and block
+        delta = calls_during(redis.Redis.from_url(redis_url), 1.5)
+        # at most one blocking wait per IDLE_BLOCK (5 s) and nothing else: no fetch loop spinning
+        assert sum(delta.values()) <= 1, delta
+        job = noop.delay()
+        assert job.result(timeout=10) is None  # the blocked worker woke for it
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
+def test_result_waits_without_polling(redis_url: str) -> None:
+    app = taskq.TaskQ(redis_url)
+    gate = threading.Event()
+
+    @app.task
+    def gated() -> str:
+        gate.wait(10)
+        return "done"
+
+    job = gated.delay()
+    worker = taskq.Worker(app, concurrency=1)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    results: list[str] = []
+    waiter = threading.Thread(target=lambda: results.append(job.result(timeout=20)))
+    try:
+        while job.status() != "running":
+            time.sleep(0.01)
+        waiter.start()
+        time.sleep(0.2)
+        delta = calls_during(redis.Redis.from_url(redis_url), 1.5)
+        # the waiter sits in one BLMOVE; the worker's only traffic is its own blocking wait
+        assert delta.get("evalsha", 0) + delta.get("hmget", 0) == 0, delta
+        gate.set()
+        waiter.join(10)
+        assert results == ["done"]
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(10)
