@@ -115,8 +115,22 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
     for name, kind in _REQUIRED.items():
         if not isinstance(raw.get(name), kind) or isinstance(raw.get(name), bool):
             raise MessageInvalid("bad_field", f"field {name!r} missing or not {kind}")
+    if not all(isinstance(k, str) for k in raw["kwargs"]):
+        raise MessageInvalid("bad_field", "field 'kwargs' must have string keys")
+    enqueued_at = _number(raw, "enqueued_at", 0.0)
+    priority = raw.get("priority", 0)
+    if not _is_int(priority) or not 0 <= priority <= 9:
+        raise MessageInvalid("bad_field", f"field 'priority' must be an integer 0-9, got {priority!r}")
     timeout = raw.get("timeout")
+    if timeout is not None:
+        timeout = _number(raw, "timeout", 0.0)
+        if timeout <= 0:
+            raise MessageInvalid("bad_field", f"field 'timeout' must be positive, got {timeout!r}")
     key = raw.get("key")
+    if key is not None and not isinstance(key, str):
+        raise MessageInvalid("bad_field", f"field 'key' must be a string, got {type(key).__name__}")
+    if raw["attempt"] < 1 or raw["max_attempts"] < 1:
+        raise MessageInvalid("bad_field", "fields 'attempt' and 'max_attempts' must be >= 1")
     return Message(
         id=raw["id"],
         task=raw["task"],
@@ -125,8 +139,22 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         kwargs=raw["kwargs"],
         attempt=raw["attempt"],
         max_attempts=raw["max_attempts"],
-        enqueued_at=float(raw.get("enqueued_at") or 0.0),
-        priority=int(raw.get("priority") or 0),
-        timeout=float(timeout) if isinstance(timeout, (int, float)) else None,
-        key=key if isinstance(key, str) else None,
+        enqueued_at=enqueued_at,
+        priority=priority,
+        timeout=timeout,
+        key=key,
     )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(raw: dict[str, Any], name: str, default: float) -> float:
+    """An optional numeric field as float; MessageInvalid if it is present but not a number."""
+    value = raw.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise MessageInvalid("bad_field", f"field {name!r} must be a number, got {type(value).__name__}")
+    return float(value)

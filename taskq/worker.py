@@ -153,6 +153,9 @@ class Worker:
                 self._redis_back()
             except BrokerError as exc:
                 self._redis_down(exc)
+            except Exception:  # a bug must not silently stop this worker fetching
+                log.exception("fetch failed")
+                self._stop.wait(1.0)
 
     def _fetch_once(self, free: int) -> None:
         got = 0
@@ -160,7 +163,8 @@ class Worker:
         for q in self.queues:
             if free - got <= 0:
                 break
-            deliveries, due = self.broker.fetch(q, free - got, self.lease_ms, self.id)
+            deliveries, due = self.broker.fetch(q, free - got, self.lease_ms, self.id,
+                                                  int(self.app.dead_ttl * 1000))
             got += len(deliveries)
             if due is not None:
                 next_due = due if next_due is None else min(next_due, due)
@@ -195,8 +199,13 @@ class Worker:
         try:
             message = unpack(delivery.body, self.app.max_message_bytes)
             task = self.app.get_task(message.task)
-        except (MessageInvalid, TaskNotFound) as exc:
-            reason = str(exc) if isinstance(exc, MessageInvalid) else f"unknown_task: {exc}"
+        except Exception as exc:  # anything undecodable is dead-lettered, never fatal to the worker
+            if isinstance(exc, MessageInvalid):
+                reason = str(exc)
+            elif isinstance(exc, TaskNotFound):
+                reason = f"unknown_task: {exc}"
+            else:
+                reason = f"decode_error: {type(exc).__name__}: {exc}"
             log.error("job dead", job_id=delivery.id, queue=delivery.queue, reason=reason)
             try:
                 self._bury(delivery, reason, "")
@@ -304,7 +313,8 @@ class Worker:
         nxt = message.next_attempt()
         body = pack(nxt, max(self.app.max_message_bytes, len(delivery.body) + 64))
         moved = self.broker.retry(delivery.queue, delivery.id, delivery.token, body, message.priority,
-                                  int(outcome.delay * 1000), outcome.error)
+                                  int(outcome.delay * 1000), outcome.error,
+                                  int(self.app.result_ttl * 1000))
         fields = {"job_id": delivery.id, "task": message.task, "queue": delivery.queue,
                   "attempt": message.attempt, "duration_ms": round(outcome.duration * 1000, 3)}
         if moved == 0:

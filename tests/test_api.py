@@ -237,11 +237,48 @@ def test_cancel_queued_and_scheduled_jobs(app: taskq.TaskQ) -> None:
     kept = work.delay("kept")
     assert queued.cancel() and scheduled.cancel()
     assert queued.status() == "cancelled" and scheduled.status() == "cancelled"
+    depths = app.broker.depths("default")
+    assert (depths["ready"], depths["scheduled"]) == (1, 0)  # only `kept` is left to run
     drain(app)
     assert runs == ["kept"] and kept.status() == "succeeded"
     with pytest.raises(taskq.JobCancelled):
         queued.result(timeout=1)
     assert not kept.cancel()  # already finished
+
+
+def test_cancel_while_running_then_failing_ends_the_job_and_frees_its_key(app: taskq.TaskQ) -> None:
+    started, go = threading.Event(), threading.Event()
+
+    @app.task(retries=3)
+    def flaky() -> None:
+        started.set()
+        go.wait(10)
+        raise ValueError("fails after being cancelled")
+
+    job = flaky.options(key="k1").delay()
+    worker = threading.Thread(target=drain, args=(app,))
+    worker.start()
+    assert started.wait(10)
+    outcome: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: outcome.extend(_raised(job.result, 30)))
+    waiter.start()
+    assert job.cancel() is False  # running: it finishes this attempt but is never retried
+    go.set()
+    waiter.join(10)
+    worker.join(10)
+    assert not waiter.is_alive(), "result() did not wake when the cancelled job ended"
+    assert [type(e) for e in outcome] == [taskq.JobCancelled]
+    assert job.status() == "cancelled"
+    again = flaky.options(key="k1").delay()
+    assert again.id != job.id  # the key was released
+
+
+def _raised(fn: object, *args: object) -> list[BaseException]:
+    try:
+        fn(*args)  # type: ignore[operator]
+    except BaseException as exc:
+        return [exc]
+    return []
 
 
 def test_priority_runs_higher_first(app: taskq.TaskQ) -> None:

@@ -135,11 +135,12 @@ class RedisBroker:
 
     # -- consuming --------------------------------------------------------
 
-    def fetch(self, queue: str, count: int, lease_ms: int, worker_id: str) -> tuple[list[Delivery], float | None]:
+    def fetch(self, queue: str, count: int, lease_ms: int, worker_id: str,
+              dead_ttl_ms: int = 7 * 86_400_000) -> tuple[list[Delivery], float | None]:
         """Lease up to `count` jobs; also return seconds until the next scheduled job."""
         k = QueueKeys(queue)
         keys = [*k.ready_by_priority, k.scheduled, k.leases, k.dead, k.seq]
-        reply = self._run("fetch", keys, [count, lease_ms, worker_id, k.job_prefix])
+        reply = self._run("fetch", keys, [count, lease_ms, worker_id, k.job_prefix, dead_ttl_ms])
         next_due = None if int(reply[0]) < 0 else int(reply[0]) / 1000
         out = [
             Delivery(queue, _text(reply[i]) or "", reply[i + 1], _text(reply[i + 2]) or "", int(reply[i + 3]))
@@ -168,11 +169,11 @@ class RedisBroker:
         return [_text(i) or "" for i in self._run("ack", [k.leases], args)]
 
     def retry(self, queue: str, job_id: str, token: str, body: bytes, priority: int,
-              delay_ms: int, error: str) -> int:
+              delay_ms: int, error: str, result_ttl_ms: int = 3_600_000) -> int:
         """Schedule the next attempt; 1 moved, 0 lease lost, 2 cancelled meanwhile."""
         k = QueueKeys(queue)
-        keys = [k.leases, k.scheduled, k.ready(priority), k.job(job_id), k.notify]
-        return int(self._run("retry", keys, [job_id, token, body, delay_ms, error]))
+        keys = [k.leases, k.scheduled, k.ready(priority), k.job(job_id), k.notify, k.done(job_id)]
+        return int(self._run("retry", keys, [job_id, token, body, delay_ms, error, result_ttl_ms]))
 
     def bury(self, queue: str, job_id: str, token: str, reason: str, error: str,
              *, dead_ttl_ms: int, dead_max: int, body: bytes = b"") -> bool:
@@ -231,7 +232,7 @@ class RedisBroker:
     def cancel(self, queue: str, job_id: str, result_ttl_ms: int) -> str | None:
         """Cancel a job; return the status it had, or None if there is no such job."""
         k = QueueKeys(queue)
-        keys = [k.job(job_id), k.scheduled, k.done(job_id)]
+        keys = [k.job(job_id), k.scheduled, k.done(job_id), *k.ready_by_priority]
         return _text(self._run("cancel", keys, [job_id, result_ttl_ms]))
 
     def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:

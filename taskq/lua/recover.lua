@@ -15,26 +15,31 @@ local requeued, buried = 0, 0
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], id)
   local jk = prefix .. id
-  local lost = redis.call('HINCRBY', jk, 'lost', 1)
-  redis.call('HDEL', jk, 'token')
-  if lost >= max_lost then
-    redis.call('HSET', jk, 'status', 'dead', 'finished_ms', now, 'reason',
-      'lease_expired: lease lapsed ' .. lost .. ' times (worker died or hung while running it)')
-    redis.call('PEXPIRE', jk, tonumber(ARGV[4]))
-    redis.call('ZADD', KEYS[2], now, id)
-    local f = redis.call('HMGET', jk, 'dedup', 'waiter')
-    if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
-    if f[2] then
-      redis.call('RPUSH', ARGV[5] .. id, '1')
-      redis.call('PEXPIRE', ARGV[5] .. id, tonumber(ARGV[4]))
+  local ty = redis.call('TYPE', jk)
+  if type(ty) == 'table' then ty = ty.ok end
+  -- a record overwritten by something else cannot be requeued; drop the lease, keep going
+  if ty == 'hash' then
+    local lost = redis.call('HINCRBY', jk, 'lost', 1)
+    redis.call('HDEL', jk, 'token')
+    if lost >= max_lost then
+      redis.call('HSET', jk, 'status', 'dead', 'finished_ms', now, 'reason',
+        'lease_expired: lease lapsed ' .. lost .. ' times (worker died or hung while running it)')
+      redis.call('PEXPIRE', jk, tonumber(ARGV[4]))
+      redis.call('ZADD', KEYS[2], now, id)
+      local f = redis.call('HMGET', jk, 'dedup', 'waiter')
+      if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
+      if f[2] then
+        redis.call('RPUSH', ARGV[5] .. id, '1')
+        redis.call('PEXPIRE', ARGV[5] .. id, tonumber(ARGV[4]))
+      end
+      buried = buried + 1
+    else
+      local prio = tonumber(redis.call('HGET', jk, 'priority') or '0') or 0
+      if prio < 0 or prio > 9 then prio = 0 end
+      redis.call('LPUSH', KEYS[12 - prio], id)
+      redis.call('HSET', jk, 'status', 'queued')
+      requeued = requeued + 1
     end
-    buried = buried + 1
-  else
-    local prio = tonumber(redis.call('HGET', jk, 'priority') or '0') or 0
-    if prio < 0 or prio > 9 then prio = 0 end
-    redis.call('LPUSH', KEYS[12 - prio], id)
-    redis.call('HSET', jk, 'status', 'queued')
-    requeued = requeued + 1
   end
 end
 if requeued > 0 and redis.call('LLEN', KEYS[13]) < 64 then redis.call('LPUSH', KEYS[13], '1') end

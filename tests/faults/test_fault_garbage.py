@@ -117,15 +117,15 @@ def _in_queue(app: taskq.TaskQ) -> int:
     return depths["ready"] + depths["scheduled"] + depths["running"]
 
 
-# --- package bugs: these fail until taskq is fixed (see the report in the commit) -------------
+# --- malformed fields and records that once stopped a worker or stranded a job --------------
 
 @pytest.mark.parametrize(("field", "value"), [("priority", "high"), ("priority", [1]),
                                               ("enqueued_at", "yesterday")])
 def test_message_with_a_malformed_optional_field_does_not_stop_the_worker(
     app: taskq.TaskQ, workers: Workers, broker: redis.Redis, field: str, value: Any
 ) -> None:
-    """BUG: message.unpack raises ValueError/TypeError (not MessageInvalid) for a non-numeric
-    `priority`/`enqueued_at`; Worker._dispatch lets it escape and the fetch thread dies."""
+    """A non-numeric `priority`/`enqueued_at` is a bad field: dead-lettered, and the worker's
+    fetch thread keeps going (it once died on the ValueError/TypeError from unpack)."""
     worker = workers.start()
     forge(broker, "bad-field", message("bad-field", "add", [1, 2], **{field: value}))
     job = faultapp.add.delay(2, 3)
@@ -134,14 +134,15 @@ def test_message_with_a_malformed_optional_field_does_not_stop_the_worker(
     assert "Traceback" not in worker.log(), worker.log()
     assert job.result(timeout=5) == 5
     wait_for(lambda: _in_queue(app) == 0, "the forged job to end")
-    assert broker.hget(job_key("bad-field"), "status") in (b"dead", b"succeeded")
+    assert broker.hget(job_key("bad-field"), "status") == b"dead"
+    assert (broker.hget(job_key("bad-field"), "reason") or b"").startswith(b"bad_field")
 
 
 def test_ready_id_whose_record_is_not_a_hash_loses_no_job_fetched_with_it(
     app: taskq.TaskQ, workers: Workers, broker: redis.Redis
 ) -> None:
-    """BUG: fetch.lua LPOPs a batch of ids, then HMGET on a non-hash job key raises WRONGTYPE;
-    Lua has no rollback, so every id popped in that batch is gone from ready, leases and dead."""
+    """fetch.lua LPOPs a batch of ids; a non-hash job key must not abort the script half-way
+    (Lua has no rollback: every id popped in that batch would be gone from ready, leases and dead)."""
     broker.set(job_key("wrong-type"), "a string where a job hash should be")
     broker.rpush(READY, "wrong-type")
     jobs = [faultapp.add.delay(i, 1) for i in range(6)]  # popped in the same batch, behind it
@@ -153,13 +154,16 @@ def test_ready_id_whose_record_is_not_a_hash_loses_no_job_fetched_with_it(
     assert worker.proc.poll() is None
 
 
-def test_message_priority_out_of_range_is_not_lost_on_an_immediate_retry(
+def test_message_priority_out_of_range_is_dead_lettered_not_stranded(
     app: taskq.TaskQ, workers: Workers, broker: redis.Redis, ledger: Ledger
 ) -> None:
-    """BUG: unpack accepts a message priority outside 0-9; Worker._retry passes it to
-    broker.retry, so a no-delay retry RPUSHes the id to taskq:{q}:ready:12, which no worker reads."""
+    """A foreign producer's priority 12 would strand a retry in taskq:{q}:ready:12, which no
+    worker reads; the worker rejects it as a bad field instead, with a reason, and never runs it."""
     forge(broker, "prio-12", message("prio-12", "retry_now", ["prio-12"], priority=12, max_attempts=2))
     worker = workers.start()
-    wait_for(lambda: ledger.runs()["prio-12"] >= 1, "the first attempt")
-    wait_for(lambda: _in_queue(app) == 0, "the job to end (or vanish)")
-    assert broker.hget(job_key("prio-12"), "status") == b"dead", (broker.keys("*"), worker.log())
+    wait_for(lambda: broker.hget(job_key("prio-12"), "status") == b"dead", "the job to be dead-lettered")
+    reason = broker.hget(job_key("prio-12"), "reason") or b""
+    assert reason.startswith(b"bad_field") and b"priority" in reason, (reason, worker.log())
+    assert ledger.runs()["prio-12"] == 0
+    assert _in_queue(app) == 0
+    assert not broker.keys("taskq:{default}:ready:1?"), broker.keys("*")
