@@ -46,16 +46,21 @@ class TaskQ:
         dead_ttl: seconds dead-lettered jobs are kept.
         dead_max: most dead-lettered jobs kept per queue (oldest dropped first).
         max_message_bytes: size limit of one packed message.
+        timeout: seconds one Redis call may take (connecting, or waiting for a
+            reply) before it fails with BrokerUnavailable; a call is tried twice,
+            so `.delay()` against a dead or paused Redis raises within about 2x this.
     """
 
     def __init__(
         self, url: str | None = None, *, result_ttl: float = 3600, lease: float = 30,
         max_lost: int = 5, dead_ttl: float = 7 * 86400, dead_max: int = 10_000,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES, timeout: float = 10.0,
     ) -> None:
         self.url = url or os.environ.get("TASKQ_URL") or DEFAULT_URL
         if not result_ttl > 0 or not lease > 0 or not dead_ttl > 0:
             raise ConfigError("result_ttl, lease and dead_ttl must be > 0 seconds")
+        if not timeout > 0:
+            raise ConfigError("timeout must be > 0 seconds")
         if max_lost < 1 or dead_max < 1:
             raise ConfigError("max_lost and dead_max must be >= 1")
         self.result_ttl = result_ttl
@@ -64,6 +69,7 @@ class TaskQ:
         self.dead_ttl = dead_ttl
         self.dead_max = dead_max
         self.max_message_bytes = max_message_bytes
+        self.timeout = timeout
         self.tasks: dict[str, TaskBase[Any, Any]] = {}
         self._broker: RedisBroker | None = None
         self._known_queues: set[str] = set()
@@ -75,7 +81,7 @@ class TaskQ:
     def broker(self) -> RedisBroker:
         """The broker, connected on first use (so importing an app does no I/O)."""
         if self._broker is None:
-            self._broker = open_broker(self.url)
+            self._broker = open_broker(self.url, self.timeout)
         return self._broker
 
     # -- registration -----------------------------------------------------

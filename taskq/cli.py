@@ -18,6 +18,7 @@ from taskq.app import TaskQ
 from taskq.errors import ConfigError, TaskqError
 from taskq.log import configure
 from taskq.message import pack, unpack
+from taskq.supervisor import Supervisor
 from taskq.worker import Worker
 
 
@@ -69,28 +70,68 @@ def main() -> None:
 @click.argument("app_path", metavar="APP")
 @click.option("-q", "--queue", "queues", multiple=True, help="Queue to consume (repeatable); default all of the app's.")
 @click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Jobs run at once in this process.")
+              help="Jobs run at once in each process.")
+@click.option("-p", "--processes", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Worker processes under a supervisor that replaces any that dies; 0 = run in this process.")
+@click.option("--max-jobs-per-child", type=click.IntRange(min=1), default=None,
+              help="With -p: replace a worker process after this many jobs.")
+@click.option("--max-memory-per-child", type=click.FloatRange(min=1), default=None, metavar="MB",
+              help="With -p: replace a worker process once its resident memory exceeds MB MiB.")
 @click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds running jobs get to finish on SIGTERM before being given back.")
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 @_url_option
 @_log_options[0]
 @_log_options[1]
-def worker(app_path: str, queues: tuple[str, ...], concurrency: int, grace: float, burst: bool,
-           url: str | None, log_level: str, log_format: str) -> None:
+@click.option("--parent-pid", type=int, default=None, hidden=True)  # set by the supervisor for its children
+@click.option("--worker-id", default=None, hidden=True)
+def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: int,
+           max_jobs_per_child: int | None, max_memory_per_child: float | None, grace: float, burst: bool,
+           url: str | None, log_level: str, log_format: str, parent_pid: int | None,
+           worker_id: str | None) -> None:
     """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
     configure(log_level, log_format)
+    child = parent_pid is not None
+    if (max_jobs_per_child or max_memory_per_child) and not (processes or child):
+        raise click.UsageError("--max-jobs-per-child and --max-memory-per-child need -p/--processes")
+    if burst and processes:
+        raise click.UsageError("--burst cannot be combined with -p/--processes")
     app = _run(lambda: load_app(app_path, url))
-    w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst))
+    if processes:
+        if url:
+            os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
+
+        def command(child_id: str) -> list[str]:
+            argv = [sys.executable, "-m", "taskq", "worker", app_path, "-c", str(concurrency),
+                    "--grace", str(grace), "--log-level", log_level, "--log-format", log_format,
+                    "--parent-pid", str(os.getpid()), "--worker-id", child_id]
+            for q in queues:
+                argv += ["-q", q]
+            if max_jobs_per_child:
+                argv += ["--max-jobs-per-child", str(max_jobs_per_child)]
+            if max_memory_per_child:
+                argv += ["--max-memory-per-child", str(max_memory_per_child)]
+            return argv
+
+        sup = Supervisor(app, command, processes, list(queues) or app.queues or ["default"], grace=grace)
+        _on_stop_signals(sup.stop, sup.kill)
+        sys.exit(_run(sup.run))
+    w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst,
+                            max_jobs=max_jobs_per_child, max_memory_mb=max_memory_per_child,
+                            kill_on_timeout=child, parent_pid=parent_pid, worker_id=worker_id))
     _on_stop_signals(w.stop)
     _run(w.run)
 
 
-def _on_stop_signals(stop: Callable[[], None]) -> None:
+def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None = None) -> None:
     """First SIGTERM/SIGINT stops gracefully; a second one exits at once (leases bring jobs back)."""
     seen: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if seen and kill is not None:
+            click.echo("taskq: second signal, killing the worker processes now", err=True)
+            kill()
+            return
         if seen:
             click.echo("taskq: second signal, exiting now; unfinished jobs return when their leases lapse",
                        err=True)

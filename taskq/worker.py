@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
+import importlib.metadata
 import os
 import queue as queue_mod
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -18,10 +21,12 @@ from typing import Any
 from taskq import execute
 from taskq.app import TaskQ
 from taskq.broker import Delivery, redact
-from taskq.errors import BrokerError, BrokerUnavailable, MessageInvalid, TaskNotFound
+from taskq.errors import BrokerError, BrokerUnavailable, MessageInvalid, TaskNotFound, TimeLimitExceeded
 from taskq.log import get_logger
 from taskq.message import Message, pack, unpack
 from taskq.task import TaskBase
+
+VERSION = importlib.metadata.version("taskq")
 
 #: longest single blocking wait in Redis, in seconds (bounds shutdown and schedule drift)
 IDLE_BLOCK = 5.0
@@ -30,7 +35,31 @@ ACK_BATCH = 256
 #: cap of the reconnect backoff while Redis is unreachable, in seconds
 RECONNECT_MAX = 5.0
 
+#: seconds between watchdog checks (time limits, parent process, memory)
+WATCHDOG_TICK = 0.1
+#: seconds past an async job's limit before the watchdog kills (its loop normally cancels it first)
+ASYNC_KILL_SLACK = 1.0
+#: exit code of a worker process that killed itself over a job's time limit
+EXIT_TIME_LIMIT = 3
+
 log = get_logger("taskq.worker")
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique per worker; lease tokens start with it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MiB (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return float(peak) / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 @dataclasses.dataclass(slots=True)
@@ -51,19 +80,34 @@ class Worker:
         concurrency: jobs run at once (threads for sync tasks, one loop for async).
         grace: seconds a graceful stop waits for running jobs before giving them back.
         burst: stop by itself once the queues are empty (tests, scripts, `make demo`).
+        max_jobs: stop gracefully after this many jobs (a supervisor starts a fresh process).
+        max_memory_mb: stop gracefully once the resident memory exceeds this many MiB.
+        kill_on_timeout: a job over its `timeout` fails at once and this process exits
+            (EXIT_TIME_LIMIT) so its supervisor replaces it: threads cannot be stopped.
+        parent_pid: stop gracefully when this process is no longer our parent (its
+            supervisor died), so no child lingers as an orphan.
+        worker_id: the id leases are taken under (a supervisor names its children).
     """
 
     def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
-                 grace: float = 30.0, burst: bool = False) -> None:
+                 grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
+                 max_memory_mb: float | None = None, kill_on_timeout: bool = False,
+                 parent_pid: int | None = None, worker_id: str | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if max_jobs is not None and max_jobs < 1:
+            raise ValueError("max_jobs must be >= 1")
         self.app = app
         self.broker = app.broker
         self.queues = list(queues or app.queues or ["default"])
         self.concurrency = concurrency
         self.grace = grace
         self.burst = burst
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.max_jobs = max_jobs
+        self.max_memory_mb = max_memory_mb
+        self.kill_on_timeout = kill_on_timeout
+        self.parent_pid = parent_pid
+        self.id = worker_id or new_worker_id()
         self.lease_ms = int(app.lease * 1000)
         self.processed = 0
         self._stop = threading.Event()
@@ -76,6 +120,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._redis_down_since: float | None = None
+        #: suspects (their worker died running them) waiting to run alone, and the one running
+        self._quarantine: collections.deque[Delivery] = collections.deque()
+        self._alone: str | None = None
+        #: jobs with a time limit, by id: (delivery, message, task, monotonic deadline)
+        self._timed: dict[str, tuple[Delivery, Message, TaskBase[Any, Any], float]] = {}
 
     # -- lifecycle --------------------------------------------------------
 
@@ -84,7 +133,7 @@ class Worker:
         self.broker.ping()
         self.broker.register_queues(self.queues)
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
-                 url=redact(self.app.url), lease_s=self.app.lease)
+                 url=redact(self.app.url), lease_s=self.app.lease, version=VERSION, pid=os.getpid())
         self._start()
         while not self._stop.wait(0.2):
             if self.burst and self._idle.is_set():
@@ -107,6 +156,8 @@ class Worker:
         spawn(self._loop.run_forever, "taskq-loop")
         spawn(self._ack_thread, "taskq-ack")
         spawn(self._heartbeat_thread, "taskq-heartbeat")
+        if self.kill_on_timeout or self.parent_pid or self.max_memory_mb:
+            spawn(self._watchdog_thread, "taskq-watchdog")
         self._fetcher = threading.Thread(target=self._fetch_thread, name="taskq-fetch", daemon=True)
         self._fetcher.start()
 
@@ -129,7 +180,8 @@ class Worker:
         self._finished.put(None)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-        log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back)
+        log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back,
+                 given_back_ids=sorted(unfinished)[:20])
 
     def _safely(self, call: Any) -> Any:
         try:
@@ -142,14 +194,33 @@ class Worker:
 
     def _fetch_thread(self) -> None:
         while not self._stop.is_set():
+            suspect = None
             with self._lock:
-                while self._executing >= self.concurrency and not self._stop.is_set():
+                # a suspect job runs alone, so if it kills the process nothing else is blamed
+                while not self._stop.is_set() and (
+                    self._alone is not None or self._executing >= self.concurrency
+                    or (self._quarantine and self._executing)
+                ):
                     self._lock.wait(timeout=1.0)
+                if self._stop.is_set():
+                    return
+                if self._quarantine:
+                    suspect = self._quarantine.popleft()
+                    self._alone = suspect.id
                 free = self.concurrency - self._executing
-            if self._stop.is_set():
+                if self.max_jobs is not None:
+                    free = min(free, self.max_jobs - self.processed - len(self._held))
+            if suspect is None and free <= 0:  # max_jobs fetched: finish them, then recycle
+                log.info("max jobs reached, recycling", worker=self.id, max_jobs=self.max_jobs)
+                self._stop.set()
                 return
             try:
-                self._fetch_once(free)
+                if suspect is not None:
+                    log.warning("running a suspect job alone", job_id=suspect.id, queue=suspect.queue,
+                                lost=suspect.lost)
+                    self._dispatch(suspect)
+                else:
+                    self._fetch_once(free)
                 self._redis_back()
             except BrokerError as exc:
                 self._redis_down(exc)
@@ -169,7 +240,12 @@ class Worker:
             if due is not None:
                 next_due = due if next_due is None else min(next_due, due)
             for delivery in deliveries:
-                self._dispatch(delivery)
+                if delivery.lost and self.concurrency > 1:
+                    with self._lock:  # its worker died running it: wait to run it alone
+                        self._held[delivery.id] = delivery
+                        self._quarantine.append(delivery)
+                else:
+                    self._dispatch(delivery)
         if got:
             return
         if self.burst and self._drained(next_due):
@@ -214,6 +290,10 @@ class Worker:
                 with self._lock:
                     self._held.pop(delivery.id, None)
                 raise
+            finally:
+                with self._lock:
+                    if self._alone == delivery.id:
+                        self._alone = None
             return
         with self._lock:
             self._executing += 1
@@ -230,18 +310,31 @@ class Worker:
             if item is None:
                 return
             delivery, message, task = item
-            log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
-                      attempt=message.attempt)
+            self._started(delivery, message, task)
             self._finish(delivery, message, execute.run_sync(task, message))
 
     async def _run_async(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
-        log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
-                  attempt=message.attempt)
+        self._started(delivery, message, task)
         self._finish(delivery, message, await execute.run_async(task, message))
 
+    def _started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
+        log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
+                  attempt=message.attempt)
+        if self.kill_on_timeout and message.timeout is not None:
+            with self._lock:
+                # an async job is cancelled by its own loop at the limit; kill only if the loop is stuck
+                slack = ASYNC_KILL_SLACK if task.is_async else 0.0
+                self._timed[delivery.id] = (delivery, message, task, time.monotonic() + message.timeout + slack)
+
     def _finish(self, delivery: Delivery, message: Message, outcome: execute.Outcome) -> None:
+        if self.kill_on_timeout and message.timeout is not None:
+            with self._lock:
+                if self._timed.pop(delivery.id, None) is None:
+                    return  # the watchdog already failed it for its time limit
         self._finished.put(_Finished(delivery, message, outcome))
         with self._lock:
+            if self._alone == delivery.id:
+                self._alone = None
             self._executing -= 1
             self._lock.notify_all()
 
@@ -361,6 +454,69 @@ class Worker:
             requeued, dead = self.broker.recover(q, self.app.max_lost, int(self.app.dead_ttl * 1000))
             if requeued or dead:
                 log.warning("recovered expired leases", queue=q, requeued=requeued, dead=dead)
+
+    # -- watchdog (time limits, memory, supervisor) ------------------------
+
+    def _watchdog_thread(self) -> None:
+        next_memory_check = 0.0
+        while not self._stop.wait(WATCHDOG_TICK):
+            now = time.monotonic()
+            if self.kill_on_timeout:
+                with self._lock:
+                    over = [entry for entry in self._timed.values() if entry[3] <= now]
+                    for entry in over:
+                        del self._timed[entry[0].id]
+                if over:
+                    self._exit_for_time_limit(over)
+            if self.parent_pid and os.getppid() != self.parent_pid:
+                log.warning("supervisor gone, stopping", worker=self.id, supervisor_pid=self.parent_pid)
+                self._stop.set()
+            if self.max_memory_mb and now >= next_memory_check:
+                next_memory_check = now + 1.0
+                rss = resident_mb()
+                if rss > self.max_memory_mb:
+                    log.info("memory limit reached, recycling", worker=self.id, rss_mb=round(rss, 1),
+                             max_memory_mb=self.max_memory_mb)
+                    self._stop.set()
+
+    def _exit_for_time_limit(self, over: list[tuple[Delivery, Message, TaskBase[Any, Any], float]]) -> None:
+        """Fail the overrunning jobs, record what already finished, give back the rest, exit.
+
+        A thread cannot be stopped, so the process goes; its supervisor starts a new one.
+        """
+        self._stop.set()
+        failed = []
+        for delivery, message, task, deadline in over:
+            took = time.monotonic() - deadline + (message.timeout or 0.0) + (ASYNC_KILL_SLACK if task.is_async else 0.0)
+            exc = TimeLimitExceeded(f"time limit exceeded: killed after {took:.1f}s (timeout {message.timeout}s)")
+            log.error("time limit exceeded, killing this worker process", job_id=delivery.id,
+                      task=message.task, queue=delivery.queue, attempt=message.attempt,
+                      timeout_s=message.timeout)
+            failed.append(_Finished(delivery, message, execute.failed(task, message, exc, took)))
+        try:
+            while failed:
+                try:
+                    self._record(failed)
+                    failed = [f for f in failed if not f.recorded]
+                except BrokerError as exc:  # keep trying: the lease fences a late outcome
+                    failed = [f for f in failed if not f.recorded]
+                    self._redis_down(exc)
+                    if self._redis_down_since and time.monotonic() - self._redis_down_since > self.app.lease:
+                        break
+            self._finished.put(None)  # the ack thread records what had finished, then returns
+            for thread in self._threads:
+                if thread.name == "taskq-ack":
+                    thread.join(timeout=self.app.lease)
+            with self._lock:
+                rest = dict(self._held)
+            for q in self.queues:
+                pairs = [(d.id, d.token) for d in rest.values() if d.queue == q]
+                if pairs:
+                    self._safely(functools.partial(self.broker.release, q, pairs))
+            log.info("worker stopped", worker=self.id, processed=self.processed, given_back=len(rest),
+                     given_back_ids=sorted(rest)[:20], exit_code=EXIT_TIME_LIMIT)
+        finally:
+            os._exit(EXIT_TIME_LIMIT)
 
     # -- Redis outages ----------------------------------------------------
 

@@ -71,7 +71,7 @@ def test_a_job_that_keeps_losing_its_lease_is_dead_lettered(broker: RedisBroker)
         assert (requeued, dead) == ((1, 0) if attempt < 3 else (0, 1))
     state = broker.state("q", "poison")
     assert state is not None and state.status == "dead"
-    assert state.reason is not None and state.reason.startswith("lease_expired: lease lapsed 3 times")
+    assert state.reason is not None and state.reason.startswith("lease_expired: lost its worker 3 times")
     assert broker.dead_ids("q") == ["poison"]
 
 

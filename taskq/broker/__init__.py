@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskq.broker.redis import Delivery, JobState, RedisBroker, redact
+from taskq.broker.redis import TIMEOUT, Delivery, JobState, RedisBroker, redact
 from taskq.errors import ConfigError
 
 __all__ = ["Delivery", "JobState", "RedisBroker", "open_broker", "redact"]
@@ -11,8 +11,8 @@ __all__ = ["Delivery", "JobState", "RedisBroker", "open_broker", "redact"]
 SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
 
 
-def open_broker(url: str) -> RedisBroker:
+def open_broker(url: str, timeout: float = TIMEOUT) -> RedisBroker:
     """A broker for redis://, rediss://, unix:// or memory:// (in-process, no server)."""
     if not url.startswith(SCHEMES):
         raise ConfigError(f"unsupported broker URL {redact(url)!r}: use redis://, rediss://, unix:// or memory://")
-    return RedisBroker(url)
+    return RedisBroker(url, timeout)

@@ -17,10 +17,8 @@ from taskq.broker import scripts
 from taskq.broker.keys import QUEUES, QueueKeys, worker_wake
 from taskq.errors import BrokerError, BrokerOutOfMemory, BrokerUnavailable
 
-#: seconds to wait for a TCP connection before saying Redis is unreachable
-CONNECT_TIMEOUT = 2.0
-#: seconds any single reply may take; blocking waits stay well below it
-SOCKET_TIMEOUT = 30.0
+#: default seconds one Redis call may take (connect, or wait for a reply) before BrokerUnavailable
+TIMEOUT = 10.0
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -35,6 +33,8 @@ class Delivery:
     body: bytes
     token: str
     deliveries: int
+    #: times this job's worker died (or hung) while running it: > 0 makes it a suspect
+    lost: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,8 +66,11 @@ def _text(value: Any) -> str | None:
 class RedisBroker:
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
         self.url = url
+        self.timeout = timeout
+        #: longest blocking wait per call: well inside the reply timeout, so a block is not an outage
+        self.block_max = max(0.05, timeout / 2)
         if url.startswith("memory://"):
             import fakeredis  # only memory:// needs it at run time
 
@@ -78,8 +81,8 @@ class RedisBroker:
         else:
             self.client = redis.Redis.from_url(
                 url,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
             )
             self._scripts = scripts.load(self.client)
@@ -143,8 +146,9 @@ class RedisBroker:
         reply = self._run("fetch", keys, [count, lease_ms, worker_id, k.job_prefix, dead_ttl_ms])
         next_due = None if int(reply[0]) < 0 else int(reply[0]) / 1000
         out = [
-            Delivery(queue, _text(reply[i]) or "", reply[i + 1], _text(reply[i + 2]) or "", int(reply[i + 3]))
-            for i in range(1, len(reply), 4)
+            Delivery(queue, _text(reply[i]) or "", reply[i + 1], _text(reply[i + 2]) or "", int(reply[i + 3]),
+                     int(reply[i + 4]))
+            for i in range(1, len(reply), 5)
         ]
         return out, next_due
 
@@ -152,7 +156,7 @@ class RedisBroker:
         """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
         keys = [QueueKeys(q).notify for q in queues] + [worker_wake(worker_id)]
         with self._errors():
-            return self.client.blpop(keys, timeout=max(0.001, timeout)) is not None
+            return self.client.blpop(keys, timeout=min(self.block_max, max(0.001, timeout))) is not None
 
     def wake(self, worker_id: str) -> None:
         """Interrupt a worker's blocking wait (used on shutdown)."""
@@ -199,11 +203,14 @@ class RedisBroker:
             args.extend(pair)
         return int(self._run("release", [k.leases, *k.ready_by_priority, k.notify], args))
 
-    def recover(self, queue: str, max_lost: int, dead_ttl_ms: int, limit: int = 500) -> tuple[int, int]:
-        """Requeue jobs whose lease lapsed; bury those lost max_lost times. Returns (requeued, dead)."""
+    def recover(self, queue: str, max_lost: int, dead_ttl_ms: int, limit: int = 500,
+                *, worker: str = "") -> tuple[int, int]:
+        """Requeue jobs whose lease lapsed (or, given `worker`, every job a dead worker held);
+        bury those lost max_lost times. Returns (requeued, dead)."""
         k = QueueKeys(queue)
         keys = [k.leases, k.dead, *k.ready_by_priority, k.notify]
-        requeued, buried = self._run("recover", keys, [k.job_prefix, max_lost, limit, dead_ttl_ms, k.done_prefix])
+        args = [k.job_prefix, max_lost, limit, dead_ttl_ms, k.done_prefix, worker]
+        requeued, buried = self._run("recover", keys, args)
         return int(requeued), int(buried)
 
     # -- job handles ------------------------------------------------------
@@ -227,7 +234,7 @@ class RedisBroker:
         key = QueueKeys(queue).done(job_id)
         with self._errors():
             # rotating the list onto itself leaves the token for every other waiter
-            return self.client.blmove(key, key, max(0.001, timeout), "RIGHT", "LEFT") is not None
+            return self.client.blmove(key, key, min(self.block_max, max(0.001, timeout)), "RIGHT", "LEFT") is not None
 
     def cancel(self, queue: str, job_id: str, result_ttl_ms: int) -> str | None:
         """Cancel a job; return the status it had, or None if there is no such job."""

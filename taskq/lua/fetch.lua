@@ -7,7 +7,7 @@
 -- KEYS[14]     taskq:{q}:seq         counter naming records for raw ready entries
 -- ARGV: count, lease_ms, worker id, job key prefix (taskq:{q}:job:), dead ttl ms
 -- Job hashes are named prefix..id: same hash tag, so the same Cluster slot.
--- Returns {ms until the next scheduled job (-1 if none), id, msg, token, deliveries, ...}.
+-- Returns {ms until the next scheduled job (-1 if none), id, msg, token, deliveries, lost, ...}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local count = tonumber(ARGV[1])
@@ -55,7 +55,7 @@ for i = 1, 10 do
       local jk = prefix .. id
       local f = {false, false}
       if redis.call('EXISTS', jk) == 1 then
-        if is_hash(jk) then f = redis.call('HMGET', jk, 'msg', 'status') else f = {false, 'other'} end
+        if is_hash(jk) then f = redis.call('HMGET', jk, 'msg', 'status', 'lost') else f = {false, 'other'} end
       end
       if not f[1] then
         bury_raw(id, f[2] == 'other' and 'unknown_job: ready entry whose job record is not a hash'
@@ -69,6 +69,7 @@ for i = 1, 10 do
         out[#out + 1] = f[1]
         out[#out + 1] = token
         out[#out + 1] = deliveries
+        out[#out + 1] = tonumber(f[3] or '0') or 0
         n = n + 1
       end
     end

@@ -5,12 +5,25 @@
 -- KEYS[2]      taskq:{q}:dead     zset id -> dead-lettered at unix ms
 -- KEYS[3..12]  taskq:{q}:ready:9 .. taskq:{q}:ready   lists, highest priority first
 -- KEYS[13]     taskq:{q}:notify   list
--- ARGV: job key prefix, max lost leases, batch limit, dead ttl ms, done prefix (taskq:{q}:done:)
+-- ARGV: job key prefix, max lost leases, batch limit, dead ttl ms, done prefix (taskq:{q}:done:),
+--       worker id: '' = leases past their deadline; else every lease that worker holds now
+--       (its supervisor saw it die, so there is no need to wait for the deadline)
 -- Returns {requeued count, dead count}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, max_lost = ARGV[1], tonumber(ARGV[2])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local expired
+local owner = ARGV[6] or ''
+if owner == '' then
+  expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+else
+  expired = {}
+  local mark = owner .. ':'
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local token = redis.call('HGET', prefix .. id, 'token')
+    if token and string.sub(token, 1, #mark) == mark then expired[#expired + 1] = id end
+  end
+end
 local requeued, buried = 0, 0
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], id)
@@ -23,7 +36,7 @@ for _, id in ipairs(expired) do
     redis.call('HDEL', jk, 'token')
     if lost >= max_lost then
       redis.call('HSET', jk, 'status', 'dead', 'finished_ms', now, 'reason',
-        'lease_expired: lease lapsed ' .. lost .. ' times (worker died or hung while running it)')
+        'lease_expired: lost its worker ' .. lost .. ' times (the worker died or hung while running it)')
       redis.call('PEXPIRE', jk, tonumber(ARGV[4]))
       redis.call('ZADD', KEYS[2], now, id)
       local f = redis.call('HMGET', jk, 'dedup', 'waiter')
