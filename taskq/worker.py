@@ -204,9 +204,13 @@ class Worker:
                     self._lock.wait(timeout=1.0)
                 if self._stop.is_set():
                     return
+                parked: list[Delivery] = []
                 if self._quarantine:
                     suspect = self._quarantine.popleft()
                     self._alone = suspect.id
+                    # hold nothing else while it runs, or a crash would count against those too
+                    parked = list(self._quarantine)
+                    self._quarantine.clear()
                 free = self.concurrency - self._executing
                 if self.max_jobs is not None:
                     free = min(free, self.max_jobs - self.processed - len(self._held))
@@ -216,6 +220,13 @@ class Worker:
                 return
             try:
                 if suspect is not None:
+                    try:
+                        self._give_back(parked)
+                    except BrokerError:
+                        with self._lock:  # try again later, as it was
+                            self._quarantine.extendleft(reversed([suspect, *parked]))
+                            self._alone = None
+                        raise
                     log.warning("running a suspect job alone", job_id=suspect.id, queue=suspect.queue,
                                 lost=suspect.lost)
                     self._dispatch(suspect)
@@ -227,6 +238,14 @@ class Worker:
             except Exception:  # a bug must not silently stop this worker fetching
                 log.exception("fetch failed")
                 self._stop.wait(1.0)
+
+    def _give_back(self, deliveries: list[Delivery]) -> None:
+        """Release jobs this worker holds but has not started (no attempt, no blame)."""
+        for q in {d.queue for d in deliveries}:
+            self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
+        with self._lock:
+            for d in deliveries:
+                self._held.pop(d.id, None)
 
     def _fetch_once(self, free: int) -> None:
         got = 0

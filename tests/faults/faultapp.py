@@ -75,3 +75,31 @@ def retry_now(key: str) -> None:
     run = int(ledger().incr(RUNS_PREFIX + key))
     _record("start", key, run, time.time())
     raise taskq.Retry(delay=0)
+
+
+# --- tasks of the worker-process fault tests (test_fault_processes.py) --------------------
+
+@app.task(retries=0)
+def crash(key: str) -> None:
+    """Kills its own worker process every time it runs (a poison job)."""
+    run = int(ledger().incr(RUNS_PREFIX + key))
+    _record("start", key, run, time.time())
+    os._exit(1)
+
+
+@app.task(retries=1, timeout=1.0, backoff=taskq.Backoff(base=0.1, jitter=False))
+def hang(key: str, seconds: float) -> str:
+    """Overruns its 1 s time limit when `seconds` > 1 (sync: only a process kill stops it)."""
+    _logged_sleep(key, seconds)
+    return key
+
+
+_hoard: list[bytes] = []
+
+
+@app.task(retries=0)
+def hog(key: str, megabytes: int) -> str:
+    """Keeps `megabytes` MiB alive in its process (leaky task code), then returns."""
+    _hoard.append(os.urandom(megabytes * 2**20))
+    _logged_sleep(key, 0.0)
+    return key

@@ -47,6 +47,30 @@ def named_clients(client: redis.Redis, name: str) -> int:
     return sum(1 for c in client.client_list() if c.get("name") == name)
 
 
+def children(pid: int) -> set[int]:
+    """Live child processes of `pid` (Linux /proc)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 class Ledger:
     """The evidence: one JSON record per start and per end of every run (on its own redis-server)."""
 
@@ -147,6 +171,9 @@ class Workers:
 
     def cleanup(self) -> None:
         for worker in self.started:
+            for pid in children(worker.pid):  # a supervisor's worker processes go first
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             if worker.proc.poll() is None:
                 os.kill(worker.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
