@@ -74,3 +74,14 @@ def test_bad_input_exits_with_one_line(cli_app: taskq.TaskQ, args: list[str], co
     assert got == code, out
     assert message in out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-jobs-per-child", "10"], "need -p/--processes"),
+    (["--max-memory-per-child", "100"], "need -p/--processes"),
+    (["-p", "2", "--burst"], "--burst cannot be combined"),
+    (["-p", "-1"], "Invalid value for '-p'"),
+])
+def test_worker_process_options_are_checked(cli_app: taskq.TaskQ, args: list[str], message: str) -> None:
+    code, out = run("worker", "cli_app:app", *args)
+    assert code == 2 and message in out, out
