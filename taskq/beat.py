@@ -1,0 +1,212 @@
+"""Beat: fires cron schedules exactly once per tick, and promotes due jobs of every queue.
+
+Run any number of beats. One leads, under a lease in Redis that it renews; the others
+wait to take over. The lease only saves work: what makes a tick fire once is fire.lua,
+which claims the tick (tick > the schedule's newest claimed tick) in the same script that
+enqueues its job. All times are Redis's clock (TIME); the process clock only times sleeps.
+
+A leader fires every tick of its term as it comes (late ones too, if it stalled less than a
+lease). Ticks that passed while no beat led (downtime, a leader's death), or that are more
+than a lease late, go by the schedule's catch-up policy: "latest", "all" (bounded) or "none".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+import structlog
+
+from taskq.app import TaskQ
+from taskq.broker import Claim, RedisBroker, ScheduleState, redact
+from taskq.errors import BrokerError, BrokerUnavailable
+from taskq.schedule import Schedule
+
+log = structlog.get_logger("taskq.beat")
+
+#: default seconds the leader lease lasts without renewal (renewed every third of it)
+LEASE = 10.0
+#: longest wait between promotions of due scheduled jobs (new delayed jobs are seen this late)
+PROMOTE_EVERY_MS = 1000
+#: rounds of firing in one step at most (a round fires each schedule's next due tick)
+MAX_FIRES_PER_STEP = 1000
+
+
+class Beat:
+    """One `taskq beat` process. `run()` blocks until `stop()`; `step()` is one pass.
+
+    Args:
+        lease: seconds the leader lease lasts; a dead leader's ticks resume (by its
+            catch-up policy) about this long after it died.
+        beat_id: name in logs and in the lease (default host:pid:random).
+    """
+
+    def __init__(self, app: TaskQ, *, lease: float = LEASE, beat_id: str | None = None) -> None:
+        self.app = app
+        self.lease_ms = max(100, int(lease * 1000))
+        self.id = beat_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.leading = False
+        self.fired = 0
+        self._stop = threading.Event()
+        #: newest claimed tick per schedule, as far as this beat knows (Redis has the truth)
+        self._last: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._promote_at = 0
+        self._cleaned = False
+
+    @property
+    def broker(self) -> RedisBroker:
+        return self.app.broker
+
+    # -- lifecycle --------------------------------------------------------
+
+    def run(self) -> None:
+        """Lead or stand by until stop(); on the way out, hand the lead to another beat."""
+        from taskq import __version__
+
+        self.broker.ping()
+        log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules), lease_s=self.lease_ms / 1000,
+                 url=redact(self.app.url), version=__version__, pid=os.getpid())
+        down_since: float | None = None
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                now = self.broker.time_ms()
+                started = time.monotonic()
+                wake = self.step(now)
+            except BrokerError as exc:
+                if down_since is None:
+                    event = "redis unreachable" if isinstance(exc, BrokerUnavailable) else "redis error"
+                    log.warning(event, beat=self.id, error=str(exc))
+                    down_since = time.monotonic()
+                self._stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            if down_since is not None:
+                log.info("redis back", beat=self.id, down_s=round(time.monotonic() - down_since, 3))
+                down_since, backoff = None, 0.1
+            self._stop.wait(max(0.0, (wake - now) / 1000 - (time.monotonic() - started)))
+        resigned = False
+        if self.leading:
+            try:
+                resigned = self.broker.resign(self.id)
+            except BrokerError as exc:
+                log.warning("could not resign the lead; it lapses with its lease", beat=self.id, error=str(exc))
+        log.info("beat stopped", beat=self.id, fired=self.fired, resigned=resigned)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- one pass ---------------------------------------------------------
+
+    def step(self, now: int) -> int:
+        """Lead (or try to) at Redis time `now` (unix ms): fire what is due, promote due
+        jobs. Returns the Redis time at which the next step is wanted."""
+        status = self.broker.lead(self.id, self.lease_ms)
+        if status == 0:
+            if self.leading:
+                log.warning("beat lost the lead", beat=self.id)
+                self.leading = False
+            return now + min(1000, self.lease_ms // 4)  # stand by: take over soon after a lease lapses
+        if status == 2 or not self.leading:
+            self.leading = True
+            log.info("beat leading", beat=self.id)
+            if not self._cleaned:
+                self._remove_stale()
+                self._cleaned = True
+            for schedule in self.app.schedules.values():
+                self._sync(schedule, now)
+                self._catch_up(schedule, now)
+        else:
+            self._fire_due(now)
+        if now >= self._promote_at:
+            self._promote(now)
+        return min(now + self.lease_ms // 3, self._promote_at, *self._next.values())
+
+    # -- schedules --------------------------------------------------------
+
+    def _remove_stale(self) -> None:
+        """Forget schedules that are no longer in the code (or moved queue) of this beat."""
+        current = {name: s.queue for name, s in self.app.schedules.items()}
+        for name, queue in self.broker.index_schedules(current).items():
+            if current.get(name) != queue:
+                self.broker.remove_schedule(name, queue, unindex=name not in current)
+                log.info("schedule removed", schedule=name, queue=queue,
+                         why="moved queue" if name in current else "not in the code")
+
+    def _sync(self, s: Schedule, now: int) -> None:
+        """Load a schedule's newest claimed tick; start it afresh at `now` if new or changed."""
+        state = self.broker.schedule_state(s.queue, s.name)
+        if state is None or state.spec != s.cron.fingerprint:
+            if self.broker.fire(s.queue, s.name, "reset", now, s.cron.fingerprint, self.id) == 1:
+                log.info("schedule added" if state is None else "schedule changed", schedule=s.name,
+                         cron=s.cron.expr, tz=s.cron.tz, before=None if state is None else state.spec)
+            state = self.broker.schedule_state(s.queue, s.name) or ScheduleState(s.cron.fingerprint, now)
+        self._last[s.name] = state.last
+        self._next[s.name] = s.cron.next_after(state.last)
+
+    def _catch_up(self, s: Schedule, now: int) -> None:
+        """Apply the catch-up policy to the ticks due by `now` that no beat fired."""
+        limit = s.max_catchup if s.catchup == "all" else 1
+        missed = s.cron.recent(self._last[s.name], now, limit)
+        if not missed:
+            return
+        if s.catchup == "none":
+            self._claim([(s, missed[-1], "skip")], now)
+            log.info("missed ticks skipped", schedule=s.name, catchup="none", up_to=missed[-1])
+            return
+        log.info("catching up", schedule=s.name, catchup=s.catchup, firing=len(missed), oldest=missed[0])
+        self._claim([(s, tick, "fire") for tick in missed], now)
+
+    def _fire_due(self, now: int) -> None:
+        """Fire every tick due by `now`, oldest first, each round in one round trip."""
+        for s in self.app.schedules.values():
+            if s.name not in self._next:
+                self._sync(s, now)
+            if self._next[s.name] < now - self.lease_ms:
+                # over a lease late, though leading (Redis refused writes, e.g. out of memory):
+                # these ticks were missed, like downtime
+                self._catch_up(s, now)
+        for _ in range(MAX_FIRES_PER_STEP):
+            due = [(s, self._next[s.name], "fire") for s in self.app.schedules.values() if self._next[s.name] <= now]
+            if not due:
+                return
+            self._claim(due, now)
+
+    def _claim(self, items: list[tuple[Schedule, int, str]], now: int) -> None:
+        claims = [Claim(s.queue, s.name, mode, tick, s.cron.fingerprint, self.id, s.job_id(tick),
+                        s.body(tick, now) if mode == "fire" else b"", s.task.opts.priority)
+                  for s, tick, mode in items]
+        for (s, tick, mode), done in zip(items, self.broker.fire_many(claims), strict=True):
+            if done == 1:
+                self._last[s.name] = tick
+                if mode == "fire":
+                    self.fired += 1
+                    log.info("cron fired", schedule=s.name, task=s.task.name, queue=s.queue,
+                             job_id=s.job_id(tick), tick=tick, lateness_ms=now - tick)
+            elif done == 0:  # another beat claimed it (or a later tick): take its view
+                state = self.broker.schedule_state(s.queue, s.name)
+                self._last[s.name] = max(tick, state.last if state else tick)
+            else:  # the stored expression is another one (a beat with other code reset it)
+                log.warning("schedule changed by another beat", schedule=s.name)
+                self._sync(s, now)
+                continue
+            self._next[s.name] = s.cron.next_after(self._last[s.name])
+
+    # -- delayed jobs -----------------------------------------------------
+
+    def _promote(self, now: int) -> None:
+        """Move due scheduled jobs of every known queue to ready, in batches."""
+        soonest = now + PROMOTE_EVERY_MS
+        dead_ttl_ms = int(self.app.dead_ttl * 1000)
+        for queue in self.broker.queues():
+            for _ in range(100):  # up to 100 batches of 1000 per queue per pass
+                due = self.broker.promote(queue, dead_ttl_ms)
+                if due != 0:
+                    break
+            if due is not None:
+                soonest = min(soonest, now + due)
+        self._promote_at = soonest

@@ -1,0 +1,67 @@
+"""Schedule: a task fired by `taskq beat` on a cron expression, with fixed arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from taskq.cron import CronSpec
+from taskq.errors import ConfigError, TaskqError
+from taskq.message import Message, pack
+from taskq.task import TaskBase
+
+Catchup = Literal["latest", "all", "none"]
+#: what beat does with ticks missed while no beat was leading
+CATCHUP: tuple[Catchup, ...] = ("latest", "all", "none")
+#: default bound on the missed ticks that catchup="all" fires
+MAX_CATCHUP = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule:
+    """One periodic call. Validated when created, so a bad one fails at import.
+
+    catchup: after downtime, "latest" fires the most recent missed tick once, "all" fires
+    the missed ticks (the most recent `max_catchup` of them), "none" fires none.
+    """
+
+    name: str
+    task: TaskBase[Any, Any]
+    cron: CronSpec
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    catchup: Catchup = "latest"
+    max_catchup: int = MAX_CATCHUP
+    max_message_bytes: int = 512 * 1024
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() or c in "{}" for c in self.name):
+            raise ConfigError(f"schedule name must be a non-empty string without spaces or braces, got {self.name!r}")
+        if self.catchup not in CATCHUP:
+            raise ConfigError(f"schedule {self.name!r}: catchup must be one of {', '.join(CATCHUP)}, "
+                              f"got {self.catchup!r}")
+        if not isinstance(self.max_catchup, int) or isinstance(self.max_catchup, bool) or self.max_catchup < 1:
+            raise ConfigError(f"schedule {self.name!r}: max_catchup must be an int >= 1, got {self.max_catchup!r}")
+        try:  # the arguments must fit the task and travel as msgpack, now rather than at 3 a.m.
+            self.task.check_args(self.args, self.kwargs)
+            self.body(0, 0)
+        except TaskqError as exc:
+            raise ConfigError(f"schedule {self.name!r}: {exc}") from None
+
+    @property
+    def queue(self) -> str:
+        return self.task.opts.queue
+
+    def job_id(self, tick_ms: int) -> str:
+        """Deterministic per tick, so a tick's job is recognisable (and never made twice)."""
+        return f"cron:{self.name}:{tick_ms}"
+
+    def body(self, tick_ms: int, now_ms: int) -> bytes:
+        """The packed message of the job fired for `tick_ms`."""
+        opts = self.task.opts
+        message = Message(
+            id=self.job_id(tick_ms), task=self.task.name, queue=self.queue, args=self.args,
+            kwargs=self.kwargs, attempt=1, max_attempts=opts.retries + 1, enqueued_at=now_ms / 1000,
+            priority=opts.priority, timeout=opts.timeout,
+        )
+        return pack(message, self.max_message_bytes)

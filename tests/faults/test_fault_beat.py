@@ -1,0 +1,250 @@
+"""Beat processes under faults (FAULTS.md S19, S20, S21): exactly one firing per tick with
+three beats, a SIGKILLed leader, a frozen (SIGSTOPped) leader, and downtime with each
+catch-up policy. Beats are `taskq beat beatapp:app` subprocesses on the suite's redis-server,
+signalled by pid. Evidence: the fired jobs' records (`cron:<schedule>:<tick ms>`, one per
+tick by construction) and every beat's "cron fired" log lines (one per claim fire.lua
+granted: a tick claimed twice would show twice here). Sleeps set how long the workload
+runs; every wait on an outcome is a hang guard (wait_for), never a timing assertion.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from harness import HERE, WorkerProc, wait_for
+from redis_server import RedisServer
+
+LEASE = 2.0
+
+
+class Beats:
+    """`taskq beat` subprocesses; teardown SIGKILLs (by pid) whichever still run."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.url = url
+        self.tmp_path = tmp_path
+        self.started: list[WorkerProc] = []
+
+    def start(self, lease: float = LEASE) -> WorkerProc:
+        label = f"beat-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+               "TASKQ_FAULT_URL": self.url}
+        env.pop("TASKQ_URL", None)
+        log_path = self.tmp_path / f"{label}.log"
+        cmd = [sys.executable, "-m", "taskq.cli", "beat", "beatapp:app", "--url", self.url,
+               "--lease", str(lease), "--log-format", "json"]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        beat = WorkerProc(proc, label, log_path, ready="beat started")
+        self.started.append(beat)
+        beat.wait_started()
+        return beat
+
+    def cleanup(self) -> None:
+        for beat in self.started:
+            if beat.proc.poll() is None:
+                os.kill(beat.pid, signal.SIGCONT)  # a stopped process must be able to die
+                beat.proc.kill()
+            beat.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def beats(redis_url: str, tmp_path: Path) -> Iterator[Beats]:
+    pool = Beats(redis_url, tmp_path)
+    yield pool
+    pool.cleanup()
+
+
+def events(beat: WorkerProc, name: str) -> list[dict[str, Any]]:
+    out = []
+    for line in beat.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("event") == name:
+            out.append(entry)
+    return out
+
+
+def fired_jobs(broker: redis.Redis, schedule: str) -> dict[int, str]:
+    """tick -> id of the beat that fired it, from the job records."""
+    out = {}
+    for key in broker.scan_iter(match=f"taskq:{{default}}:job:cron:{schedule}:*", count=1000):
+        out[int(key.decode().rsplit(":", 1)[1])] = broker.hget(key, "fired_by").decode()
+    return out
+
+
+def claims(procs: list[WorkerProc], schedule: str) -> Counter[int]:
+    """How many times any beat logged firing each tick."""
+    return Counter(e["tick"] for p in procs for e in events(p, "cron fired") if e["schedule"] == schedule)
+
+
+def redis_ms(broker: redis.Redis) -> int:
+    seconds, micros = broker.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def leader_of(broker: redis.Redis, procs: list[WorkerProc]) -> WorkerProc:
+    holder = broker.get("taskq:beat:leader")
+    assert holder is not None, "no beat leads"
+    pid = int(holder.decode().split(":")[1])
+    return next(p for p in procs if p.pid == pid)
+
+
+def stop_all(procs: list[WorkerProc]) -> None:
+    for p in procs:
+        if p.proc.poll() is None:
+            p.signal(signal.SIGTERM)
+    for p in procs:
+        code = p.wait()
+        assert code in (0, -signal.SIGKILL), p.log()
+
+
+def gaps(ticks: list[int]) -> list[tuple[int, int]]:
+    """(last tick before, first tick after) for each hole in a 1-second series."""
+    return [(a, b) for a, b in itertools.pairwise(ticks) if b - a != 1000]
+
+
+def test_three_beats_fire_every_tick_exactly_once(beats: Beats, broker: redis.Redis) -> None:
+    start = redis_ms(broker)
+    procs = [beats.start() for _ in range(3)]
+    time.sleep(12)  # the workload: 12 s of a 1-second schedule under three beats
+    end = redis_ms(broker)
+    stop_all(procs)
+    assert all(p.proc.returncode == 0 for p in procs)
+
+    jobs = fired_jobs(broker, "second")
+    ticks = sorted(jobs)
+    assert len(ticks) >= 10 and start < ticks[0] <= start + 5000 and ticks[-1] <= end
+    assert gaps(ticks) == [], "every tick from the first to the last fired"
+    counts = claims(procs, "second")
+    assert set(counts) == set(ticks) and max(counts.values()) == 1, "each tick claimed exactly once"
+    assert len(set(jobs.values())) == 1  # all by the one leader; the others stood by
+    assert sum(1 for p in procs if events(p, "beat leading")) == 1
+    for schedule in ("second-all", "second-none"):
+        assert sorted(fired_jobs(broker, schedule)) == ticks  # the same ticks, whatever the policy
+
+
+def test_sigkill_of_the_leader_hands_over_within_the_lease(beats: Beats, broker: redis.Redis) -> None:
+    procs = [beats.start() for _ in range(3)]
+    wait_for(lambda: len(fired_jobs(broker, "second")) >= 3, "the leader to fire some ticks")
+    leader = leader_of(broker, procs)
+    killed_at = redis_ms(broker)
+    leader.signal(signal.SIGKILL)
+    leader.wait()
+    killed_id = broker.get("taskq:beat:leader").decode()  # the dead leader's lease, still there
+    wait_for(lambda: any(by != killed_id for by in fired_jobs(broker, "second").values()),
+             "another beat to take over")
+    time.sleep(3)  # let the new leader run a while
+    stop_all(procs)
+
+    jobs = fired_jobs(broker, "second")
+    ticks = sorted(jobs)
+    before = [t for t in ticks if jobs[t] == killed_id]
+    after = [t for t in ticks if jobs[t] != killed_id]
+    assert before and after and max(before) < min(after)
+    assert gaps(before) == [] and gaps(after) == []
+    takeover = min(after) - killed_at  # the first tick fired by the new leader, "latest" of the missed
+    assert 0 < takeover <= LEASE * 1000 + 3000, f"takeover after {takeover} ms"
+    survivors = [p for p in procs if p is not leader]
+    counts = claims(procs, "second")
+    assert set(counts) == set(ticks) and max(counts.values()) == 1
+    assert sorted(fired_jobs(broker, "second-all")) == list(range(ticks[0], ticks[-1] + 1000, 1000))
+    assert sum(1 for p in survivors if events(p, "beat leading")) == 1
+
+
+def test_a_frozen_leader_fires_nothing_twice_when_it_wakes(beats: Beats, broker: redis.Redis) -> None:
+    procs = [beats.start() for _ in range(2)]
+    wait_for(lambda: len(fired_jobs(broker, "second")) >= 2, "the leader to fire some ticks")
+    leader = leader_of(broker, procs)
+    other = next(p for p in procs if p is not leader)
+    leader.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: events(other, "cron fired"), "the other beat to take over")
+        time.sleep(2)
+    finally:
+        leader.signal(signal.SIGCONT)
+    wait_for(lambda: events(leader, "beat lost the lead"), "the woken leader to notice")
+    time.sleep(2)  # it keeps running, standing by
+    stop_all(procs)
+
+    for schedule in ("second", "second-all", "second-none"):
+        counts = claims(procs, schedule)
+        assert max(counts.values()) == 1, f"{schedule}: a tick claimed twice: {counts.most_common(3)}"
+        assert set(counts) == set(fired_jobs(broker, schedule))
+    jobs = fired_jobs(broker, "second")
+    ticks = sorted(jobs)
+    resumed = [e["tick"] for e in events(leader, "cron fired")
+               if e["tick"] > min((e2["tick"] for e2 in events(other, "cron fired")), default=0)]
+    assert resumed == [], f"the old leader fired after the takeover: {resumed}"
+    assert gaps(sorted(fired_jobs(broker, "second-all"))) == []  # nothing lost either
+    assert {jobs[t] for t in ticks[-3:]} == {events(other, "beat started")[0]["beat"]}  # the new leader kept it
+
+
+def test_catch_up_policies_after_every_beat_was_down(beats: Beats, broker: redis.Redis) -> None:
+    first = beats.start()
+    wait_for(lambda: len(fired_jobs(broker, "second")) >= 3, "the beat to fire some ticks")
+    stop_all([first])
+    down_from = redis_ms(broker)
+    time.sleep(3.5)  # every beat down across 3 ticks
+    second = beats.start()
+    wait_for(lambda: max(fired_jobs(broker, "second")) > redis_ms(broker) - 1000 and
+             len([e for e in events(second, "cron fired") if e["schedule"] == "second"]) >= 3,
+             "the restarted beat to fire again")
+    stop_all([second])
+
+    series = {s: sorted(fired_jobs(broker, s)) for s in ("second", "second-all", "second-none")}
+    missed = [b - a - 1000 for a, b in gaps(series["second-none"])]
+    assert len(missed) == 1 and missed[0] >= 3000, series["second-none"]  # "none": every missed tick skipped
+    hole_latest = [b - a - 1000 for a, b in gaps(series["second"])]
+    assert hole_latest == [missed[0] - 1000], series["second"]  # "latest": the newest missed one fired
+    assert gaps(series["second-all"]) == []  # "all": every missed tick fired
+    (a, b), = gaps(series["second-none"])
+    assert down_from <= a + 1000 and b > down_from + 3500 - 1000
+    assert len(events(second, "catching up")) == 2 and len(events(second, "missed ticks skipped")) == 1
+    for s in series:
+        assert max(claims([first, second], s).values()) == 1, s
+
+
+def test_beat_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    """redis-server stopped for ~2 s under a running beat (its own server, AOF always): one
+    "redis unreachable" and one "redis back" line, the beat keeps running and leading, ticks
+    resume, and no tick is claimed twice."""
+    server = RedisServer("--appendonly", "yes", "--appendfsync", "always")
+    pool = Beats(server.url, tmp_path)
+    try:
+        beat = pool.start(lease=5.0)
+        client = server.client()
+        wait_for(lambda: len(fired_jobs(client, "second")) >= 2, "the beat to fire some ticks")
+        server.kill(signal.SIGTERM)
+        wait_for(lambda: events(beat, "redis unreachable"), "the beat to notice")
+        time.sleep(2.0)  # down for a while: many retries, still one line
+        server.start()
+        client = server.client()
+        back = redis_ms(client)
+        wait_for(lambda: max(fired_jobs(client, "second")) > back + 1000, "ticks to fire again")
+        stop_all([beat])
+        assert beat.proc.returncode == 0, beat.log()
+        assert len(events(beat, "redis unreachable")) == 1 and len(events(beat, "redis back")) == 1
+        assert "Traceback" not in beat.log()
+        for schedule in ("second", "second-all", "second-none"):
+            assert max(claims([beat], schedule).values()) == 1
+        assert gaps(sorted(fired_jobs(client, "second-all"))) == []  # the lease held: every tick fired
+    finally:
+        pool.cleanup()
+        server.stop()
