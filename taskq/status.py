@@ -1,0 +1,46 @@
+"""What `taskq status` shows, as data: queues, live workers, the beat leader, schedules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from taskq.app import TaskQ
+
+
+def stamp(ms: int) -> str:
+    """A unix-ms instant as ISO 8601 UTC, to the second."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def snapshot(app: TaskQ) -> dict[str, Any]:
+    """One reading of everything `taskq status` reports (raises BrokerError if Redis is down)."""
+    broker = app.broker
+    now = broker.time_ms()
+    queues = sorted(set(broker.queues()) | set(app.queues))
+    workers = []
+    for w in sorted(broker.live_workers(), key=lambda w: w["id"]):
+        workers.append({
+            "id": w["id"], "host": w.get("host", ""), "pid": int(w.get("pid") or 0),
+            "queues": [q for q in w.get("queues", "").split(",") if q],
+            "concurrency": int(w.get("concurrency") or 0), "processed": int(w.get("processed") or 0),
+            "heartbeat_age_s": round((now - int(w.get("beat_ms") or now)) / 1000, 3),
+        })
+    leader = broker.leader()
+    schedules = []
+    for name, s in sorted(app.schedules.items()):
+        state = broker.schedule_state(s.queue, name)
+        fired = int(state.job.rsplit(":", 1)[1]) if state is not None and state.job else None
+        schedules.append({
+            "name": name, "task": s.task.name, "queue": s.queue, "cron": s.cron.expr, "tz": s.cron.tz,
+            "catchup": s.catchup, "last_fired": None if fired is None else stamp(fired),
+            "next_fire": stamp(s.cron.next_after(max(now, state.last if state else now))),
+        })
+    return {
+        "time": stamp(now),
+        "queues": {q: broker.depths(q) for q in queues},
+        "workers": workers,
+        "beat": {"leader": leader[0] if leader else None,
+                 "lease_left_s": round(leader[1] / 1000, 3) if leader else None},
+        "schedules": schedules,
+    }
