@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit redis-server clean
+.PHONY: demo test lint typecheck unit redis-server bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP) redis-server
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
+
+# every framework through the same workloads (installs the peers into bench/.peers-venv once)
+bench: $(STAMP) redis-server
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,7 @@ From the repository root, with $TASKQ_URL pointing at your Redis:
 
     taskq worker examples.quickstart:app      # terminal 1: runs the jobs
     python examples/quickstart.py             # terminal 2: enqueues jobs, prints results
+    taskq beat examples.quickstart:app        # optional: fires `heartbeat` every 10 s
 
 Task names default to the function's name (no module prefix), so the script
 (module __main__) and the worker (module examples.quickstart) agree on them.
@@ -67,6 +68,11 @@ def charge(amount_cents: int) -> str:
     if amount_cents <= 0:
         raise taskq.Reject(f"invalid amount {amount_cents}")  # no retries: straight to the dead-letter list
     return f"charged {amount_cents} cents"
+
+
+@app.task(cron="* * * * * */10")  # every 10 s (seconds are the 6th field), fired by `taskq beat`
+def heartbeat() -> str:
+    return f"alive: {taskq.current_job().id}"
 
 
 def main() -> None:

@@ -15,9 +15,11 @@ from typing import Any
 import click
 
 from taskq.app import TaskQ
+from taskq.beat import LEASE, Beat
 from taskq.errors import ConfigError, TaskqError
 from taskq.log import configure
 from taskq.message import pack, unpack
+from taskq.status import snapshot
 from taskq.supervisor import Supervisor
 from taskq.worker import Worker
 
@@ -77,6 +79,8 @@ def main() -> None:
               help="With -p: replace a worker process after this many jobs.")
 @click.option("--max-memory-per-child", type=click.FloatRange(min=1), default=None, metavar="MB",
               help="With -p: replace a worker process once its resident memory exceeds MB MiB.")
+@click.option("--prefetch", type=click.IntRange(min=0), default=None,
+              help="Jobs leased ahead of free slots, per process (default: the concurrency).")
 @click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds running jobs get to finish on SIGTERM before being given back.")
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
@@ -86,7 +90,8 @@ def main() -> None:
 @click.option("--parent-pid", type=int, default=None, hidden=True)  # set by the supervisor for its children
 @click.option("--worker-id", default=None, hidden=True)
 def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: int,
-           max_jobs_per_child: int | None, max_memory_per_child: float | None, grace: float, burst: bool,
+           max_jobs_per_child: int | None, max_memory_per_child: float | None, prefetch: int | None,
+           grace: float, burst: bool,
            url: str | None, log_level: str, log_format: str, parent_pid: int | None,
            worker_id: str | None) -> None:
     """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
@@ -111,6 +116,8 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: 
                 argv += ["--max-jobs-per-child", str(max_jobs_per_child)]
             if max_memory_per_child:
                 argv += ["--max-memory-per-child", str(max_memory_per_child)]
+            if prefetch is not None:
+                argv += ["--prefetch", str(prefetch)]
             return argv
 
         sup = Supervisor(app, command, processes, list(queues) or app.queues or ["default"], grace=grace)
@@ -118,7 +125,8 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: 
         sys.exit(_run(sup.run))
     w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst,
                             max_jobs=max_jobs_per_child, max_memory_mb=max_memory_per_child,
-                            kill_on_timeout=child, parent_pid=parent_pid, worker_id=worker_id))
+                            kill_on_timeout=child, parent_pid=parent_pid, worker_id=worker_id,
+                            prefetch=prefetch))
     _on_stop_signals(w.stop)
     _run(w.run)
 
@@ -145,15 +153,50 @@ def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None =
 
 @main.command()
 @click.argument("app_path", metavar="APP")
+@click.option("--lease", default=LEASE, show_default=True, type=click.FloatRange(min=0.5),
+              help="Seconds the leader lease lasts; another beat takes over this long after the leader dies.")
 @_url_option
-def status(app_path: str, url: str | None) -> None:
-    """Queue depths: ready, scheduled, running, dead."""
+@_log_options[0]
+@_log_options[1]
+def beat(app_path: str, lease: float, url: str | None, log_level: str, log_format: str) -> None:
+    """Fire the app's cron schedules and promote due delayed jobs (run as many as you like)."""
+    configure(log_level, log_format)
     app = _run(lambda: load_app(app_path, url))
-    queues = sorted(set(_run(app.broker.queues)) | set(app.queues))
+    b = Beat(app, lease=lease)
+    _on_stop_signals(b.stop)
+    _run(b.run)
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+@_url_option
+def status(app_path: str, as_json: bool, url: str | None) -> None:
+    """Queue depths, live workers, the beat leader and cron schedules."""
+    app = _run(lambda: load_app(app_path, url))
+    data = _run(lambda: snapshot(app))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
     click.echo(f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'running':>8} {'dead':>8}")
-    for q in queues:
-        d = _run(functools.partial(app.broker.depths, q))
+    for q, d in data["queues"].items():
         click.echo(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['running']:>8} {d['dead']:>8}")
+    click.echo("")
+    click.echo(f"live workers: {len(data['workers'])}")
+    if data["workers"]:
+        click.echo(f"{'worker':<34} {'host':<16} {'pid':>7} {'conc':>5} {'done':>9} {'beat':>6}  queues")
+        for w in data["workers"]:
+            click.echo(f"{w['id']:<34} {w['host']:<16} {w['pid']:>7} {w['concurrency']:>5} {w['processed']:>9} "
+                       f"{w['heartbeat_age_s']:>5.1f}s  {','.join(w['queues'])}")
+    if data["schedules"]:
+        beat = data["beat"]
+        click.echo("")
+        click.echo(f"beat leader: {beat['leader']} (lease {beat['lease_left_s']:.1f}s left)" if beat["leader"]
+                   else "beat leader: none (no `taskq beat` is running)")
+        click.echo(f"{'schedule':<20} {'cron':<16} {'tz':<16} {'catchup':<8} {'last fired':<24} {'next fire':<24}")
+        for s in data["schedules"]:
+            click.echo(f"{s['name']:<20} {s['cron']:<16} {s['tz']:<16} {s['catchup']:<8} "
+                       f"{s['last_fired'] or 'never':<24} {s['next_fire']:<24}")
 
 
 @main.command()

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from taskq.context import running
 from taskq.errors import Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
 from taskq.task import TaskBase
@@ -77,16 +78,20 @@ def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: f
 
 def run_sync(task: TaskBase[Any, Any], message: Message) -> Outcome:
     """Call a sync task function in the current thread."""
+    token = running.set(message)
     start = time.perf_counter()
     try:
         value = task.fn(*message.args, **message.kwargs)
     except Exception as exc:
         return failed(task, message, exc, time.perf_counter() - start)
+    finally:
+        running.reset(token)
     return returned(task, message, value, time.perf_counter() - start)
 
 
 async def run_async(task: TaskBase[Any, Any], message: Message) -> Outcome:
     """Await an async task function on the current event loop, enforcing its timeout."""
+    running.set(message)  # this coroutine runs as its own asyncio task: the value stays inside it
     start = time.perf_counter()
     try:
         coro = task.fn(*message.args, **message.kwargs)

@@ -12,6 +12,15 @@ import structlog
 JOB_FIELDS = ("job_id", "task", "queue", "attempt", "duration_ms")
 
 
+#: the level configure() set; per-job lines check it first, so a quiet worker builds no fields
+_level = logging.DEBUG
+
+
+def enabled(level: int) -> bool:
+    """Whether lines at `level` are emitted (True unless configure() set a higher level)."""
+    return level >= _level
+
+
 def get_logger(name: str = "taskq") -> Any:
     """A structlog logger; cheap until configured, filtered by level once configured."""
     return structlog.get_logger(name)
@@ -22,9 +31,11 @@ def configure(level: str = "info", fmt: str = "console") -> None:
 
     Levels below `level` are dropped before any formatting (make_filtering_bound_logger).
     """
+    global _level
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
+    _level = numeric
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()

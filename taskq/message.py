@@ -40,39 +40,35 @@ class Message:
         return dataclasses.replace(self, attempt=self.attempt + 1)
 
 
-def _fields(message: Message) -> dict[str, Any]:
+def encode(
+    id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
+    max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
+    limit: int = MAX_MESSAGE_BYTES,
+) -> bytes:
+    """The wire bytes of a call, without building a Message first (the enqueue hot path);
+    raise SerializationError or MessageTooLarge on bad input."""
     out: dict[str, Any] = {
-        "v": VERSION,
-        "id": message.id,
-        "task": message.task,
-        "queue": message.queue,
-        "args": list(message.args),
-        "kwargs": message.kwargs,
-        "attempt": message.attempt,
-        "max_attempts": message.max_attempts,
-        "enqueued_at": message.enqueued_at,
-        "priority": message.priority,
+        "v": VERSION, "id": id, "task": task, "queue": queue, "args": list(args), "kwargs": kwargs,
+        "attempt": attempt, "max_attempts": max_attempts, "enqueued_at": enqueued_at, "priority": priority,
     }
-    if message.timeout is not None:
-        out["timeout"] = message.timeout
-    if message.key is not None:
-        out["key"] = message.key
-    return out
+    if timeout is not None:
+        out["timeout"] = timeout
+    if key is not None:
+        out["key"] = key
+    try:
+        data: bytes = msgpack.packb(out, use_bin_type=True, strict_types=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(f"task {task!r}: arguments cannot be sent as msgpack ({exc})") from None
+    if len(data) > limit:
+        raise MessageTooLarge(f"task {task!r}: message is {len(data)} bytes, over the {limit}-byte limit")
+    return data
 
 
 def pack(message: Message, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """Encode a message; raise SerializationError or MessageTooLarge on bad input."""
-    try:
-        data: bytes = msgpack.packb(_fields(message), use_bin_type=True, strict_types=False)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise SerializationError(
-            f"task {message.task!r}: arguments cannot be sent as msgpack ({exc})"
-        ) from None
-    if len(data) > limit:
-        raise MessageTooLarge(
-            f"task {message.task!r}: message is {len(data)} bytes, over the {limit}-byte limit"
-        )
-    return data
+    m = message
+    return encode(m.id, m.task, m.queue, m.args, m.kwargs, m.attempt, m.max_attempts, m.enqueued_at,
+                  m.priority, m.timeout, m.key, limit)
 
 
 def pack_value(value: Any) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
@@ -63,6 +63,13 @@ class Producer(Protocol):
         """Validate, pack and enqueue one call."""
         ...
 
+    def submit_many(
+        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None,
+    ) -> list[Job[Any]]:
+        """Validate, pack and enqueue many calls in batches."""
+        ...
+
 
 class TaskBase(Generic[P, R]):
     """What sync and async tasks share: name, options, enqueueing."""
@@ -74,12 +81,18 @@ class TaskBase(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self._producer = producer
         self._signature = inspect.signature(fn)
+        self._positional = _positional_range(self._signature)
+        self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
+        if not kwargs and self._positional is not None:  # the common case, without bind()
+            low, high = self._positional
+            if low <= len(args) <= high:
+                return
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -87,7 +100,15 @@ class TaskBase(Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue a call with the task's default options."""
-        return self.options().delay(*args, **kwargs)
+        return self._defaults.delay(*args, **kwargs)
+
+    def map(self, items: Iterable[Any]) -> list[Job[R]]:
+        """Enqueue one job per item, called with the item as its one argument, in batches."""
+        return self.options().map(items)
+
+    def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+        """Enqueue one job per item, called with the item's elements as arguments, in batches."""
+        return self.options().starmap(items)
 
     def options(
         self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
@@ -112,6 +133,22 @@ class TaskBase(Generic[P, R]):
             self, queue or self.opts.queue,
             self.opts.priority if priority is None else priority, float(seconds), at, key,
         )
+
+
+def _positional_range(signature: inspect.Signature) -> tuple[int, float] | None:
+    """(fewest, most) positional arguments a call without keywords may pass, or None when
+    such a call could still be wrong in ways only bind() sees (a required keyword-only one)."""
+    low, high = 0, 0.0
+    for param in signature.parameters.values():
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            high += 1
+            if param.default is param.empty:
+                low += 1
+        elif param.kind is param.VAR_POSITIONAL:
+            high = float("inf")
+        elif param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            return None
+    return low, high
 
 
 class Task(TaskBase[P, R]):
@@ -146,3 +183,19 @@ class TaskCall(Generic[P, R]):
             delay=self.delay_seconds, at=self.at, key=self.key,
         )
         return cast(Job[R], job)
+
+    def map(self, items: Iterable[Any]) -> list[Job[R]]:
+        """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any
+        item is bad. (No deduplication key: it would be the same for every job.)"""
+        return self.starmap((item,) for item in items)
+
+    def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+        """Enqueue `task(*item)` for each item, in pipelined batches; nothing is written if any
+        item is bad."""
+        if self.key is not None:
+            raise ConfigError("map/starmap cannot take key=: every job would share it")
+        jobs = self.task._producer.submit_many(
+            self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
+            delay=self.delay_seconds, at=self.at,
+        )
+        return cast(list[Job[R]], jobs)

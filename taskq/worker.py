@@ -8,6 +8,7 @@ import collections
 import dataclasses
 import functools
 import importlib.metadata
+import logging
 import os
 import queue as queue_mod
 import socket
@@ -22,6 +23,7 @@ from taskq import execute
 from taskq.app import TaskQ
 from taskq.broker import Delivery, redact
 from taskq.errors import BrokerError, BrokerUnavailable, MessageInvalid, TaskNotFound, TimeLimitExceeded
+from taskq.log import enabled as log_enabled
 from taskq.log import get_logger
 from taskq.message import Message, pack, unpack
 from taskq.task import TaskBase
@@ -30,8 +32,12 @@ VERSION = importlib.metadata.version("taskq")
 
 #: longest single blocking wait in Redis, in seconds (bounds shutdown and schedule drift)
 IDLE_BLOCK = 5.0
+#: an idle worker fetches at least this often (seconds) even without a wake-up token
+SAFETY_FETCH = 60.0
 #: most jobs acknowledged in one script call
 ACK_BATCH = 256
+#: seconds a busy worker waits to gather more outcomes into one ack call
+ACK_LINGER = 0.001
 #: cap of the reconnect backoff while Redis is unreachable, in seconds
 RECONNECT_MAX = 5.0
 
@@ -87,12 +93,15 @@ class Worker:
         parent_pid: stop gracefully when this process is no longer our parent (its
             supervisor died), so no child lingers as an orphan.
         worker_id: the id leases are taken under (a supervisor names its children).
+        prefetch: jobs leased ahead of free slots (default = concurrency), so a finished
+            job's slot refills without a Redis round trip; given back at shutdown.
     """
 
     def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
                  grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
                  max_memory_mb: float | None = None, kill_on_timeout: bool = False,
-                 parent_pid: int | None = None, worker_id: str | None = None) -> None:
+                 parent_pid: int | None = None, worker_id: str | None = None,
+                 prefetch: int | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if max_jobs is not None and max_jobs < 1:
@@ -122,6 +131,9 @@ class Worker:
         self._redis_down_since: float | None = None
         #: suspects (their worker died running them) waiting to run alone, and the one running
         self._quarantine: collections.deque[Delivery] = collections.deque()
+        #: prefetched jobs (leased, renewed) waiting for a free slot; given back at shutdown
+        self._buffer: collections.deque[Delivery] = collections.deque()
+        self.prefetch = concurrency if prefetch is None else prefetch
         self._alone: str | None = None
         #: jobs with a time limit, by id: (delivery, message, task, monotonic deadline)
         self._timed: dict[str, tuple[Delivery, Message, TaskBase[Any, Any], float]] = {}
@@ -132,6 +144,12 @@ class Worker:
         """Run until stop() is called (or, in burst mode, until the queues are empty)."""
         self.broker.ping()
         self.broker.register_queues(self.queues)
+        self._info: dict[str, str | int] = {
+            "host": socket.gethostname(), "pid": os.getpid(), "queues": ",".join(self.queues),
+            "concurrency": self.concurrency, "processed": 0, "started_ms": int(time.time() * 1000),
+            "version": VERSION,
+        }
+        self.broker.heartbeat(self.id, self._heartbeat_ttl_ms, self._info)
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
                  url=redact(self.app.url), lease_s=self.app.lease, version=VERSION, pid=os.getpid())
         self._start()
@@ -167,12 +185,18 @@ class Worker:
             self._lock.notify_all()
         self._safely(lambda: self.broker.wake(self.id))
         self._fetcher.join(timeout=IDLE_BLOCK + 1)
+        with self._lock:
+            unstarted = [*self._buffer, *self._quarantine]
+            self._buffer.clear()
+            self._quarantine.clear()
+        given_back = 0
+        if unstarted:  # prefetched, never started: back to the queue now, not after the grace
+            given_back = self._safely(lambda: self._give_back(unstarted)) or 0
         deadline = time.monotonic() + self.grace
         with self._lock:
             while (self._executing or self._held) and time.monotonic() < deadline:
                 self._lock.wait(timeout=0.05)
             unfinished = dict(self._held)
-        given_back = 0
         for q in self.queues:
             pairs = [(d.id, d.token) for d in unfinished.values() if d.queue == q]
             if pairs:
@@ -180,8 +204,9 @@ class Worker:
         self._finished.put(None)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+        self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
         log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back,
-                 given_back_ids=sorted(unfinished)[:20])
+                 given_back_ids=sorted([*unfinished, *(d.id for d in unstarted)])[:20])
 
     def _safely(self, call: Any) -> Any:
         try:
@@ -193,13 +218,15 @@ class Worker:
     # -- fetching ---------------------------------------------------------
 
     def _fetch_thread(self) -> None:
+        queue_empty = False  # the last fetch found nothing: wait for a free slot, not in Redis
         while not self._stop.is_set():
             suspect = None
+            ready: list[Delivery] = []
             with self._lock:
                 # a suspect job runs alone, so if it kills the process nothing else is blamed
                 while not self._stop.is_set() and (
-                    self._alone is not None or self._executing >= self.concurrency
-                    or (self._quarantine and self._executing)
+                    self._alone is not None or (self._quarantine and self._executing)
+                    or (self._executing >= self.concurrency and (len(self._buffer) >= self.prefetch or queue_empty))
                 ):
                     self._lock.wait(timeout=1.0)
                 if self._stop.is_set():
@@ -209,15 +236,21 @@ class Worker:
                     suspect = self._quarantine.popleft()
                     self._alone = suspect.id
                     # hold nothing else while it runs, or a crash would count against those too
-                    parked = list(self._quarantine)
+                    parked = [*self._quarantine, *self._buffer]
                     self._quarantine.clear()
-                free = self.concurrency - self._executing
+                    self._buffer.clear()
+                else:
+                    while self._buffer and self._executing + len(ready) < self.concurrency:
+                        ready.append(self._buffer.popleft())
+                room = self.concurrency + self.prefetch - self._executing - len(ready) - len(self._buffer)
                 if self.max_jobs is not None:
-                    free = min(free, self.max_jobs - self.processed - len(self._held))
-            if suspect is None and free <= 0:  # max_jobs fetched: finish them, then recycle
-                log.info("max jobs reached, recycling", worker=self.id, max_jobs=self.max_jobs)
-                self._stop.set()
-                return
+                    left = self.max_jobs - self.processed - len(self._held)
+                    if left <= 0 and suspect is None and not ready:
+                        log.info("max jobs reached, recycling", worker=self.id, max_jobs=self.max_jobs)
+                        self._stop.set()
+                        return
+                    room = min(room, left)
+                block = not self._buffer and not ready  # nothing here to run: may wait in Redis
             try:
                 if suspect is not None:
                     try:
@@ -231,7 +264,10 @@ class Worker:
                                 lost=suspect.lost)
                     self._dispatch(suspect)
                 else:
-                    self._fetch_once(free)
+                    for delivery in ready:
+                        self._dispatch(delivery)
+                    if room > 0:
+                        queue_empty = self._fetch_once(room, block) == 0
                 self._redis_back()
             except BrokerError as exc:
                 self._redis_down(exc)
@@ -239,42 +275,55 @@ class Worker:
                 log.exception("fetch failed")
                 self._stop.wait(1.0)
 
-    def _give_back(self, deliveries: list[Delivery]) -> None:
+    def _give_back(self, deliveries: list[Delivery]) -> int:
         """Release jobs this worker holds but has not started (no attempt, no blame)."""
+        released = 0
         for q in {d.queue for d in deliveries}:
-            self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
+            released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
         with self._lock:
             for d in deliveries:
                 self._held.pop(d.id, None)
+            self._lock.notify_all()
+        return released
 
-    def _fetch_once(self, free: int) -> None:
+    def _fetch_once(self, room: int, block: bool) -> int:
+        """Lease up to `room` jobs; with none and `block`, wait in Redis for one. Returns how many."""
         got = 0
         next_due: float | None = None
         for q in self.queues:
-            if free - got <= 0:
+            if room - got <= 0:
                 break
-            deliveries, due = self.broker.fetch(q, free - got, self.lease_ms, self.id,
+            deliveries, due = self.broker.fetch(q, room - got, self.lease_ms, self.id,
                                                   int(self.app.dead_ttl * 1000))
             got += len(deliveries)
             if due is not None:
                 next_due = due if next_due is None else min(next_due, due)
             for delivery in deliveries:
-                if delivery.lost and self.concurrency > 1:
-                    with self._lock:  # its worker died running it: wait to run it alone
-                        self._held[delivery.id] = delivery
-                        self._quarantine.append(delivery)
-                else:
-                    self._dispatch(delivery)
-        if got:
-            return
+                with self._lock:
+                    self._held[delivery.id] = delivery
+                    if delivery.lost and self.concurrency > 1:
+                        self._quarantine.append(delivery)  # its worker died running it: run it alone
+                        continue
+                    if self._executing >= self.concurrency or self._quarantine:
+                        self._buffer.append(delivery)  # prefetched: runs when a slot frees
+                        continue
+                self._dispatch(delivery)
+        if got or not block:
+            return got
         if self.burst and self._drained(next_due):
             self._idle.set()
             self._stop.wait(0.05)
-            return
-        timeout = IDLE_BLOCK if next_due is None else min(IDLE_BLOCK, next_due + 0.001)
-        if self.burst:
-            timeout = min(timeout, 0.05)  # re-check for an empty queue soon
-        self.broker.wait(self.queues, self.id, timeout)
+            return 0
+        # idle: block in Redis until a wake-up token or the next due job; no fetch in between
+        now = time.monotonic()
+        due_at = None if next_due is None else now + next_due
+        give_up = now + (0.05 if self.burst else SAFETY_FETCH)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            timeout = min(IDLE_BLOCK, give_up - now, IDLE_BLOCK if due_at is None else due_at - now + 0.001)
+            if timeout <= 0 or self.broker.wait(self.queues, self.id, timeout):
+                break
+        return 0
 
     def _drained(self, next_due: float | None) -> bool:
         if next_due is not None:
@@ -283,8 +332,8 @@ class Worker:
             if self._executing or self._held:
                 return False
         for q in self.queues:
-            depth = self.broker.depths(q)
-            if depth["ready"] or depth["running"]:
+            depth = self.broker.depths(q)  # fresh: a job that just failed may be scheduled by now
+            if depth["ready"] or depth["running"] or depth["scheduled"]:
                 return False
         return True
 
@@ -337,8 +386,9 @@ class Worker:
         self._finish(delivery, message, await execute.run_async(task, message))
 
     def _started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
-        log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
-                  attempt=message.attempt)
+        if log_enabled(logging.DEBUG):
+            log.debug("job started", job_id=delivery.id, task=message.task, queue=delivery.queue,
+                      attempt=message.attempt)
         if self.kill_on_timeout and message.timeout is not None:
             with self._lock:
                 # an async job is cancelled by its own loop at the limit; kill only if the loop is stuck
@@ -363,6 +413,7 @@ class Worker:
         while True:
             item = self._finished.get()
             batch: list[_Finished] = []
+            linger_until = 0.0
             while item is not None:
                 batch.append(item)
                 if len(batch) >= ACK_BATCH:
@@ -370,7 +421,17 @@ class Worker:
                 try:
                     item = self._finished.get_nowait()
                 except queue_mod.Empty:
-                    break
+                    if not self._executing:
+                        break
+                    # jobs still running: wait a moment so one script call acks several
+                    linger_until = linger_until or time.monotonic() + ACK_LINGER
+                    left = linger_until - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        item = self._finished.get(timeout=left)
+                    except queue_mod.Empty:
+                        break
             while batch:
                 try:
                     self._record(batch)
@@ -414,6 +475,8 @@ class Worker:
             self._lock.notify_all()
 
     def _log_outcome(self, f: _Finished, *, lost_lease: bool) -> None:
+        if not lost_lease and not log_enabled(logging.INFO):
+            return
         fields = {"job_id": f.delivery.id, "task": f.message.task, "queue": f.delivery.queue,
                   "attempt": f.message.attempt, "duration_ms": round(f.outcome.duration * 1000, 3)}
         if lost_lease:
@@ -462,6 +525,11 @@ class Worker:
             except BrokerError as exc:
                 self._redis_down(exc)
 
+    @property
+    def _heartbeat_ttl_ms(self) -> int:
+        """How long this worker counts as live after a heartbeat: three heartbeat intervals."""
+        return max(1000, int(self.app.lease * 1000))
+
     def _renew_and_recover(self) -> None:
         with self._lock:
             held = list(self._held.values())
@@ -473,6 +541,8 @@ class Worker:
             requeued, dead = self.broker.recover(q, self.app.max_lost, int(self.app.dead_ttl * 1000))
             if requeued or dead:
                 log.warning("recovered expired leases", queue=q, requeued=requeued, dead=dead)
+        self._info["processed"] = self.processed  # all of it each time: a lapsed record comes back whole
+        self.broker.heartbeat(self.id, self._heartbeat_ttl_ms, self._info)
 
     # -- watchdog (time limits, memory, supervisor) ------------------------
 
@@ -532,6 +602,7 @@ class Worker:
                 pairs = [(d.id, d.token) for d in rest.values() if d.queue == q]
                 if pairs:
                     self._safely(functools.partial(self.broker.release, q, pairs))
+            self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
             log.info("worker stopped", worker=self.id, processed=self.processed, given_back=len(rest),
                      given_back_ids=sorted(rest)[:20], exit_code=EXIT_TIME_LIMIT)
         finally:

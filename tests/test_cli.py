@@ -34,7 +34,9 @@ def test_enqueue_then_status_then_worker_burst(cli_app: taskq.TaskQ) -> None:
     assert code == 0, out
     code, out = run("status", "cli_app:app")
     assert code == 0, out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    table = out.split("\n\n")[0].splitlines()[1:]  # the queue table comes first, then workers
+    rows = {line.split()[0]: line.split()[1:] for line in table}
+    assert "live workers: 0" in out
     assert rows["default"] == ["1", "0", "0", "0"] and rows["emails"] == ["0", "1", "0", "0"]
     drain(cli_app, ["default"])
     assert cli_app.job(job_id).result(timeout=5) == 5

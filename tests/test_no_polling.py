@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 import taskq
@@ -73,5 +74,28 @@ def test_result_waits_without_polling(redis_url: str) -> None:
         assert results == ["done"]
     finally:
         gate.set()
+        worker.stop()
+        thread.join(10)
+
+
+def test_idle_worker_does_not_fetch_between_blocking_waits(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each blocking wait that times out is followed by another wait, not by a fetch: only a
+    wake-up token (or a known due time) makes an idle worker fetch."""
+    monkeypatch.setattr("taskq.worker.IDLE_BLOCK", 0.25)
+    app = taskq.TaskQ(redis_url, lease=30)
+
+    @app.task
+    def noop() -> None: ...
+
+    later = noop.options(delay=1.2).delay()  # the worker learns its due time on its first fetch
+    worker = taskq.Worker(app, concurrency=2)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        delta = calls_during(redis.Redis.from_url(redis_url), 0.8)  # before the delayed job is due
+        assert delta.get("blpop", 0) >= 2 and "evalsha" not in delta, delta
+        assert later.result(timeout=10) is None  # fetched when due, without a token
+    finally:
         worker.stop()
         thread.join(10)

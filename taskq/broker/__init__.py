@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from taskq.broker.redis import TIMEOUT, Delivery, JobState, RedisBroker, redact
+from taskq.broker.redis import TIMEOUT, Claim, Delivery, JobState, RedisBroker, ScheduleState, redact
 from taskq.errors import ConfigError
 
-__all__ = ["Delivery", "JobState", "RedisBroker", "open_broker", "redact"]
+__all__ = ["Claim", "Delivery", "JobState", "RedisBroker", "ScheduleState", "open_broker", "redact"]
 
 #: URL schemes taskq accepts
 SCHEMES = ("redis://", "rediss://", "unix://", "memory://")

@@ -10,6 +10,12 @@ PREFIX = "taskq"
 MAX_PRIORITY = 9
 #: set of every queue name ever enqueued to or consumed (for `taskq status`)
 QUEUES = f"{PREFIX}:queues"
+#: hash: schedule name -> its queue (where its state key lives), so beat can find stale ones
+SCHEDULES = f"{PREFIX}:schedules"
+#: sorted set: worker id -> unix ms until which it counts as live (renewed by its heartbeat)
+WORKERS = f"{PREFIX}:workers"
+#: string: id of the beat holding the leader lease (expires with the lease)
+BEAT_LEADER = f"{PREFIX}:beat:leader"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,6 +74,10 @@ class QueueKeys:
         """String: the id of the live job that holds this deduplication key."""
         return f"{self.base}:key:{key}"
 
+    def schedule(self, name: str) -> str:
+        """Hash: a cron schedule's state (spec, newest claimed tick), in its queue's slot."""
+        return f"{self.base}:schedule:{name}"
+
     @property
     def done_prefix(self) -> str:
         return f"{self.base}:done:"
@@ -75,6 +85,11 @@ class QueueKeys:
     def done(self, job_id: str) -> str:
         """List holding one token once the job ends, for result() to block on."""
         return f"{self.done_prefix}{job_id}"
+
+
+def worker_info(worker_id: str) -> str:
+    """Hash: what a live worker says about itself (host, pid, queues, ...); expires with it."""
+    return f"{PREFIX}:worker:{worker_id}"
 
 
 def worker_wake(worker_id: str) -> str:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from taskq.broker import scripts
-from taskq.broker.keys import QUEUES, QueueKeys, worker_wake
+from taskq.broker.keys import BEAT_LEADER, QUEUES, SCHEDULES, WORKERS, QueueKeys, worker_info, worker_wake
 from taskq.errors import BrokerError, BrokerOutOfMemory, BrokerUnavailable
 
+#: most jobs stored by one enqueue_many script call
+ENQUEUE_BATCH = 1000
 #: default seconds one Redis call may take (connect, or wait for a reply) before BrokerUnavailable
 TIMEOUT = 10.0
 
@@ -24,7 +29,7 @@ _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job fetched
 class Delivery:
     """One leased job as fetched: raw message bytes plus the lease token that owns it."""
 
@@ -35,6 +40,33 @@ class Delivery:
     deliveries: int
     #: times this job's worker died (or hung) while running it: > 0 makes it a suspect
     lost: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What Redis holds for one cron schedule."""
+
+    spec: str
+    #: unix ms of the newest tick claimed (fired or skipped), or of the reset
+    last: int
+    fired_ms: int | None = None
+    job: str | None = None
+    by: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """One fire.lua call: claim `tick_ms` of a schedule ("fire", "skip" or "reset")."""
+
+    queue: str
+    name: str
+    mode: str
+    tick_ms: int
+    spec: str
+    beat_id: str
+    job_id: str = ""
+    body: bytes = b""
+    priority: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,25 +118,60 @@ class RedisBroker:
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
             )
             self._scripts = scripts.load(self.client)
+        #: key names of each queue, built once
+        self._keys: dict[str, QueueKeys] = {}
+        self._fetch_keys: dict[str, tuple[list[str], str]] = {}
+        #: per-thread connections for script calls (real Redis only; fakeredis has no sockets)
+        self._fast: threading.local | None = None if url.startswith("memory://") else threading.local()
 
     # -- plumbing ---------------------------------------------------------
+
+    def _error(self, exc: redis.RedisError) -> BrokerError:
+        """The taskq error for a redis-py one: one line, password hidden."""
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return BrokerUnavailable(f"cannot reach Redis at {redact(self.url)} ({exc})")
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+            return BrokerOutOfMemory(
+                f"Redis at {redact(self.url)} is out of memory (maxmemory reached); nothing was written")
+        return BrokerError(f"Redis at {redact(self.url)} refused a command: {exc}")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BrokerUnavailable(f"cannot reach Redis at {redact(self.url)} ({exc})") from None
-        except redis.ResponseError as exc:
-            if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
-                raise BrokerOutOfMemory(
-                    f"Redis at {redact(self.url)} is out of memory (maxmemory reached); nothing was written"
-                ) from None
-            raise BrokerError(f"Redis at {redact(self.url)} refused a command: {exc}") from None
+        except redis.RedisError as exc:
+            raise self._error(exc) from None
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        with self._errors():
-            return self._scripts[name](keys=list(keys), args=list(args))
+        try:  # no context manager here: this is every script call, the hot path
+            if self._fast is None:
+                return self._scripts[name](keys=list(keys), args=list(args))
+            return self._evalsha(self._scripts[name], keys, args)
+        except redis.RedisError as exc:
+            raise self._error(exc) from None
+
+    def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA on this thread's own connection: redis-py's send/read without the pool,
+        retry and instrumentation layers per call (about half the client time of a script
+        call). Like the client, it reconnects and tries once more on a connection error."""
+        local = self._fast
+        assert local is not None
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():  # a fork must not share the parent's socket
+            local.conn, local.pid = self.client.connection_pool.make_connection(), os.getpid()
+            conn = local.conn
+        for attempt in range(3):
+            try:
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+                script.sha = self.client.script_load(script.script)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+                if attempt:
+                    raise
+                time.sleep(0.05)
+        raise redis.ConnectionError("script could not be loaded")
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless Redis answers."""
@@ -112,20 +179,33 @@ class RedisBroker:
             self.client.ping()
 
     def close(self) -> None:
+        conn = getattr(self._fast, "conn", None)
+        if conn is not None:
+            conn.disconnect()
         self.client.close()
 
     # -- producing --------------------------------------------------------
 
-    def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, priority: int = 0,
-        delay_ms: int = 0, at_ms: int = 0, key: str | None = None,
-    ) -> tuple[str, bool]:
-        """Store a job; return (job id, created). A live job holding `key` wins."""
+    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
+                at_ms: int = 0, key: str | None = None) -> str:
+        """Store a job; return its id, or the id of the live job already holding `key`."""
+        k = self._keys.get(queue) or self._keys.setdefault(queue, QueueKeys(queue))
+        keys = [k.job_prefix + job_id, k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
+        found, _ = self._run("enqueue", keys, (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority))
+        return _text(found) or job_id
+
+    def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *,
+                     delay_ms: int = 0, at_ms: int = 0) -> int:
+        """Store new jobs (id, packed message, priority) of one queue, ENQUEUE_BATCH per script call."""
         k = QueueKeys(queue)
-        keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
-        args = [job_id, body, delay_ms, at_ms, "1" if key is not None else "0", priority]
-        found, created = self._run("enqueue", keys, args)
-        return _text(found) or job_id, bool(created)
+        keys = [k.scheduled, k.notify, *k.ready_by_priority]
+        stored = 0
+        for start in range(0, len(jobs), ENQUEUE_BATCH):
+            args: list[Any] = [k.job_prefix, delay_ms, at_ms]
+            for job in jobs[start:start + ENQUEUE_BATCH]:
+                args.extend(job)
+            stored += int(self._run("enqueue_many", keys, args))
+        return stored
 
     def register_queues(self, queues: Sequence[str]) -> None:
         """Remember queue names for `taskq status`."""
@@ -141,12 +221,16 @@ class RedisBroker:
     def fetch(self, queue: str, count: int, lease_ms: int, worker_id: str,
               dead_ttl_ms: int = 7 * 86_400_000) -> tuple[list[Delivery], float | None]:
         """Lease up to `count` jobs; also return seconds until the next scheduled job."""
-        k = QueueKeys(queue)
-        keys = [*k.ready_by_priority, k.scheduled, k.leases, k.dead, k.seq]
-        reply = self._run("fetch", keys, [count, lease_ms, worker_id, k.job_prefix, dead_ttl_ms])
+        cached = self._fetch_keys.get(queue)
+        if cached is None:
+            k = QueueKeys(queue)
+            cached = self._fetch_keys[queue] = (
+                [*k.ready_by_priority, k.scheduled, k.leases, k.dead, k.seq, k.notify], k.job_prefix)
+        keys, job_prefix = cached
+        reply = self._run("fetch", keys, (count, lease_ms, worker_id, job_prefix, dead_ttl_ms))
         next_due = None if int(reply[0]) < 0 else int(reply[0]) / 1000
-        out = [
-            Delivery(queue, _text(reply[i]) or "", reply[i + 1], _text(reply[i + 2]) or "", int(reply[i + 3]),
+        out = [  # ids and tokens are ASCII; the message stays bytes
+            Delivery(queue, reply[i].decode(), reply[i + 1], reply[i + 2].decode(), int(reply[i + 3]),
                      int(reply[i + 4]))
             for i in range(1, len(reply), 5)
         ]
@@ -280,3 +364,94 @@ class RedisBroker:
                 return False
             self.client.delete(k.job(job_id))
         return True
+
+    # -- workers ----------------------------------------------------------
+
+    def heartbeat(self, worker_id: str, ttl_ms: int, info: dict[str, str | int] | None = None) -> None:
+        """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
+        args: list[Any] = [worker_id, ttl_ms]
+        for field, value in (info or {}).items():
+            args += [field, value]
+        self._run("heartbeat", [WORKERS, worker_info(worker_id)], args)
+
+    def live_workers(self) -> list[dict[str, str]]:
+        """Every worker whose last heartbeat has not lapsed, with what it said about itself."""
+        now = self.time_ms()
+        with self._errors():
+            ids = [_text(i) or "" for i in self.client.zrangebyscore(WORKERS, now, "+inf")]
+            pipe = self.client.pipeline(transaction=False)
+            for worker_id in ids:
+                pipe.hgetall(worker_info(worker_id))
+            infos = pipe.execute()
+        out = []
+        for worker_id, info in zip(ids, infos, strict=True):
+            fields = {(_text(k) or ""): (_text(v) or "") for k, v in info.items()}
+            out.append({"id": worker_id, **fields})
+        return out
+
+    # -- beat -------------------------------------------------------------
+
+    def time_ms(self) -> int:
+        """Redis's clock (TIME) in unix ms: the one clock for ticks, due times and leases."""
+        with self._errors():
+            seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def lead(self, beat_id: str, lease_ms: int) -> int:
+        """Take or renew the beat leader lease: 2 taken (new term), 1 renewed, 0 held by another."""
+        return int(self._run("leader", [BEAT_LEADER], [beat_id, lease_ms, "hold"]))
+
+    def resign(self, beat_id: str) -> bool:
+        """Give the leader lease up (if this beat holds it) so another beat takes over at once."""
+        return bool(self._run("leader", [BEAT_LEADER], [beat_id, 0, "resign"]))
+
+    def leader(self) -> tuple[str, int] | None:
+        """(id of the leading beat, ms left on its lease), or None."""
+        with self._errors():
+            holder, ttl = self.client.pipeline(transaction=False).get(BEAT_LEADER).pttl(BEAT_LEADER).execute()
+        return None if holder is None else (_text(holder) or "", int(ttl))
+
+    def schedule_state(self, queue: str, name: str) -> ScheduleState | None:
+        with self._errors():
+            raw = self.client.hmget(QueueKeys(queue).schedule(name), "spec", "last", "fired_ms", "job", "by")
+        if raw[0] is None or raw[1] is None:
+            return None
+        fired = None if raw[2] is None else int(raw[2])
+        return ScheduleState(_text(raw[0]) or "", int(raw[1]), fired, _text(raw[3]), _text(raw[4]))
+
+    def fire(self, queue: str, name: str, mode: str, tick_ms: int, spec: str, beat_id: str,
+             job_id: str = "", body: bytes = b"", priority: int = 0) -> int:
+        """Claim a tick (see fire.lua): 1 done, 0 already claimed, -1 the stored spec differs."""
+        return self.fire_many([Claim(queue, name, mode, tick_ms, spec, beat_id, job_id, body, priority)])[0]
+
+    def fire_many(self, claims: Sequence[Claim]) -> list[int]:
+        """Several fire.lua calls in one round trip (each one atomic on its own)."""
+        script = self._scripts["fire"]
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for c in claims:
+                k = QueueKeys(c.queue)
+                keys = [k.schedule(c.name), k.job(c.job_id), k.ready(c.priority), k.notify]
+                script(keys=keys, args=[c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority],
+                       client=pipe)
+            return [int(r) for r in pipe.execute()]
+
+    def index_schedules(self, schedules: dict[str, str]) -> dict[str, str]:
+        """Record name -> queue of the given schedules; return what was recorded before."""
+        with self._errors():
+            before = self.client.hgetall(SCHEDULES)
+            if schedules:
+                self.client.hset(SCHEDULES, mapping=schedules)
+        return {(_text(n) or ""): (_text(q) or "") for n, q in before.items()}
+
+    def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
+        """Delete a schedule's state (and, unless it moved queue, its index entry)."""
+        with self._errors():
+            self.client.delete(QueueKeys(queue).schedule(name))
+            if unindex:
+                self.client.hdel(SCHEDULES, name)
+
+    def promote(self, queue: str, dead_ttl_ms: int) -> int | None:
+        """Move due scheduled jobs to ready (up to 1000 per call); ms until the next is due."""
+        _, next_due = self.fetch(queue, 0, 0, "beat", dead_ttl_ms)
+        return None if next_due is None else int(next_due * 1000)

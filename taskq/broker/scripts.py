@@ -9,8 +9,8 @@ from redis.commands.core import Script
 
 #: every script file in taskq/lua, without the .lua suffix
 NAMES = (
-    "enqueue", "fetch", "ack", "retry", "bury", "renew",
-    "release", "recover", "cancel", "watch", "replay",
+    "enqueue", "enqueue_many", "fetch", "ack", "retry", "bury", "renew",
+    "release", "recover", "cancel", "watch", "replay", "fire", "leader", "heartbeat",
 )
 
 

@@ -5,7 +5,8 @@
 -- KEYS[12]     taskq:{q}:leases      zset id -> lease deadline unix ms
 -- KEYS[13]     taskq:{q}:dead        zset id -> dead-lettered at unix ms
 -- KEYS[14]     taskq:{q}:seq         counter naming records for raw ready entries
--- ARGV: count, lease_ms, worker id, job key prefix (taskq:{q}:job:), dead ttl ms
+-- KEYS[15]     taskq:{q}:notify      wake-up tokens: pushed when more became ready than this call leased
+-- ARGV: count (0: only promote, as beat does), lease_ms, worker id, job key prefix (taskq:{q}:job:), dead ttl ms
 -- Job hashes are named prefix..id: same hash tag, so the same Cluster slot.
 -- Returns {ms until the next scheduled job (-1 if none), id, msg, token, deliveries, lost, ...}.
 local t = redis.call('TIME')
@@ -75,6 +76,9 @@ for i = 1, 10 do
     end
   end
 end
+
+-- promoted jobs left ready: wake an idle worker (it waits for tokens, it does not poll)
+if #due > n and redis.call('LLEN', KEYS[15]) < 64 then redis.call('LPUSH', KEYS[15], '1') end
 
 local first = redis.call('ZRANGE', KEYS[11], 0, 0, 'WITHSCORES')
 if first[2] then out[1] = math.max(0, tonumber(first[2]) - now) end

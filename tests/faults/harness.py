@@ -98,10 +98,13 @@ class Ledger:
 class WorkerProc:
     """One `taskq worker` subprocess with its log file and connection label."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], label: str, log_path: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], label: str, log_path: Path,
+                 ready: str = "worker started") -> None:
         self.proc = proc
         self.label = label
         self.log_path = log_path
+        #: the log line that says the process is up
+        self.ready = ready
 
     @property
     def pid(self) -> int:
@@ -114,7 +117,7 @@ class WorkerProc:
         def started() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.pid} exited {self.proc.returncode}:\n{self.log()}")
-            return "worker started" in self.log()
+            return self.ready in self.log()
 
         wait_for(started, f"worker {self.pid} to start")
 
