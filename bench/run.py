@@ -14,21 +14,17 @@ Markdown table into the marked section of docs/benchmarks.md and a plot (docs/be
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _redis import redis_url  # bench/ is the script directory, so on sys.path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,26 +34,6 @@ FRAMEWORKS = ["taskq", "huey", "dramatiq", "taskiq", "saq", "celery", "arq", "rq
 WORKLOADS = ["enqueue", "bulk", "process", "latency", "idle"]
 MARK_BEGIN = "<!-- bench:begin -->"
 MARK_END = "<!-- bench:end -->"
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tempfile.mkdtemp(prefix="taskq-bench-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", data,
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(500):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-            time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def peers_python() -> str:
@@ -181,7 +157,7 @@ def main() -> None:
     frameworks = ["taskq"] if args.smoke else [f for f in args.only.split(",") if f]
     n, repeat = (500, 1) if args.smoke else (args.n, args.repeat)
     results: dict[str, dict[str, Any]] = {}
-    with redis_server() as broker, redis_server() as ledger:
+    with redis_url() as broker, redis_url() as ledger:
         for fw in frameworks:
             print(f"{fw}:", file=sys.stderr)
             results[fw] = measure(fw, n, repeat, broker, ledger)

@@ -52,6 +52,26 @@ SAMPLE = 100
 _ledger: redis.Redis | None = None
 
 
+#: environment variable the adapters pass the broker URL in to their worker processes
+BROKER_ENV = "BENCH_BROKER_URL"
+
+
+def broker_url() -> str:
+    """$BENCH_BROKER_URL (workers), else --url from the adapter's own command line, which main()
+    parses only later but an adapter needs when it defines its app at import."""
+    url = os.environ.get(BROKER_ENV)
+    if not url:
+        argv = sys.argv[1:]
+        for k, arg in enumerate(argv):
+            if arg == "--url" and k + 1 < len(argv):
+                url = argv[k + 1]
+            elif arg.startswith("--url="):
+                url = arg.split("=", 1)[1]
+        if url:
+            os.environ[BROKER_ENV] = url
+    return url or "redis://localhost:6379/0"
+
+
 def ledger() -> redis.Redis:
     """The ledger client, in worker processes (from $BENCH_LEDGER) and in the adapter."""
     global _ledger

@@ -12,26 +12,10 @@ import celery
 import common
 from celery import Celery, group
 
-ENV = "BENCH_BROKER_URL"
+ENV = common.BROKER_ENV
 
 
-def _broker_url() -> str:
-    """$BENCH_BROKER_URL (workers), else --url from the adapter's own command line, which is
-    parsed only later by common.main() but is needed now, when the app is defined."""
-    url = os.environ.get(ENV)
-    if not url:
-        argv = sys.argv[1:]
-        for k, arg in enumerate(argv):
-            if arg == "--url" and k + 1 < len(argv):
-                url = argv[k + 1]
-            elif arg.startswith("--url="):
-                url = arg.split("=", 1)[1]
-        if url:
-            os.environ[ENV] = url
-    return url or "redis://localhost:6379/0"
-
-
-app = Celery("fw_celery", broker=_broker_url())
+app = Celery("fw_celery", broker=common.broker_url())
 app.conf.update(
     task_ignore_result=True,  # no result backend at all: the jobs are no-ops
     broker_connection_retry_on_startup=True,  # the default, said explicitly to silence the 5.x warning

@@ -12,27 +12,11 @@ import common
 import huey as huey_pkg
 from huey import RedisHuey
 
-ENV = "BENCH_BROKER_URL"
-
-
-def _broker_url() -> str:
-    """$BENCH_BROKER_URL (workers), else --url from the adapter's own command line, which is
-    parsed only later by common.main() but is needed now, when the Huey instance is defined."""
-    url = os.environ.get(ENV)
-    if not url:
-        argv = sys.argv[1:]
-        for k, arg in enumerate(argv):
-            if arg == "--url" and k + 1 < len(argv):
-                url = argv[k + 1]
-            elif arg.startswith("--url="):
-                url = arg.split("=", 1)[1]
-        if url:
-            os.environ[ENV] = url
-    return url or "redis://localhost:6379/0"
+ENV = common.BROKER_ENV
 
 
 # results=False: Huey stores no task return values.
-huey = RedisHuey("fw_huey", url=_broker_url(), results=False)
+huey = RedisHuey("fw_huey", url=common.broker_url(), results=False)
 
 
 @huey.task()

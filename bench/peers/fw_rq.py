@@ -13,29 +13,13 @@ import rq
 from redis import Redis
 from rq import Queue
 
-url_env = "BENCH_BROKER_URL"
-
-
-def _broker_url() -> str:
-    """$BENCH_BROKER_URL (workers), else --url from the adapter's own command line, which is
-    parsed only later by common.main() but is needed now, when the queue is defined."""
-    url = os.environ.get(url_env)
-    if not url:
-        argv = sys.argv[1:]
-        for k, arg in enumerate(argv):
-            if arg == "--url" and k + 1 < len(argv):
-                url = argv[k + 1]
-            elif arg.startswith("--url="):
-                url = arg.split("=", 1)[1]
-        if url:
-            os.environ[url_env] = url
-    return url or "redis://localhost:6379/0"
+url_env = common.BROKER_ENV
 
 
 #: RQ settings read by `rq worker -c fw_rq` (every UPPERCASE name of the module is a setting).
 #: Naming this module as the worker's settings module also imports it, and so `common`, once
 #: in the worker before it forks its work horses, instead of once per job in each work horse.
-REDIS_URL = _broker_url()
+REDIS_URL = common.broker_url()
 
 queue = Queue("default", connection=Redis.from_url(REDIS_URL))
 
