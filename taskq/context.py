@@ -1,8 +1,10 @@
-"""current_job(): what a running task can learn about its own job."""
+"""current_job(): what a running task can learn about its own job, and tell about it."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from taskq.errors import TaskqError
@@ -10,6 +12,8 @@ from taskq.message import Message
 
 #: the message of the job running in this thread or asyncio task (set by the worker)
 running: ContextVar[Message | None] = ContextVar("taskq_running", default=None)
+#: how the worker running this thread stores progress: (message, fraction, text) -> None
+reporter: ContextVar[Callable[[Message, float, str], None] | None] = ContextVar("taskq_reporter", default=None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,6 +26,17 @@ class JobContext:
     #: 1 for the first run, incremented by each retry
     attempt: int
     max_attempts: int
+    _message: Message = dataclasses.field(repr=False, compare=False)
+
+    def progress(self, fraction: float, text: str = "") -> None:
+        """Report how far this run got (0.0 to 1.0, with an optional note), for `taskq job` and
+        `taskq status`. Best effort: never raises because Redis is unreachable; a new attempt
+        starts without progress."""
+        if not isinstance(fraction, (int, float)) or math.isnan(fraction) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress must be a number from 0.0 to 1.0, not {fraction!r}")
+        report = reporter.get()
+        if report is not None:
+            report(self._message, float(fraction), str(text)[:200])
 
 
 def current_job() -> JobContext:
@@ -29,4 +44,4 @@ def current_job() -> JobContext:
     message = running.get()
     if message is None:
         raise TaskqError("current_job() is only available inside a task run by a worker")
-    return JobContext(message.id, message.task, message.queue, message.attempt, message.max_attempts)
+    return JobContext(message.id, message.task, message.queue, message.attempt, message.max_attempts, message)

@@ -13,7 +13,8 @@ if prio < 0 or prio > 9 then prio = 0 end
 redis.call('PERSIST', KEYS[2])
 redis.call('DEL', KEYS[14])
 redis.call('HSET', KEYS[2], 'msg', ARGV[2], 'status', 'queued', 'lost', 0, 'priority', prio)
-redis.call('HDEL', KEYS[2], 'reason', 'error', 'finished_ms', 'cancel', 'token')
+redis.call('HDEL', KEYS[2], 'reason', 'error', 'finished_ms', 'cancel', 'token',
+  'progress', 'progress_text', 'progress_ms')
 redis.call('RPUSH', KEYS[12 - prio], ARGV[1])
 if redis.call('LLEN', KEYS[13]) < 64 then redis.call('LPUSH', KEYS[13], '1') end
 return 1

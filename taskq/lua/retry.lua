@@ -28,6 +28,7 @@ if f[2] then
   return 2
 end
 redis.call('HSET', KEYS[4], 'msg', ARGV[3], 'error', ARGV[5])
+redis.call('HDEL', KEYS[4], 'progress', 'progress_text', 'progress_ms')  -- the next attempt starts over
 local delay = tonumber(ARGV[4])
 if delay <= 0 then
   redis.call('RPUSH', KEYS[3], id)
