@@ -57,10 +57,13 @@ class Supervisor:
         processes: how many children to keep running.
         queues: the queues the children consume (to hand back their jobs).
         grace: seconds children get to finish running jobs on a graceful stop.
+        env: variables added to the children's environment (the metrics directory).
+        on_child_exit: called with a child's pid once it has exited (metrics cleanup).
     """
 
     def __init__(self, app: TaskQ, command: Callable[[str], Sequence[str]], processes: int,
-                 queues: Sequence[str], *, grace: float = 30.0) -> None:
+                 queues: Sequence[str], *, grace: float = 30.0, env: dict[str, str] | None = None,
+                 on_child_exit: Callable[[int], None] | None = None) -> None:
         if processes < 1:
             raise ValueError("processes must be >= 1")
         self.app = app
@@ -68,6 +71,8 @@ class Supervisor:
         self.processes = processes
         self.queues = list(queues)
         self.grace = grace
+        self.env = {**os.environ, **env} if env else None
+        self.on_child_exit = on_child_exit
         self.children: list[Child] = []
         self.restarts = 0
         self._stop = threading.Event()
@@ -105,7 +110,7 @@ class Supervisor:
     def _spawn(self) -> None:
         worker_id = new_worker_id()
         proc = subprocess.Popen(list(self.command(worker_id)), start_new_session=True,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env=self.env)
         self.children.append(Child(proc, worker_id, time.monotonic()))
         log.debug("child started", child_pid=proc.pid, worker=worker_id)
 
@@ -123,6 +128,8 @@ class Supervisor:
             self._after_exit(child, code)
 
     def _after_exit(self, child: Child, code: int) -> None:
+        if self.on_child_exit is not None:
+            self.on_child_exit(child.pid)
         lived = time.monotonic() - child.started
         fields = {"child_pid": child.pid, "worker": child.worker_id, "exit_code": code,
                   "lived_s": round(lived, 1)}
