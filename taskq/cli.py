@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import click
 
+from taskq import records, render
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.errors import ConfigError, TaskqError
 from taskq.log import configure
-from taskq.message import pack, unpack
 from taskq.status import snapshot
 from taskq.supervisor import Supervisor
 from taskq.worker import Worker
@@ -55,6 +55,12 @@ def _run(call: Callable[[], Any]) -> Any:
 
 
 _url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
+_metrics_options = [
+    click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None,
+                 help="Serve Prometheus metrics on this port (0 = any free port)."),
+    click.option("--metrics-host", default="127.0.0.1", show_default=True,
+                 help="Address the metrics endpoint binds (0.0.0.0 for every interface)."),
+]
 _log_options = [
     click.option("--log-level", default="info", show_default=True,
                  type=click.Choice(["debug", "info", "warning", "error"])),
@@ -87,13 +93,14 @@ def main() -> None:
 @_url_option
 @_log_options[0]
 @_log_options[1]
+@_metrics_options[0]
+@_metrics_options[1]
 @click.option("--parent-pid", type=int, default=None, hidden=True)  # set by the supervisor for its children
 @click.option("--worker-id", default=None, hidden=True)
 def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: int,
            max_jobs_per_child: int | None, max_memory_per_child: float | None, prefetch: int | None,
-           grace: float, burst: bool,
-           url: str | None, log_level: str, log_format: str, parent_pid: int | None,
-           worker_id: str | None) -> None:
+           grace: float, burst: bool, url: str | None, log_level: str, log_format: str,
+           metrics_port: int | None, metrics_host: str, parent_pid: int | None, worker_id: str | None) -> None:
     """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
     configure(log_level, log_format)
     child = parent_pid is not None
@@ -102,6 +109,8 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: 
     if burst and processes:
         raise click.UsageError("--burst cannot be combined with -p/--processes")
     app = _run(lambda: load_app(app_path, url))
+    if metrics_port is not None or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from taskq import metrics  # prometheus-client only in processes that count
     if processes:
         if url:
             os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
@@ -120,15 +129,39 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: 
                 argv += ["--prefetch", str(prefetch)]
             return argv
 
-        sup = Supervisor(app, command, processes, list(queues) or app.queues or ["default"], grace=grace)
+        consumed = list(queues) or app.queues or ["default"]
+        fleet = metrics.Fleet(app, consumed) if metrics_port is not None else None
+        sup = Supervisor(app, command, processes, consumed, grace=grace,
+                         env=fleet.child_env() if fleet else None,
+                         on_child_exit=fleet.child_exited if fleet else None)
+        if fleet is not None and metrics_port is not None:
+            _serve(fleet.registry, metrics_port, metrics_host)
         _on_stop_signals(sup.stop, sup.kill)
-        sys.exit(_run(sup.run))
+        try:
+            code = _run(sup.run)
+        finally:
+            if fleet is not None:
+                fleet.close()
+        sys.exit(code)
+    counters = metrics.child_metrics() if child and os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
+    if metrics_port is not None and not child:
+        registry, counters = metrics.worker_registry(app, list(queues) or app.queues or ["default"])
+        _serve(registry, metrics_port, metrics_host)
     w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst,
                             max_jobs=max_jobs_per_child, max_memory_mb=max_memory_per_child,
                             kill_on_timeout=child, parent_pid=parent_pid, worker_id=worker_id,
-                            prefetch=prefetch))
+                            prefetch=prefetch, metrics=counters))
     _on_stop_signals(w.stop)
     _run(w.run)
+
+
+def _serve(registry: Any, port: int, host: str) -> None:
+    from taskq import metrics
+
+    try:
+        metrics.serve(registry, port, host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None = None) -> None:
@@ -158,11 +191,18 @@ def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None =
 @_url_option
 @_log_options[0]
 @_log_options[1]
-def beat(app_path: str, lease: float, url: str | None, log_level: str, log_format: str) -> None:
+@_metrics_options[0]
+@_metrics_options[1]
+def beat(app_path: str, lease: float, url: str | None, log_level: str, log_format: str,
+         metrics_port: int | None, metrics_host: str) -> None:
     """Fire the app's cron schedules and promote due delayed jobs (run as many as you like)."""
     configure(log_level, log_format)
     app = _run(lambda: load_app(app_path, url))
     b = Beat(app, lease=lease)
+    if metrics_port is not None:
+        from taskq import metrics
+
+        _serve(metrics.beat_registry(b, app), metrics_port, metrics_host)
     _on_stop_signals(b.stop)
     _run(b.run)
 
@@ -170,77 +210,150 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
 @main.command()
 @click.argument("app_path", metavar="APP")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between refreshes with --watch.")
 @_url_option
-def status(app_path: str, as_json: bool, url: str | None) -> None:
-    """Queue depths, live workers, the beat leader and cron schedules."""
+def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str | None) -> None:
+    """Queue depths, running jobs and their progress, live workers, the beat leader, cron schedules."""
     app = _run(lambda: load_app(app_path, url))
-    data = _run(lambda: snapshot(app))
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'running':>8} {'dead':>8}")
-    for q, d in data["queues"].items():
-        click.echo(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['running']:>8} {d['dead']:>8}")
-    click.echo("")
-    click.echo(f"live workers: {len(data['workers'])}")
-    if data["workers"]:
-        click.echo(f"{'worker':<34} {'host':<16} {'pid':>7} {'conc':>5} {'done':>9} {'beat':>6}  queues")
-        for w in data["workers"]:
-            click.echo(f"{w['id']:<34} {w['host']:<16} {w['pid']:>7} {w['concurrency']:>5} {w['processed']:>9} "
-                       f"{w['heartbeat_age_s']:>5.1f}s  {','.join(w['queues'])}")
-    if data["schedules"]:
-        beat = data["beat"]
-        click.echo("")
-        click.echo(f"beat leader: {beat['leader']} (lease {beat['lease_left_s']:.1f}s left)" if beat["leader"]
-                   else "beat leader: none (no `taskq beat` is running)")
-        click.echo(f"{'schedule':<20} {'cron':<16} {'tz':<16} {'catchup':<8} {'last fired':<24} {'next fire':<24}")
-        for s in data["schedules"]:
-            click.echo(f"{s['name']:<20} {s['cron']:<16} {s['tz']:<16} {s['catchup']:<8} "
-                       f"{s['last_fired'] or 'never':<24} {s['next_fire']:<24}")
+    while True:
+        data = _run(lambda: snapshot(app))
+        text = json.dumps(data, indent=None if watch else 2) if as_json else "\n".join(render.status(data))
+        if watch and not as_json and sys.stdout.isatty():
+            click.clear()
+        click.echo(text)
+        if not watch:
+            return
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+        if not as_json and not sys.stdout.isatty():
+            click.echo("")
 
 
 @main.command()
 @click.argument("app_path", metavar="APP")
-@click.argument("action", type=click.Choice(["list", "replay", "purge"]))
-@click.option("--queue", "queue_name", help="Only this queue; default every known queue.")
-@click.option("--id", "job_id", help="Only this job.")
+@click.argument("job_id", metavar="ID")
+@click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @_url_option
-def dlq(app_path: str, action: str, queue_name: str | None, job_id: str | None, url: str | None) -> None:
-    """Dead-letter list: list, replay (attempts reset) or purge jobs."""
+def job(app_path: str, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
+    """One job: status, attempts, timestamps, progress, result or error."""
     app = _run(lambda: load_app(app_path, url))
-    queues = [queue_name] if queue_name else sorted(set(_run(app.broker.queues)) | set(app.queues))
-    done = 0
-    for q in queues:
-        ids = [job_id] if job_id else _run(functools.partial(app.broker.dead_ids, q, 10_000))
-        for jid in ids:
-            fields = _run(functools.partial(app.broker.job_fields, q, jid))
-            if action == "list":
-                if fields.get("status") == b"dead":
-                    reason = fields.get("reason", b"").decode("utf-8", "replace")
-                    click.echo(f"{q}\t{jid}\t{reason}")
-                    done += 1
-            elif action == "replay":
-                done += _replay(app, q, jid, fields)
-            elif _run(functools.partial(app.broker.purge, q, jid)):
-                done += 1
-    if job_id and not done and action != "list":
-        raise click.ClickException(f"no dead job {job_id} in {', '.join(queues)}")
-    if action != "list":
-        click.echo(f"{action}: {done} job(s)")
+    queue, fields = _run(lambda: records.find(app, job_id, queue_name))
+    _echo(records.describe(app, queue, job_id, fields), as_json, render.job)
 
 
-def _replay(app: TaskQ, queue: str, job_id: str, fields: dict[str, bytes]) -> int:
-    try:
-        message = unpack(fields.get("msg", b""), app.max_message_bytes)
-    except TaskqError as exc:
-        click.echo(f"{queue}\t{job_id}\tnot replayed: {exc}", err=True)
-        return 0
-    fresh = message.__class__(**{**_as_dict(message), "attempt": 1})
-    return int(_run(lambda: app.broker.replay(queue, job_id, pack(fresh, app.max_message_bytes))))
+def _echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
+    click.echo(json.dumps(data, indent=2, default=repr, ensure_ascii=False) if as_json else "\n".join(human(data)))
 
 
-def _as_dict(message: Any) -> dict[str, Any]:
-    return {name: getattr(message, name) for name in message.__dataclass_fields__}
+@main.group()
+@click.argument("app_path", metavar="APP")
+@click.pass_context
+def dlq(ctx: click.Context, app_path: str) -> None:
+    """The dead-letter list: list, show, replay (attempts reset) or purge dead jobs."""
+    ctx.obj = app_path
+
+
+def _dlq_app(ctx: click.Context, url: str | None) -> TaskQ:
+    return cast(TaskQ, _run(lambda: load_app(ctx.obj, url)))
+
+
+@dlq.command("list")
+@click.option("--queue", "queue_name", help="Only this queue; default every known queue.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Most jobs per queue.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+@_url_option
+@click.pass_context
+def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bool, url: str | None) -> None:
+    """Dead jobs, newest first: id, queue, task, attempts, dead since, reason."""
+    app = _dlq_app(ctx, url)
+    rows = _run(lambda: records.dead_jobs(app, records.check_queue(app, queue_name), limit))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(render.dead(rows)))
+
+
+@dlq.command("show")
+@click.argument("job_id", metavar="ID")
+@click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_url_option
+@click.pass_context
+def dlq_show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
+    """One dead job with its arguments and full traceback."""
+    app = _dlq_app(ctx, url)
+    queue, fields = _dead(app, job_id, queue_name)
+    _echo(records.describe(app, queue, job_id, fields), as_json, render.job)
+
+
+def _dead(app: TaskQ, job_id: str, queue_name: str | None) -> tuple[str, dict[str, bytes]]:
+    queue, fields = _run(lambda: records.find(app, job_id, queue_name))
+    if fields.get("status") != b"dead":
+        status = (fields.get("status") or b"?").decode("utf-8", "replace")
+        raise click.ClickException(f"job {job_id} in queue {queue!r} is {status}, not in the dead-letter list")
+    return queue, fields
+
+
+@dlq.command("replay")
+@click.option("--id", "job_id", help="Replay this job.")
+@click.option("--all", "every", is_flag=True, help="Replay every dead job (of --queue, or of every queue).")
+@click.option("--queue", "queue_name", help="Only this queue.")
+@_url_option
+@click.pass_context
+def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: str | None, url: str | None) -> None:
+    """Put dead jobs back on their ready list with their attempts reset."""
+    if bool(job_id) == every:
+        raise click.UsageError("give exactly one of --id ID or --all")
+    app = _dlq_app(ctx, url)
+    if job_id:
+        queue, fields = _dead(app, job_id, queue_name)
+        if not _run(lambda: records.replay(app, queue, job_id, fields)):
+            raise click.ClickException(f"job {job_id} left the dead-letter list meanwhile; nothing replayed")
+        click.echo(f"replayed 1 job ({job_id}, queue {queue})")
+        return
+    replayed = 0
+
+    def skipped(dead_id: str, why: str) -> None:
+        click.echo(f"not replayed: {dead_id}: {why}", err=True)
+
+    for q in _run(lambda: records.check_queue(app, queue_name)):
+        ids = _run(lambda: app.broker.dead_ids(q, None))  # noqa: B023 (called at once)
+        if not ids:
+            continue
+        with click.progressbar(length=len(ids), label=f"replaying {q}", file=sys.stderr) as progress:
+            for ok in _run(lambda: list(records.replay_many(app, q, ids, skipped))):  # noqa: B023
+                replayed += ok
+                progress.update(1)
+    click.echo(f"replayed {replayed} job(s)")
+
+
+@dlq.command("purge")
+@click.option("--id", "job_id", help="Delete this dead job.")
+@click.option("--all", "every", is_flag=True, help="Delete every dead job (of --queue, or of every queue).")
+@click.option("--yes", is_flag=True, help="Confirm --all.")
+@click.option("--queue", "queue_name", help="Only this queue.")
+@_url_option
+@click.pass_context
+def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, queue_name: str | None,
+              url: str | None) -> None:
+    """Delete dead jobs for good."""
+    if bool(job_id) == every:
+        raise click.UsageError("give exactly one of --id ID or --all --yes")
+    if every and not yes:
+        raise click.UsageError("--all deletes every dead job for good; add --yes to confirm")
+    app = _dlq_app(ctx, url)
+    if job_id:
+        queue, _ = _dead(app, job_id, queue_name)
+        _run(lambda: app.broker.purge(queue, [job_id]))
+        click.echo(f"purged 1 job ({job_id}, queue {queue})")
+        return
+    done = sum(_run(lambda: records.purge_all(app, q)) for q in _run(lambda: records.check_queue(app, queue_name)))  # noqa: B023
+    click.echo(f"purged {done} job(s)")
 
 
 @main.command()
@@ -254,16 +367,22 @@ def _as_dict(message: Any) -> dict[str, Any]:
 def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, delay: float,
             queue_name: str | None, url: str | None) -> None:
     """Enqueue one call of TASK and print its job id."""
-    try:
-        args, kwargs = json.loads(args_json), json.loads(kwargs_json)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}") from None
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise click.BadParameter("--args must be a JSON list and --kwargs a JSON object")
+    args, kwargs = _json_arg(args_json, "--args", list), _json_arg(kwargs_json, "--kwargs", dict)
     app = _run(lambda: load_app(app_path, url))
     task = _run(lambda: app.get_task(task_name))
     job = _run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
     click.echo(job.id)
+
+
+def _json_arg(text: str, option: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=f"'{option}'") from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(f"must be a JSON {'list' if kind is list else 'object'}, got {text!r}",
+                                 param_hint=f"'{option}'")
+    return value
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What `taskq status` shows, as data: queues, live workers, the beat leader, schedules."""
+"""What `taskq status` shows, as data: queues, running jobs, live workers, the beat leader, schedules."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import datetime as dt
 from typing import Any
 
 from taskq.app import TaskQ
+from taskq.records import describe
+
+#: running jobs listed per queue (the longest-held first)
+RUNNING_SHOWN = 20
 
 
 def stamp(ms: int) -> str:
@@ -36,9 +40,25 @@ def snapshot(app: TaskQ) -> dict[str, Any]:
             "catchup": s.catchup, "last_fired": None if fired is None else stamp(fired),
             "next_fire": stamp(s.cron.next_after(max(now, state.last if state else now))),
         })
+    depths = {}
+    running = []
+    for q in queues:
+        oldest = broker.oldest_ready_ms(q)
+        depths[q] = {**broker.depths(q),
+                     "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3)}
+        leased = broker.running(q, RUNNING_SHOWN)
+        for (job_id, _), fields in zip(leased, broker.many_job_fields(q, [i for i, _ in leased]), strict=True):
+            view = describe(app, q, job_id, fields)
+            started = int(fields.get("started_ms", b"0") or 0)
+            running.append({"id": job_id, "queue": q, "task": view["task"], "attempt": view["attempt"],
+                            "running_s": round(max(0, now - started) / 1000, 3) if started else None,
+                            "worker": (fields.get("token", b"").decode("utf-8", "replace").rsplit(":", 1)[0]
+                                       or None),
+                            "progress": view.get("progress")})
     return {
         "time": stamp(now),
-        "queues": {q: broker.depths(q) for q in queues},
+        "queues": depths,
+        "running": running,
         "workers": workers,
         "beat": {"leader": leader[0] if leader else None,
                  "lease_left_s": round(leader[1] / 1000, 3) if leader else None},

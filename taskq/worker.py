@@ -17,9 +17,9 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskq import execute
+from taskq import context, execute
 from taskq.app import TaskQ
 from taskq.broker import Delivery, redact
 from taskq.errors import BrokerError, BrokerUnavailable, MessageInvalid, TaskNotFound, TimeLimitExceeded
@@ -27,6 +27,9 @@ from taskq.log import enabled as log_enabled
 from taskq.log import get_logger
 from taskq.message import Message, pack, unpack
 from taskq.task import TaskBase
+
+if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve metrics
+    from taskq.metrics import JobMetrics
 
 VERSION = importlib.metadata.version("taskq")
 
@@ -95,13 +98,14 @@ class Worker:
         worker_id: the id leases are taken under (a supervisor names its children).
         prefetch: jobs leased ahead of free slots (default = concurrency), so a finished
             job's slot refills without a Redis round trip; given back at shutdown.
+        metrics: Prometheus counters to count outcomes into (taskq.metrics), or None.
     """
 
     def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
                  grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
                  max_memory_mb: float | None = None, kill_on_timeout: bool = False,
                  parent_pid: int | None = None, worker_id: str | None = None,
-                 prefetch: int | None = None) -> None:
+                 prefetch: int | None = None, metrics: JobMetrics | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if max_jobs is not None and max_jobs < 1:
@@ -137,6 +141,7 @@ class Worker:
         self._alone: str | None = None
         #: jobs with a time limit, by id: (delivery, message, task, monotonic deadline)
         self._timed: dict[str, tuple[Delivery, Message, TaskBase[Any, Any], float]] = {}
+        self.metrics = metrics
 
     # -- lifecycle --------------------------------------------------------
 
@@ -164,7 +169,7 @@ class Worker:
 
     def _start(self) -> None:
         def spawn(target: Any, name: str) -> None:
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=self._with_reporter, args=(target,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -176,8 +181,25 @@ class Worker:
         spawn(self._heartbeat_thread, "taskq-heartbeat")
         if self.kill_on_timeout or self.parent_pid or self.max_memory_mb:
             spawn(self._watchdog_thread, "taskq-watchdog")
-        self._fetcher = threading.Thread(target=self._fetch_thread, name="taskq-fetch", daemon=True)
+        # async jobs are created from the fetch thread and inherit its context (the reporter)
+        self._fetcher = threading.Thread(target=self._with_reporter, args=(self._fetch_thread,),
+                                         name="taskq-fetch", daemon=True)
         self._fetcher.start()
+
+    def _with_reporter(self, target: Any) -> None:
+        context.reporter.set(self._report_progress)
+        target()
+
+    def _report_progress(self, message: Message, fraction: float, text: str) -> None:
+        """Store a running job's progress under its lease token (current_job().progress)."""
+        delivery = self._held.get(message.id)
+        if delivery is None:
+            return
+        try:
+            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
+                log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
+        except BrokerError as exc:
+            log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
 
     def _shutdown(self) -> None:
         self._stop.set()
@@ -353,6 +375,8 @@ class Worker:
             log.error("job dead", job_id=delivery.id, queue=delivery.queue, reason=reason)
             try:
                 self._bury(delivery, reason, "")
+                if self.metrics is not None:
+                    self.metrics.bury(delivery.queue, message.task if isinstance(exc, TaskNotFound) else "", None)
             except BrokerError:
                 # the lease lapses and the job comes back, to be dead-lettered then
                 with self._lock:
@@ -432,6 +456,8 @@ class Worker:
                         item = self._finished.get(timeout=left)
                     except queue_mod.Empty:
                         break
+            if self.metrics is not None:
+                self.metrics.in_flight.set(self._executing)
             while batch:
                 try:
                     self._record(batch)
@@ -457,15 +483,22 @@ class Worker:
                 for f in wins:
                     self._log_outcome(f, lost_lease=f.delivery.id in lost)
                     self._recorded(f)
+                    if self.metrics is not None and f.delivery.id not in lost:
+                        self.metrics.succeed(q, f.message.task, f.outcome.duration)
             for f in items:
                 if isinstance(f.outcome, execute.RetryLater):
                     self._retry(f.delivery, f.message, f.outcome)
                     self._recorded(f)
+                    if self.metrics is not None:
+                        self.metrics.retry(q, f.message.task, f.outcome.duration)
                 elif isinstance(f.outcome, execute.Dead):
                     log.error("job dead", job_id=f.delivery.id, task=f.message.task, queue=q,
-                              attempt=f.message.attempt, reason=f.outcome.reason)
+                              attempt=f.message.attempt, duration_ms=round(f.outcome.duration * 1000, 3),
+                              reason=f.outcome.reason)
                     self._bury(f.delivery, f.outcome.reason, f.outcome.error)
                     self._recorded(f)
+                    if self.metrics is not None:
+                        self.metrics.bury(q, f.message.task, f.outcome.duration)
 
     def _recorded(self, f: _Finished) -> None:
         f.recorded = True
@@ -519,6 +552,8 @@ class Worker:
                 self._stop.wait(interval)
             if self._stop.is_set() and not self._held:
                 return
+            if self.metrics is not None:
+                self.metrics.in_flight.set(self._executing)
             try:
                 self._renew_and_recover()
                 self._redis_back()

@@ -122,7 +122,7 @@ def test_scripts_carry_the_oom_shebang() -> None:
     # only scripts that free memory or touch no new data may run at maxmemory (and the beat
     # leader lease and worker heartbeats, small keys, so a full Redis does not make them lapse)
     allow_oom = {n for n in NAMES if "allow-oom" in source(n).splitlines()[0]}
-    assert allow_oom == {"ack", "renew", "cancel", "watch", "leader", "heartbeat"}
+    assert allow_oom == {"ack", "renew", "cancel", "watch", "leader", "heartbeat", "purge"}
 
 
 def test_enqueue_at_maxmemory_fails_cleanly(redis_url: str) -> None:

@@ -128,7 +128,7 @@ def test_cli_commands_run_as_written(quickstart_worker: str) -> None:
     commands = cli_lines()
     assert any(c.startswith("taskq dlq") for c in commands) and any("--burst" in c for c in commands)
     for command in commands:
-        done = run(shlex.split(command), quickstart_worker)
+        done = run(["bash", "-c", command], quickstart_worker)  # as pasted into a shell
         assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
         assert "Traceback" not in done.stderr, (command, done.stderr)
         if command.startswith("taskq enqueue"):

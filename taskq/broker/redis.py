@@ -345,10 +345,57 @@ class RedisBroker:
             *ready, scheduled, running, dead = pipe.execute()
         return {"ready": sum(ready), "scheduled": scheduled, "running": running, "dead": dead}
 
-    def dead_ids(self, queue: str, limit: int = 100) -> list[str]:
-        """Dead-lettered job ids, most recent first."""
+    def dead_ids(self, queue: str, limit: int | None = 100) -> list[str]:
+        """Dead-lettered job ids, most recent first (all of them with limit None)."""
+        return [job_id for job_id, _ in self.dead(queue, limit)]
+
+    def dead(self, queue: str, limit: int | None = 100) -> list[tuple[str, int]]:
+        """Dead-lettered (job id, unix ms it died), most recent first (all of them with limit None)."""
         with self._errors():
-            return [_text(i) or "" for i in self.client.zrevrange(QueueKeys(queue).dead, 0, limit - 1)]
+            end = -1 if limit is None else limit - 1
+            rows = self.client.zrevrange(QueueKeys(queue).dead, 0, end, withscores=True)
+        return [(_text(i) or "", int(score)) for i, score in rows]
+
+    def running(self, queue: str, limit: int = 100) -> list[tuple[str, int]]:
+        """Leased (job id, lease deadline unix ms), the longest-held first."""
+        with self._errors():
+            rows = self.client.zrange(QueueKeys(queue).leases, 0, limit - 1, withscores=True)
+        return [(_text(i) or "", int(score)) for i, score in rows]
+
+    def many_job_fields(self, queue: str, job_ids: Sequence[str]) -> list[dict[str, bytes]]:
+        """job_fields() of several jobs in one round trip."""
+        k = QueueKeys(queue)
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(k.job(job_id))
+            rows = pipe.execute()
+        return [{(_text(f) or ""): v for f, v in raw.items()} for raw in rows]
+
+    def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
+        """Which of `queues` have a record of this job id."""
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for q in queues:
+                pipe.exists(QueueKeys(q).job(job_id))
+            found = pipe.execute()
+        return [q for q, n in zip(queues, found, strict=True) if n]
+
+    def oldest_ready_ms(self, queue: str) -> int | None:
+        """When the job next in line (the head of each ready list) was enqueued, unix ms."""
+        k = QueueKeys(queue)
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for key in k.ready_by_priority:
+                pipe.lindex(key, 0)
+            heads = [_text(h) for h in pipe.execute() if h is not None]
+            if not heads:
+                return None
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in heads:
+                pipe.hget(k.job(job_id or ""), "enqueued_ms")
+            stamps = [int(v) for v in pipe.execute() if v is not None and v.isdigit()]
+        return min(stamps) if stamps else None
 
     def replay(self, queue: str, job_id: str, body: bytes) -> bool:
         """Put a dead job back on its ready list with a fresh message."""
@@ -356,14 +403,14 @@ class RedisBroker:
         keys = [k.dead, k.job(job_id), *k.ready_by_priority, k.notify, k.done(job_id)]
         return bool(self._run("replay", keys, [job_id, body]))
 
-    def purge(self, queue: str, job_id: str) -> bool:
-        """Delete a dead job for good."""
+    def purge(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Delete dead jobs for good; ids not (or no longer) dead are left alone. Returns how many."""
         k = QueueKeys(queue)
-        with self._errors():
-            if not self.client.zrem(k.dead, job_id):
-                return False
-            self.client.delete(k.job(job_id))
-        return True
+        return int(self._run("purge", [k.dead], [k.job_prefix, k.done_prefix, *job_ids]))
+
+    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str) -> bool:
+        """Record a running job's progress; False if this delivery no longer holds the job."""
+        return bool(self._run("progress", [QueueKeys(queue).job(job_id)], [token, repr(fraction), text]))
 
     # -- workers ----------------------------------------------------------
 

@@ -10,7 +10,7 @@ from redis.commands.core import Script
 #: every script file in taskq/lua, without the .lua suffix
 NAMES = (
     "enqueue", "enqueue_many", "fetch", "ack", "retry", "bury", "renew",
-    "release", "recover", "cancel", "watch", "replay", "fire", "leader", "heartbeat",
+    "release", "recover", "cancel", "watch", "replay", "fire", "leader", "heartbeat", "progress", "purge",
 )
 
 

@@ -103,3 +103,23 @@ def hog(key: str, megabytes: int) -> str:
     _hoard.append(os.urandom(megabytes * 2**20))
     _logged_sleep(key, 0.0)
     return key
+
+
+# --- tasks of the operating tests (test_operate.py, test_metrics.py) -------------------------
+
+@app.task(retries=0)
+def flaky(key: str) -> str:
+    """Fails on the first run of its key, succeeds on every later one (to replay from the DLQ)."""
+    run = int(ledger().incr(RUNS_PREFIX + key))
+    _record("start", key, run, time.time())
+    if run == 1:
+        raise ValueError(f"first run of {key} fails")
+    return key
+
+
+@app.task(retries=0)
+def step(key: str, seconds: float) -> str:
+    """Reports progress (0.5, "halfway"), then sleeps like work()."""
+    taskq.current_job().progress(0.5, "halfway")
+    _logged_sleep(key, seconds)
+    return key
