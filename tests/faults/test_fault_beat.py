@@ -38,10 +38,12 @@ class Beats:
         self.tmp_path = tmp_path
         self.started: list[WorkerProc] = []
 
-    def start(self, lease: float = LEASE) -> WorkerProc:
+    def start(self, lease: float = LEASE, *, path: Path | None = None, **env_extra: str) -> WorkerProc:
+        """A beat; `path` goes first on its PYTHONPATH (a sitecustomize), `env_extra` into its env."""
         label = f"beat-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-               "TASKQ_FAULT_URL": self.url}
+        paths = [str(path) if path else None, str(HERE), os.environ.get("PYTHONPATH")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths)), "TASKQ_FAULT_URL": self.url,
+               **env_extra}
         env.pop("TASKQ_URL", None)
         log_path = self.tmp_path / f"{label}.log"
         cmd = [sys.executable, "-m", "taskq.cli", "beat", "beatapp:app", "--url", self.url,
@@ -248,3 +250,48 @@ def test_beat_rides_out_a_redis_restart(tmp_path: Path) -> None:
     finally:
         pool.cleanup()
         server.stop()
+
+
+SKEWED_CLOCK = """
+import os, time
+
+_offset = float(os.environ["TASKQ_CLOCK_OFFSET"])
+_time, _time_ns = time.time, time.time_ns
+time.time = lambda: _time() + _offset
+time.time_ns = lambda: _time_ns() + int(_offset * 1e9)
+"""
+
+
+def test_beats_with_skewed_clocks_fire_each_tick_once_and_never_early(
+    beats: Beats, broker: redis.Redis, tmp_path: Path,
+) -> None:
+    """S22: two of three beats run with their wall clock 0.7 s ahead and 0.7 s behind (a
+    sitecustomize shifts time.time in those processes). Ticks come from Redis's TIME, so every
+    tick still fires exactly once, and none fires before its slot, whoever leads."""
+    (tmp_path / "sitecustomize.py").write_text(SKEWED_CLOCK)
+    start = redis_ms(broker)
+    fast = beats.start(path=tmp_path, TASKQ_CLOCK_OFFSET="0.7")  # started first: it leads
+    slow = beats.start(path=tmp_path, TASKQ_CLOCK_OFFSET="-0.7")
+    plain = beats.start()
+    procs = [fast, slow, plain]
+    wait_for(lambda: broker.get("taskq:beat:leader") is not None, "a leader")
+    assert leader_of(broker, procs) is fast
+    time.sleep(4)
+    fast.signal(signal.SIGKILL)  # the next leader is the slow clock or the true one
+    fast.wait()
+    time.sleep(LEASE + 4)
+    end = redis_ms(broker)
+    stop_all([slow, plain])
+
+    every = fired_jobs(broker, "second-all")  # catch-up "all": the takeover leaves no hole
+    ticks = sorted(every)
+    assert len(ticks) >= 8 and start < ticks[0] and ticks[-1] <= end
+    assert gaps(ticks) == [], "no tick lost across the skewed leaders"
+    assert len(set(every.values())) == 2  # the fast beat, then its successor
+    for schedule in ("second", "second-all"):
+        counts = claims(procs, schedule)
+        assert max(counts.values()) == 1, f"{schedule}: each tick claimed exactly once"
+        assert set(counts) == set(fired_jobs(broker, schedule))
+        for tick in counts:
+            fired_at = int(broker.hget(f"taskq:{{default}}:job:cron:{schedule}:{tick}", "enqueued_ms") or 0)
+            assert fired_at >= tick, f"{schedule}: tick {tick} fired {tick - fired_at} ms early"
