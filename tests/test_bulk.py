@@ -104,3 +104,24 @@ def test_prefetched_jobs_are_given_back_at_shutdown_not_run(app: taskq.TaskQ) ->
     assert sorted(started) == [0, 1]  # only the two that were running ran
     assert [j.status() for j in jobs[:2]] == ["succeeded", "succeeded"]
     assert {j.status() for j in jobs[2:]} == {"queued"}  # 3 given back + 1 never fetched
+
+
+def test_bulk_at_maxmemory_raises_and_the_client_stays_usable(redis_url: str) -> None:
+    """Batches are sent back to back (replies read at the end): a refused batch raises
+    BrokerOutOfMemory after every reply is read, and the next call on the same app works."""
+    app = taskq.TaskQ(redis_url)
+
+    @app.task
+    def noop(i: int) -> None: ...
+
+    client = app.broker.client
+    client.setrange("padding", (1 << 20) - 1, b"x")
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - (256 << 10))
+    try:
+        with pytest.raises(taskq.BrokerOutOfMemory, match="out of memory"):
+            noop.map(range(2500))
+    finally:
+        client.config_set("maxmemory", 0)
+    assert len(noop.map(range(2500))) == 2500
+    assert app.broker.depths("default")["ready"] == 2500  # the refused call wrote nothing

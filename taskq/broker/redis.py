@@ -199,13 +199,41 @@ class RedisBroker:
         """Store new jobs (id, packed message, priority) of one queue, ENQUEUE_BATCH per script call."""
         k = QueueKeys(queue)
         keys = [k.scheduled, k.notify, *k.ready_by_priority]
-        stored = 0
+        batches: list[list[Any]] = []
         for start in range(0, len(jobs), ENQUEUE_BATCH):
             args: list[Any] = [k.job_prefix, delay_ms, at_ms]
             for job in jobs[start:start + ENQUEUE_BATCH]:
                 args.extend(job)
-            stored += int(self._run("enqueue_many", keys, args))
-        return stored
+            batches.append(args)
+        if self._fast is None or len(batches) < 2:
+            return sum(int(self._run("enqueue_many", keys, args)) for args in batches)
+        return self._pipelined("enqueue_many", keys, batches)
+
+    def _pipelined(self, name: str, keys: Sequence[str], batches: Sequence[Sequence[Any]]) -> int:
+        """Run one script over several argument batches, sending batch k+1 while Redis runs batch k
+        (replies are read at the end), so the client's command packing overlaps the server's work.
+        EVAL with the body, not EVALSHA: a script cache flushed mid-stream cannot fail a batch."""
+        body = self._scripts[name].script
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            for args in batches:
+                conn.send_command("EVAL", body, len(keys), *keys, *args)
+            replies: list[Any] = []
+            for _ in batches:
+                try:
+                    replies.append(int(conn.read_response()))
+                except redis.ResponseError as exc:  # read every reply, so the connection stays in step
+                    replies.append(exc)
+        except redis.RedisError as exc:
+            conn.disconnect()
+            raise self._error(exc) from None
+        finally:
+            pool.release(conn)
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise self._error(reply)
+        return sum(replies)
 
     def register_queues(self, queues: Sequence[str]) -> None:
         """Remember queue names for `taskq status`."""
