@@ -192,9 +192,7 @@ class TaskQ:
         new_id = new_job_id()
         body = encode(new_id, task.name, queue, args, kwargs, 1, task.opts.retries + 1, time.time(),
                       priority, task.opts.timeout, key, self.max_message_bytes)  # raises before any I/O
-        if queue not in self._known_queues:
-            self.broker.register_queues([queue])
-            self._known_queues.add(queue)
+        self._register_queue(queue)
         job_id = self.broker.enqueue(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key)
         return Job(self.broker, queue, job_id, self.result_ttl_ms)
 
@@ -240,12 +238,16 @@ class TaskQ:
 
     def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
                     at: dt.datetime | None) -> list[Job[Any]]:
-        if queue not in self._known_queues:
-            self.broker.register_queues([queue])
-            self._known_queues.add(queue)
+        self._register_queue(queue)
         self.broker.enqueue_many(queue, jobs, delay_ms=int(delay * 1000), at_ms=_at_ms(at))
         broker, ttl = self.broker, self.result_ttl_ms
         return [Job(broker, queue, job_id, ttl) for job_id, _, _ in jobs]
+
+    def _register_queue(self, queue: str) -> None:
+        """Tell Redis about a queue once per app (so `taskq status` lists it)."""
+        if queue not in self._known_queues:
+            self.broker.register_queues([queue])
+            self._known_queues.add(queue)
 
     def job(self, job_id: str, queue: str = "default") -> Job[Any]:
         """A handle on an existing job by id."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, cast
 
@@ -48,8 +49,15 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
 
 
 def _run(call: Callable[[], Any]) -> Any:
-    try:
+    with _one_line():
         return call()
+
+
+@contextlib.contextmanager
+def _one_line() -> Iterator[None]:
+    """A taskq error inside the block becomes click's one-line error and exit code 1."""
+    try:
+        yield
     except TaskqError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -321,14 +329,15 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
     def skipped(dead_id: str, why: str) -> None:
         click.echo(f"not replayed: {dead_id}: {why}", err=True)
 
-    for q in _run(lambda: records.check_queue(app, queue_name)):
-        ids = _run(lambda: app.broker.dead_ids(q, None))  # noqa: B023 (called at once)
-        if not ids:
-            continue
-        with click.progressbar(length=len(ids), label=f"replaying {q}", file=sys.stderr) as progress:
-            for ok in _run(lambda: list(records.replay_many(app, q, ids, skipped))):  # noqa: B023
-                replayed += ok
-                progress.update(1)
+    with _one_line():
+        for q in records.check_queue(app, queue_name):
+            ids = app.broker.dead_ids(q, None)
+            if not ids:
+                continue
+            with click.progressbar(length=len(ids), label=f"replaying {q}", file=sys.stderr) as progress:
+                for ok in records.replay_many(app, q, ids, skipped):  # one job at a time: the bar moves
+                    replayed += ok
+                    progress.update(1)
     click.echo(f"replayed {replayed} job(s)")
 
 
@@ -352,7 +361,8 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
         _run(lambda: app.broker.purge(queue, [job_id]))
         click.echo(f"purged 1 job ({job_id}, queue {queue})")
         return
-    done = sum(_run(lambda: records.purge_all(app, q)) for q in _run(lambda: records.check_queue(app, queue_name)))  # noqa: B023
+    with _one_line():
+        done = sum(records.purge_all(app, q) for q in records.check_queue(app, queue_name))
     click.echo(f"purged {done} job(s)")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from taskq.app import TaskQ
 from taskq.errors import JobNotFound, TaskqError
-from taskq.message import pack, unpack, unpack_value
+from taskq.message import Message, pack, unpack, unpack_value
 
 #: dead jobs replayed or purged per broker call
 BATCH = 500
@@ -42,7 +42,7 @@ def describe(app: TaskQ, queue: str, job_id: str, fields: dict[str, bytes]) -> d
     """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print."""
     out: dict[str, Any] = {"id": job_id, "queue": queue, "status": _str(fields, "status")}
     try:
-        message = unpack(fields.get("msg", b""), max(app.max_message_bytes, len(fields.get("msg", b""))))
+        message = _message(app, fields)
     except TaskqError as exc:
         out.update(task=None, attempt=None, max_attempts=None, args=None, kwargs=None, message_error=str(exc))
     else:
@@ -61,6 +61,12 @@ def describe(app: TaskQ, queue: str, job_id: str, fields: dict[str, bytes]) -> d
         out["progress"] = {"fraction": float(fields["progress"]), "text": _str(fields, "progress_text") or "",
                            "at": stamp(_int(fields, "progress_ms"))}
     return out
+
+
+def _message(app: TaskQ, fields: dict[str, bytes]) -> Message:
+    """The stored message, decoded; one stored before a limit was lowered still reads."""
+    raw = fields.get("msg", b"")
+    return unpack(raw, max(app.max_message_bytes, len(raw)))
 
 
 def find(app: TaskQ, job_id: str, queue: str | None = None) -> tuple[str, dict[str, bytes]]:
@@ -119,8 +125,7 @@ def dead_jobs(app: TaskQ, queues: Sequence[str], limit: int) -> list[DeadJob]:
 
 def replay(app: TaskQ, queue: str, job_id: str, fields: dict[str, bytes]) -> bool:
     """Put a dead job back on its ready list with attempts reset; False if it is not dead."""
-    message = unpack(fields.get("msg", b""), max(app.max_message_bytes, len(fields.get("msg", b""))))
-    fresh = dataclasses.replace(message, attempt=1)
+    fresh = dataclasses.replace(_message(app, fields), attempt=1)
     return app.broker.replay(queue, job_id, pack(fresh, max(app.max_message_bytes, len(fields["msg"]) + 64)))
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from taskq.app import TaskQ
-from taskq.records import describe
+from taskq.records import describe, known_queues
 
 #: running jobs listed per queue (the longest-held first)
 RUNNING_SHOWN = 20
@@ -21,7 +21,7 @@ def snapshot(app: TaskQ) -> dict[str, Any]:
     """One reading of everything `taskq status` reports (raises BrokerError if Redis is down)."""
     broker = app.broker
     now = broker.time_ms()
-    queues = sorted(set(broker.queues()) | set(app.queues))
+    queues = known_queues(app)
     workers = []
     for w in sorted(broker.live_workers(), key=lambda w: w["id"]):
         workers.append({

@@ -12,6 +12,7 @@ import redis
 import taskq
 from taskq.broker import RedisBroker
 from taskq.broker.scripts import NAMES, source
+from taskq.testing import drain
 
 
 @pytest.fixture
@@ -145,3 +146,23 @@ def test_enqueue_at_maxmemory_fails_cleanly(redis_url: str) -> None:
     finally:
         client.config_set("maxmemory", 0)
     assert sorted(k for k in client.keys("*") if k != b"padding") == before
+
+
+def test_purge_deletes_only_dead_jobs(app: taskq.TaskQ) -> None:
+    """purge.lua is the only way taskq deletes a job before its TTL: an id that is not in the
+    dead-letter set (queued, or replayed meanwhile) must survive it, record and all."""
+    @app.task(retries=0)
+    def fail() -> None:
+        raise RuntimeError("dead")
+
+    @app.task
+    def noop() -> None: ...
+
+    dead = fail.delay()
+    drain(app)
+    queued = noop.delay()
+    assert app.broker.purge("default", [queued.id, dead.id, "no-such-id"]) == 1
+    assert queued.status() == "queued" and app.broker.depths("default")["ready"] == 1
+    with pytest.raises(taskq.JobNotFound):
+        dead.status()
+    assert app.broker.purge("default", [dead.id]) == 0  # already gone: nothing to do
