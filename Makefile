@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit redis-server bench clean
+.PHONY: demo test lint typecheck unit redis-server bench clean lua
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,7 @@ bench: $(STAMP) redis-server
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# rewrite the standalone Lua scripts for foreign producers from taskq/lua/ops + lib
+lua: $(STAMP)
+	$(PY) -c "from taskq.broker.scripts import main; main()"

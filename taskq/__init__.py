@@ -7,6 +7,7 @@ from taskq.backoff import Backoff
 from taskq.beat import Beat
 from taskq.context import JobContext, current_job
 from taskq.errors import (
+    BrokerAuthError,
     BrokerError,
     BrokerOutOfMemory,
     BrokerUnavailable,
@@ -25,17 +26,18 @@ from taskq.errors import (
     TaskqError,
     TimeLimitExceeded,
 )
+from taskq.events import EventKind, JobEvent
 from taskq.job import Job, Status
 from taskq.schedule import Schedule
-from taskq.task import AsyncTask, Task
-from taskq.worker import Worker
+from taskq.task import AsyncTask, Task, TaskCall
+from taskq.worker import VERSION, Worker
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
-    "AsyncTask", "Backoff", "Beat", "BrokerError", "BrokerOutOfMemory", "BrokerUnavailable",
-    "ConfigError", "EnqueueError", "Job", "JobCancelled", "JobContext", "JobNotFound", "MessageInvalid",
-    "MessageTooLarge", "Reject", "ResultTimeout", "Retry", "Schedule", "SerializationError", "Status",
-    "Task", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded",
+    "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory", "BrokerUnavailable",
+    "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext", "JobEvent", "JobNotFound",
+    "MessageInvalid", "MessageTooLarge", "Reject", "ResultTimeout", "Retry", "Schedule", "SerializationError",
+    "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded",
     "Worker", "__version__", "current_job",
 ]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.backoff import Backoff
-from taskq.broker import RedisBroker, open_broker
+from taskq.broker import Broker, Policy, open_broker, redact
+from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
-from taskq.errors import ConfigError, TaskNotFound
+from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.job import Job
-from taskq.message import MAX_MESSAGE_BYTES, encode
+from taskq.message import MAX_MESSAGE_BYTES
 from taskq.schedule import MAX_CATCHUP, Catchup, Schedule
 from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions
 
@@ -42,6 +44,11 @@ class TaskQ:
     Args:
         url: redis://, rediss://, unix:// or memory:// (in-process, no server);
             default $TASKQ_URL, else redis://localhost:6379/0.
+        namespace: first part of every Redis key (default $TASKQ_NAMESPACE, else "taskq"):
+            apps in different namespaces on one Redis never see each other's jobs, workers,
+            schedules or beat leader.
+        name: names this app's cron schedules in Redis, so a beat removes only its own app's
+            stale schedules (default: the module that created the app).
         result_ttl: seconds results (and cancelled jobs) are kept.
         lease: seconds a fetched job is held before another worker may take it;
             workers renew it every lease/3 while the job runs.
@@ -56,17 +63,19 @@ class TaskQ:
     """
 
     def __init__(
-        self, url: str | None = None, *, result_ttl: float = 3600, lease: float = 30,
-        max_lost: int = 5, dead_ttl: float = 7 * 86400, dead_max: int = 10_000,
-        max_message_bytes: int = MAX_MESSAGE_BYTES, timeout: float = 10.0,
+        self, url: str | None = None, *, namespace: str | None = None, name: str | None = None,
+        result_ttl: float = 3600, lease: float = 30, max_lost: int = 5, dead_ttl: float = 7 * 86400,
+        dead_max: int = 10_000, max_message_bytes: int = MAX_MESSAGE_BYTES, timeout: float = 10.0,
     ) -> None:
-        self.url = url or os.environ.get("TASKQ_URL") or DEFAULT_URL
         if not result_ttl > 0 or not lease > 0 or not dead_ttl > 0:
             raise ConfigError("result_ttl, lease and dead_ttl must be > 0 seconds")
         if not timeout > 0:
             raise ConfigError("timeout must be > 0 seconds")
         if max_lost < 1 or dead_max < 1:
             raise ConfigError("max_lost and dead_max must be >= 1")
+        self.url = url or os.environ.get("TASKQ_URL") or DEFAULT_URL
+        self.namespace = _namespace(namespace or os.environ.get("TASKQ_NAMESPACE") or DEFAULT_NAMESPACE)
+        self.name = name or _caller_module()
         self.result_ttl = result_ttl
         self.lease = lease
         self.max_lost = max_lost
@@ -77,18 +86,32 @@ class TaskQ:
         self.tasks: dict[str, TaskBase[Any, Any]] = {}
         #: cron schedules fired by `taskq beat`, by name
         self.schedules: dict[str, Schedule] = {}
-        self._broker: RedisBroker | None = None
+        self._broker: Broker | None = None
         self._known_queues: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<TaskQ {self.url} tasks={len(self.tasks)}>"
+        return f"<TaskQ {redact(self.url)} namespace={self.namespace!r} tasks={len(self.tasks)}>"
 
     @property
-    def broker(self) -> RedisBroker:
+    def broker(self) -> Broker:
         """The broker, connected on first use (so importing an app does no I/O)."""
         if self._broker is None:
-            self._broker = open_broker(self.url, self.timeout)
+            policy = Policy(lease_ms=int(self.lease * 1000), result_ttl_ms=int(self.result_ttl * 1000),
+                            dead_ttl_ms=int(self.dead_ttl * 1000), dead_max=self.dead_max, max_lost=self.max_lost)
+            self._broker = open_broker(self.url, namespace=self.namespace, timeout=self.timeout, policy=policy)
         return self._broker
+
+    def configure(self, url: str | None = None, *, namespace: str | None = None) -> None:
+        """Point the app at another broker URL or namespace (the CLI's --url, a test's own
+        Redis); an open connection is closed, and the next call opens the new one."""
+        if url is not None:
+            self.url = url
+        if namespace is not None:
+            self.namespace = _namespace(namespace)
+        if self._broker is not None:
+            self._broker.close()
+        self._broker = None
+        self._known_queues = set()
 
     # -- registration -----------------------------------------------------
 
@@ -190,11 +213,11 @@ class TaskQ:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
         task.check_args(args, kwargs)
         new_id = new_job_id()
-        body = encode(new_id, task.name, queue, args, kwargs, 1, task.opts.retries + 1, time.time(),
-                      priority, task.opts.timeout, key, self.max_message_bytes)  # raises before any I/O
+        body = task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
+                            key=key, limit=self.max_message_bytes)  # raises before any I/O
         self._register_queue(queue)
         job_id = self.broker.enqueue(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key)
-        return Job(self.broker, queue, job_id, self.result_ttl_ms)
+        return Job(self.broker, queue, job_id)
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
@@ -224,24 +247,23 @@ class TaskQ:
 
     def _pack_calls(self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
                     queue: str, priority: int) -> list[tuple[str, bytes, int]]:
-        max_attempts = task.opts.retries + 1
         now = time.time()
         jobs: list[tuple[str, bytes, int]] = []
-        name, timeout, limit = task.name, task.opts.timeout, self.max_message_bytes
+        limit, message, check = self.max_message_bytes, task.message, task.check_args
         ids = _job_ids()
         for args, kwargs in calls:
-            task.check_args(args, kwargs)
+            check(args, kwargs)
             new_id = next(ids)
-            body = encode(new_id, name, queue, args, kwargs, 1, max_attempts, now, priority, timeout, None, limit)
-            jobs.append((new_id, body, priority))
+            jobs.append((new_id, message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=now,
+                                         limit=limit), priority))
         return jobs
 
     def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
                     at: dt.datetime | None) -> list[Job[Any]]:
         self._register_queue(queue)
         self.broker.enqueue_many(queue, jobs, delay_ms=int(delay * 1000), at_ms=_at_ms(at))
-        broker, ttl = self.broker, self.result_ttl_ms
-        return [Job(broker, queue, job_id, ttl) for job_id, _, _ in jobs]
+        broker = self.broker
+        return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
 
     def _register_queue(self, queue: str) -> None:
         """Tell Redis about a queue once per app (so `taskq status` lists it)."""
@@ -249,13 +271,21 @@ class TaskQ:
             self.broker.register_queues([queue])
             self._known_queues.add(queue)
 
-    def job(self, job_id: str, queue: str = "default") -> Job[Any]:
-        """A handle on an existing job by id."""
-        return Job(self.broker, queue, job_id, self.result_ttl_ms)
+    def job(self, job_id: str, queue: str | None = None) -> Job[Any]:
+        """A handle on an existing job by id. Without `queue`, the job is looked up in every
+        known queue at once (one round trip); raises JobNotFound if no queue has it."""
+        if queue is not None:
+            return Job(self.broker, queue, job_id)
+        queues = self.known_queues()
+        holding = self.broker.queues_holding(job_id, queues)
+        if not holding:
+            raise JobNotFound(f"no job {job_id} in any queue ({', '.join(queues) or 'none known'}): "
+                              "never enqueued, or its record expired")
+        return Job(self.broker, holding[0], job_id)
 
-    @property
-    def result_ttl_ms(self) -> int:
-        return int(self.result_ttl * 1000)
+    def known_queues(self) -> list[str]:
+        """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""
+        return sorted(set(self.broker.queues()) | set(self.queues))
 
     @property
     def queues(self) -> list[str]:
@@ -282,6 +312,21 @@ def _at_ms(at: dt.datetime | None) -> int:
         return 0
     stamp = at if at.tzinfo is not None else at.astimezone()
     return max(1, int(stamp.timestamp() * 1000))
+
+
+def _namespace(value: str) -> str:
+    if not isinstance(value, str) or not NAMESPACE_RE.fullmatch(value):
+        raise ConfigError(f"namespace must be 1-64 letters, digits, '_', '.' or '-', got {value!r}")
+    return value
+
+
+def _caller_module() -> str:
+    """The module that called TaskQ(): the default app name (a script run directly: its file name)."""
+    frame = sys._getframe(2)
+    module = str(frame.f_globals.get("__name__", "app"))
+    if module == "__main__":
+        module = os.path.splitext(os.path.basename(str(frame.f_globals.get("__file__", "main"))))[0]
+    return module
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

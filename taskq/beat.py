@@ -12,20 +12,22 @@ than a lease late, go by the schedule's catch-up policy: "latest", "all" (bounde
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import socket
 import threading
 import time
 import uuid
 
-import structlog
-
 from taskq.app import TaskQ
-from taskq.broker import Claim, RedisBroker, ScheduleState, redact
-from taskq.errors import BrokerError, BrokerUnavailable
+from taskq.broker import Broker, redact
+from taskq.broker.base import Claim, ClaimMode, ClaimResult, LeadResult, ScheduleState
+from taskq.errors import BrokerError
+from taskq.log import get_logger
+from taskq.outage import Outage
 from taskq.schedule import Schedule
 
-log = structlog.get_logger("taskq.beat")
+log = get_logger("taskq.beat")
 
 #: default seconds the leader lease lasts without renewal (renewed every third of it)
 LEASE = 10.0
@@ -58,36 +60,27 @@ class Beat:
         self._cleaned = False
 
     @property
-    def broker(self) -> RedisBroker:
+    def broker(self) -> Broker:
         return self.app.broker
 
     # -- lifecycle --------------------------------------------------------
 
     def run(self) -> None:
         """Lead or stand by until stop(); on the way out, hand the lead to another beat."""
-        from taskq import __version__
-
         self.broker.ping()
         log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules), lease_s=self.lease_ms / 1000,
-                 url=redact(self.app.url), version=__version__, pid=os.getpid())
-        down_since: float | None = None
-        backoff = 0.1
+                 url=redact(self.app.url), namespace=self.app.namespace, app=self.app.name,
+                 version=importlib.metadata.version("taskq"), pid=os.getpid())
+        outage = Outage(log, beat=self.id)
         while not self._stop.is_set():
             try:
                 now = self.broker.time_ms()
                 started = time.monotonic()
                 wake = self.step(now)
             except BrokerError as exc:
-                if down_since is None:
-                    event = "redis unreachable" if isinstance(exc, BrokerUnavailable) else "redis error"
-                    log.warning(event, beat=self.id, error=str(exc))
-                    down_since = time.monotonic()
-                self._stop.wait(backoff)
-                backoff = min(5.0, backoff * 2)
+                self._stop.wait(outage.failed("beat", exc))
                 continue
-            if down_since is not None:
-                log.info("redis back", beat=self.id, down_s=round(time.monotonic() - down_since, 3))
-                down_since, backoff = None, 0.1
+            outage.ok("beat")
             self._stop.wait(max(0.0, (wake - now) / 1000 - (time.monotonic() - started)))
         resigned = False
         if self.leading:
@@ -106,12 +99,12 @@ class Beat:
         """Lead (or try to) at Redis time `now` (unix ms): fire what is due, promote due
         jobs. Returns the Redis time at which the next step is wanted."""
         status = self.broker.lead(self.id, self.lease_ms)
-        if status == 0:
+        if status is LeadResult.HELD_BY_OTHER:
             if self.leading:
                 log.warning("beat lost the lead", beat=self.id)
                 self.leading = False
             return now + min(1000, self.lease_ms // 4)  # stand by: take over soon after a lease lapses
-        if status == 2 or not self.leading:
+        if status is LeadResult.TAKEN or not self.leading:
             self.leading = True
             log.info("beat leading", beat=self.id)
             if not self._cleaned:
@@ -129,19 +122,24 @@ class Beat:
     # -- schedules --------------------------------------------------------
 
     def _remove_stale(self) -> None:
-        """Forget schedules that are no longer in the code (or moved queue) of this beat."""
+        """Forget this app's schedules that are no longer in its code (or moved queue). Schedules
+        another app of the namespace registered are left alone (ones recorded before apps had
+        names count as this app's)."""
         current = {name: s.queue for name, s in self.app.schedules.items()}
-        for name, queue in self.broker.index_schedules(current).items():
+        for name, (queue, owner) in self.broker.index_schedules(self.app.name, current).items():
+            if owner not in ("", self.app.name):
+                continue
             if current.get(name) != queue:
                 self.broker.remove_schedule(name, queue, unindex=name not in current)
-                log.info("schedule removed", schedule=name, queue=queue,
+                log.info("schedule removed", schedule=name, queue=queue, app=self.app.name,
                          why="moved queue" if name in current else "not in the code")
 
     def _sync(self, s: Schedule, now: int) -> None:
         """Load a schedule's newest claimed tick; start it afresh at `now` if new or changed."""
         state = self.broker.schedule_state(s.queue, s.name)
         if state is None or state.spec != s.cron.fingerprint:
-            if self.broker.fire(s.queue, s.name, "reset", now, s.cron.fingerprint, self.id) == 1:
+            claim = Claim(s.queue, s.name, ClaimMode.RESET, now, s.cron.fingerprint, self.id)
+            if self.broker.fire_many([claim])[0] is ClaimResult.CLAIMED:
                 log.info("schedule added" if state is None else "schedule changed", schedule=s.name,
                          cron=s.cron.expr, tz=s.cron.tz, before=None if state is None else state.spec)
             state = self.broker.schedule_state(s.queue, s.name) or ScheduleState(s.cron.fingerprint, now)
@@ -155,11 +153,11 @@ class Beat:
         if not missed:
             return
         if s.catchup == "none":
-            self._claim([(s, missed[-1], "skip")], now)
+            self._claim([(s, missed[-1], ClaimMode.SKIP)], now)
             log.info("missed ticks skipped", schedule=s.name, catchup="none", up_to=missed[-1])
             return
         log.info("catching up", schedule=s.name, catchup=s.catchup, firing=len(missed), oldest=missed[0])
-        self._claim([(s, tick, "fire") for tick in missed], now)
+        self._claim([(s, tick, ClaimMode.FIRE) for tick in missed], now)
 
     def _fire_due(self, now: int) -> None:
         """Fire every tick due by `now`, oldest first, each round in one round trip."""
@@ -171,23 +169,24 @@ class Beat:
                 # these ticks were missed, like downtime
                 self._catch_up(s, now)
         for _ in range(MAX_FIRES_PER_STEP):
-            due = [(s, self._next[s.name], "fire") for s in self.app.schedules.values() if self._next[s.name] <= now]
+            due = [(s, self._next[s.name], ClaimMode.FIRE) for s in self.app.schedules.values()
+                   if self._next[s.name] <= now]
             if not due:
                 return
             self._claim(due, now)
 
-    def _claim(self, items: list[tuple[Schedule, int, str]], now: int) -> None:
+    def _claim(self, items: list[tuple[Schedule, int, ClaimMode]], now: int) -> None:
         claims = [Claim(s.queue, s.name, mode, tick, s.cron.fingerprint, self.id, s.job_id(tick),
-                        s.body(tick, now) if mode == "fire" else b"", s.task.opts.priority)
+                        s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority)
                   for s, tick, mode in items]
         for (s, tick, mode), done in zip(items, self.broker.fire_many(claims), strict=True):
-            if done == 1:
+            if done is ClaimResult.CLAIMED:
                 self._last[s.name] = tick
-                if mode == "fire":
+                if mode is ClaimMode.FIRE:
                     self.fired += 1
                     log.info("cron fired", schedule=s.name, task=s.task.name, queue=s.queue,
                              job_id=s.job_id(tick), tick=tick, lateness_ms=now - tick)
-            elif done == 0:  # another beat claimed it (or a later tick): take its view
+            elif done is ClaimResult.ALREADY_CLAIMED:  # another beat claimed it (or a later tick): take its view
                 state = self.broker.schedule_state(s.queue, s.name)
                 self._last[s.name] = max(tick, state.last if state else tick)
             else:  # the stored expression is another one (a beat with other code reset it)
@@ -201,10 +200,9 @@ class Beat:
     def _promote(self, now: int) -> None:
         """Move due scheduled jobs of every known queue to ready, in batches."""
         soonest = now + PROMOTE_EVERY_MS
-        dead_ttl_ms = int(self.app.dead_ttl * 1000)
         for queue in self.broker.queues():
             for _ in range(100):  # up to 100 batches of 1000 per queue per pass
-                due = self.broker.promote(queue, dead_ttl_ms)
+                _, due = self.broker.promote(queue)
                 if due != 0:
                     break
             if due is not None:

@@ -15,14 +15,13 @@ from typing import Any, cast
 
 import click
 
-from taskq import records, render
+from taskq import render, views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.errors import ConfigError, TaskqError
 from taskq.log import configure
-from taskq.status import snapshot
-from taskq.supervisor import Supervisor
-from taskq.worker import Worker
+from taskq.worker.options import WorkerOptions
+from taskq.worker.supervisor import Supervisor
 
 
 def load_app(path: str, url: str | None = None) -> TaskQ:
@@ -44,7 +43,7 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
             raise ConfigError(f"module {module_name!r} holds {len(apps)} TaskQ apps; name one as {module_name}:NAME")
         app = apps[0]
     if url:
-        app.url = url
+        app.configure(url)
     return app
 
 
@@ -63,17 +62,6 @@ def _one_line() -> Iterator[None]:
 
 
 _url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
-_metrics_options = [
-    click.option("--metrics-port", type=click.IntRange(min=0, max=65535), default=None,
-                 help="Serve Prometheus metrics on this port (0 = any free port)."),
-    click.option("--metrics-host", default="127.0.0.1", show_default=True,
-                 help="Address the metrics endpoint binds (0.0.0.0 for every interface)."),
-]
-_log_options = [
-    click.option("--log-level", default="info", show_default=True,
-                 type=click.Choice(["debug", "info", "warning", "error"])),
-    click.option("--log-format", default="console", show_default=True, type=click.Choice(["console", "json"])),
-]
 
 
 @click.group()
@@ -84,83 +72,54 @@ def main() -> None:
 
 @main.command()
 @click.argument("app_path", metavar="APP")
-@click.option("-q", "--queue", "queues", multiple=True, help="Queue to consume (repeatable); default all of the app's.")
-@click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Jobs run at once in each process.")
-@click.option("-p", "--processes", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Worker processes under a supervisor that replaces any that dies; 0 = run in this process.")
-@click.option("--max-jobs-per-child", type=click.IntRange(min=1), default=None,
-              help="With -p: replace a worker process after this many jobs.")
-@click.option("--max-memory-per-child", type=click.FloatRange(min=1), default=None, metavar="MB",
-              help="With -p: replace a worker process once its resident memory exceeds MB MiB.")
-@click.option("--prefetch", type=click.IntRange(min=0), default=None,
-              help="Jobs leased ahead of free slots, per process (default: the concurrency).")
-@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds running jobs get to finish on SIGTERM before being given back.")
-@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@WorkerOptions.click_options
 @_url_option
-@_log_options[0]
-@_log_options[1]
-@_metrics_options[0]
-@_metrics_options[1]
-@click.option("--parent-pid", type=int, default=None, hidden=True)  # set by the supervisor for its children
-@click.option("--worker-id", default=None, hidden=True)
-def worker(app_path: str, queues: tuple[str, ...], concurrency: int, processes: int,
-           max_jobs_per_child: int | None, max_memory_per_child: float | None, prefetch: int | None,
-           grace: float, burst: bool, url: str | None, log_level: str, log_format: str,
-           metrics_port: int | None, metrics_host: str, parent_pid: int | None, worker_id: str | None) -> None:
+def worker(app_path: str, url: str | None, **values: Any) -> None:
     """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
-    configure(log_level, log_format)
-    child = parent_pid is not None
-    if (max_jobs_per_child or max_memory_per_child) and not (processes or child):
+    opts = WorkerOptions(**values)
+    configure(opts.log_level, opts.log_format)
+    if (opts.max_jobs_per_child or opts.max_memory_per_child) and not (opts.processes or opts.child):
         raise click.UsageError("--max-jobs-per-child and --max-memory-per-child need -p/--processes")
-    if burst and processes:
+    if opts.burst and opts.processes:
         raise click.UsageError("--burst cannot be combined with -p/--processes")
     app = _run(lambda: load_app(app_path, url))
-    if metrics_port is not None or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if opts.processes:
+        sys.exit(_supervise(app_path, app, opts, url))
+    counters = None
+    if opts.child and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from taskq import metrics  # prometheus-client only in processes that count
-    if processes:
-        if url:
-            os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
 
-        def command(child_id: str) -> list[str]:
-            argv = [sys.executable, "-m", "taskq", "worker", app_path, "-c", str(concurrency),
-                    "--grace", str(grace), "--log-level", log_level, "--log-format", log_format,
-                    "--parent-pid", str(os.getpid()), "--worker-id", child_id]
-            for q in queues:
-                argv += ["-q", q]
-            if max_jobs_per_child:
-                argv += ["--max-jobs-per-child", str(max_jobs_per_child)]
-            if max_memory_per_child:
-                argv += ["--max-memory-per-child", str(max_memory_per_child)]
-            if prefetch is not None:
-                argv += ["--prefetch", str(prefetch)]
-            return argv
+        counters = metrics.child_metrics()
+    elif opts.metrics_port is not None and not opts.child:
+        from taskq import metrics
 
-        consumed = list(queues) or app.queues or ["default"]
-        fleet = metrics.Fleet(app, consumed) if metrics_port is not None else None
-        sup = Supervisor(app, command, processes, consumed, grace=grace,
-                         env=fleet.child_env() if fleet else None,
-                         on_child_exit=fleet.child_exited if fleet else None)
-        if fleet is not None and metrics_port is not None:
-            _serve(fleet.registry, metrics_port, metrics_host)
-        _on_stop_signals(sup.stop, sup.kill)
-        try:
-            code = _run(sup.run)
-        finally:
-            if fleet is not None:
-                fleet.close()
-        sys.exit(code)
-    counters = metrics.child_metrics() if child and os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
-    if metrics_port is not None and not child:
-        registry, counters = metrics.worker_registry(app, list(queues) or app.queues or ["default"])
-        _serve(registry, metrics_port, metrics_host)
-    w = _run(lambda: Worker(app, queues or None, concurrency=concurrency, grace=grace, burst=burst,
-                            max_jobs=max_jobs_per_child, max_memory_mb=max_memory_per_child,
-                            kill_on_timeout=child, parent_pid=parent_pid, worker_id=worker_id,
-                            prefetch=prefetch, metrics=counters))
+        registry, counters = metrics.worker_registry(app, list(opts.queues) or app.queues or ["default"])
+        _serve(registry, opts.metrics_port, opts.metrics_host)
+    w = _run(lambda: opts.worker(app, counters))
     _on_stop_signals(w.stop)
     _run(w.run)
+
+
+def _supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) -> int:
+    """`-p P`: P worker processes with the same options, under a supervisor; its exit code."""
+    if url:
+        os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
+    consumed = list(opts.queues) or app.queues or ["default"]
+    fleet = None
+    if opts.metrics_port is not None:
+        from taskq import metrics
+
+        fleet = metrics.Fleet(app, consumed)
+        _serve(fleet.registry, opts.metrics_port, opts.metrics_host)
+    sup = Supervisor(app, lambda child_id: opts.child_argv(app_path, os.getpid(), child_id), opts.processes,
+                     consumed, grace=opts.grace, env=fleet.child_env() if fleet else None,
+                     on_child_exit=fleet.child_exited if fleet else None)
+    _on_stop_signals(sup.stop, sup.kill)
+    try:
+        return int(_run(sup.run))
+    finally:
+        if fleet is not None:
+            fleet.close()
 
 
 def _serve(registry: Any, port: int, host: str) -> None:
@@ -197,10 +156,7 @@ def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None =
 @click.option("--lease", default=LEASE, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds the leader lease lasts; another beat takes over this long after the leader dies.")
 @_url_option
-@_log_options[0]
-@_log_options[1]
-@_metrics_options[0]
-@_metrics_options[1]
+@WorkerOptions.shared("log_level", "log_format", "metrics_port", "metrics_host")
 def beat(app_path: str, lease: float, url: str | None, log_level: str, log_format: str,
          metrics_port: int | None, metrics_host: str) -> None:
     """Fire the app's cron schedules and promote due delayed jobs (run as many as you like)."""
@@ -226,7 +182,7 @@ def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str 
     """Queue depths, running jobs and their progress, live workers, the beat leader, cron schedules."""
     app = _run(lambda: load_app(app_path, url))
     while True:
-        data = _run(lambda: snapshot(app))
+        data = _run(lambda: views.snapshot(app))
         text = json.dumps(data, indent=None if watch else 2) if as_json else "\n".join(render.status(data))
         if watch and not as_json and sys.stdout.isatty():
             click.clear()
@@ -250,8 +206,8 @@ def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str 
 def job(app_path: str, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
     """One job: status, attempts, timestamps, progress, result or error."""
     app = _run(lambda: load_app(app_path, url))
-    queue, fields = _run(lambda: records.find(app, job_id, queue_name))
-    _echo(records.describe(app, queue, job_id, fields), as_json, render.job)
+    record = _run(lambda: views.find(app, job_id, queue_name))
+    _echo(views.describe(app, record), as_json, render.job)
 
 
 def _echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
@@ -279,7 +235,7 @@ def _dlq_app(ctx: click.Context, url: str | None) -> TaskQ:
 def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bool, url: str | None) -> None:
     """Dead jobs, newest first: id, queue, task, attempts, dead since, reason."""
     app = _dlq_app(ctx, url)
-    rows = _run(lambda: records.dead_jobs(app, records.check_queue(app, queue_name), limit))
+    rows = _run(lambda: views.dead_jobs(app, views.check_queue(app, queue_name), limit))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
     else:
@@ -295,16 +251,8 @@ def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bo
 def dlq_show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
     """One dead job with its arguments and full traceback."""
     app = _dlq_app(ctx, url)
-    queue, fields = _dead(app, job_id, queue_name)
-    _echo(records.describe(app, queue, job_id, fields), as_json, render.job)
-
-
-def _dead(app: TaskQ, job_id: str, queue_name: str | None) -> tuple[str, dict[str, bytes]]:
-    queue, fields = _run(lambda: records.find(app, job_id, queue_name))
-    if fields.get("status") != b"dead":
-        status = (fields.get("status") or b"?").decode("utf-8", "replace")
-        raise click.ClickException(f"job {job_id} in queue {queue!r} is {status}, not in the dead-letter list")
-    return queue, fields
+    record = _run(lambda: views.dead_record(app, job_id, queue_name))
+    _echo(views.describe(app, record), as_json, render.job)
 
 
 @dlq.command("replay")
@@ -319,10 +267,10 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
         raise click.UsageError("give exactly one of --id ID or --all")
     app = _dlq_app(ctx, url)
     if job_id:
-        queue, fields = _dead(app, job_id, queue_name)
-        if not _run(lambda: records.replay(app, queue, job_id, fields)):
+        record = _run(lambda: views.dead_record(app, job_id, queue_name))
+        if not _run(lambda: views.replay(app, record)):
             raise click.ClickException(f"job {job_id} left the dead-letter list meanwhile; nothing replayed")
-        click.echo(f"replayed 1 job ({job_id}, queue {queue})")
+        click.echo(f"replayed 1 job ({job_id}, queue {record.queue})")
         return
     replayed = 0
 
@@ -330,12 +278,12 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
         click.echo(f"not replayed: {dead_id}: {why}", err=True)
 
     with _one_line():
-        for q in records.check_queue(app, queue_name):
-            ids = app.broker.dead_ids(q, None)
-            if not ids:
+        for q in views.check_queue(app, queue_name):
+            count, replays = views.replay_many(app, q, skipped)
+            if not count:
                 continue
-            with click.progressbar(length=len(ids), label=f"replaying {q}", file=sys.stderr) as progress:
-                for ok in records.replay_many(app, q, ids, skipped):  # one job at a time: the bar moves
+            with click.progressbar(length=count, label=f"replaying {q}", file=sys.stderr) as progress:
+                for ok in replays:  # one job at a time: the bar moves
                     replayed += ok
                     progress.update(1)
     click.echo(f"replayed {replayed} job(s)")
@@ -357,12 +305,12 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
         raise click.UsageError("--all deletes every dead job for good; add --yes to confirm")
     app = _dlq_app(ctx, url)
     if job_id:
-        queue, _ = _dead(app, job_id, queue_name)
-        _run(lambda: app.broker.purge(queue, [job_id]))
-        click.echo(f"purged 1 job ({job_id}, queue {queue})")
+        record = _run(lambda: views.dead_record(app, job_id, queue_name))
+        _run(lambda: views.purge(app, record))
+        click.echo(f"purged 1 job ({job_id}, queue {record.queue})")
         return
     with _one_line():
-        done = sum(records.purge_all(app, q) for q in records.check_queue(app, queue_name))
+        done = sum(views.purge_all(app, q) for q in views.check_queue(app, queue_name))
     click.echo(f"purged {done} job(s)")
 
 

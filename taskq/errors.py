@@ -4,6 +4,7 @@
     ├── ConfigError                 bad task options, bad URL, bad APP path
     ├── BrokerError                 Redis said no
     │   ├── BrokerUnavailable       cannot reach Redis at URL
+    │   ├── BrokerAuthError         Redis refused the credentials (wrong password, ACL)
     │   └── BrokerOutOfMemory       Redis is at maxmemory; nothing was written
     ├── EnqueueError                a call cannot become a message; nothing was enqueued
     │   ├── SerializationError      an argument msgpack cannot encode
@@ -39,6 +40,10 @@ class BrokerError(TaskqError):
 
 class BrokerUnavailable(BrokerError):
     """Redis cannot be reached."""
+
+
+class BrokerAuthError(BrokerError):
+    """Redis refused the credentials: a wrong password, or an ACL user without the permission."""
 
 
 class BrokerOutOfMemory(BrokerError):

@@ -90,19 +90,25 @@ def run_sync(task: TaskBase[Any, Any], message: Message) -> Outcome:
 
 
 async def run_async(task: TaskBase[Any, Any], message: Message) -> Outcome:
-    """Await an async task function on the current event loop, enforcing its timeout."""
+    """Await an async task function on the current event loop, enforcing its timeout. Only
+    taskq's own limit is reported as TimeLimitExceeded; a TimeoutError the task raises itself
+    (its own asyncio.timeout or wait_for) is an ordinary failure, with its traceback."""
     running.set(message)  # this coroutine runs as its own asyncio task: the value stays inside it
     start = time.perf_counter()
+    limit: asyncio.Timeout | None = None
     try:
         coro = task.fn(*message.args, **message.kwargs)
         if message.timeout is None:
             value = await coro
         else:
-            value = await asyncio.wait_for(coro, message.timeout)
-    except TimeoutError:
+            async with asyncio.timeout(message.timeout) as limit:
+                value = await coro
+    except TimeoutError as exc:
         duration = time.perf_counter() - start
-        exc = TimeLimitExceeded(f"time limit exceeded: cancelled after {message.timeout}s")
-        return failed(task, message, exc, duration)
+        raised: BaseException = exc
+        if limit is not None and limit.expired():
+            raised = TimeLimitExceeded(f"time limit exceeded: cancelled after {message.timeout}s")
+        return failed(task, message, raised, duration)
     except Exception as exc:
         return failed(task, message, exc, time.perf_counter() - start)
     return returned(task, message, value, time.perf_counter() - start)

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from typing import Generic, TypeVar, cast
 
-from taskq.broker import RedisBroker
+from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, Status
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
 from taskq.message import unpack_value
 
 R = TypeVar("R")
 
-
-class Status(enum.StrEnum):
-    """Where a job is in its life. `failed` means an attempt failed and a retry is due."""
-
-    QUEUED = "queued"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DEAD = "dead"
-    CANCELLED = "cancelled"
-
-
-#: statuses a job never leaves by itself
-TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
+__all__ = ["TERMINAL", "Job", "Status"]
 
 
 class Job(Generic[R]):
-    """A handle on an enqueued job. Cheap to create; holds no state but its id."""
+    """A handle on an enqueued job. Cheap to create; holds no state but its id and queue."""
 
-    def __init__(self, broker: RedisBroker, queue: str, job_id: str, result_ttl_ms: int = 3_600_000) -> None:
+    def __init__(self, broker: Handles, queue: str, job_id: str) -> None:
         self.id = job_id
         self.queue = queue
         self._broker = broker
-        self._result_ttl_ms = result_ttl_ms
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue!r}>"
@@ -47,12 +31,15 @@ class Job(Generic[R]):
     def __hash__(self) -> int:
         return hash((self.id, self.queue))
 
+    def _missing(self) -> JobNotFound:
+        return JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
+
     def status(self) -> Status:
         """The job's current status; raises JobNotFound if there is no record."""
         state = self._broker.state(self.queue, self.id)
         if state is None:
-            raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
-        return Status(state.status)
+            raise self._missing()
+        return state.status
 
     def result(self, timeout: float | None = None) -> R:
         """Wait for the job to end and return its value.
@@ -70,12 +57,12 @@ class Job(Generic[R]):
         while True:
             state = self._broker.state(self.queue, self.id, watch=True)
             if state is None:
-                raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
-            if state.status == Status.SUCCEEDED:
+                raise self._missing()
+            if state.status is Status.SUCCEEDED:
                 return cast(R, unpack_value(state.result or b"\xc0"))
-            if state.status == Status.DEAD:
+            if state.status is Status.DEAD:
                 raise TaskFailed(self.id, state.reason or "dead", state.error)
-            if state.status == Status.CANCELLED:
+            if state.status is Status.CANCELLED:
                 raise JobCancelled(f"job {self.id} was cancelled")
             left = 5.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
@@ -84,7 +71,7 @@ class Job(Generic[R]):
             self._broker.wait_done(self.queue, self.id, min(left, 5.0))
 
     def cancel(self) -> bool:
-        """Cancel the job. True if it will not run again; a running job finishes
-        its current attempt but is never retried (returns False)."""
-        before = self._broker.cancel(self.queue, self.id, self._result_ttl_ms)
-        return before in (Status.QUEUED, Status.SCHEDULED, Status.FAILED)
+        """Cancel the job. True if it will never start again: it was queued, scheduled, waiting
+        for a retry, or reserved by a worker but not started. A running job finishes its current
+        attempt but is never retried (returns False)."""
+        return self._broker.cancel(self.queue, self.id) in CANCELLABLE

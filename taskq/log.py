@@ -1,16 +1,23 @@
-"""Logging: the library only asks for loggers; the CLI (or a user) configures structlog."""
+"""Logging: the library only asks for loggers; the CLI (or a user) configures the pipeline.
+
+configure() sets up structlog and routes the standard library's logging through the same
+processors and renderer, so a task's own `logging.getLogger(...).info(...)` comes out in the
+worker's format (key=value or JSON) with the running job's job_id, task, queue and attempt.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
+from taskq.context import running
+
 #: names of the fields bound to job log lines, the same everywhere
 JOB_FIELDS = ("job_id", "task", "queue", "attempt", "duration_ms")
-
 
 #: the level configure() set; per-job lines check it first, so a quiet worker builds no fields
 _level = logging.DEBUG
@@ -26,10 +33,23 @@ def get_logger(name: str = "taskq") -> Any:
     return structlog.get_logger(name)
 
 
-def configure(level: str = "info", fmt: str = "console") -> None:
-    """Set up structlog once for a taskq process: key=value (console) or JSON lines on stderr.
+def add_job_context(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: the running job's fields, read only when a line is emitted (no cost
+    per job), for any line logged while a task runs, by taskq, structlog or the stdlib."""
+    message = running.get()
+    if message is not None:
+        event.setdefault("job_id", message.id)
+        event.setdefault("task", message.task)
+        event.setdefault("queue", message.queue)
+        event.setdefault("attempt", message.attempt)
+    return event
 
-    Levels below `level` are dropped before any formatting (make_filtering_bound_logger).
+
+def configure(level: str = "info", fmt: str = "console") -> None:
+    """Set up logging once for a taskq process: key=value (console) or JSON lines on stderr.
+
+    taskq's own lines below `level` are dropped before any formatting
+    (make_filtering_bound_logger); stdlib records below it are dropped by the root logger.
     """
     global _level
     numeric = logging.getLevelName(level.upper())
@@ -41,14 +61,24 @@ def configure(level: str = "info", fmt: str = "console") -> None:
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_job_context,
+    ]
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    logging.captureWarnings(True)  # warnings.warn() from task code: the same pipeline, not bare text

@@ -13,6 +13,8 @@ from taskq.errors import MessageInvalid, MessageTooLarge, SerializationError
 VERSION = 1
 #: default upper bound on a packed message, in bytes
 MAX_MESSAGE_BYTES = 512 * 1024
+#: priorities run from 0 (default) to MAX_PRIORITY; higher runs first
+MAX_PRIORITY = 9
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,18 +37,23 @@ class Message:
     #: deduplication key, or None
     key: str | None = None
 
-    def next_attempt(self) -> Message:
-        """The same call, one attempt later."""
-        return dataclasses.replace(self, attempt=self.attempt + 1)
+    def packed(self, *, attempt: int, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+        """The same call as wire bytes, at another attempt (a retry: attempt + 1; a replay: 1).
+        A message that was stored may exceed a lowered limit by a little: it still goes."""
+        m = self
+        return encode(id=m.id, task=m.task, queue=m.queue, args=m.args, kwargs=m.kwargs, attempt=attempt,
+                      max_attempts=m.max_attempts, enqueued_at=m.enqueued_at, priority=m.priority,
+                      timeout=m.timeout, key=m.key, limit=limit)
 
 
 def encode(
-    id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
+    *, id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
     max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
     limit: int = MAX_MESSAGE_BYTES,
 ) -> bytes:
     """The wire bytes of a call, without building a Message first (the enqueue hot path);
-    raise SerializationError or MessageTooLarge on bad input."""
+    raise SerializationError or MessageTooLarge on bad input. New calls are encoded by
+    Task.message() (taskq/task.py), the one place a call becomes a message."""
     out: dict[str, Any] = {
         "v": VERSION, "id": id, "task": task, "queue": queue, "args": list(args), "kwargs": kwargs,
         "attempt": attempt, "max_attempts": max_attempts, "enqueued_at": enqueued_at, "priority": priority,
@@ -66,9 +73,7 @@ def encode(
 
 def pack(message: Message, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """Encode a message; raise SerializationError or MessageTooLarge on bad input."""
-    m = message
-    return encode(m.id, m.task, m.queue, m.args, m.kwargs, m.attempt, m.max_attempts, m.enqueued_at,
-                  m.priority, m.timeout, m.key, limit)
+    return message.packed(attempt=message.attempt, limit=limit)
 
 
 def pack_value(value: Any) -> bytes:
@@ -115,8 +120,8 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         raise MessageInvalid("bad_field", "field 'kwargs' must have string keys")
     enqueued_at = _number(raw, "enqueued_at", 0.0)
     priority = raw.get("priority", 0)
-    if not _is_int(priority) or not 0 <= priority <= 9:
-        raise MessageInvalid("bad_field", f"field 'priority' must be an integer 0-9, got {priority!r}")
+    if not _is_int(priority) or not 0 <= priority <= MAX_PRIORITY:
+        raise MessageInvalid("bad_field", f"field 'priority' must be an integer 0-{MAX_PRIORITY}, got {priority!r}")
     timeout = raw.get("timeout")
     if timeout is not None:
         timeout = _number(raw, "timeout", 0.0)

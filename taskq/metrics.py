@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from taskq.app import TaskQ
 from taskq.errors import BrokerError
+from taskq.events import EventKind, JobEvent
 from taskq.log import get_logger
 
 #: environment variable prometheus-client reads to count in files shared across processes
@@ -52,6 +53,22 @@ class JobMetrics:
         self.processes = Gauge("taskq_worker_processes", "Worker processes running.", registry=registry,
                                multiprocess_mode="livesum")
         self.processes.set(1)
+
+    def observe(self, event: JobEvent) -> None:
+        """A listener of the worker's job events: what they mean for the counters."""
+        kind = event.kind
+        duration = None if event.duration_ms is None else event.duration_ms / 1000
+        if kind is EventKind.STARTED:
+            self.in_flight.inc()
+            return
+        if duration is not None:  # it ran: no longer in flight
+            self.in_flight.dec()
+        if kind is EventKind.SUCCEEDED and duration is not None:
+            self.succeed(event.queue, event.task, duration)
+        elif kind is EventKind.RETRYING and duration is not None:
+            self.retry(event.queue, event.task, duration)
+        elif kind is EventKind.DEAD:
+            self.bury(event.queue, event.task, duration)
 
     def succeed(self, queue: str, task: str, duration: float) -> None:
         self.processed.labels(queue, task).inc()
@@ -88,7 +105,7 @@ class QueueCollector(Collector):
         try:
             now = self.app.broker.time_ms()
             for q in self.queues:
-                for state, count in self.app.broker.depths(q).items():
+                for state, count in self.app.broker.depths(q).as_dict().items():
                     jobs.add_metric([q, state], count)
                 first = self.app.broker.oldest_ready_ms(q)
                 oldest.add_metric([q], 0.0 if first is None else max(0, now - first) / 1000)

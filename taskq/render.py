@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from taskq.records import DeadJob
+from taskq.views import DeadJob
 
 
 def bar(fraction: float, width: int = 10) -> str:
@@ -33,10 +33,11 @@ def age(seconds: float | None) -> str:
 
 def status(data: dict[str, Any]) -> list[str]:
     """The human form of status.snapshot()."""
-    lines = [f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'running':>8} {'dead':>8} {'oldest ready':>13}"]
+    lines = [f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'reserved':>9} {'running':>8} {'dead':>8} "
+             f"{'oldest ready':>13}"]
     for q, d in data["queues"].items():
-        lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['running']:>8} {d['dead']:>8} "
-                     f"{age(d['oldest_ready_age_s']):>13}")
+        lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['reserved']:>9} {d['running']:>8} "
+                     f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}")
     if data["running"]:
         lines += ["", f"{'running job':<34} {'queue':<12} {'task':<20} {'try':>3} {'for':>8}  progress"]
         for r in data["running"]:
@@ -63,7 +64,7 @@ def status(data: dict[str, Any]) -> list[str]:
 
 
 def job(view: dict[str, Any]) -> list[str]:
-    """The human form of records.describe(): one `name: value` line per field, then the traceback."""
+    """The human form of views.describe(): one `name: value` line per field, then the traceback."""
     lines = [f"{'id':<10} {view['id']}", f"{'queue':<10} {view['queue']}", f"{'task':<10} {view['task']}",
              f"{'status':<10} {view['status']}"]
     if view.get("attempt") is not None:

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, TaskqError
-from taskq.message import Message, pack
 from taskq.task import TaskBase
 
 Catchup = Literal["latest", "all", "none"]
@@ -58,10 +57,6 @@ class Schedule:
 
     def body(self, tick_ms: int, now_ms: int) -> bytes:
         """The packed message of the job fired for `tick_ms`."""
-        opts = self.task.opts
-        message = Message(
-            id=self.job_id(tick_ms), task=self.task.name, queue=self.queue, args=self.args,
-            kwargs=self.kwargs, attempt=1, max_attempts=opts.retries + 1, enqueued_at=now_ms / 1000,
-            priority=opts.priority, timeout=opts.timeout,
-        )
-        return pack(message, self.max_message_bytes)
+        return self.task.message(self.job_id(tick_ms), self.args, self.kwargs, queue=self.queue,
+                                 priority=self.task.opts.priority, enqueued_at=now_ms / 1000,
+                                 limit=self.max_message_bytes)

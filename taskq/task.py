@@ -9,9 +9,9 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
-from taskq.broker.keys import MAX_PRIORITY
 from taskq.errors import ConfigError, EnqueueError
 from taskq.job import Job
+from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,13 +79,22 @@ class TaskBase(Generic[P, R]):
         self.name = name
         self.opts = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self._producer = producer
+        self.producer = producer
         self._signature = inspect.signature(fn)
         self._positional = _positional_range(self._signature)
         self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
+
+    def message(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, queue: str, priority: int,
+                enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+        """The wire bytes of one call of this task: the one place a call becomes a message.
+        Raises SerializationError or MessageTooLarge before anything is written."""
+        opts = self.opts
+        return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
+                      max_attempts=opts.retries + 1, enqueued_at=enqueued_at, priority=priority,
+                      timeout=opts.timeout, key=key, limit=limit)
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
@@ -178,7 +187,7 @@ class TaskCall(Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""
-        job = self.task._producer.submit(
+        job = self.task.producer.submit(
             self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
             delay=self.delay_seconds, at=self.at, key=self.key,
         )
@@ -194,7 +203,7 @@ class TaskCall(Generic[P, R]):
         item is bad."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
-        jobs = self.task._producer.submit_many(
+        jobs = self.task.producer.submit_many(
             self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
             delay=self.delay_seconds, at=self.at,
         )

@@ -66,7 +66,7 @@ def test_failing_task_is_retried_then_dead_letters_with_traceback(app: taskq.Tas
     assert info.value.reason.startswith("retries_exhausted: ValueError: boom (attempt 3 of 3)")
     assert info.value.error is not None
     assert "Traceback" in info.value.error and 'raise ValueError("boom")' in info.value.error
-    assert app.broker.dead_ids("default") == [job.id]
+    assert [e.id for e in app.broker.dead("default")] == [job.id]
 
 
 def test_retry_then_success(app: taskq.TaskQ) -> None:
@@ -238,7 +238,7 @@ def test_cancel_queued_and_scheduled_jobs(app: taskq.TaskQ) -> None:
     assert queued.cancel() and scheduled.cancel()
     assert queued.status() == "cancelled" and scheduled.status() == "cancelled"
     depths = app.broker.depths("default")
-    assert (depths["ready"], depths["scheduled"]) == (1, 0)  # only `kept` is left to run
+    assert (depths.ready, depths.scheduled) == (1, 0)  # only `kept` is left to run
     drain(app)
     assert runs == ["kept"] and kept.status() == "succeeded"
     with pytest.raises(taskq.JobCancelled):
@@ -301,7 +301,7 @@ def test_options_route_to_another_queue(app: taskq.TaskQ) -> None:
 
     job = send.options(queue="urgent").delay("ada@example.com")
     assert job.queue == "urgent"
-    assert app.broker.depths("urgent")["ready"] == 1 and app.broker.depths("emails")["ready"] == 0
+    assert app.broker.depths("urgent").ready == 1 and app.broker.depths("emails").ready == 0
     drain(app, queues=["urgent"])
     assert job.result(timeout=5) == "ada@example.com"
 

@@ -9,7 +9,8 @@ import msgpack
 import pytest
 
 import taskq
-from taskq.broker.keys import QueueKeys
+from taskq.broker.base import Depths
+from taskq.broker.keys import Keys
 from taskq.message import Message, pack
 from taskq.testing import drain
 
@@ -39,7 +40,7 @@ def test_arguments_that_do_not_fit_the_signature(app: taskq.TaskQ) -> None:
         add.delay(1)  # type: ignore[call-arg]
     with pytest.raises(taskq.EnqueueError, match="unexpected keyword argument 'z'"):
         add.delay(1, 2, z=3)  # type: ignore[call-arg]
-    assert app.broker.depths("default")["ready"] == 0
+    assert app.broker.depths("default").ready == 0
 
 
 def test_oversized_message_raises_at_delay(url: str) -> None:
@@ -50,7 +51,7 @@ def test_oversized_message_raises_at_delay(url: str) -> None:
 
     with pytest.raises(taskq.MessageTooLarge, match="over the 1024-byte limit"):
         take.delay(b"x" * 2000)
-    assert app.broker.depths("default")["ready"] == 0
+    assert app.broker.depths("default").ready == 0
 
 
 @pytest.mark.parametrize("options", [
@@ -124,21 +125,22 @@ def test_garbage_messages_go_to_dead_letters_and_the_worker_keeps_going(app: tas
     _raw_enqueue(app, "g1", b"\xc1\xff not msgpack")
     _raw_enqueue(app, "g2", msgpack.packb([1, 2, 3]))
     _raw_enqueue(app, "g3", msgpack.packb({"v": 999}))
-    app.broker.client.rpush(QueueKeys("default").ready(), b"random bytes with no job record")
+    app.broker.client.rpush(Keys().queue("default").ready(), b"random bytes with no job record")
     job = ok.delay()
     drain(app)
     assert job.result(timeout=5) == "fine"
     reasons = {}
-    for job_id in app.broker.dead_ids("default"):
-        fields = app.broker.job_fields("default", job_id)
-        reasons[job_id] = fields["reason"].decode()
+    for entry in app.broker.dead("default"):
+        record = app.broker.job("default", entry.id)
+        assert record is not None and record.reason is not None
+        reasons[entry.id] = record.reason
     assert reasons["u1"].startswith("unknown_task: no task named 'os.system'")
     assert reasons["g1"].startswith("decode_error")
     assert reasons["g2"].startswith("decode_error")
     assert reasons["g3"].startswith("bad_version")
     raw = [r for k, r in reasons.items() if k.startswith("raw-")]
     assert raw == ["unknown_job: ready entry with no job record"]
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 5}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=5)
 
 
 def test_oversized_message_in_redis_is_dead_lettered(url: str) -> None:
@@ -150,7 +152,8 @@ def test_oversized_message_in_redis_is_dead_lettered(url: str) -> None:
     body = pack(Message(id="big", task="take", queue="default", args=(b"x" * 4096,)), limit=10_000)
     _raw_enqueue(app, "big", body)
     drain(app)
-    assert app.broker.job_fields("default", "big")["reason"].startswith(b"too_large")
+    record = app.broker.job("default", "big")
+    assert record is not None and record.reason is not None and record.reason.startswith("too_large")
 
 
 def test_unserializable_result_dead_letters(app: taskq.TaskQ) -> None:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 import taskq
+from taskq.broker.base import Depths
 from taskq.testing import drain
 
 
@@ -22,8 +23,8 @@ def test_map_and_starmap_enqueue_in_batches_and_run(app: taskq.TaskQ) -> None:
     squares = square.map(range(2500))  # more than one script call of 1000
     adds = add.starmap([(i, i) for i in range(10)] + [(5,)])
     assert len(squares) == 2500 and len({j.id for j in squares}) == 2500
-    assert app.broker.depths("default")["ready"] == 2500
-    assert app.broker.depths("adds")["ready"] == 11
+    assert app.broker.depths("default").ready == 2500
+    assert app.broker.depths("adds").ready == 11
     assert {j.status() for j in squares + adds} == {"queued"}
     drain(app, ["default", "adds"], concurrency=8)
     assert [j.result(timeout=5) for j in squares[:5]] == [0, 1, 4, 9, 16]
@@ -51,7 +52,7 @@ def test_a_bad_item_enqueues_nothing(app: taskq.TaskQ, bad: list[tuple[object, .
 
     with pytest.raises((taskq.EnqueueError, taskq.SerializationError)):
         one.starmap(bad)
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=0)
 
 
 def test_enqueue_many_mixes_tasks_and_keeps_order(app: taskq.TaskQ) -> None:
@@ -76,7 +77,7 @@ def test_enqueue_many_mixes_tasks_and_keeps_order(app: taskq.TaskQ) -> None:
         app.enqueue_many([(add, (1, 2)), (foreign, ())])
     with pytest.raises(taskq.SerializationError):
         app.enqueue_many([(add, (1, 2)), (neg, (object(),))])
-    assert app.broker.depths("default")["ready"] == 0 and app.broker.depths("other")["ready"] == 0
+    assert app.broker.depths("default").ready == 0 and app.broker.depths("other").ready == 0
 
 
 def test_prefetched_jobs_are_given_back_at_shutdown_not_run(app: taskq.TaskQ) -> None:
@@ -96,9 +97,10 @@ def test_prefetched_jobs_are_given_back_at_shutdown_not_run(app: taskq.TaskQ) ->
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while app.broker.depths("default")["running"] < 5 and time.monotonic() < deadline:
+    while app.broker.depths("default").reserved < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert app.broker.depths("default")["running"] == 5  # 2 running + 3 prefetched, all leased
+    depths = app.broker.depths("default")
+    assert (depths.running, depths.reserved) == (2, 3)  # 2 running + 3 prefetched, all leased
     worker.stop()
     thread.join(10)
     assert sorted(started) == [0, 1]  # only the two that were running ran
@@ -124,4 +126,4 @@ def test_bulk_at_maxmemory_raises_and_the_client_stays_usable(redis_url: str) ->
     finally:
         client.config_set("maxmemory", 0)
     assert len(noop.map(range(2500))) == 2500
-    assert app.broker.depths("default")["ready"] == 2500  # the refused call wrote nothing
+    assert app.broker.depths("default").ready == 2500  # the refused call wrote nothing

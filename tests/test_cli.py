@@ -37,8 +37,8 @@ def test_enqueue_then_status_then_worker_burst(cli_app: taskq.TaskQ) -> None:
     table = out.split("\n\n")[0].splitlines()[1:]  # the queue table comes first, then workers
     rows = {line.split()[0]: line.split()[1:] for line in table}
     assert "live workers: 0" in out
-    assert rows["default"][:4] == ["1", "0", "0", "0"] and rows["emails"] == ["0", "1", "0", "0", "-"]
-    assert rows["default"][4].endswith("s")  # the age of the oldest ready job
+    assert rows["default"][:5] == ["1", "0", "0", "0", "0"] and rows["emails"] == ["0", "1", "0", "0", "0", "-"]
+    assert rows["default"][5].endswith("s")  # the age of the oldest ready job
     drain(cli_app, ["default"])
     assert cli_app.job(job_id).result(timeout=5) == 5
 

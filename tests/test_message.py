@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import pytest
 
@@ -60,10 +62,10 @@ def test_too_large_on_unpack() -> None:
     assert info.value.reason == "too_large"
 
 
-def test_next_attempt_increments_only_the_attempt() -> None:
+def test_packed_at_another_attempt_changes_only_the_attempt() -> None:
     message = sample()
-    nxt = message.next_attempt()
-    assert nxt.attempt == 2 and nxt.id == message.id and nxt.args == message.args
+    nxt = unpack(message.packed(attempt=2))
+    assert nxt == dataclasses.replace(message, attempt=2)
 
 
 def test_values_round_trip() -> None:

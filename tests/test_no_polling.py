@@ -81,7 +81,7 @@ def test_result_waits_without_polling(redis_url: str) -> None:
 def test_idle_worker_does_not_fetch_between_blocking_waits(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each blocking wait that times out is followed by another wait, not by a fetch: only a
     wake-up token (or a known due time) makes an idle worker fetch."""
-    monkeypatch.setattr("taskq.worker.IDLE_BLOCK", 0.25)
+    monkeypatch.setattr("taskq.worker.intake.IDLE_BLOCK", 0.25)
     app = taskq.TaskQ(redis_url, lease=30)
 
     @app.task

@@ -1,4 +1,4 @@
-"""current_job().progress(): stored under the lease token, shown by records.describe, cleared
+"""current_job().progress(): stored under the lease token, shown by views.describe, cleared
 by a retry; sync and async tasks; bad values refused; outside a worker it is an error."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import threading
 import pytest
 
 import taskq
-from taskq import records
+from taskq import views
 from taskq.testing import drain
 from taskq.worker import Worker
 
 
 def progress_of(app: taskq.TaskQ, job: taskq.Job[object]) -> dict[str, object] | None:
-    view = records.describe(app, job.queue, job.id, app.broker.job_fields(job.queue, job.id))
-    return view.get("progress")  # type: ignore[no-any-return]
+    record = app.broker.job(job.queue, job.id)
+    assert record is not None
+    return views.describe(app, record).get("progress")  # type: ignore[no-any-return]
 
 
 def test_progress_of_a_running_job_is_visible(app: taskq.TaskQ) -> None:
@@ -84,7 +85,7 @@ def test_a_delivery_that_lost_its_lease_cannot_write_progress(app: taskq.TaskQ) 
     def noop() -> None: ...
 
     job = noop.delay()
-    [delivery], _ = app.broker.fetch("default", 1, 30_000, "w1", 60_000)
+    [delivery] = app.broker.fetch("default", 1, 0, "w1").deliveries
     assert app.broker.progress("default", job.id, delivery.token, 0.1, "mine")
     assert not app.broker.progress("default", job.id, "w0:1", 0.2, "stale token")
     assert progress_of(app, job)["text"] == "mine"  # type: ignore[index]

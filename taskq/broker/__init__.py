@@ -1,18 +1,32 @@
-"""The broker layer: all Redis I/O (keys, Lua scripts, connections)."""
+"""The broker layer: the contract (base.py) and its implementations; all Redis I/O is here."""
 
 from __future__ import annotations
 
-from taskq.broker.redis import TIMEOUT, Claim, Delivery, JobState, RedisBroker, ScheduleState, redact
+from collections.abc import Callable
+
+from taskq.broker.base import Broker, Policy
+from taskq.broker.client import TIMEOUT, redact
+from taskq.broker.keys import DEFAULT_NAMESPACE
+from taskq.broker.redis import RedisBroker
 from taskq.errors import ConfigError
 
-__all__ = ["Claim", "Delivery", "JobState", "RedisBroker", "ScheduleState", "open_broker", "redact"]
+__all__ = ["SCHEMES", "Broker", "Policy", "open_broker", "redact"]
 
-#: URL schemes taskq accepts
-SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
+#: URL scheme -> the broker implementation for it
+SCHEMES: dict[str, Callable[..., Broker]] = {
+    "redis": RedisBroker,
+    "rediss": RedisBroker,
+    "unix": RedisBroker,
+    "memory": RedisBroker,  # the same scripts on fakeredis, in this process
+}
 
 
-def open_broker(url: str, timeout: float = TIMEOUT) -> RedisBroker:
-    """A broker for redis://, rediss://, unix:// or memory:// (in-process, no server)."""
-    if not url.startswith(SCHEMES):
-        raise ConfigError(f"unsupported broker URL {redact(url)!r}: use redis://, rediss://, unix:// or memory://")
-    return RedisBroker(url, timeout)
+def open_broker(url: str, *, namespace: str = DEFAULT_NAMESPACE, timeout: float = TIMEOUT,
+                policy: Policy | None = None) -> Broker:
+    """The broker for a URL, picked by its scheme (see SCHEMES)."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    factory = SCHEMES.get(scheme)
+    if factory is None:
+        raise ConfigError(f"unsupported broker URL {redact(url)!r}: use "
+                          f"{', '.join(s + '://' for s in SCHEMES)}")
+    return factory(url, namespace=namespace, timeout=timeout, policy=policy)

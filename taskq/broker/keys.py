@@ -1,41 +1,39 @@
-"""Redis key names: the only place they are built (see docs/protocol.md)."""
+"""Redis key names: the only place they are built (see docs/protocol.md §2).
+
+Every key starts with the namespace (default "taskq"), so apps in different namespaces on one
+Redis never see each other. Every key of a queue carries the hash tag {queue}: one Cluster slot.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
-#: prefix of every key taskq writes
-PREFIX = "taskq"
-#: priorities run from 0 (default) to MAX_PRIORITY; higher runs first
-MAX_PRIORITY = 9
-#: set of every queue name ever enqueued to or consumed (for `taskq status`)
-QUEUES = f"{PREFIX}:queues"
-#: hash: schedule name -> its queue (where its state key lives), so beat can find stale ones
-SCHEDULES = f"{PREFIX}:schedules"
-#: sorted set: worker id -> unix ms until which it counts as live (renewed by its heartbeat)
-WORKERS = f"{PREFIX}:workers"
-#: string: id of the beat holding the leader lease (expires with the lease)
-BEAT_LEADER = f"{PREFIX}:beat:leader"
+#: the namespace when neither TaskQ(namespace=) nor $TASKQ_NAMESPACE gives one
+DEFAULT_NAMESPACE = "taskq"
+#: namespaces become the first part of every key: plain words only (no braces, colons, spaces)
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """Every key of one queue; each carries the {queue} hash tag (one Cluster slot)."""
+    """Every key of one queue; each carries the {queue} hash tag (one Cluster slot).
 
+    Lua scripts get `base` and derive the other names from it (lua/lib/keys.lua), so the
+    names here and there must agree; tests/test_scripts.py checks that they do.
+    """
+
+    namespace: str
     queue: str
 
     @property
     def base(self) -> str:
-        return f"{PREFIX}:{{{self.queue}}}"
+        """`<namespace>:{<queue>}`: the prefix of every key below (and KEYS[1] of most scripts)."""
+        return f"{self.namespace}:{{{self.queue}}}"
 
     def ready(self, priority: int = 0) -> str:
         """List of job ids waiting to run at this priority."""
         return f"{self.base}:ready" if priority == 0 else f"{self.base}:ready:{priority}"
-
-    @property
-    def ready_by_priority(self) -> list[str]:
-        """Ready lists, highest priority first (index = MAX_PRIORITY - priority)."""
-        return [self.ready(p) for p in range(MAX_PRIORITY, -1, -1)]
 
     @property
     def scheduled(self) -> str:
@@ -44,8 +42,13 @@ class QueueKeys:
 
     @property
     def leases(self) -> str:
-        """Sorted set: job id -> lease deadline (unix ms) of jobs being run."""
+        """Sorted set: job id -> lease deadline (unix ms) of jobs leased to a worker."""
         return f"{self.base}:leases"
+
+    @property
+    def reserved(self) -> str:
+        """Set: the leased job ids whose body has not started (prefetched)."""
+        return f"{self.base}:reserved"
 
     @property
     def dead(self) -> str:
@@ -53,22 +56,13 @@ class QueueKeys:
         return f"{self.base}:dead"
 
     @property
-    def seq(self) -> str:
-        """Counter that names dead records of ready entries with no job record."""
-        return f"{self.base}:seq"
-
-    @property
     def notify(self) -> str:
-        """List of wake-up tokens that idle workers block on."""
+        """List holding a wake-up token that idle workers block on."""
         return f"{self.base}:notify"
-
-    @property
-    def job_prefix(self) -> str:
-        return f"{self.base}:job:"
 
     def job(self, job_id: str) -> str:
         """Hash: the job's message, status, lease token, result or error."""
-        return f"{self.job_prefix}{job_id}"
+        return f"{self.base}:job:{job_id}"
 
     def dedup(self, key: str) -> str:
         """String: the id of the live job that holds this deduplication key."""
@@ -78,20 +72,44 @@ class QueueKeys:
         """Hash: a cron schedule's state (spec, newest claimed tick), in its queue's slot."""
         return f"{self.base}:schedule:{name}"
 
-    @property
-    def done_prefix(self) -> str:
-        return f"{self.base}:done:"
-
     def done(self, job_id: str) -> str:
         """List holding one token once the job ends, for result() to block on."""
-        return f"{self.done_prefix}{job_id}"
+        return f"{self.base}:done:{job_id}"
 
 
-def worker_info(worker_id: str) -> str:
-    """Hash: what a live worker says about itself (host, pid, queues, ...); expires with it."""
-    return f"{PREFIX}:worker:{worker_id}"
+@dataclasses.dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names of one namespace."""
 
+    namespace: str = DEFAULT_NAMESPACE
 
-def worker_wake(worker_id: str) -> str:
-    """List a worker blocks on beside its queues, so shutdown can wake it."""
-    return f"{PREFIX}:worker:{worker_id}:wake"
+    def queue(self, name: str) -> QueueKeys:
+        return QueueKeys(self.namespace, name)
+
+    @property
+    def queues(self) -> str:
+        """Set of every queue name enqueued to or consumed (for `taskq status`)."""
+        return f"{self.namespace}:queues"
+
+    @property
+    def schedules(self) -> str:
+        """Hash: schedule name -> `<queue>|<app>`, so a beat finds its app's stale schedules."""
+        return f"{self.namespace}:schedules"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id -> unix ms until which it counts as live (renewed by its heartbeat)."""
+        return f"{self.namespace}:workers"
+
+    @property
+    def beat_leader(self) -> str:
+        """String: id of the beat holding the leader lease (expires with the lease)."""
+        return f"{self.namespace}:beat:leader"
+
+    def worker_info(self, worker_id: str) -> str:
+        """Hash: what a live worker says about itself (host, pid, queues, ...); expires with it."""
+        return f"{self.namespace}:worker:{worker_id}"
+
+    def worker_wake(self, worker_id: str) -> str:
+        """List a worker blocks on beside its queues, so shutdown can wake it."""
+        return f"{self.namespace}:worker:{worker_id}:wake"

@@ -1,34 +1,84 @@
 #!lua flags=allow-oom
--- cancel: stop a job that has not finished. Queued jobs are skipped when fetched,
--- scheduled ones leave the schedule, running ones finish but are never retried.
--- KEYS[1] taskq:{q}:job:<id>   hash
--- KEYS[2] taskq:{q}:scheduled  zset
--- KEYS[3] taskq:{q}:done:<id>  list  result wake-up for job.result()
--- KEYS[4..13] taskq:{q}:ready:9 .. taskq:{q}:ready   lists, highest priority first
+-- GENERATED from taskq/lua/ops/cancel.lua and the taskq/lua/lib/ files it includes:
+-- edit those, then run `make lua`.
+-- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry)
+-- and reserved (prefetched, not started) jobs end cancelled and never start; a running one
+-- finishes its attempt but is never retried. Foreign producers may call this script
+-- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
+-- allow-oom: it ends a job, which frees memory.
+-- KEYS[1] <ns>:{q}:job:<id>   hash
+-- KEYS[2] <ns>:{q}:scheduled  zset; the queue's base is this key's prefix
+-- KEYS[3] <ns>:{q}:done:<id>  list  result wake-up for job.result() (named again from the base)
 -- ARGV: id, result ttl ms
 -- Returns the status the job had (false if there is no such job).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local f = redis.call('HMGET', KEYS[1], 'status', 'dedup', 'waiter', 'priority')
+-- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The one place a job ends (succeeded, dead or cancelled): lease dropped, final status and
+-- finished_ms plus `fields` (a list of name, value), the record expires after `ttl` ms, the
+-- deduplication key is released, and a result() waiter is woken.
+-- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
+-- the leases and reserved sets, token deleted, so the last holder's late calls are refused.
+local function drop_lease(base, id, jk)
+  redis.call('ZREM', base .. ':leases', id)
+  redis.call('SREM', base .. ':reserved', id)
+  redis.call('HDEL', jk, 'token')
+end
+local function finish(base, id, jk, status, now, ttl, fields)
+  drop_lease(base, id, jk)
+  local f = redis.call('HMGET', jk, 'dedup', 'waiter')
+  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+  redis.call('PEXPIRE', jk, ttl)
+  if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
+  if f[2] then
+    local done = base .. ':done:' .. id
+    redis.call('RPUSH', done, '1')
+    redis.call('PEXPIRE', done, ttl)
+  end
+end
+-- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
+-- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
+local function ready_key(base, prio)
+  if prio == 0 then return base .. ':ready' end
+  return base .. ':ready:' .. prio
+end
+
+local function job_key(base, id)
+  return base .. ':job:' .. id
+end
+
+-- a stored priority (text); anything but an integer from 0 to 9 reads as 0
+local function priority_of(raw)
+  local p = tonumber(raw or '0')
+  if not p or p < 0 or p > 9 or p % 1 ~= 0 then return 0 end
+  return p
+end
+
+-- TYPE answers with a status reply, a table {ok = 'hash'} in Lua
+local function is_hash(key)
+  local ty = redis.call('TYPE', key)
+  if type(ty) == 'table' then ty = ty.ok end
+  return ty == 'hash'
+end
+local now = now_ms()
+local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
+local id, jk = ARGV[1], KEYS[1]
+local f = redis.call('HMGET', jk, 'status', 'priority')
 local status = f[1]
 if not status then return false end
 if status == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel', '1')
+  redis.call('HSET', jk, 'cancel', '1')
   return status
 end
-if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' then return status end
-redis.call('ZREM', KEYS[2], ARGV[1])
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved' then
+  return status
+end
+redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
-  -- take the id out of its ready list, so it cannot outlive its record there
-  local prio = tonumber(f[4] or '0') or 0
-  if prio < 0 or prio > 9 then prio = 0 end
-  redis.call('LREM', KEYS[13 - prio], 1, ARGV[1])
+  -- out of its ready list, so the id cannot outlive its record there
+  redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id)
 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now)
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-if f[2] and redis.call('GET', f[2]) == ARGV[1] then redis.call('DEL', f[2]) end
-if f[3] then
-  redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
-end
+finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), {})
 return status

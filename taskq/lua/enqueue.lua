@@ -1,34 +1,200 @@
 #!lua
--- enqueue: store one job and make it ready (or scheduled) in one step.
--- KEYS[1] taskq:{q}:job:<id>     hash   the job record (created here)
--- KEYS[2] taskq:{q}:ready[:p]    list   ready ids of the job's priority
--- KEYS[3] taskq:{q}:scheduled    zset   id -> due unix ms
--- KEYS[4] taskq:{q}:notify       list   wake-up tokens for idle workers
--- KEYS[5] taskq:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
+-- GENERATED from taskq/lua/ops/enqueue.lua and the taskq/lua/lib/ files it includes:
+-- edit those, then run `make lua`.
+-- enqueue: store one job and make it ready (or scheduled) in one step. Foreign producers call
+-- this script (taskq/lua/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
+-- KEYS[1] <ns>:{q}:job:<id>     hash   the job record (created here)
+-- KEYS[2] <ns>:{q}:ready[:p]    list   ready ids of the job's priority (named again from ARGV[6])
+-- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix
+-- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
+-- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
 -- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = ARGV[1]
+-- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
+-- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
+-- is woken. A job due later waits in the scheduled set instead (schedule below).
+-- Pushes are gathered per list and sent by ready_flush(), one command per list and batch: call
+-- it before reading a ready list, and at the end of the script.
+-- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
+-- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
+local function ready_key(base, prio)
+  if prio == 0 then return base .. ':ready' end
+  return base .. ':ready:' .. prio
+end
+
+local function job_key(base, id)
+  return base .. ':job:' .. id
+end
+
+-- a stored priority (text); anything but an integer from 0 to 9 reads as 0
+local function priority_of(raw)
+  local p = tonumber(raw or '0')
+  if not p or p < 0 or p > 9 or p % 1 ~= 0 then return 0 end
+  return p
+end
+
+-- TYPE answers with a status reply, a table {ok = 'hash'} in Lua
+local function is_hash(key)
+  local ty = redis.call('TYPE', key)
+  if type(ty) == 'table' then ty = ty.ok end
+  return ty == 'hash'
+end
+-- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
+-- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
+-- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
+local woken = {}
+local function wake(base)
+  if woken[base] then return end
+  woken[base] = true
+  local notify = base .. ':notify'
+  if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
+end
+-- Dead letters. dead_ttl (ms) and dead_max are the retention policy, given by each script's caller.
+-- The one place a job ends (succeeded, dead or cancelled): lease dropped, final status and
+-- finished_ms plus `fields` (a list of name, value), the record expires after `ttl` ms, the
+-- deduplication key is released, and a result() waiter is woken.
+-- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
+-- the leases and reserved sets, token deleted, so the last holder's late calls are refused.
+local function drop_lease(base, id, jk)
+  redis.call('ZREM', base .. ':leases', id)
+  redis.call('SREM', base .. ':reserved', id)
+  redis.call('HDEL', jk, 'token')
+end
+local function finish(base, id, jk, status, now, ttl, fields)
+  drop_lease(base, id, jk)
+  local f = redis.call('HMGET', jk, 'dedup', 'waiter')
+  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+  redis.call('PEXPIRE', jk, ttl)
+  if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
+  if f[2] then
+    local done = base .. ':done:' .. id
+    redis.call('RPUSH', done, '1')
+    redis.call('PEXPIRE', done, ttl)
+  end
+end
+local dead_ttl, dead_max = 7 * 86400000, 10000
+
+-- A job ends dead: finish() with its reason and error text (nil keeps the stored one), into the
+-- dead-letter set, which is capped by age and by count (the oldest leave first, with their records).
+local function bury(base, id, jk, now, reason, error)
+  local fields = {'reason', reason}
+  if error then fields[3], fields[4] = 'error', error end
+  finish(base, id, jk, 'dead', now, dead_ttl, fields)
+  local dead = base .. ':dead'
+  redis.call('ZADD', dead, now, id)
+  redis.call('ZREMRANGEBYSCORE', dead, '-inf', now - dead_ttl)
+  local excess = redis.call('ZCARD', dead) - dead_max
+  if excess > 0 then
+    local oldest = redis.call('ZPOPMIN', dead, excess)  -- member, score, member, score...
+    for i = 1, #oldest, 2 do
+      if oldest[i] ~= id then redis.call('DEL', job_key(base, oldest[i])) end
+    end
+  end
+end
+
+-- An entry with no usable job record: kept for inspection as a new dead record raw-<n>, never run.
+local function bury_raw(base, entry, why, now)
+  local dead_id = 'raw-' .. redis.call('INCR', base .. ':seq')
+  local dk = job_key(base, dead_id)
+  redis.call('HSET', dk, 'msg', entry, 'status', 'dead', 'reason', why, 'finished_ms', now, 'priority', 0)
+  redis.call('PEXPIRE', dk, dead_ttl)
+  redis.call('ZADD', base .. ':dead', now, dead_id)
+end
+local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
+local pending_order = {}
+local pending_bases = {}
+
+local function ready(base, id, jk, prio, front)
+  if jk then redis.call('HSET', jk, 'status', 'queued') end
+  local list = ready_key(base, prio)
+  local entry = pending[list]
+  if not entry then
+    entry = {back = {}, front = {}}
+    pending[list] = entry
+    pending_order[#pending_order + 1] = list
+    pending_bases[#pending_bases + 1] = base
+  end
+  local side = front and entry.front or entry.back
+  side[#side + 1] = id
+end
+
+local function ready_flush()
+  for i, list in ipairs(pending_order) do
+    local entry = pending[list]
+    local back, front = entry.back, entry.front
+    for j = 1, #back, 1000 do  -- unpack() has a bounded stack
+      redis.call('RPUSH', list, unpack(back, j, math.min(j + 999, #back)))
+    end
+    -- pushed in reverse, so the ids given back first stand first
+    for j = #front, 1, -1 do redis.call('LPUSH', list, front[j]) end
+    wake(pending_bases[i])
+  end
+  pending, pending_order, pending_bases = {}, {}, {}
+end
+
+-- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
+-- 'failed': an attempt failed and its retry waits); fetch and promote make it ready when due.
+-- An idle worker is woken to learn the new due time (it then sleeps until then).
+local function schedule(base, id, jk, due, status)
+  redis.call('ZADD', base .. ':scheduled', due, id)
+  redis.call('HSET', jk, 'status', status)
+  wake(base)
+end
+
+-- Move up to `limit` due scheduled jobs to ready (each by its own priority); returns how many.
+local function promote(base, now, limit)
+  local scheduled = base .. ':scheduled'
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', scheduled, id)
+    local jk = job_key(base, id)
+    if redis.call('EXISTS', jk) == 1 and not is_hash(jk) then
+      bury_raw(base, id, 'unknown_job: scheduled entry whose job record is not a hash', now)
+    else
+      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
+    end
+  end
+  ready_flush()
+  return #due
+end
+
+-- ms until the next scheduled job is due (0 if overdue), or -1 if none is scheduled
+local function next_due(base, now)
+  local first = redis.call('ZRANGE', base .. ':scheduled', 0, 0, 'WITHSCORES')
+  if not first[2] then return -1 end
+  return math.max(0, tonumber(first[2]) - now)
+end
+-- create_job: a new job record (the message and the counters the other scripts rely on).
+-- `extra` is a list of name, value pairs stored with it.
+local function create_job(jk, body, prio, now, extra)
+  redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, 'deliveries', 0, 'lost', 0,
+    unpack(extra))
+end
+local now = now_ms()
+local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
+local id, jk = ARGV[1], KEYS[1]
 if ARGV[5] == '1' then
   local existing = redis.call('GET', KEYS[5])
   if existing then return {existing, 0} end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {id, 0} end
-local due = tonumber(ARGV[4])
-if due == 0 then due = now + tonumber(ARGV[3]) end
-local status = 'queued'
-if due > now then
-  redis.call('ZADD', KEYS[3], due, id)
-  status = 'scheduled'
-else
-  redis.call('RPUSH', KEYS[2], id)
-end
-redis.call('HSET', KEYS[1], 'msg', ARGV[2], 'status', status, 'priority', ARGV[6],
-  'enqueued_ms', now, 'deliveries', 0, 'lost', 0)
+if redis.call('EXISTS', jk) == 1 then return {id, 0} end
+local prio = priority_of(ARGV[6])
+create_job(jk, ARGV[2], prio, now, {})
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)
-  redis.call('HSET', KEYS[1], 'dedup', KEYS[5])
+  redis.call('HSET', jk, 'dedup', KEYS[5])
 end
-if redis.call('LLEN', KEYS[4]) < 64 then redis.call('LPUSH', KEYS[4], '1') end
+local due = tonumber(ARGV[4])
+if due == 0 then due = now + tonumber(ARGV[3]) end
+if due > now then
+  schedule(base, id, jk, due, 'scheduled')
+else
+  ready(base, id, jk, prio, false)
+  ready_flush()
+end
 return {id, 1}

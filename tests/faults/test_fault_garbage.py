@@ -104,7 +104,7 @@ def test_garbage_entries_are_dead_lettered_with_a_reason_and_the_worker_keeps_go
     assert job.result(timeout=20) == 5
     assert worker.proc.poll() is None, worker.log()
     depths = app.broker.depths(Q)
-    assert depths["ready"] == 0 and depths["running"] == 0 and depths["scheduled"] == 0
+    assert depths.ready == 0 and depths.running == 0 and depths.reserved == 0 and depths.scheduled == 0
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()
     log = worker.log()
@@ -114,7 +114,7 @@ def test_garbage_entries_are_dead_lettered_with_a_reason_and_the_worker_keeps_go
 
 def _in_queue(app: taskq.TaskQ) -> int:
     depths = app.broker.depths(Q)
-    return depths["ready"] + depths["scheduled"] + depths["running"]
+    return depths.ready + depths.scheduled + depths.reserved + depths.running
 
 
 # --- malformed fields and records that once stopped a worker or stranded a job --------------

@@ -12,6 +12,7 @@ import redis
 from harness import Ledger, Workers, wait_for
 
 import taskq
+from taskq.broker.base import Depths
 
 N_JOBS = 1000
 
@@ -56,7 +57,7 @@ def test_sigkill_mid_batch_every_job_runs_and_only_jobs_in_flight_run_twice(
         else:
             assert entry["pid"] in (first.pid, second.pid)
     depths = app.broker.depths("default")
-    assert depths["ready"] == 0 and depths["running"] == 0 and depths["scheduled"] == 0 and depths["dead"] == 0
+    assert depths == Depths()
     assert {job.result(timeout=5) for job in jobs} == set(keys)
 
 
@@ -80,4 +81,4 @@ def test_job_slower_than_three_leases_runs_exactly_once_among_three_workers(
     for worker in pool:
         assert worker.wait() == 0, worker.log()
         assert "lease lost" not in worker.log() and "recovered expired leases" not in worker.log()
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=0)

@@ -13,6 +13,7 @@ import redis
 from harness import Ledger, WorkerProc, Workers, alive, children, wait_for
 
 import taskq
+from taskq.broker.base import Depths
 
 
 def start_supervisor(workers: Workers, processes: int, *args: str, concurrency: int = 4,
@@ -56,7 +57,7 @@ def test_random_child_sigkilled_every_second_every_job_completes(
     assert sum(n - 1 for n in runs.values()) <= 4 * len(killed) * 2  # bounded by what was in flight
     assert "child died, replacing it" in sup.log()
     assert len(ended) >= len(keys)
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=0)
 
 
 def test_sigkilled_supervisor_leaves_no_orphans_and_jobs_complete_later(
@@ -96,7 +97,7 @@ def test_poison_job_is_dead_lettered_after_max_lost_and_others_keep_flowing(
     assert len(children(sup.pid)) == 2  # replaced every time
     sup.signal(signal.SIGTERM)
     assert sup.wait() == 0, sup.log()
-    assert app.broker.depths("default")["dead"] == 1
+    assert app.broker.depths("default").dead == 1
 
 
 def test_job_over_its_time_limit_is_killed_reported_and_retried_per_policy(
@@ -115,7 +116,7 @@ def test_job_over_its_time_limit_is_killed_reported_and_retried_per_policy(
         raise AssertionError("the job over its time limit should fail")
     assert quick.result(timeout=30) == "quick"
     wait_for(lambda: all(job.status() == "succeeded" for job in with_others), "the other jobs to succeed")
-    assert ledger.runs()["slow"] == 2  # the first attempt and its one retry, each killed
+    assert ledger.runs()["slow"] == 2, sup.log()  # the first attempt and its one retry, each killed
     assert not [e for e in ledger.ends() if e["key"] == "slow"]  # never ran to its end
     wait_for(lambda: sup.log().count("child killed over a time limit, replacing it") == 2,
              "the supervisor to replace the second killed process")

@@ -23,6 +23,7 @@ from harness import Ledger, WorkerProc, Workers, wait_for
 from redis_server import RedisServer, free_port
 
 import taskq
+from taskq.broker.base import Depths
 
 #: Redis persistence that a process kill cannot defeat: every write is fsynced before its reply
 AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")
@@ -177,13 +178,13 @@ def test_acknowledged_enqueues_survive_kill_9_of_redis_with_aof_always(
 
     worker = make_workers(server.url).start(lease=5.0, concurrency=8)
     wait_for(lambda: {e["key"] for e in ledger.ends()} == set(keys), "every job to run to its end", every=0.1)
-    wait_for(lambda: app.broker.depths(QUEUE)["running"] == 0, "every job to be acknowledged", every=0.1)
+    wait_for(lambda: app.broker.depths(QUEUE).running == 0, "every job to be acknowledged", every=0.1)
     assert [job.status() for job in jobs] == ["succeeded"] * 500
     assert set(ledger.runs()) == set(keys)
     assert max(ledger.runs().values()) == 1  # nothing was in flight at the kill: each ran once
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()
-    assert app.broker.depths(QUEUE) == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths(QUEUE) == Depths(ready=0, scheduled=0, running=0, dead=0)
 
 
 # -- S7/S8: Redis paused, then restarted, under a running batch --------------------------------
@@ -257,7 +258,7 @@ def test_workers_ride_out_client_pause_and_redis_restart_without_losing_a_job(
     faults.append((a2, b2))
 
     wait_for(lambda: {e["key"] for e in ledger.ends()} == set(keys), "every job to run to its end", every=0.1)
-    wait_for(lambda: app.broker.depths(QUEUE) == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0},
+    wait_for(lambda: app.broker.depths(QUEUE) == Depths(ready=0, scheduled=0, running=0, dead=0),
              "every job to be acknowledged", every=0.1)
     assert [job.status() for job in jobs] == ["succeeded"] * N_OUTAGE
     assert all(w.proc.poll() is None for w in workers), "a worker died; workers must ride out the outage"
@@ -387,7 +388,7 @@ def test_enqueue_at_maxmemory_fails_cleanly_for_every_kind_of_enqueue(
     assert client.llen(READY) == 3
     assert faultapp.add.options(key="order-42").delay(9, 9).id == jobs["key"].id  # dedup works as usual
     assert b"fresh" in client.smembers("taskq:queues")
-    assert app.broker.depths(QUEUE) == {"ready": 3, "scheduled": 1, "running": 0, "dead": 0}
+    assert app.broker.depths(QUEUE) == Depths(ready=3, scheduled=1, running=0, dead=0)
     client.close()
 
 
@@ -423,5 +424,5 @@ def test_running_jobs_are_acknowledged_while_redis_is_at_maxmemory(
     assert worker.wait() == 0, worker.log()
     log = worker.log()
     assert "Traceback" not in log and "lease lost" not in log, log
-    assert app.broker.depths(QUEUE) == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths(QUEUE) == Depths(ready=0, scheduled=0, running=0, dead=0)
     client.close()

@@ -9,6 +9,7 @@ import faultapp
 from harness import Ledger, Workers, wait_for
 
 import taskq
+from taskq.broker.base import Depths
 
 
 def test_sigterm_lets_the_running_job_finish_once_and_exits_0(
@@ -24,7 +25,7 @@ def test_sigterm_lets_the_running_job_finish_once_and_exits_0(
     assert job.result(timeout=5) == "graceful"
     starts, ends = ledger.starts(), ledger.ends()
     assert [e["pid"] for e in starts] == [worker.pid] and [e["pid"] for e in ends] == [worker.pid]
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=0)
     assert "given_back=0" in worker.log()
 
 
@@ -40,7 +41,7 @@ def test_sigterm_gives_back_a_job_that_outlives_the_grace(
     # the worker exited while its run was still sleeping: no end record yet
     assert ledger.ends() == []
     assert job.status() == "queued"  # given back at once, not left to a lease
-    assert app.broker.depths("default") == {"ready": 1, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=1, scheduled=0, running=0, dead=0)
     assert "given_back=1" in first.log()
 
     second = workers.start(grace=20.0)
@@ -49,4 +50,4 @@ def test_sigterm_gives_back_a_job_that_outlives_the_grace(
     assert second.wait() == 0, second.log()
     assert [e["pid"] for e in ledger.starts()] == [first.pid, second.pid]
     assert [e["pid"] for e in ledger.ends()] == [second.pid]
-    assert app.broker.depths("default") == {"ready": 0, "scheduled": 0, "running": 0, "dead": 0}
+    assert app.broker.depths("default") == Depths(ready=0, scheduled=0, running=0, dead=0)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from taskq.app import TaskQ
 from taskq.broker import redact
-from taskq.errors import BrokerError
+from taskq.errors import BrokerError, ConfigError
 from taskq.log import get_logger
 from taskq.worker import EXIT_TIME_LIMIT, VERSION, new_worker_id
 
@@ -65,7 +65,7 @@ class Supervisor:
                  queues: Sequence[str], *, grace: float = 30.0, env: dict[str, str] | None = None,
                  on_child_exit: Callable[[int], None] | None = None) -> None:
         if processes < 1:
-            raise ValueError("processes must be >= 1")
+            raise ConfigError("processes must be >= 1")
         self.app = app
         self.command = command
         self.processes = processes
@@ -160,15 +160,14 @@ class Supervisor:
         held = 0
         for q in self.queues:
             try:
-                requeued, dead = self.app.broker.recover(
-                    q, self.app.max_lost, int(self.app.dead_ttl * 1000), worker=child.worker_id)
+                got = self.app.broker.recover(q, worker=child.worker_id)
             except BrokerError as exc:  # its leases lapse instead, and other workers recover them
                 log.warning("could not hand back a dead child's jobs", queue=q, error=str(exc))
                 continue
-            if requeued or dead:
+            if got.requeued or got.dead:
                 log.warning("dead child's jobs handed back", queue=q, worker=child.worker_id,
-                            requeued=requeued, dead=dead)
-            held += requeued + dead
+                            requeued=got.requeued, dead=got.dead)
+            held += got.requeued + got.dead
         return held
 
     # -- stopping ----------------------------------------------------------

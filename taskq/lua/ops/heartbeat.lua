@@ -1,11 +1,11 @@
 #!lua flags=allow-oom
 -- heartbeat: a worker says it is alive (or, with ttl 0, that it stopped).
 -- allow-oom: a few small fields rewritten in place; a full Redis must not make workers look dead.
--- KEYS[1] taskq:workers           zset  worker id -> unix ms until which it counts as live
--- KEYS[2] taskq:worker:<id>       hash  host, pid, queues, concurrency, processed, started_ms, ...
+-- KEYS[1] <ns>:workers           zset  worker id -> unix ms until which it counts as live
+-- KEYS[2] <ns>:worker:<id>       hash  host, pid, queues, concurrency, processed, started_ms, ...
 -- ARGV: worker id, ttl ms (0 = deregister), then field, value pairs
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include lib/now
+local now = now_ms()
 local ttl = tonumber(ARGV[2])
 if ttl == 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])

@@ -1,0 +1,217 @@
+"""The operator reads, the worker registry and cron schedules of RedisBroker, over its connection.
+
+Raw hash fields become typed records here (base.JobRecord, WorkerRecord, ...): nothing above the
+broker reads a Redis field name or parses a token or an id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskq.broker.base import (
+    Claim,
+    ClaimResult,
+    Depths,
+    Entry,
+    JobRecord,
+    Leader,
+    LeadResult,
+    Policy,
+    Progress,
+    ScheduleState,
+    Status,
+    WorkerRecord,
+)
+from taskq.broker.client import Connection, integer, text
+from taskq.broker.keys import Keys, QueueKeys
+
+#: fields of a job hash read by job() (HMGET, so a huge result is read only when asked for)
+_FIELDS = ("status", "msg", "priority", "enqueued_ms", "started_ms", "finished_ms", "deliveries", "lost",
+           "token", "result", "error", "reason", "progress", "progress_text", "progress_ms", "cancel", "fired_by")
+
+
+def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | None:
+    """A JobRecord from the values of _FIELDS (None if the job has no record)."""
+    f = dict(zip(_FIELDS, values, strict=True))
+    raw_status = text(f["status"])
+    if raw_status is None and f["msg"] is None:
+        return None
+    try:
+        status: Status | None = Status(raw_status or "")
+    except ValueError:
+        status = None
+    token = text(f["token"])
+    progress = None
+    if f["progress"] is not None:
+        try:
+            progress = Progress(float(f["progress"]), text(f["progress_text"]) or "", integer(f["progress_ms"]))
+        except ValueError:
+            progress = None
+    return JobRecord(
+        id=job_id, queue=queue, status=status, message=f["msg"] or b"", priority=integer(f["priority"]) or 0,
+        enqueued_ms=integer(f["enqueued_ms"]), started_ms=integer(f["started_ms"]),
+        finished_ms=integer(f["finished_ms"]), deliveries=integer(f["deliveries"]) or 0,
+        lost=integer(f["lost"]) or 0, worker=token.rsplit(":", 1)[0] if token else None, result=f["result"],
+        error=text(f["error"]), reason=text(f["reason"]), progress=progress,
+        cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]),
+        raw_status=raw_status if status is None else None,
+    )
+
+
+class Admin:
+    """Inspector, Registry and Schedules; mixed into RedisBroker, which provides these attributes."""
+
+    conn: Connection
+    keys: Keys
+    policy: Policy
+
+    def qk(self, queue: str) -> QueueKeys:
+        raise NotImplementedError
+
+    # -- inspecting -------------------------------------------------------
+
+    def queues(self) -> list[str]:
+        with self.conn.errors():
+            return sorted(text(q) or "" for q in self.conn.client.smembers(self.keys.queues))
+
+    def depths(self, queue: str) -> Depths:
+        k = self.qk(queue)
+        with self.conn.errors():
+            pipe = self.conn.client.pipeline(transaction=False)
+            for p in range(10):
+                pipe.llen(k.ready(p))
+            pipe.zcard(k.scheduled).zcard(k.leases).scard(k.reserved).zcard(k.dead)
+            *ready, scheduled, leased, reserved, dead = pipe.execute()
+        return Depths(sum(ready), scheduled, reserved, max(0, leased - reserved), dead)
+
+    def dead(self, queue: str, limit: int | None = 100) -> list[Entry]:
+        with self.conn.errors():
+            end = -1 if limit is None else limit - 1
+            rows = self.conn.client.zrevrange(self.qk(queue).dead, 0, end, withscores=True)
+        return [Entry(text(i) or "", int(score)) for i, score in rows]
+
+    def running(self, queue: str, limit: int = 100) -> list[Entry]:
+        with self.conn.errors():
+            rows = self.conn.client.zrange(self.qk(queue).leases, 0, limit - 1, withscores=True)
+        return [Entry(text(i) or "", int(score)) for i, score in rows]
+
+    def job(self, queue: str, job_id: str) -> JobRecord | None:
+        return self.jobs(queue, [job_id])[0]
+
+    def jobs(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        k = self.qk(queue)
+        with self.conn.errors():
+            pipe = self.conn.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(k.job(job_id), *_FIELDS)
+            rows = pipe.execute()
+        return [job_record(queue, job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]
+
+    def oldest_ready_ms(self, queue: str) -> int | None:
+        k = self.qk(queue)
+        with self.conn.errors():
+            pipe = self.conn.client.pipeline(transaction=False)
+            for p in range(10):
+                pipe.lindex(k.ready(p), 0)
+            heads = [text(h) or "" for h in pipe.execute() if h is not None]
+            if not heads:
+                return None
+            pipe = self.conn.client.pipeline(transaction=False)
+            for job_id in heads:
+                pipe.hget(k.job(job_id), "enqueued_ms")
+            stamps = [n for n in (integer(v) for v in pipe.execute()) if n is not None]
+        return min(stamps) if stamps else None
+
+    def replay(self, queue: str, job_id: str, body: bytes) -> bool:
+        return bool(self.conn.run("replay", [self.qk(queue).base], [job_id, body]))
+
+    def purge(self, queue: str, job_ids: Sequence[str]) -> int:
+        return int(self.conn.run("purge", [self.qk(queue).base], list(job_ids)))
+
+    # -- workers ----------------------------------------------------------
+
+    def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
+        args: list[Any] = [worker_id, ttl_ms]
+        for field, value in (info or {}).items():
+            args += [field, value]
+        self.conn.run("heartbeat", [self.keys.workers, self.keys.worker_info(worker_id)], args)
+
+    def live_workers(self) -> list[WorkerRecord]:
+        now = self.time_ms()
+        with self.conn.errors():
+            ids = [text(i) or "" for i in self.conn.client.zrangebyscore(self.keys.workers, now, "+inf")]
+            pipe = self.conn.client.pipeline(transaction=False)
+            for worker_id in ids:
+                pipe.hgetall(self.keys.worker_info(worker_id))
+            infos = pipe.execute()
+        out = []
+        for worker_id, info in zip(ids, infos, strict=True):
+            f = {(text(k) or ""): (text(v) or "") for k, v in info.items()}
+            out.append(WorkerRecord(
+                id=worker_id, host=f.get("host", ""), pid=integer(f.get("pid")) or 0,
+                queues=tuple(q for q in f.get("queues", "").split(",") if q),
+                concurrency=integer(f.get("concurrency")) or 0, processed=integer(f.get("processed")) or 0,
+                started_ms=integer(f.get("started_ms")), version=f.get("version", ""),
+                beat_ms=integer(f.get("beat_ms")),
+            ))
+        return out
+
+    # -- beat -------------------------------------------------------------
+
+    def time_ms(self) -> int:
+        with self.conn.errors():
+            seconds, micros = self.conn.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def lead(self, beat_id: str, lease_ms: int) -> LeadResult:
+        return LeadResult(int(self.conn.run("leader", [self.keys.beat_leader], [beat_id, lease_ms, "hold"])))
+
+    def resign(self, beat_id: str) -> bool:
+        return bool(self.conn.run("leader", [self.keys.beat_leader], [beat_id, 0, "resign"]))
+
+    def leader(self) -> Leader | None:
+        key = self.keys.beat_leader
+        with self.conn.errors():
+            holder, ttl = self.conn.client.pipeline(transaction=False).get(key).pttl(key).execute()
+        return None if holder is None else Leader(text(holder) or "", int(ttl))
+
+    def schedule_state(self, queue: str, name: str) -> ScheduleState | None:
+        with self.conn.errors():
+            raw = self.conn.client.hmget(self.qk(queue).schedule(name), "spec", "last", "fired_ms", "job", "by",
+                                         "fired_tick")
+        last = integer(raw[1])
+        if raw[0] is None or last is None:
+            return None
+        return ScheduleState(text(raw[0]) or "", last, integer(raw[2]), text(raw[3]), text(raw[4]), integer(raw[5]))
+
+    def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
+        script = self.conn.script("fire")
+        with self.conn.errors():
+            pipe = self.conn.client.pipeline(transaction=False)
+            for c in claims:
+                k = self.qk(c.queue)
+                script(keys=[k.base, k.schedule(c.name), k.job(c.job_id)],
+                       args=[c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority], client=pipe)
+            return [ClaimResult(int(r)) for r in pipe.execute()]
+
+    def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        with self.conn.errors():
+            before = self.conn.client.hgetall(self.keys.schedules)
+            if schedules:
+                self.conn.client.hset(self.keys.schedules, mapping={n: f"{q}|{app}" for n, q in schedules.items()})
+        out = {}
+        for name, value in before.items():
+            queue, _, owner = (text(value) or "").partition("|")  # no owner: written before apps had names
+            out[text(name) or ""] = (queue, owner)
+        return out
+
+    def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
+        with self.conn.errors():
+            self.conn.client.delete(self.qk(queue).schedule(name))
+            if unindex:
+                self.conn.client.hdel(self.keys.schedules, name)
+
+    def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
+        moved, due = self.conn.run("promote", [self.qk(queue).base], [limit, self.policy.dead_ttl_ms])
+        return int(moved), None if int(due) < 0 else int(due)

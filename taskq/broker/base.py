@@ -1,0 +1,417 @@
+"""The broker contract: typed records and enums, and one Protocol per role.
+
+The library face, the worker, beat and the read model depend on these Protocols, never on an
+implementation. Every implementation (memory://, Redis, and later Redis Cluster and Sentinel)
+passes one contract test suite (tests/test_broker.py). Times are unix milliseconds of the
+broker's own clock; "token" is a lease token (`<worker id>:<delivery number>`) that fences
+every move of a leased job, so a stale holder's late call is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class Status(enum.StrEnum):
+    """Where a job is in its life. `failed` means an attempt failed and its retry waits."""
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    #: leased to a worker ahead of a free slot (prefetched); its body has not started
+    RESERVED = "reserved"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: statuses a job never leaves by itself
+TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
+#: statuses in which cancel() stops a job before it ever starts
+CANCELLABLE = frozenset({Status.QUEUED, Status.SCHEDULED, Status.FAILED, Status.RESERVED})
+
+
+class Settled(enum.IntEnum):
+    """What recording one outcome did."""
+
+    LOST = 0  #: the lease token was no longer current: nothing written
+    DONE = 1
+    CANCELLED = 2  #: a retry of a job cancelled while it ran: it ended cancelled instead
+
+
+class LeadResult(enum.IntEnum):
+    """What one attempt to take or keep the beat leader lease did."""
+
+    HELD_BY_OTHER = 0
+    RENEWED = 1
+    TAKEN = 2  #: a new term
+
+
+class ClaimMode(enum.StrEnum):
+    """What a cron claim does with a tick (see fire.lua)."""
+
+    FIRE = "fire"  #: enqueue the tick's job
+    SKIP = "skip"  #: mark the tick claimed without a job (catch-up "none")
+    RESET = "reset"  #: start a new or changed schedule afresh
+
+
+class ClaimResult(enum.IntEnum):
+    SPEC_DIFFERS = -1  #: the stored schedule has another expression; re-read it
+    ALREADY_CLAIMED = 0
+    CLAIMED = 1
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job fetched
+class Delivery:
+    """One leased job as fetched: raw message bytes plus the lease token that owns it."""
+
+    queue: str
+    id: str
+    body: bytes
+    token: str
+    deliveries: int
+    #: times this job's worker died (or hung) while running it
+    lost: int = 0
+    #: leased as running (its body starts now); False: reserved, started by a later fetch
+    running: bool = True
+    #: monotonic time by which the lease lapses unless renewed (set by the worker)
+    deadline: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Unique to this delivery: queue, job id and lease token (a token is unique per job only)."""
+        return (self.queue, self.id, self.token)
+
+
+@dataclasses.dataclass(slots=True)
+class Fetched:
+    """One fetch: the reserved jobs it started (True) or refused (False), the new leases, and
+    seconds until the next scheduled job is due (None if none is)."""
+
+    started: list[bool]
+    deliveries: list[Delivery]
+    next_due: float | None
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of one run, to record: OK (result), RETRY (next message, delay, error) or
+    DEAD (reason, error, optionally a message to store)."""
+
+    kind: Outcome
+    id: str
+    token: str
+    result: bytes = b""
+    body: bytes = b""
+    delay_ms: int = 0
+    error: str = ""
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recovered:
+    requeued: int
+    dead: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's status and outcome fields, as result() reads them."""
+
+    status: Status
+    result: bytes | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    fraction: float
+    text: str
+    at_ms: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobRecord:
+    """Everything stored about one job, decoded (the message stays packed)."""
+
+    id: str
+    queue: str
+    status: Status | None
+    message: bytes
+    priority: int = 0
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    deliveries: int = 0
+    lost: int = 0
+    #: id of the worker holding its lease, if leased
+    worker: str | None = None
+    result: bytes | None = None
+    error: str | None = None
+    reason: str | None = None
+    progress: Progress | None = None
+    cancel_requested: bool = False
+    fired_by: str | None = None
+    #: a status that is not one of taskq's (a foreign writer's), kept as text
+    raw_status: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Depths:
+    """How many jobs a queue holds in each state."""
+
+    ready: int = 0
+    scheduled: int = 0
+    reserved: int = 0
+    running: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """A job id in a sorted set with its time: dead since, or lease deadline (unix ms)."""
+
+    id: str
+    ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """What a live worker says about itself."""
+
+    id: str
+    host: str = ""
+    pid: int = 0
+    queues: tuple[str, ...] = ()
+    concurrency: int = 0
+    processed: int = 0
+    started_ms: int | None = None
+    version: str = ""
+    beat_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Leader:
+    beat_id: str
+    lease_left_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the broker holds for one cron schedule."""
+
+    spec: str
+    #: unix ms of the newest tick claimed (fired or skipped), or of the reset
+    last: int
+    fired_ms: int | None = None
+    job: str | None = None
+    by: str | None = None
+    #: the newest tick fired (not skipped), unix ms
+    fired_tick: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """One cron claim: `mode` the tick `tick_ms` of a schedule (with its job, when firing)."""
+
+    queue: str
+    name: str
+    mode: ClaimMode
+    tick_ms: int
+    spec: str
+    beat_id: str
+    job_id: str = ""
+    body: bytes = b""
+    priority: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """Lease length and how long ended jobs are kept: fixed when the broker is opened, and
+    applied by every operation that leases or ends a job."""
+
+    #: ms a lease lasts unless renewed (fetch, renew)
+    lease_ms: int = 30_000
+    result_ttl_ms: int = 3_600_000
+    dead_ttl_ms: int = 7 * 86_400_000
+    dead_max: int = 10_000
+    #: times a job may lose its worker before it is dead-lettered as poison
+    max_lost: int = 5
+
+
+class Producer(Protocol):
+    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
+                at_ms: int = 0, key: str | None = None) -> str:
+        """Store a job; return its id, or the id of the live job already holding `key`."""
+        ...
+
+    def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
+                     at_ms: int = 0) -> int:
+        """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch."""
+        ...
+
+    def register_queues(self, queues: Sequence[str]) -> None:
+        """Remember queue names, for the operator views."""
+        ...
+
+
+class Consumer(Protocol):
+    def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
+              start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2) -> Fetched:
+        """Start the reserved (id, token) jobs in `start`, then lease up to `run` jobs as running
+        and `reserve` more as reserved; promote due scheduled jobs first."""
+        ...
+
+    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
+        """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
+        ...
+
+    def wake(self, worker_id: str) -> None:
+        """Interrupt a worker's blocking wait."""
+        ...
+
+    def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
+        """Record finished runs of one queue in one call; one result per outcome, in order."""
+        ...
+
+    def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Extend the leases of (id, token) pairs; return the pairs whose lease was lost."""
+        ...
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
+        """Give (id, token) jobs back to the front of their ready lists, unblamed."""
+        ...
+
+    def recover(self, queue: str, limit: int = 500, *, worker: str = "") -> Recovered:
+        """Requeue jobs whose lease lapsed (or, given `worker`, every job that worker holds)."""
+        ...
+
+    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str) -> bool:
+        """Store a running job's progress; False if this delivery no longer holds the job."""
+        ...
+
+
+class Handles(Protocol):
+    def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None:
+        """The job's status and outcome; with watch, ask to be woken when it ends."""
+        ...
+
+    def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
+        """Block until the job has ended (after a watching state()); False on timeout."""
+        ...
+
+    def cancel(self, queue: str, job_id: str) -> Status | None:
+        """Cancel a job; the status it had, or None if there is no such job."""
+        ...
+
+    def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
+        """Which of `queues` have a record of this job id."""
+        ...
+
+
+class Inspector(Protocol):
+    def queues(self) -> list[str]:
+        ...
+
+    def depths(self, queue: str) -> Depths:
+        ...
+
+    def dead(self, queue: str, limit: int | None = 100) -> list[Entry]:
+        """Dead-lettered jobs with the time they died, newest first (every one with limit None)."""
+        ...
+
+    def running(self, queue: str, limit: int = 100) -> list[Entry]:
+        """Leased jobs (running or reserved) with their lease deadline, the longest-held first."""
+        ...
+
+    def job(self, queue: str, job_id: str) -> JobRecord | None:
+        ...
+
+    def jobs(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """job() of several jobs in one round trip."""
+        ...
+
+    def oldest_ready_ms(self, queue: str) -> int | None:
+        """When the job next in line was enqueued."""
+        ...
+
+    def replay(self, queue: str, job_id: str, body: bytes) -> bool:
+        """Put a dead job back on its ready list with a fresh message; False if it is not dead."""
+        ...
+
+    def purge(self, queue: str, job_ids: Sequence[str]) -> int:
+        """Delete dead jobs for good; ids that are not dead are left alone. Returns how many."""
+        ...
+
+
+class Registry(Protocol):
+    def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
+        """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
+        ...
+
+    def live_workers(self) -> list[WorkerRecord]:
+        ...
+
+
+class Schedules(Protocol):
+    def time_ms(self) -> int:
+        """The broker's clock: the one clock for ticks, due times and leases."""
+        ...
+
+    def lead(self, beat_id: str, lease_ms: int) -> LeadResult:
+        ...
+
+    def resign(self, beat_id: str) -> bool:
+        """Give the leader lease up, if this beat holds it."""
+        ...
+
+    def leader(self) -> Leader | None:
+        ...
+
+    def schedule_state(self, queue: str, name: str) -> ScheduleState | None:
+        ...
+
+    def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
+        """Several claims (each atomic on its own) in one round trip."""
+        ...
+
+    def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """Record name -> queue of an app's schedules; return what was recorded before, as
+        name -> (queue, app)."""
+        ...
+
+    def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
+        ...
+
+    def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
+        """Move due scheduled jobs to ready: (how many, ms until the next is due or None)."""
+        ...
+
+
+class Broker(Producer, Consumer, Handles, Inspector, Registry, Schedules, Protocol):
+    """Every role: what `open_broker(url)` returns."""
+
+    url: str
+    namespace: str
+    policy: Policy
+
+    def ping(self) -> None:
+        """Raise BrokerUnavailable unless the broker answers."""
+        ...
+
+    def close(self) -> None:
+        ...

@@ -1,0 +1,72 @@
+-- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
+-- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
+-- is woken. A job due later waits in the scheduled set instead (schedule below).
+-- Pushes are gathered per list and sent by ready_flush(), one command per list and batch: call
+-- it before reading a ready list, and at the end of the script.
+-- @include lib/keys
+-- @include lib/wake
+-- @include lib/dead
+local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
+local pending_order = {}
+local pending_bases = {}
+
+local function ready(base, id, jk, prio, front)
+  if jk then redis.call('HSET', jk, 'status', 'queued') end
+  local list = ready_key(base, prio)
+  local entry = pending[list]
+  if not entry then
+    entry = {back = {}, front = {}}
+    pending[list] = entry
+    pending_order[#pending_order + 1] = list
+    pending_bases[#pending_bases + 1] = base
+  end
+  local side = front and entry.front or entry.back
+  side[#side + 1] = id
+end
+
+local function ready_flush()
+  for i, list in ipairs(pending_order) do
+    local entry = pending[list]
+    local back, front = entry.back, entry.front
+    for j = 1, #back, 1000 do  -- unpack() has a bounded stack
+      redis.call('RPUSH', list, unpack(back, j, math.min(j + 999, #back)))
+    end
+    -- pushed in reverse, so the ids given back first stand first
+    for j = #front, 1, -1 do redis.call('LPUSH', list, front[j]) end
+    wake(pending_bases[i])
+  end
+  pending, pending_order, pending_bases = {}, {}, {}
+end
+
+-- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
+-- 'failed': an attempt failed and its retry waits); fetch and promote make it ready when due.
+-- An idle worker is woken to learn the new due time (it then sleeps until then).
+local function schedule(base, id, jk, due, status)
+  redis.call('ZADD', base .. ':scheduled', due, id)
+  redis.call('HSET', jk, 'status', status)
+  wake(base)
+end
+
+-- Move up to `limit` due scheduled jobs to ready (each by its own priority); returns how many.
+local function promote(base, now, limit)
+  local scheduled = base .. ':scheduled'
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', scheduled, id)
+    local jk = job_key(base, id)
+    if redis.call('EXISTS', jk) == 1 and not is_hash(jk) then
+      bury_raw(base, id, 'unknown_job: scheduled entry whose job record is not a hash', now)
+    else
+      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
+    end
+  end
+  ready_flush()
+  return #due
+end
+
+-- ms until the next scheduled job is due (0 if overdue), or -1 if none is scheduled
+local function next_due(base, now)
+  local first = redis.call('ZRANGE', base .. ':scheduled', 0, 0, 'WITHSCORES')
+  if not first[2] then return -1 end
+  return math.max(0, tonumber(first[2]) - now)
+end

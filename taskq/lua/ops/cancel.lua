@@ -1,0 +1,34 @@
+#!lua flags=allow-oom
+-- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry)
+-- and reserved (prefetched, not started) jobs end cancelled and never start; a running one
+-- finishes its attempt but is never retried. Foreign producers may call this script
+-- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
+-- allow-oom: it ends a job, which frees memory.
+-- KEYS[1] <ns>:{q}:job:<id>   hash
+-- KEYS[2] <ns>:{q}:scheduled  zset; the queue's base is this key's prefix
+-- KEYS[3] <ns>:{q}:done:<id>  list  result wake-up for job.result() (named again from the base)
+-- ARGV: id, result ttl ms
+-- Returns the status the job had (false if there is no such job).
+-- @include lib/now
+-- @include lib/finish
+-- @include lib/keys
+local now = now_ms()
+local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
+local id, jk = ARGV[1], KEYS[1]
+local f = redis.call('HMGET', jk, 'status', 'priority')
+local status = f[1]
+if not status then return false end
+if status == 'running' then
+  redis.call('HSET', jk, 'cancel', '1')
+  return status
+end
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved' then
+  return status
+end
+redis.call('ZREM', KEYS[2], id)
+if status == 'queued' then
+  -- out of its ready list, so the id cannot outlive its record there
+  redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id)
+end
+finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), {})
+return status

@@ -1,0 +1,36 @@
+#!lua
+-- enqueue: store one job and make it ready (or scheduled) in one step. Foreign producers call
+-- this script (taskq/lua/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
+-- KEYS[1] <ns>:{q}:job:<id>     hash   the job record (created here)
+-- KEYS[2] <ns>:{q}:ready[:p]    list   ready ids of the job's priority (named again from ARGV[6])
+-- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix
+-- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
+-- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
+-- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority
+-- Returns {job id, 1 if created else 0}; an existing live job with the same key wins.
+-- @include lib/now
+-- @include lib/ready
+-- @include lib/job
+local now = now_ms()
+local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
+local id, jk = ARGV[1], KEYS[1]
+if ARGV[5] == '1' then
+  local existing = redis.call('GET', KEYS[5])
+  if existing then return {existing, 0} end
+end
+if redis.call('EXISTS', jk) == 1 then return {id, 0} end
+local prio = priority_of(ARGV[6])
+create_job(jk, ARGV[2], prio, now, {})
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[5], id)
+  redis.call('HSET', jk, 'dedup', KEYS[5])
+end
+local due = tonumber(ARGV[4])
+if due == 0 then due = now + tonumber(ARGV[3]) end
+if due > now then
+  schedule(base, id, jk, due, 'scheduled')
+else
+  ready(base, id, jk, prio, false)
+  ready_flush()
+end
+return {id, 1}

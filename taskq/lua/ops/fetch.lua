@@ -1,0 +1,91 @@
+#!lua
+-- fetch: promote due scheduled jobs, start prefetched jobs, and lease more to one worker.
+-- KEYS[1]  <ns>:{q}   the queue's base (every key below is named from it: lib/keys.lua)
+-- ARGV: run (jobs to lease as running: their bodies start now), reserve (more to lease as
+--   reserved: prefetched, started later by a fetch that names them), lease ms, worker id,
+--   dead ttl ms, suspect_lost (a job whose worker died this many times is always leased reserved,
+--   so the worker can run it alone), then (id, token) pairs of reserved jobs to start now.
+-- A job leased running, or started, gets status 'running' and started_ms; a reserved one keeps
+-- its place in the leases set (renewed like any lease) and status 'reserved'.
+-- Returns {ms until the next scheduled job (-1 if none), number of pairs, 1/0 per pair (started,
+--   or refused: cancelled or lease lost), then id, msg, token, deliveries, lost, 1 if running
+--   else 0 per leased job}.
+-- @include lib/now
+-- @include lib/ready
+local now = now_ms()
+local base = KEYS[1]
+local run, reserve, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local worker, suspect_lost = ARGV[4], tonumber(ARGV[6])
+dead_ttl = tonumber(ARGV[5])
+local leases, reserved = base .. ':leases', base .. ':reserved'
+
+promote(base, now, 1000)
+
+local out = {-1, 0}
+local pairs_n = 0
+for i = 7, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local jk = job_key(base, id)
+  local f = redis.call('HMGET', jk, 'token', 'status')
+  local ok = 0
+  -- 'running' under the same token: this start ran before and its reply was lost (a retry)
+  if f[1] == token and (f[2] == 'reserved' or f[2] == 'running') then
+    redis.call('HSET', jk, 'status', 'running', 'started_ms', now)
+    redis.call('SREM', reserved, id)
+    redis.call('ZADD', leases, 'XX', now + lease_ms, id)
+    ok = 1
+  end
+  out[#out + 1] = ok
+  pairs_n = pairs_n + 1
+end
+out[2] = pairs_n
+
+local want = run + reserve
+local n = 0
+for prio = 9, 0, -1 do
+  if n >= want then break end
+  local ids = redis.call('LPOP', ready_key(base, prio), want - n)
+  if ids then
+    for _, id in ipairs(ids) do
+      local jk = job_key(base, id)
+      local f = {false, false}
+      if redis.call('EXISTS', jk) == 1 then
+        if is_hash(jk) then f = redis.call('HMGET', jk, 'msg', 'status', 'lost') else f = {false, 'other'} end
+      end
+      if not f[1] then
+        bury_raw(base, id, f[2] == 'other' and 'unknown_job: ready entry whose job record is not a hash'
+          or 'unknown_job: ready entry with no job record', now)
+      elseif f[2] ~= 'cancelled' then
+        local lost = tonumber(f[3] or '0') or 0
+        local deliveries = redis.call('HINCRBY', jk, 'deliveries', 1)
+        local token = worker .. ':' .. deliveries
+        local running = run > 0 and lost < suspect_lost
+        if running then
+          run = run - 1
+          redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', now)
+        else
+          redis.call('HSET', jk, 'status', 'reserved', 'token', token)
+          redis.call('SADD', reserved, id)
+        end
+        redis.call('ZADD', leases, now + lease_ms, id)
+        out[#out + 1] = id
+        out[#out + 1] = f[1]
+        out[#out + 1] = token
+        out[#out + 1] = deliveries
+        out[#out + 1] = lost
+        out[#out + 1] = running and 1 or 0
+        n = n + 1
+      end
+    end
+  end
+end
+
+-- jobs left behind: pass the wake-up token on to the next idle worker
+if n >= want then
+  for prio = 9, 0, -1 do
+    if redis.call('LLEN', ready_key(base, prio)) > 0 then wake(base) break end
+  end
+end
+
+out[1] = next_due(base, now)
+return out

@@ -1,0 +1,41 @@
+#!lua
+-- fire: claim one cron tick of a schedule and enqueue its job, in one step (exactly once per tick).
+-- KEYS[1] <ns>:{q}                   the queue's base
+-- KEYS[2] <ns>:{q}:schedule:<name>   hash  spec, last (ms: the newest tick claimed), fired_ms,
+--                                          fired_tick (the newest tick fired), job, by
+-- KEYS[3] <ns>:{q}:job:<id>          hash  the job record (created here when firing)
+-- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority
+--   mode 'fire':  if tick > last, enqueue the job and set last = tick
+--   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
+--   mode 'reset': if spec differs, start the schedule afresh at last = tick (new or changed cron)
+-- Returns 1 done, 0 tick already claimed (or spec already reset), -1 spec differs (caller re-reads).
+-- The claim compares ticks, so a beat that lost its lease while firing cannot fire a tick twice.
+-- @include lib/now
+-- @include lib/ready
+-- @include lib/job
+local now = now_ms()
+local base, sk, jk = KEYS[1], KEYS[2], KEYS[3]
+local mode = ARGV[1]
+local tick = tonumber(ARGV[2])
+local state = redis.call('HMGET', sk, 'spec', 'last')
+if mode == 'reset' then
+  if state[1] == ARGV[3] then return 0 end
+  redis.call('HSET', sk, 'spec', ARGV[3], 'last', tick, 'reset_ms', now, 'by', ARGV[4])
+  redis.call('HDEL', sk, 'fired_ms', 'fired_tick', 'job')
+  return 1
+end
+if state[1] ~= ARGV[3] then return -1 end
+if tick <= (tonumber(state[2]) or -1) then return 0 end
+if mode == 'fire' then
+  local id = ARGV[5]
+  if redis.call('EXISTS', jk) == 0 then
+    local prio = priority_of(ARGV[7])
+    create_job(jk, ARGV[6], prio, now, {'fired_by', ARGV[4]})
+    ready(base, id, jk, prio, false)
+    ready_flush()
+  end
+  redis.call('HSET', sk, 'last', tick, 'fired_ms', now, 'fired_tick', tick, 'job', id, 'by', ARGV[4])
+else
+  redis.call('HSET', sk, 'last', tick, 'by', ARGV[4])
+end
+return 1

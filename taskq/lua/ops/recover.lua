@@ -1,0 +1,51 @@
+#!lua
+-- recover: jobs whose lease lapsed (their worker died or hung) go back to the front of ready.
+-- A job that was running counts one more lost worker, and is dead-lettered once it has lost
+-- max_lost (a poison job that kills its worker); a reserved one never started, so no blame.
+-- KEYS[1]  <ns>:{q}   the queue's base
+-- ARGV: max lost, batch limit, dead ttl ms, dead max, worker id: '' = leases past their deadline;
+--   else every lease that worker holds now (its supervisor saw it die: no need to wait)
+-- Returns {requeued count, dead count}.
+-- @include lib/now
+-- @include lib/ready
+local now = now_ms()
+local base = KEYS[1]
+local max_lost = tonumber(ARGV[1])
+dead_ttl, dead_max = tonumber(ARGV[3]), tonumber(ARGV[4])
+local leases = base .. ':leases'
+local owner = ARGV[5] or ''
+local expired
+if owner == '' then
+  expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+else
+  expired = {}
+  local mark = owner .. ':'
+  for _, id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
+    local token = redis.call('HGET', job_key(base, id), 'token')
+    if token and string.sub(token, 1, #mark) == mark then expired[#expired + 1] = id end
+  end
+end
+local requeued, buried = 0, 0
+for _, id in ipairs(expired) do
+  local jk = job_key(base, id)
+  if not is_hash(jk) then
+    -- a record overwritten by something else cannot be requeued: drop the lease, keep going
+    redis.call('ZREM', leases, id)
+    redis.call('SREM', base .. ':reserved', id)
+  else
+    local f = redis.call('HMGET', jk, 'status', 'priority')
+    local lost = tonumber(redis.call('HGET', jk, 'lost') or '0') or 0
+    if f[1] ~= 'reserved' then lost = redis.call('HINCRBY', jk, 'lost', 1) end
+    if lost >= max_lost then
+      bury(base, id, jk, now,
+        'lease_expired: lost its worker ' .. lost .. ' times (the worker died or hung while running it)', nil)
+      buried = buried + 1
+    else
+      drop_lease(base, id, jk)
+      ready(base, id, jk, priority_of(f[2]), true)
+      requeued = requeued + 1
+    end
+  end
+end
+ready_flush()
+return {requeued, buried}

@@ -1,0 +1,20 @@
+#!lua
+-- release: give jobs a stopping worker holds back to the front of their ready lists, unblamed.
+-- KEYS[1]  <ns>:{q}   the queue's base
+-- ARGV: (id, token) pairs
+-- Returns how many jobs were given back.
+-- @include lib/ready
+local base = KEYS[1]
+local n = 0
+for i = 1, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local jk = job_key(base, id)
+  local f = redis.call('HMGET', jk, 'token', 'priority')
+  if f[1] == token then
+    drop_lease(base, id, jk)
+    ready(base, id, jk, priority_of(f[2]), true)
+    n = n + 1
+  end
+end
+ready_flush()
+return n

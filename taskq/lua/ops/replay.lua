@@ -1,0 +1,18 @@
+#!lua
+-- replay: put a dead job back on its ready list with a fresh message (attempts reset).
+-- KEYS[1]  <ns>:{q}   the queue's base
+-- ARGV: id, packed message
+-- Returns 1 if replayed, 0 if the id is not in the dead-letter set.
+-- @include lib/ready
+local base, id = KEYS[1], ARGV[1]
+local jk = job_key(base, id)
+if redis.call('ZREM', base .. ':dead', id) == 0 then return 0 end
+local prio = priority_of(redis.call('HGET', jk, 'priority'))
+redis.call('PERSIST', jk)
+redis.call('DEL', base .. ':done:' .. id)  -- the stale wake-up of its earlier end
+redis.call('HSET', jk, 'msg', ARGV[2], 'lost', 0, 'priority', prio)
+redis.call('HDEL', jk, 'reason', 'error', 'finished_ms', 'cancel', 'token', 'started_ms',
+  'progress', 'progress_text', 'progress_ms')
+ready(base, id, jk, prio, false)
+ready_flush()
+return 1

@@ -1,0 +1,50 @@
+#!lua flags=allow-oom
+-- settle: record the outcomes of finished runs of one queue, in one call: successes, retries and
+-- dead letters. Each acts only if the run's lease token is still the job's (else: lease lost).
+-- allow-oom: it ends leases, so running jobs drain at maxmemory; a retry or dead letter adds only
+-- its error text (bounded by the jobs leased), and a success frees its lease and dedup key.
+-- KEYS[1]  <ns>:{q}   the queue's base
+-- ARGV: result ttl ms, dead ttl ms, dead max, then 6 per outcome:
+--   'ok',    id, token, packed result, '', ''
+--   'retry', id, token, packed next message, delay ms, error text
+--   'dead',  id, token, reason, error text, packed message ('' = keep the stored one)
+-- Returns one code per outcome: 1 done, 0 lease lost (nothing written), 2 cancelled meanwhile
+-- (a retry of a job cancelled while it ran: it ends cancelled instead).
+-- @include lib/now
+-- @include lib/ready
+local now = now_ms()
+local base = KEYS[1]
+local result_ttl = tonumber(ARGV[1])
+dead_ttl, dead_max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local codes = {}
+for i = 4, #ARGV, 6 do
+  local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local jk = job_key(base, id)
+  local f = redis.call('HMGET', jk, 'token', 'cancel')
+  local code = 1
+  if f[1] ~= token then
+    code = 0
+  elseif kind == 'ok' then
+    redis.call('HDEL', jk, 'error', 'reason')
+    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]})
+  elseif kind == 'dead' then
+    if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
+    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4])
+  elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
+    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]})
+    code = 2
+  else
+    drop_lease(base, id, jk)
+    redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5])
+    redis.call('HDEL', jk, 'progress', 'progress_text', 'progress_ms')  -- the next attempt starts over
+    local delay = tonumber(ARGV[i + 4])
+    if delay <= 0 then
+      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
+    else
+      schedule(base, id, jk, now + delay, 'failed')
+    end
+  end
+  codes[#codes + 1] = code
+end
+ready_flush()
+return codes

@@ -1,0 +1,209 @@
+"""The read model: what operators see of queues, jobs, dead letters, workers and schedules.
+
+Typed views built from the broker's records (never from raw Redis fields), for `taskq status`,
+`taskq job`, `taskq dlq`, the metrics and later the dashboard; plus dead-letter replay and purge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from taskq.app import TaskQ
+from taskq.broker.base import JobRecord, Status
+from taskq.errors import JobNotFound, TaskqError
+from taskq.message import Message, unpack, unpack_value
+
+#: dead jobs replayed or purged per broker call
+BATCH = 500
+#: running jobs listed per queue (the longest-held first)
+RUNNING_SHOWN = 20
+
+
+def stamp(ms: int | None, *, seconds: bool = False) -> str | None:
+    """A unix-ms instant as ISO 8601 UTC, to the millisecond (or the second); None stays None."""
+    if ms is None:
+        return None
+    instant = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    if seconds:
+        return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def first_line(text: str | None, width: int = 100) -> str:
+    """The first line of a reason or error, cut to `width` characters."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def message_of(app: TaskQ, record: JobRecord) -> Message:
+    """The stored message, decoded; one stored before a limit was lowered still reads."""
+    return unpack(record.message, max(app.max_message_bytes, len(record.message)))
+
+
+def describe(app: TaskQ, record: JobRecord) -> dict[str, Any]:
+    """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print."""
+    status = record.status.value if record.status is not None else record.raw_status
+    out: dict[str, Any] = {"id": record.id, "queue": record.queue, "status": status}
+    try:
+        message = message_of(app, record)
+    except TaskqError as exc:
+        out.update(task=None, attempt=None, max_attempts=None, args=None, kwargs=None, message_error=str(exc))
+    else:
+        out.update(task=message.task, attempt=message.attempt, max_attempts=message.max_attempts,
+                   args=list(message.args), kwargs=message.kwargs, priority=message.priority)
+    out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),
+               finished=stamp(record.finished_ms), reason=record.reason, error=record.error,
+               worker=record.worker, deliveries=record.deliveries, lost=record.lost)
+    if record.result is not None:
+        try:
+            out["result"] = unpack_value(record.result)
+        except Exception as exc:  # a foreign writer's bytes: show that, not a traceback
+            out["result"] = f"<undecodable result: {exc}>"
+    if record.progress is not None:
+        p = record.progress
+        out["progress"] = {"fraction": p.fraction, "text": p.text, "at": stamp(p.at_ms)}
+    return out
+
+
+def find(app: TaskQ, job_id: str, queue: str | None = None) -> JobRecord:
+    """A job's record, from its queue or from whichever known queue holds it; JobNotFound
+    naming where it looked."""
+    queues = [queue] if queue else app.known_queues()
+    for q in app.broker.queues_holding(job_id, queues):
+        record = app.broker.job(q, job_id)
+        if record is not None:
+            return record
+    where = f"queue {queue!r}" if queue else f"any queue ({', '.join(queues) or 'none known'})"
+    raise JobNotFound(f"no job {job_id} in {where} (never enqueued, or its record expired)")
+
+
+def check_queue(app: TaskQ, queue: str | None) -> list[str]:
+    """[queue] if it is known, every known queue if None; TaskqError for an unknown one."""
+    queues = app.known_queues()
+    if queue is None:
+        return queues
+    if queue not in queues:
+        raise TaskqError(f"unknown queue {queue!r} (known: {', '.join(queues) or 'none'})")
+    return [queue]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadJob:
+    """One line of `taskq dlq list`."""
+
+    id: str
+    queue: str
+    task: str | None
+    attempts: int | None
+    dead_since: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def dead_jobs(app: TaskQ, queues: Sequence[str], limit: int) -> list[DeadJob]:
+    """The most recent `limit` dead jobs of each queue, newest first."""
+    out: list[DeadJob] = []
+    for q in queues:
+        entries = app.broker.dead(q, limit)
+        records = app.broker.jobs(q, [e.id for e in entries])
+        for entry, record in zip(entries, records, strict=True):
+            if record is None:
+                continue
+            view = describe(app, record)
+            out.append(DeadJob(entry.id, q, view["task"], view["attempt"], stamp(entry.ms),
+                               first_line(view["reason"] or view.get("message_error"))))
+    return out
+
+
+def dead_record(app: TaskQ, job_id: str, queue: str | None) -> JobRecord:
+    """A job that is in the dead-letter list; TaskqError saying where it is otherwise."""
+    record = find(app, job_id, queue)
+    if record.status is not Status.DEAD:
+        status = record.status.value if record.status is not None else record.raw_status or "?"
+        raise TaskqError(f"job {job_id} in queue {record.queue!r} is {status}, not in the dead-letter list")
+    return record
+
+
+def replay(app: TaskQ, record: JobRecord) -> bool:
+    """Put a dead job back on its ready list with attempts reset; False if it is not dead."""
+    limit = max(app.max_message_bytes, len(record.message) + 64)
+    return app.broker.replay(record.queue, record.id, message_of(app, record).packed(attempt=1, limit=limit))
+
+
+def replay_many(app: TaskQ, queue: str, skipped: Callable[[str, str], None]) -> tuple[int, Iterator[bool]]:
+    """Every dead job of a queue: how many there are, and an iterator replaying them, yielding per
+    job whether it went back (for a progress bar). One whose message cannot be decoded stays dead
+    and is reported through `skipped`."""
+    ids = [e.id for e in app.broker.dead(queue, None)]
+
+    def run() -> Iterator[bool]:
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start:start + BATCH]
+            for job_id, record in zip(batch, app.broker.jobs(queue, batch), strict=True):
+                try:
+                    yield record is not None and replay(app, record)
+                except TaskqError as exc:
+                    skipped(job_id, str(exc))
+                    yield False
+
+    return len(ids), run()
+
+
+def purge(app: TaskQ, record: JobRecord) -> int:
+    return app.broker.purge(record.queue, [record.id])
+
+
+def purge_all(app: TaskQ, queue: str) -> int:
+    """Delete every dead job of a queue; returns how many."""
+    done = 0
+    while ids := [e.id for e in app.broker.dead(queue, BATCH)]:
+        done += app.broker.purge(queue, ids)
+    return done
+
+
+def snapshot(app: TaskQ) -> dict[str, Any]:
+    """One reading of everything `taskq status` reports (raises BrokerError if Redis is down)."""
+    broker = app.broker
+    now = broker.time_ms()
+    workers = [{
+        "id": w.id, "host": w.host, "pid": w.pid, "queues": list(w.queues), "concurrency": w.concurrency,
+        "processed": w.processed, "heartbeat_age_s": round((now - (w.beat_ms or now)) / 1000, 3),
+    } for w in sorted(broker.live_workers(), key=lambda w: w.id)]
+    leader = broker.leader()
+    schedules = []
+    for name, s in sorted(app.schedules.items()):
+        state = broker.schedule_state(s.queue, name)
+        schedules.append({
+            "name": name, "task": s.task.name, "queue": s.queue, "cron": s.cron.expr, "tz": s.cron.tz,
+            "catchup": s.catchup, "last_fired": stamp(state.fired_tick if state else None, seconds=True),
+            "next_fire": stamp(s.cron.next_after(max(now, state.last if state else now)), seconds=True),
+        })
+    depths = {}
+    running = []
+    for q in app.known_queues():
+        oldest = broker.oldest_ready_ms(q)
+        depths[q] = {**broker.depths(q).as_dict(),
+                     "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3)}
+        leased = broker.running(q, RUNNING_SHOWN)
+        for record in broker.jobs(q, [e.id for e in leased]):
+            if record is None or record.status is not Status.RUNNING:
+                continue
+            view = describe(app, record)
+            running.append({"id": record.id, "queue": q, "task": view["task"], "attempt": view["attempt"],
+                            "running_s": None if record.started_ms is None
+                            else round(max(0, now - record.started_ms) / 1000, 3),
+                            "worker": record.worker, "progress": view.get("progress")})
+    return {
+        "time": stamp(now, seconds=True),
+        "queues": depths,
+        "running": running,
+        "workers": workers,
+        "beat": {"leader": leader.beat_id if leader else None,
+                 "lease_left_s": round(leader.lease_left_ms / 1000, 3) if leader else None},
+        "schedules": schedules,
+    }

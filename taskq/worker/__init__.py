@@ -1,0 +1,351 @@
+"""Worker: lease jobs in batches, run them on threads (sync) or one event loop (async), renew
+their leases while they run, settle their outcomes in batches, stop gracefully.
+
+The parts, each on its own thread: intake (what to start and lease: intake.py), the pool
+(where bodies run: pool.py), the settler (outcomes to Redis: settle.py), the lease keeper
+(renewal, recovery, heartbeat: leases.py) and the watchdog (watchdog.py). Log lines and
+metrics are listeners of the job events the parts emit (taskq/events.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq import context, execute
+from taskq.app import TaskQ
+from taskq.broker import redact
+from taskq.broker.base import Delivery
+from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
+from taskq.events import Emitter, EventKind, JobEvent, log_event
+from taskq.log import get_logger
+from taskq.message import Message, unpack
+from taskq.outage import Outage
+from taskq.task import TaskBase
+from taskq.worker import intake as intake_mod
+from taskq.worker.intake import Intake
+from taskq.worker.leases import Leases
+from taskq.worker.pool import Pool
+from taskq.worker.settle import Finished, Settler, finished, undeliverable
+from taskq.worker.watchdog import Timed, Watchdog
+
+if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve metrics
+    from taskq.metrics import JobMetrics
+
+__all__ = ["EXIT_TIME_LIMIT", "VERSION", "Worker", "new_worker_id"]
+
+VERSION = importlib.metadata.version("taskq")
+#: exit code of a worker process that killed itself over a job's time limit
+EXIT_TIME_LIMIT = 3
+#: seconds between updates of the count of jobs done in the worker registry, while busy
+PUBLISH_EVERY = 0.25
+
+log = get_logger("taskq.worker")
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique per worker; lease tokens start with it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Runs jobs from `queues` with `concurrency` jobs at a time in this process.
+
+    Args:
+        app: the TaskQ whose registry names the runnable tasks.
+        queues: queue names to consume; default every queue of the app's tasks.
+        concurrency: jobs run at once (threads for sync tasks, one loop for async).
+        grace: seconds a graceful stop waits for running jobs before giving them back.
+        burst: stop by itself once the queues are empty (tests, scripts, `make demo`).
+        max_jobs: stop gracefully after this many jobs (a supervisor starts a fresh process).
+        max_memory_mb: stop gracefully once the resident memory exceeds this many MiB.
+        kill_on_timeout: a job over its `timeout` fails at once and this process exits
+            (EXIT_TIME_LIMIT) so its supervisor replaces it: threads cannot be stopped.
+        parent_pid: stop gracefully when this process is no longer our parent (its
+            supervisor died), so no child lingers as an orphan.
+        worker_id: the id leases are taken under (a supervisor names its children).
+        prefetch: jobs leased ahead of free slots (default = concurrency), so a finished
+            job's slot refills at once; they stay `reserved` (cancellable) until they start,
+            and are given back at shutdown.
+        metrics: Prometheus counters to count outcomes into (taskq.metrics), or None.
+    """
+
+    def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
+                 grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
+                 max_memory_mb: float | None = None, kill_on_timeout: bool = False,
+                 parent_pid: int | None = None, worker_id: str | None = None,
+                 prefetch: int | None = None, metrics: JobMetrics | None = None) -> None:
+        if concurrency < 1:
+            raise ConfigError("concurrency must be >= 1")
+        if max_jobs is not None and max_jobs < 1:
+            raise ConfigError("max_jobs must be >= 1")
+        if prefetch is not None and prefetch < 0:
+            raise ConfigError("prefetch must be >= 0")
+        self.app = app
+        self.broker = app.broker
+        self.queues = list(queues or app.queues or ["default"])
+        self.concurrency = concurrency
+        self.grace = grace
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.id = worker_id or new_worker_id()
+        self.processed = 0
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self.events = Emitter()
+        self.events.add(log_event)
+        if metrics is not None:
+            self.events.add(metrics.observe)
+        self.metrics = metrics
+        self.outage = Outage(log, worker=self.id)
+        self.leases = Leases(self.broker, self.queues, self.id, lease=app.lease, outage=self.outage,
+                             on_lost=self._lost)
+        self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency,
+                             prefetch=concurrency if prefetch is None else prefetch, lease=app.lease,
+                             on_lease=self.leases.add)
+        self.intake.budget = max_jobs
+        self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
+                               on_recorded=self._recorded, after_batch=self._publish)
+        self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)
+        self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
+                                 parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
+        self._threads: list[threading.Thread] = []
+        self._info: dict[str, str | int] = {}
+        self._published = 0.0
+
+    # -- lifecycle --------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stop() is called (or, in burst mode, until the queues are empty)."""
+        self.broker.ping()
+        self.broker.register_queues(self.queues)
+        self._info = {
+            "host": socket.gethostname(), "pid": os.getpid(), "queues": ",".join(self.queues),
+            "concurrency": self.concurrency, "processed": 0, "started_ms": int(time.time() * 1000),
+            "version": VERSION,
+        }
+        self._heartbeat()
+        log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
+                 url=redact(self.app.url), namespace=self.app.namespace, lease_s=self.app.lease,
+                 version=VERSION, pid=os.getpid())
+        self.pool.start()
+        self._spawn(self.settler.run, "taskq-settle")
+        self._spawn(lambda: self.leases.run(self._stop, self._heartbeat), "taskq-leases")
+        if self.watchdog.needed:
+            self._spawn(self.watchdog.run, "taskq-watchdog")
+        # async jobs are created from the intake thread and inherit its context (the reporter)
+        self._fetcher = self._spawn(self._intake_loop, "taskq-intake")
+        while not self._stop.wait(0.2):
+            if self.burst and self._idle.is_set():
+                break
+        self._shutdown()
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: no more fetching, running jobs finish within `grace`."""
+        self._stop.set()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=self._with_reporter, args=(target,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    def _with_reporter(self, target: Callable[[], None]) -> None:
+        context.reporter.set(self._report_progress)
+        target()
+
+    def _heartbeat(self) -> None:
+        self._info["processed"] = self.processed  # all of it each time: a lapsed record comes back whole
+        self.broker.heartbeat(self.id, max(1000, int(self.app.lease * 1000)), self._info)
+
+    def _publish(self) -> None:
+        """After a settled batch: the registry's count of jobs done, at most every PUBLISH_EVERY
+        while busy, and at once when the worker goes idle (so `taskq status` does not lag)."""
+        now = time.monotonic()
+        if now - self._published < PUBLISH_EVERY and self.intake.executing:
+            return
+        self._published = now
+        with contextlib.suppress(BrokerError):  # the lease keeper's next heartbeat says it all again
+            self._heartbeat()
+
+    def _report_progress(self, message: Message, fraction: float, text: str) -> None:
+        """Store a running job's progress under its lease token (current_job().progress)."""
+        delivery = self.leases.find(message.queue, message.id)
+        if delivery is None:
+            return
+        try:
+            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
+                log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
+        except BrokerError as exc:
+            log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
+
+    # -- intake -----------------------------------------------------------
+
+    def _intake_loop(self) -> None:
+        intake = self.intake
+        while not self._stop.is_set():
+            intake.wait_for_work(self._stop)
+            if self._stop.is_set():
+                return
+            if intake.budget == 0:
+                if not intake.executing:
+                    log.info("max jobs reached, recycling", worker=self.id, max_jobs=self.max_jobs)
+                    self._stop.set()
+                    return
+                self._stop.wait(0.05)
+                continue
+            try:
+                step = intake.step()
+                if step.dropped:
+                    self.leases.drop(step.dropped)
+                if step.give_back:
+                    self._give_back(step.give_back)
+                for delivery in step.run:
+                    self._dispatch(delivery)
+                if step.idle:
+                    if self.burst and self._drained(step.next_due):
+                        self._idle.set()
+                        self._stop.wait(0.05)
+                    else:
+                        intake.idle_wait(self._stop, step.next_due, burst=self.burst)
+                self.outage.ok("fetch")
+            except BrokerError as exc:
+                self._stop.wait(self.outage.failed("fetch", exc))
+            except Exception:  # a bug must not silently stop this worker fetching
+                log.exception("fetch failed")
+                self._stop.wait(1.0)
+
+    def _drained(self, next_due: float | None) -> bool:
+        if next_due is not None or self.intake.executing or len(self.leases):
+            return False
+        for q in self.queues:
+            d = self.broker.depths(q)  # fresh: a job that just failed may be scheduled by now
+            if d.ready or d.running or d.reserved or d.scheduled:
+                return False
+        return True
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        """Decode a leased job and hand it to the pool; what cannot run is dead-lettered."""
+        if time.monotonic() >= delivery.deadline - self.app.lease / 3:  # stalled since the fetch
+            self.intake.ended(delivery)
+            self._give_back([delivery])
+            return
+        try:
+            message = unpack(delivery.body, self.app.max_message_bytes)
+            task = self.app.get_task(message.task)
+        except Exception as exc:  # anything undecodable is dead-lettered, never fatal to the worker
+            if isinstance(exc, MessageInvalid):
+                reason = str(exc)
+            elif isinstance(exc, TaskNotFound):
+                reason = f"unknown_task: {exc}"
+            else:
+                reason = f"decode_error: {type(exc).__name__}: {exc}"
+            self.leases.settling(delivery)
+            self.settler.put(undeliverable(delivery, reason))
+            self.intake.ended(delivery)
+            return
+        if delivery.lost >= intake_mod.SUSPECT_LOST and self.concurrency > 1:
+            log.warning("running a suspect job alone", job_id=delivery.id, queue=delivery.queue, lost=delivery.lost)
+        self.pool.submit(delivery, message, task)
+
+    def _give_back(self, deliveries: list[Delivery]) -> int:
+        """Release jobs this worker holds but will not run (no attempt, no blame)."""
+        released = 0
+        for q in {d.queue for d in deliveries}:
+            try:
+                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
+            except BrokerError as exc:  # their leases lapse instead, and they come back unblamed
+                log.warning("could not give jobs back", queue=q, error=str(exc))
+        self.leases.drop(deliveries)
+        return released
+
+    def _lost(self, deliveries: list[Delivery]) -> None:
+        """Leases the renewal found lost: whatever was not started must never start."""
+        self.intake.forget({d.key for d in deliveries})
+
+    # -- running and settling ---------------------------------------------
+
+    def _started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
+        if self.events.wants(EventKind.STARTED):
+            self.events.emit(JobEvent(EventKind.STARTED, delivery.id, message.task, delivery.queue, message.attempt))
+        self.watchdog.started(delivery, message, task)
+
+    def _done(self, delivery: Delivery, message: Message, outcome: execute.Outcome) -> None:
+        if self.watchdog.ended(delivery, message):
+            self.leases.settling(delivery)
+            self.settler.put(finished(delivery, message, outcome, self.app.max_message_bytes))
+        self.intake.ended(delivery)
+
+    def _recorded(self, f: Finished) -> None:
+        self.leases.drop([f.delivery])
+        self.processed += 1
+
+    # -- stopping ---------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        with self.intake.cond:
+            self.intake.cond.notify_all()
+        self._safely(lambda: self.broker.wake(self.id))
+        self._fetcher.join(timeout=intake_mod.IDLE_BLOCK + 1)
+        unstarted = self.intake.unstarted()
+        given_back = self._give_back(unstarted) if unstarted else 0  # at once, not after the grace
+        self.leases.wait_empty(time.monotonic() + self.grace, busy=lambda: self.intake.executing > 0)
+        unfinished = self.leases.snapshot()
+        if unfinished:
+            given_back += self._give_back(unfinished)
+        self.settler.close()
+        self._join("taskq-settle", timeout=max(5.0, self.app.lease))
+        self.pool.stop()
+        self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
+        log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back,
+                 given_back_ids=sorted(d.id for d in [*unfinished, *unstarted])[:20])
+
+    def _join(self, name: str, timeout: float) -> None:
+        for thread in self._threads:
+            if thread.name == name:
+                thread.join(timeout)
+
+    def _safely(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except BrokerError as exc:
+            log.warning("redis call failed during shutdown", error=str(exc))
+            return None
+
+    def _overrun(self, over: list[Timed]) -> None:
+        """Fail the overrunning jobs, record what already finished, give back the rest, exit.
+
+        A thread cannot be stopped, so the process goes; its supervisor starts a new one.
+        """
+        self._stop.set()
+        failed = []
+        for t in over:
+            took = t.ran
+            exc = TimeLimitExceeded(f"time limit exceeded: killed after {took:.1f}s (timeout {t.message.timeout}s)")
+            log.error("time limit exceeded, killing this worker process", job_id=t.delivery.id,
+                      task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
+                      timeout_s=t.message.timeout)
+            self.leases.settling(t.delivery)
+            failed.append(finished(t.delivery, t.message, execute.failed(t.task, t.message, exc, took),
+                                   self.app.max_message_bytes))
+        try:
+            self.settler.closing = True
+            self.settler.record_until_done(failed, give_up=time.monotonic() + self.app.lease)
+            self.settler.close()  # it records what had finished, then returns
+            self._join("taskq-settle", timeout=self.app.lease)
+            rest = self.leases.snapshot()
+            if rest:
+                self._give_back(rest)
+            self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
+            log.info("worker stopped", worker=self.id, processed=self.processed, given_back=len(rest),
+                     given_back_ids=sorted(d.id for d in rest)[:20], exit_code=EXIT_TIME_LIMIT)
+        finally:
+            os._exit(EXIT_TIME_LIMIT)

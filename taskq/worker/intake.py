@@ -1,0 +1,237 @@
+"""Intake: what a worker starts and leases next. A plain object; `step()` is one round.
+
+Leased jobs are either *running* (a slot was free: the body starts now) or *reserved*
+(prefetched into the buffer). A reserved job starts only through a fetch that names it, which
+Redis refuses if the job was cancelled or its lease was lost meanwhile: a zombie (a worker
+stopped past its lease) never starts its stale buffer, and a cancelled reserved job never starts.
+
+Suspects (jobs whose worker died while running them at least SUSPECT_LOST times) run alone, so
+if one kills the process nothing else is blamed; a job that lost its worker once (a crash, an
+outage) runs at full concurrency like any other.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from taskq.broker.base import Consumer, Delivery, Inspector
+
+#: a job whose worker died this many times while running it is a suspect: it runs alone
+SUSPECT_LOST = 2
+#: longest single blocking wait in Redis, in seconds (bounds shutdown and schedule drift)
+IDLE_BLOCK = 5.0
+#: an idle worker fetches at least this often (seconds) even without a wake-up token
+SAFETY_FETCH = 60.0
+
+
+class IntakeBroker(Consumer, Inspector, Protocol):
+    """What the intake needs of a broker."""
+
+
+@dataclasses.dataclass(slots=True)
+class Step:
+    """What one round decided: jobs to run now, jobs to give back (unstarted), and whether the
+    worker has nothing to do until Redis wakes it (`idle`, with the next due time if known)."""
+
+    run: list[Delivery] = dataclasses.field(default_factory=list)
+    give_back: list[Delivery] = dataclasses.field(default_factory=list)
+    #: reserved jobs this worker lets go without a call: their lease may have lapsed (recovered by
+    #: Redis, unblamed), or Redis refused to start them (cancelled, or leased to another worker)
+    dropped: list[Delivery] = dataclasses.field(default_factory=list)
+    idle: bool = False
+    next_due: float | None = None
+    #: nothing can happen until a running job ends: wait for a slot, not for Redis
+    wait_slot: bool = False
+
+
+class Intake:
+    """The buffer of reserved jobs, the suspects, and the count of running bodies.
+
+    Args:
+        broker: where jobs are leased from.
+        queues: queues to take jobs from, in order.
+        worker_id: the id leases are taken under.
+        concurrency: bodies run at once.
+        prefetch: reserved jobs kept ahead of free slots.
+        lease: seconds a lease lasts; a job is started only with at least a third of it left.
+        on_lease: called with every new delivery (the worker starts renewing its lease).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, broker: IntakeBroker, queues: Sequence[str], worker_id: str, *, concurrency: int,
+                 prefetch: int, lease: float, on_lease: Callable[[Delivery], None] = lambda d: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.broker = broker
+        self.queues = list(queues)
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.lease = lease
+        self.on_lease = on_lease
+        self.clock = clock
+        self.cond = threading.Condition()
+        #: reserved jobs waiting for a free slot, oldest first
+        self.buffer: collections.deque[Delivery] = collections.deque()
+        #: reserved suspects waiting to run alone
+        self.suspects: collections.deque[Delivery] = collections.deque()
+        #: the suspect running now (nothing else starts meanwhile)
+        self.alone: Delivery | None = None
+        self.executing = 0
+        #: the last fetch found nothing: with no free slot, wait for one rather than fetch again
+        self.queue_empty = False
+        #: bodies this worker may still start (max_jobs), or None for no limit
+        self.budget: int | None = None
+
+    # -- called by the job threads and the lease keeper -------------------
+
+    def ended(self, delivery: Delivery) -> None:
+        """A body has returned (or was failed by the watchdog): its slot is free."""
+        with self.cond:
+            self.executing -= 1
+            if self.alone is delivery:
+                self.alone = None
+            self.cond.notify_all()
+
+    def forget(self, keys: set[tuple[str, str, str]]) -> list[Delivery]:
+        """Drop unstarted jobs whose lease was lost (recovered while this worker was stopped or
+        cut off), by Delivery.key; returns the ones dropped."""
+        with self.cond:
+            dropped = [d for d in (*self.buffer, *self.suspects) if d.key in keys]
+            if dropped:
+                self.buffer = collections.deque(d for d in self.buffer if d.key not in keys)
+                self.suspects = collections.deque(d for d in self.suspects if d.key not in keys)
+        return dropped
+
+    def unstarted(self) -> list[Delivery]:
+        """Take every reserved job out (shutdown gives them back)."""
+        with self.cond:
+            out = [*self.buffer, *self.suspects]
+            self.buffer.clear()
+            self.suspects.clear()
+            return out
+
+    def wait_for_work(self, stop: threading.Event, timeout: float = 1.0) -> None:
+        """Block while nothing can start: a suspect runs, a suspect waits for the others to end,
+        or every slot is busy and the buffer is full (or the queues were empty)."""
+        with self.cond:
+            while not stop.is_set() and self._blocked():
+                self.cond.wait(timeout)
+
+    def _blocked(self) -> bool:
+        if self.alone is not None or (self.suspects and self.executing):
+            return True
+        return self.executing >= self.concurrency and (len(self.buffer) >= self.prefetch or self.queue_empty)
+
+    # -- one round ---------------------------------------------------------
+
+    def step(self) -> Step:
+        """Decide what to start and lease, make the fetch calls, and return what to run now."""
+        out = Step()
+        now = self.clock()
+        suspect: Delivery | None = None
+        with self.cond:
+            if self._blocked():
+                out.wait_slot = True
+                return out
+            start: list[Delivery] = []
+            if self.suspects:  # nothing is executing here: the suspect runs alone
+                suspect = self.suspects.popleft()
+                start.append(suspect)
+                out.give_back = [*self.buffer]  # others run elsewhere meanwhile, unblamed
+                self.buffer.clear()
+                run = reserve = 0
+            else:
+                free = self.concurrency - self.executing
+                if self.budget is not None:
+                    free = min(free, self.budget)
+                while self.buffer and len(start) < free:
+                    d = self.buffer.popleft()
+                    # a lease that may have lapsed: recovery requeues the job (never started: no blame)
+                    (start if self._fresh(d, now) else out.dropped).append(d)
+                run = free - len(start)
+                reserve = max(0, self.prefetch - len(self.buffer))
+                if self.budget is not None:  # no prefetch past the last job this worker will run
+                    reserve = min(reserve, max(0, self.budget - free - len(self.buffer)))
+            self.executing += len(start)  # counted now, so a concurrent ended() cannot undercount
+        try:
+            leased, started, next_due = self._fetch(run, reserve, start)
+        except BaseException:
+            with self.cond:  # as it was: try again later
+                self.executing -= len(start)
+                if suspect is not None:
+                    self.suspects.appendleft(suspect)
+                    self.buffer.extend(out.give_back)
+                else:
+                    self.buffer.extendleft(reversed(start))
+            raise
+        with self.cond:
+            self.executing -= len(start) - len(started)
+            ok = {id(d) for d in started}
+            out.dropped += [d for d in start if id(d) not in ok]  # refused: cancelled, or lease lost
+            if suspect is not None and started:
+                self.alone = suspect
+            out.run.extend(started)
+            for d in leased:
+                self.on_lease(d)
+                if d.running:
+                    self.executing += 1
+                    out.run.append(d)
+                elif self.concurrency > 1 and d.lost >= SUSPECT_LOST:
+                    self.suspects.append(d)
+                else:
+                    self.buffer.append(d)
+            self.queue_empty = not leased and not started
+            out.idle = self.queue_empty and not self.buffer and not self.suspects and not out.give_back
+            out.next_due = next_due
+            for d in started:
+                d.running = True
+            if self.budget is not None:
+                self.budget -= len(out.run)
+            self.cond.notify_all()
+        return out
+
+    def _fresh(self, d: Delivery, now: float) -> bool:
+        """Whether a reserved job's lease surely holds long enough to start it."""
+        return now < d.deadline - self.lease / 3
+
+    def _fetch(self, run: int, reserve: int,
+               start: list[Delivery]) -> tuple[list[Delivery], list[Delivery], float | None]:
+        """One fetch per queue that has jobs to start or room left; returns (leased, started,
+        seconds until the next scheduled job)."""
+        leased: list[Delivery] = []
+        started: list[Delivery] = []
+        next_due: float | None = None
+        for q in self.queues:
+            pairs = [d for d in start if d.queue == q]
+            if not pairs and run + reserve <= 0:
+                continue
+            sent = self.clock()
+            reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
+                                      suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30)
+            started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
+            for d in reply.deliveries:
+                d.deadline = sent + self.lease
+                if d.running:
+                    run -= 1
+                else:
+                    reserve -= 1
+            leased += reply.deliveries
+            if reply.next_due is not None:
+                next_due = reply.next_due if next_due is None else min(next_due, reply.next_due)
+        return leased, started, next_due
+
+    def idle_wait(self, stop: threading.Event, next_due: float | None, *, burst: bool = False) -> None:
+        """Nothing to do: block in Redis until a wake-up token, the next due job, or SAFETY_FETCH."""
+        start = self.clock()
+        due_at = None if next_due is None else start + next_due
+        give_up = start + (0.05 if burst else SAFETY_FETCH)
+        while not stop.is_set():
+            now = self.clock()
+            timeout = min(IDLE_BLOCK, give_up - now, IDLE_BLOCK if due_at is None else due_at - now + 0.001)
+            if timeout <= 0 or self.broker.wait(self.queues, self.worker_id, timeout):
+                return

@@ -1,0 +1,129 @@
+"""Leases: the deliveries a worker holds, by lease token, renewed every lease/3 until settled.
+
+Keyed by delivery (queue, job id, token), not job id: a worker that gets a job again under a new
+token (after its stale outcome was refused) keeps renewing the new lease. A renewal reports a lease lost only if the
+delivery is still held and its outcome is not on its way to Redis (a renewal that races the
+settle call of a finished job is no loss).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from taskq.broker.base import Consumer, Delivery, Registry
+from taskq.errors import BrokerError
+from taskq.log import get_logger
+from taskq.outage import Outage
+
+log = get_logger("taskq.worker")
+
+
+class LeaseBroker(Consumer, Registry, Protocol):
+    """What the lease keeper needs of a broker."""
+
+
+class Leases:
+    def __init__(self, broker: LeaseBroker, queues: Sequence[str], worker_id: str, *, lease: float,
+                 outage: Outage, on_lost: Callable[[list[Delivery]], None]) -> None:
+        self.broker = broker
+        self.queues = list(queues)
+        self.worker_id = worker_id
+        self.lease = lease
+        self.outage = outage
+        self.on_lost = on_lost
+        self.cond = threading.Condition()
+        self._held: dict[tuple[str, str, str], Delivery] = {}
+        #: tokens whose outcome is produced: no longer renewed (the settle call ends the lease)
+        self._settling: set[tuple[str, str, str]] = set()
+
+    # -- the held set -----------------------------------------------------
+
+    def add(self, delivery: Delivery) -> None:
+        with self.cond:
+            self._held[delivery.key] = delivery
+
+    def settling(self, delivery: Delivery) -> None:
+        with self.cond:
+            self._settling.add(delivery.key)
+
+    def drop(self, deliveries: Sequence[Delivery]) -> None:
+        with self.cond:
+            for d in deliveries:
+                self._held.pop(d.key, None)
+                self._settling.discard(d.key)
+            self.cond.notify_all()
+
+    def snapshot(self) -> list[Delivery]:
+        with self.cond:
+            return list(self._held.values())
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def find(self, queue: str, job_id: str) -> Delivery | None:
+        """The running delivery of a job (for its progress reports)."""
+        with self.cond:
+            for d in self._held.values():
+                if d.id == job_id and d.queue == queue and d.running and d.key not in self._settling:
+                    return d
+        return None
+
+    def wait_empty(self, deadline: float, busy: Callable[[], bool]) -> None:
+        """Block until nothing is held and nothing runs, or the monotonic deadline passes."""
+        with self.cond:
+            while (self._held or busy()) and time.monotonic() < deadline:
+                self.cond.wait(timeout=0.05)
+
+    # -- renewing ---------------------------------------------------------
+
+    def renew(self) -> None:
+        """Extend every held lease; drop (and report) the ones that were really lost."""
+        with self.cond:
+            renewing = [d for d in self._held.values() if d.key not in self._settling]
+        lost: list[Delivery] = []
+        for q in self.queues:
+            mine = [d for d in renewing if d.queue == q]
+            if not mine:
+                continue
+            sent = time.monotonic()
+            gone = set(self.broker.renew(q, [(d.id, d.token) for d in mine]))
+            with self.cond:
+                for d in mine:
+                    if (d.id, d.token) not in gone:
+                        d.deadline = sent + self.lease
+                    elif d.key in self._held and d.key not in self._settling:
+                        lost.append(d)
+                        del self._held[d.key]
+        if lost:
+            for d in lost:
+                log.warning("lease lost", job_id=d.id, queue=d.queue, running=d.running, token=d.token)
+            self.on_lost(lost)
+
+    def recover(self) -> None:
+        """Requeue the jobs of workers that died (their leases lapsed)."""
+        for q in self.queues:
+            got = self.broker.recover(q)
+            if got.requeued or got.dead:
+                log.warning("recovered expired leases", queue=q, requeued=got.requeued, dead=got.dead)
+
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None]) -> None:
+        """The lease keeper's thread: renew, recover and heartbeat every lease/3, also through a
+        graceful stop while jobs still run; returns once stopped with nothing held."""
+        interval = max(0.05, self.lease / 3)
+        while True:
+            if stop.is_set():
+                time.sleep(interval)  # keep renewing through the grace period
+            else:
+                stop.wait(interval)
+            if stop.is_set() and not self._held:
+                return
+            try:
+                self.renew()
+                self.recover()
+                heartbeat()
+                self.outage.ok("leases")
+            except BrokerError as exc:
+                self.outage.failed("leases", exc)

@@ -1,0 +1,175 @@
+"""Settler: records finished runs in batches, one broker.settle() per queue per batch for every
+outcome (success, retry, dead letter), then emits their events. Outcomes wait in memory through
+a Redis outage and are tried again; lease tokens fence a late one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue as queue_mod
+import time
+from collections.abc import Callable
+
+from taskq import execute
+from taskq.broker.base import Consumer, Delivery, Outcome, Settled, Settlement
+from taskq.errors import BrokerError
+from taskq.events import Emitter, EventKind, JobEvent
+from taskq.message import Message
+from taskq.outage import Outage
+
+#: most outcomes gathered into one batch
+BATCH = 256
+#: seconds a busy worker waits to gather more outcomes into one settle call
+LINGER = 0.001
+
+
+@dataclasses.dataclass(slots=True)
+class Finished:
+    """One run's outcome on its way to Redis."""
+
+    delivery: Delivery
+    task: str
+    attempt: int
+    settlement: Settlement
+    #: seconds the body ran; None if it never ran (an undecodable message, an unknown task)
+    duration: float | None
+    #: "Type: message" of the failure, for retries
+    summary: str | None = None
+    delay: float | None = None
+    #: set once Redis has it, so a batch tried again after an outage skips it
+    recorded: bool = False
+
+
+def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, limit: int) -> Finished:
+    """The outcome of a run as what to record (a retry carries its next attempt's message)."""
+    d = delivery
+    if isinstance(outcome, execute.Succeeded):
+        settlement = Settlement(Outcome.OK, d.id, d.token, result=outcome.result)
+        return Finished(d, message.task, message.attempt, settlement, outcome.duration)
+    if isinstance(outcome, execute.RetryLater):
+        # a stored message may exceed a lowered limit a little: its retry still goes
+        body = message.packed(attempt=message.attempt + 1, limit=max(limit, len(d.body) + 64))
+        settlement = Settlement(Outcome.RETRY, d.id, d.token, body=body, delay_ms=int(outcome.delay * 1000),
+                                error=outcome.error)
+        return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
+                        outcome.delay)
+    settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)
+    return Finished(d, message.task, message.attempt, settlement, outcome.duration)
+
+
+def undeliverable(delivery: Delivery, reason: str) -> Finished:
+    """A leased job that cannot run (undecodable message, unknown task): dead, with its reason."""
+    settlement = Settlement(Outcome.DEAD, delivery.id, delivery.token, reason=reason)
+    return Finished(delivery, "", 0, settlement, None)
+
+
+#: event kind and discarded-outcome word by (outcome kind, what settling did)
+_EVENTS: dict[tuple[Outcome, Settled], tuple[EventKind, str | None]] = {
+    (Outcome.OK, Settled.DONE): (EventKind.SUCCEEDED, None),
+    (Outcome.RETRY, Settled.DONE): (EventKind.RETRYING, None),
+    (Outcome.RETRY, Settled.CANCELLED): (EventKind.CANCELLED, None),
+    (Outcome.DEAD, Settled.DONE): (EventKind.DEAD, None),
+    (Outcome.OK, Settled.LOST): (EventKind.LOST, "result"),
+    (Outcome.RETRY, Settled.LOST): (EventKind.LOST, "retry"),
+    (Outcome.DEAD, Settled.LOST): (EventKind.LOST, "dead-letter"),
+}
+
+
+class Settler:
+    """Runs on its own thread (`run`); `put` hands it an outcome, `close` ends it once drained.
+
+    Args:
+        busy: whether bodies still run (then it lingers a moment to batch more outcomes).
+        on_recorded: called with each outcome Redis has (the worker stops holding its lease).
+        after_batch: called after each batch (the worker publishes its progress count).
+    """
+
+    def __init__(self, broker: Consumer, events: Emitter, outage: Outage, *, busy: Callable[[], bool],
+                 on_recorded: Callable[[Finished], None], after_batch: Callable[[], None]) -> None:
+        self.broker = broker
+        self.events = events
+        self.outage = outage
+        self.busy = busy
+        self.on_recorded = on_recorded
+        self.after_batch = after_batch
+        self._queue: queue_mod.SimpleQueue[Finished | None] = queue_mod.SimpleQueue()
+        self.closing = False
+
+    def put(self, item: Finished) -> None:
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Record what is queued, then end the thread."""
+        self.closing = True
+        self._queue.put(None)
+
+    def run(self) -> None:
+        closed = False
+        while not closed:
+            item = self._queue.get()
+            batch: list[Finished] = []
+            linger_until = 0.0
+            while True:
+                if item is None:
+                    closed = True
+                    break
+                batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                    continue
+                except queue_mod.Empty:
+                    pass
+                if not self.busy():
+                    break
+                # bodies still running: wait a moment so one script call settles several
+                linger_until = linger_until or time.monotonic() + LINGER
+                left = linger_until - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue_mod.Empty:
+                    break
+            if batch:
+                self.record_until_done(batch)
+                self.after_batch()
+
+    def record_until_done(self, batch: list[Finished], give_up: float | None = None) -> None:
+        """Record a batch, trying again through an outage (until the monotonic `give_up`)."""
+        while batch:
+            try:
+                self.record(batch)
+                self.outage.ok("settle")
+            except BrokerError as exc:
+                pause = self.outage.failed("settle", exc)
+                time.sleep(min(pause, 0.5) if self.closing else pause)
+            batch = [f for f in batch if not f.recorded]
+            if give_up is not None and time.monotonic() > give_up:
+                return
+
+    def record(self, batch: list[Finished]) -> None:
+        """One settle call per queue of the batch; then the events, in order."""
+        by_queue: dict[str, list[Finished]] = {}
+        for f in batch:
+            if not f.recorded:
+                by_queue.setdefault(f.delivery.queue, []).append(f)
+        for q, items in by_queue.items():
+            results = self.broker.settle(q, [f.settlement for f in items])
+            for f, result in zip(items, results, strict=True):
+                f.recorded = True
+                self._emit(f, result)
+                self.on_recorded(f)
+
+    def _emit(self, f: Finished, result: Settled) -> None:
+        kind, discarded = _EVENTS[f.settlement.kind, result]
+        if not self.events.wants(kind):
+            return
+        s = f.settlement
+        self.events.emit(JobEvent(
+            kind, s.id, f.task, f.delivery.queue, f.attempt,
+            error=f.summary, duration_ms=None if f.duration is None else round(f.duration * 1000, 3),
+            reason=discarded or (s.reason if s.kind is Outcome.DEAD else None),
+            delay_s=None if f.delay is None else round(f.delay, 3),
+        ))

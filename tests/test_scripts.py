@@ -1,0 +1,90 @@
+"""The Lua scripts: shared steps written once (taskq/lua/lib/), OOM flags, and the scripts that
+producers in other languages run, committed standalone and compatible with earlier versions."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import msgpack
+import redis
+
+import taskq
+from taskq.broker import scripts
+from taskq.broker.keys import Keys
+from taskq.testing import drain
+
+LUA = Path(taskq.__file__).parent / "lua"
+HERE = Path(__file__).parent
+
+
+def test_scripts_carry_the_oom_shebang() -> None:
+    for name in scripts.NAMES:
+        first = scripts.source(name).splitlines()[0]
+        assert first.startswith("#!lua"), name
+        assert not scripts.source(name, shebang=False).startswith("#!")
+    # only scripts that free memory or touch no new data may run at maxmemory (and the beat
+    # leader lease and worker heartbeats, small keys, so a full Redis does not make them lapse)
+    allow_oom = {n for n in scripts.NAMES if "allow-oom" in scripts.source(n).splitlines()[0]}
+    assert allow_oom == {"settle", "renew", "cancel", "watch", "leader", "heartbeat", "purge"}
+
+
+def test_the_public_scripts_are_their_sources_with_includes_written_out() -> None:
+    """What `make lua` writes is what is committed: regenerating gives no diff."""
+    for name in scripts.PUBLIC:
+        assert (LUA / f"{name}.lua").read_text() == scripts.public_text(name), f"run make lua ({name})"
+        assert "@include" not in (LUA / f"{name}.lua").read_text()
+
+
+def test_a_job_becomes_ready_and_ends_in_one_place_only() -> None:
+    """The steps every rule hangs on are in lua/lib only: no operation pushes a ready list,
+    sets a final status, expires a record or wakes a waiter by itself."""
+    rules = {
+        "push to a ready list": re.compile(r"'[RL]PUSH', (ready_key|list|KEYS\[\d+\] *- *prio)"),
+        "final status": re.compile(r"'status', '(succeeded|dead|cancelled)'"),
+        "record ttl": re.compile(r"'PEXPIRE', jk"),
+        "waiter wake-up": re.compile(r":done:.*'RPUSH'|'RPUSH', done"),
+        "wake token": re.compile(r"'LPUSH', notify"),
+    }
+    for path in sorted((LUA / "ops").glob("*.lua")):
+        text = path.read_text()
+        for rule, pattern in rules.items():
+            assert not pattern.search(text), f"{path.name} writes '{rule}' itself; use lua/lib"
+    lib = "".join(p.read_text() for p in (LUA / "lib").glob("*.lua"))
+    assert all(pattern.search(lib) for rule, pattern in rules.items() if rule != "final status")
+
+
+def test_key_names_agree_between_python_and_lua() -> None:
+    k = Keys("ns").queue("q")
+    lua = (LUA / "lib" / "keys.lua").read_text()
+    assert k.base == "ns:{q}" and k.ready(0) == f"{k.base}:ready" and k.ready(3) == f"{k.base}:ready:3"
+    assert "base .. ':ready'" in lua and "base .. ':ready:' .. prio" in lua and "base .. ':job:' .. id" in lua
+    assert k.job("i") == f"{k.base}:job:i"
+
+
+def _v1_enqueue(client: redis.Redis, script: str, job_id: str, task: str, args: list[object]) -> None:
+    """A foreign producer as docs/protocol.md §8 of the first release shows it."""
+    msg = {"v": 1, "id": job_id, "task": task, "queue": "default", "args": args, "kwargs": {},
+           "attempt": 1, "max_attempts": 4, "enqueued_at": time.time(), "priority": 0}
+    t = "taskq:{default}"
+    keys = [f"{t}:job:{job_id}", f"{t}:ready", f"{t}:scheduled", f"{t}:notify", f"{t}:key:"]
+    client.sadd("taskq:queues", "default")
+    client.eval(script, 5, *keys, job_id, msgpack.packb(msg, use_bin_type=True), 0, 0, "0", 0)
+
+
+def test_foreign_producers_of_the_first_release_keep_working(redis_url: str) -> None:
+    """The enqueue.lua of the first release and the one shipped now, called as the protocol
+    documents (own ids, default namespace), enqueue jobs that today's worker runs."""
+    app = taskq.TaskQ(redis_url)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    client = redis.Redis.from_url(redis_url)
+    _v1_enqueue(client, (HERE / "fixtures" / "enqueue_v1.lua").read_text(), "old-1", "add", [1, 2])
+    _v1_enqueue(client, (LUA / "enqueue.lua").read_text(), "new-1", "add", [3, 4])
+    drain(app)
+    assert app.job("old-1").result(timeout=5) == 3 and app.job("new-1").result(timeout=5) == 7
+    client.close()
