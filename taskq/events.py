@@ -71,7 +71,7 @@ class Emitter:
                 if id(listener) not in self._failed:
                     self._failed.add(id(listener))
                     log.exception("event listener failed", listener=getattr(listener, "__qualname__", repr(listener)),
-                                  event=event.kind.value, job_id=event.job_id)
+                                  kind=event.kind.value, job_id=event.job_id)
 
 
 def log_event(event: JobEvent) -> None:

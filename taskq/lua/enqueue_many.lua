@@ -54,57 +54,6 @@ local function wake(base)
   local notify = base .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
 end
--- Dead letters. dead_ttl (ms) and dead_max are the retention policy, given by each script's caller.
--- The one place a job ends (succeeded, dead or cancelled): lease dropped, final status and
--- finished_ms plus `fields` (a list of name, value), the record expires after `ttl` ms, the
--- deduplication key is released, and a result() waiter is woken.
--- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
--- the leases and reserved sets, token deleted, so the last holder's late calls are refused.
-local function drop_lease(base, id, jk)
-  redis.call('ZREM', base .. ':leases', id)
-  redis.call('SREM', base .. ':reserved', id)
-  redis.call('HDEL', jk, 'token')
-end
-local function finish(base, id, jk, status, now, ttl, fields)
-  drop_lease(base, id, jk)
-  local f = redis.call('HMGET', jk, 'dedup', 'waiter')
-  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
-  redis.call('PEXPIRE', jk, ttl)
-  if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
-  if f[2] then
-    local done = base .. ':done:' .. id
-    redis.call('RPUSH', done, '1')
-    redis.call('PEXPIRE', done, ttl)
-  end
-end
-local dead_ttl, dead_max = 7 * 86400000, 10000
-
--- A job ends dead: finish() with its reason and error text (nil keeps the stored one), into the
--- dead-letter set, which is capped by age and by count (the oldest leave first, with their records).
-local function bury(base, id, jk, now, reason, error)
-  local fields = {'reason', reason}
-  if error then fields[3], fields[4] = 'error', error end
-  finish(base, id, jk, 'dead', now, dead_ttl, fields)
-  local dead = base .. ':dead'
-  redis.call('ZADD', dead, now, id)
-  redis.call('ZREMRANGEBYSCORE', dead, '-inf', now - dead_ttl)
-  local excess = redis.call('ZCARD', dead) - dead_max
-  if excess > 0 then
-    local oldest = redis.call('ZPOPMIN', dead, excess)  -- member, score, member, score...
-    for i = 1, #oldest, 2 do
-      if oldest[i] ~= id then redis.call('DEL', job_key(base, oldest[i])) end
-    end
-  end
-end
-
--- An entry with no usable job record: kept for inspection as a new dead record raw-<n>, never run.
-local function bury_raw(base, entry, why, now)
-  local dead_id = 'raw-' .. redis.call('INCR', base .. ':seq')
-  local dk = job_key(base, dead_id)
-  redis.call('HSET', dk, 'msg', entry, 'status', 'dead', 'reason', why, 'finished_ms', now, 'priority', 0)
-  redis.call('PEXPIRE', dk, dead_ttl)
-  redis.call('ZADD', base .. ':dead', now, dead_id)
-end
 local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
 local pending_order = {}
 local pending_bases = {}
@@ -144,30 +93,6 @@ local function schedule(base, id, jk, due, status)
   redis.call('ZADD', base .. ':scheduled', due, id)
   redis.call('HSET', jk, 'status', status)
   wake(base)
-end
-
--- Move up to `limit` due scheduled jobs to ready (each by its own priority); returns how many.
-local function promote(base, now, limit)
-  local scheduled = base .. ':scheduled'
-  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', scheduled, id)
-    local jk = job_key(base, id)
-    if redis.call('EXISTS', jk) == 1 and not is_hash(jk) then
-      bury_raw(base, id, 'unknown_job: scheduled entry whose job record is not a hash', now)
-    else
-      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
-    end
-  end
-  ready_flush()
-  return #due
-end
-
--- ms until the next scheduled job is due (0 if overdue), or -1 if none is scheduled
-local function next_due(base, now)
-  local first = redis.call('ZRANGE', base .. ':scheduled', 0, 0, 'WITHSCORES')
-  if not first[2] then return -1 end
-  return math.max(0, tonumber(first[2]) - now)
 end
 local now = now_ms()
 local base = string.sub(KEYS[1], 1, -#':scheduled' - 1)

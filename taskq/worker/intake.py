@@ -233,5 +233,12 @@ class Intake:
         while not stop.is_set():
             now = self.clock()
             timeout = min(IDLE_BLOCK, give_up - now, IDLE_BLOCK if due_at is None else due_at - now + 0.001)
-            if timeout <= 0 or self.broker.wait(self.queues, self.worker_id, timeout):
-                return
+            if timeout <= 0:
+                break
+            if self.broker.wait(self.queues, self.worker_id, timeout):
+                with self.cond:  # new work: worth a fetch even with every slot busy (to prefetch it)
+                    self.queue_empty = False
+                break
+        with self.cond:
+            if due_at is not None and self.clock() >= due_at:
+                self.queue_empty = False

@@ -10,11 +10,14 @@ from typing import Any
 
 from taskq import execute
 from taskq.broker.base import Delivery
+from taskq.log import get_logger
 from taskq.message import Message
 from taskq.task import TaskBase
 
 #: a body to run: the delivery, its decoded message and its task
 Work = tuple[Delivery, Message, TaskBase[Any, Any]]
+
+log = get_logger("taskq.worker")
 
 
 class Pool:
@@ -56,12 +59,18 @@ class Pool:
             if item is None:
                 return
             delivery, message, task = item
-            self.on_start(delivery, message, task)
-            self.on_done(delivery, message, execute.run_sync(task, message))
+            try:
+                self.on_start(delivery, message, task)
+                self.on_done(delivery, message, execute.run_sync(task, message))
+            except Exception:  # a bug here must not cost the worker a thread; the lease brings the job back
+                log.exception("job thread failed", job_id=delivery.id, queue=delivery.queue)
 
     async def _run_async(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
-        self.on_start(delivery, message, task)
-        self.on_done(delivery, message, await execute.run_async(task, message))
+        try:
+            self.on_start(delivery, message, task)
+            self.on_done(delivery, message, await execute.run_async(task, message))
+        except Exception:
+            log.exception("job task failed", job_id=delivery.id, queue=delivery.queue)
 
     def stop(self) -> None:
         """Let the threads and the loop end (running bodies are not interrupted)."""

@@ -11,7 +11,7 @@
 --   or refused: cancelled or lease lost), then id, msg, token, deliveries, lost, 1 if running
 --   else 0 per leased job}.
 -- @include lib/now
--- @include lib/ready
+-- @include lib/promote
 local now = now_ms()
 local base = KEYS[1]
 local run, reserve, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])

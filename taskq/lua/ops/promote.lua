@@ -4,7 +4,7 @@
 -- ARGV: most jobs to move, dead ttl ms
 -- Returns {jobs moved, ms until the next scheduled job (-1 if none)}.
 -- @include lib/now
--- @include lib/ready
+-- @include lib/promote
 local now = now_ms()
 dead_ttl = tonumber(ARGV[2])
 local moved = promote(KEYS[1], now, tonumber(ARGV[1]))

@@ -8,6 +8,7 @@
 -- Returns {requeued count, dead count}.
 -- @include lib/now
 -- @include lib/ready
+-- @include lib/dead
 local now = now_ms()
 local base = KEYS[1]
 local max_lost = tonumber(ARGV[1])

@@ -4,6 +4,7 @@
 -- ARGV: (id, token) pairs
 -- Returns how many jobs were given back.
 -- @include lib/ready
+-- @include lib/lease
 local base = KEYS[1]
 local n = 0
 for i = 1, #ARGV, 2 do

@@ -12,6 +12,7 @@
 -- (a retry of a job cancelled while it ran: it ends cancelled instead).
 -- @include lib/now
 -- @include lib/ready
+-- @include lib/dead
 local now = now_ms()
 local base = KEYS[1]
 local result_ttl = tonumber(ARGV[1])

@@ -1,0 +1,137 @@
+"""The worker's intake, one step at a time, without threads: prefetch into reserved, starts that
+Redis may refuse (cancelled, lease lost), stale buffers, suspects alone, the max_jobs budget."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from taskq.broker import Broker, Policy, open_broker
+from taskq.broker.base import Depths, Status
+from taskq.worker.intake import SUSPECT_LOST, Intake
+
+_names = itertools.count()
+LEASE = 30.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def broker() -> Broker:
+    return open_broker(f"memory://intake-{next(_names)}", policy=Policy(lease_ms=int(LEASE * 1000)))
+
+
+def intake(broker: Broker, clock: Clock, *, concurrency: int = 2, prefetch: int = 2) -> Intake:
+    return Intake(broker, ["q"], "w", concurrency=concurrency, prefetch=prefetch, lease=LEASE, clock=clock)
+
+
+def jobs(broker: Broker, n: int) -> list[str]:
+    ids = [f"j{i}" for i in range(n)]
+    for job_id in ids:
+        broker.enqueue("q", job_id, b"body")
+    return ids
+
+
+def test_free_slots_get_running_jobs_and_the_rest_is_reserved(broker: Broker) -> None:
+    jobs(broker, 5)
+    step = intake(broker, Clock()).step()
+    assert [d.id for d in step.run] == ["j0", "j1"] and all(d.running for d in step.run)
+    assert broker.depths("q") == Depths(ready=1, reserved=2, running=2)
+    assert broker.job("q", "j2").status is Status.RESERVED  # type: ignore[union-attr]
+    assert not step.idle and not step.wait_slot
+
+
+def test_a_freed_slot_starts_a_reserved_job_through_redis(broker: Broker) -> None:
+    jobs(broker, 5)
+    clock = Clock()
+    it = intake(broker, clock)
+    first = it.step()
+    assert it.step().wait_slot  # both slots busy, buffer full: nothing to do
+    it.ended(first.run[0])
+    step = it.step()
+    assert [d.id for d in step.run] == ["j2"]
+    assert broker.job("q", "j2").status is Status.RUNNING  # type: ignore[union-attr]
+    assert [d.id for d in it.buffer] == ["j3", "j4"]  # the buffer refilled in the same call
+
+
+def test_a_cancelled_reserved_job_is_dropped_not_started(broker: Broker) -> None:
+    jobs(broker, 4)
+    it = intake(broker, Clock())
+    first = it.step()
+    broker.cancel("q", "j2")
+    it.ended(first.run[0])
+    step = it.step()
+    assert "j2" not in [d.id for d in step.run] and [d.id for d in step.dropped] == ["j2"]
+    assert broker.job("q", "j2").status is Status.CANCELLED  # type: ignore[union-attr]
+    assert it.executing == 1 + len(step.run)
+
+
+def test_a_reserved_job_whose_lease_may_have_lapsed_is_never_started(broker: Broker) -> None:
+    """A worker stopped (SIGSTOP, a long GC) past its lease must not start its stale buffer."""
+    jobs(broker, 4)
+    clock = Clock()
+    it = intake(broker, clock)
+    first = it.step()
+    clock.now += LEASE  # the process was frozen: no renewal happened
+    it.ended(first.run[0])
+    it.ended(first.run[1])
+    step = it.step()
+    assert sorted(d.id for d in step.dropped) == ["j2", "j3"]
+    assert [d.id for d in step.run] == []  # nothing else was ready; nothing stale started
+    assert broker.job("q", "j2").status is Status.RESERVED  # type: ignore[union-attr]
+
+
+def test_forget_drops_unstarted_jobs_whose_lease_was_lost(broker: Broker) -> None:
+    jobs(broker, 4)
+    it = intake(broker, Clock())
+    it.step()
+    lost = it.buffer[0]
+    assert it.forget({lost.key}) == [lost] and lost not in it.buffer
+
+
+def test_a_suspect_runs_alone_and_the_buffer_goes_back(broker: Broker) -> None:
+    jobs(broker, 5)
+    broker.client.hset("taskq:{q}:job:j0", "lost", SUSPECT_LOST)  # type: ignore[attr-defined]
+    it = intake(broker, Clock(), concurrency=3, prefetch=3)
+    step = it.step()
+    assert "j0" not in [d.id for d in step.run] and [d.id for d in it.suspects] == ["j0"]
+    assert it.step().wait_slot  # the suspect waits for the running jobs to end
+    for d in step.run:
+        it.ended(d)
+    alone = it.step()
+    assert [d.id for d in alone.run] == ["j0"] and it.alone is alone.run[0]
+    assert [d.id for d in alone.give_back] == ["j4"] and not it.buffer  # prefetched: runs elsewhere meanwhile
+    assert it.step().wait_slot  # nothing else starts while it runs
+    it.ended(alone.run[0])
+    assert not it.step().wait_slot
+
+
+def test_a_job_that_lost_its_worker_once_runs_with_the_others(broker: Broker) -> None:
+    jobs(broker, 3)
+    broker.client.hset("taskq:{q}:job:j0", "lost", 1)  # type: ignore[attr-defined]
+    step = intake(broker, Clock(), concurrency=3).step()
+    assert [d.id for d in step.run] == ["j0", "j1", "j2"]
+
+
+def test_the_budget_bounds_starts_and_prefetch(broker: Broker) -> None:
+    jobs(broker, 10)
+    it = intake(broker, Clock(), concurrency=2, prefetch=4)
+    it.budget = 3
+    first = it.step()
+    assert len(first.run) == 2 and len(it.buffer) == 1  # no prefetch past the third job
+    for d in first.run:
+        it.ended(d)
+    assert len(it.step().run) == 1 and it.budget == 0
+
+
+def test_an_empty_queue_makes_the_step_idle(broker: Broker) -> None:
+    broker.enqueue("q", "later", b"x", delay_ms=60_000)
+    step = intake(broker, Clock()).step()
+    assert step.idle and step.run == [] and step.next_due is not None and 59 < step.next_due <= 60
