@@ -23,14 +23,16 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server bound to 127.0.0.1 on its own port and data dir."""
 
-    def __init__(self, *extra: str, port: int | None = None, data_dir: str | None = None) -> None:
+    def __init__(self, *extra: str, port: int | None = None, data_dir: str | None = None,
+                 password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
         self.binary = binary
         self.port = port or free_port()
         self.dir = data_dir or tempfile.mkdtemp(prefix="taskq-redis-")
-        self.extra: Sequence[str] = extra
+        self.password = password
+        self.extra: Sequence[str] = (*extra, "--requirepass", password) if password else extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -42,7 +44,7 @@ class RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--save", "", "--appendonly", "no", "--enable-debug-command", "local", *self.extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=self.password)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -55,7 +57,7 @@ class RedisServer:
         client.close()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+        return redis.Redis(port=self.port, password=self.password)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

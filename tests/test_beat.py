@@ -163,6 +163,38 @@ def test_changed_and_removed_schedules(url: str) -> None:
     assert changed.broker.schedule_state("default", "kept").spec == "* * * * * */10|UTC"  # type: ignore[union-attr]
 
 
+def test_beats_leave_the_schedules_of_other_apps_and_namespaces_alone(url: str) -> None:
+    """Two apps in one namespace, and a third in another: each beat removes only its own app's
+    stale schedules, and each namespace has its own leader."""
+    t0 = ms("2026-05-01T12:00:00+00:00")
+    shop = taskq.TaskQ(url, name="shop")
+    blog = taskq.TaskQ(url, name="blog")
+    other = taskq.TaskQ(url, namespace="staging", name="shop")
+    for app, name in ((shop, "cleanup_carts"), (blog, "publish"), (other, "cleanup_carts")):
+        @app.task(name=name, cron="* * * * * *")
+        def tick() -> None: ...
+
+    shop_beat, blog_beat, other_beat = taskq.Beat(shop), taskq.Beat(blog), taskq.Beat(other)
+    shop_beat.step(t0)
+    shop_beat.step(t0 + 1000)
+    shop.broker.resign(shop_beat.id)
+    blog_beat.step(t0 + 2000)  # takes the lead of the namespace: it must not remove "cleanup_carts"
+    blog_beat.step(t0 + 3000)
+    other_beat.step(t0 + 3000)  # another namespace: it leads at the same time
+    assert blog_beat.leading and other_beat.leading
+    assert shop.broker.schedule_state("default", "cleanup_carts") is not None
+    assert fired(blog, "publish") == [t0 + 3000] and fired(shop, "cleanup_carts") == [t0 + 1000]
+    assert sorted(shop.broker.index_schedules("shop", {})) == ["cleanup_carts", "publish"]
+    assert list(other.broker.index_schedules("shop", {})) == ["cleanup_carts"]
+
+    shop.schedules.clear()  # the next deploy of shop drops its schedule: shop's own beat removes it
+    blog.broker.resign(blog_beat.id)
+    redeployed = taskq.Beat(shop)
+    redeployed.step(t0 + 4000)
+    assert shop.broker.schedule_state("default", "cleanup_carts") is None
+    assert blog.broker.schedule_state("default", "publish") is not None
+
+
 def test_beat_promotes_due_jobs_of_every_queue(url: str) -> None:
     app = new_app(url)
 

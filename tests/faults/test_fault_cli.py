@@ -4,12 +4,14 @@ mistakes and an unreachable Redis, exit 2 for usage errors (click)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from harness import HERE
-from redis_server import free_port
+from redis_server import RedisServer, free_port
 
 Case = tuple[list[str], int, str]
 
@@ -47,3 +49,38 @@ def test_bad_input_exits_with_one_line_and_no_traceback(redis_url: str, args: li
     if code == 1:
         assert done.stderr.strip().count("\n") == 0, done.stderr  # exactly one line
         assert done.stderr.startswith("Error: ")
+
+
+@pytest.fixture
+def password_redis() -> Iterator[RedisServer]:
+    server = RedisServer(password="s3cret-pw")
+    yield server
+    server.stop()
+
+
+def test_a_wrong_password_is_an_auth_error_and_no_password_is_printed(password_redis: RedisServer) -> None:
+    wrong = f"redis://:not-it@127.0.0.1:{password_redis.port}/0"
+    done = taskq_cli("status", "faultapp:app", "--url", wrong, url=wrong)
+    assert done.returncode == 1, done.stderr
+    assert "refused the credentials" in done.stderr and "cannot reach" not in done.stderr
+    assert "not-it" not in done.stderr and ":***@" in done.stderr
+    query = f"redis://127.0.0.1:{password_redis.port}/0?password=wrong-pw"
+    done = taskq_cli("enqueue", "faultapp:app", "add", "--args", "[1, 2]", "--url", query, url=query)
+    assert done.returncode == 1 and "refused the credentials" in done.stderr and "wrong-pw" not in done.stderr
+
+
+def test_the_worker_started_line_never_shows_a_password(password_redis: RedisServer) -> None:
+    url = f"redis://127.0.0.1:{password_redis.port}/0?password=s3cret-pw"
+    env = {**os.environ, "PYTHONPATH": str(HERE), "TASKQ_FAULT_URL": url, "TASKQ_FAULT_LEDGER": url}
+    proc = subprocess.Popen([sys.executable, "-m", "taskq.cli", "worker", "faultapp:app", "--url", url],
+                            cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "worker started" in line, line
+        assert "s3cret-pw" not in line and "password=***" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "s3cret-pw" not in out

@@ -405,6 +405,7 @@ def test_running_jobs_are_acknowledged_while_redis_is_at_maxmemory(
     keys = [f"oom-{i}" for i in range(3)]
     jobs = [faultapp.work.delay(key, 2.5) for key in keys]  # outlives two leases: renewals at maxmemory
     wait_for(lambda: set(ledger.runs()) == set(keys), "the jobs to start")
+    due = faultapp.work.options(delay=0.5).delay("due-at-maxmemory", 0.0)  # its fetch is refused
     client = server.client()
     fill_memory(client)
     with pytest.raises(taskq.BrokerOutOfMemory):
@@ -420,9 +421,13 @@ def test_running_jobs_are_acknowledged_while_redis_is_at_maxmemory(
     client.delete("filler")
     after = faultapp.work.delay("after", 0.0)
     wait_for(lambda: after.status() == "succeeded", "a job enqueued after memory was freed to run")
+    wait_for(lambda: due.status() == "succeeded", "the job that fell due at maxmemory to run")
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()
     log = worker.log()
     assert "Traceback" not in log and "lease lost" not in log, log
+    # fetches refused, renewals and settling working: one line each way, no flapping between them
+    lines = outage_lines(log)
+    assert len(lines) == 2 and "redis error" in lines[0] and "redis back" in lines[1], lines
     assert app.broker.depths(QUEUE) == Depths(ready=0, scheduled=0, running=0, dead=0)
     client.close()

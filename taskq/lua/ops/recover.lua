@@ -1,7 +1,9 @@
-#!lua
+#!lua flags=allow-oom
 -- recover: jobs whose lease lapsed (their worker died or hung) go back to the front of ready.
 -- A job that was running counts one more lost worker, and is dead-lettered once it has lost
 -- max_lost (a poison job that kills its worker); a reserved one never started, so no blame.
+-- allow-oom: it moves ids between structures of about the same size, and a worker that died
+-- while Redis is full must still have its jobs come back.
 -- KEYS[1]  <ns>:{q}   the queue's base
 -- ARGV: max lost, batch limit, dead ttl ms, dead max, worker id: '' = leases past their deadline;
 --   else every lease that worker holds now (its supervisor saw it die: no need to wait)
