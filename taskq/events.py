@@ -74,6 +74,17 @@ class Emitter:
                                   kind=event.kind.value, job_id=event.job_id)
 
 
+def logged_kinds() -> tuple[EventKind, ...]:
+    """The kinds log_event() writes a line for at the configured level (so a quiet worker does
+    not even build the events nobody reads)."""
+    kinds = [EventKind.RETRYING, EventKind.DEAD, EventKind.LOST]
+    if enabled(logging.INFO):
+        kinds += [EventKind.SUCCEEDED, EventKind.CANCELLED]
+    if enabled(logging.DEBUG):
+        kinds.append(EventKind.STARTED)
+    return tuple(kinds)
+
+
 def log_event(event: JobEvent) -> None:
     """The worker's log line for a job event (key=value, or JSON with --log-format json)."""
     kind = event.kind

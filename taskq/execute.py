@@ -16,7 +16,7 @@ from taskq.message import Message, pack_value
 from taskq.task import TaskBase
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job run
 class Succeeded:
     """The function returned; `result` is the packed return value."""
 

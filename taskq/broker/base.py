@@ -103,7 +103,7 @@ class Outcome(enum.StrEnum):
     DEAD = "dead"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job settled
 class Settlement:
     """The outcome of one run, to record: OK (result), RETRY (next message, delay, error) or
     DEAD (reason, error, optionally a message to store)."""

@@ -28,6 +28,8 @@ from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
 ENQUEUE_BATCH = 1000
 #: most outcomes recorded by one settle script call
 SETTLE_BATCH = 256
+#: settle.lua's reply codes (a tuple lookup: Enum(code) costs about a microsecond per outcome)
+_SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
 
 
 def _status(value: Any) -> Status | None:
@@ -142,7 +144,7 @@ class RedisBroker(Admin):
                     args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error)
                 else:
                     args += ("dead", o.id, o.token, o.reason, o.error, o.body)
-            out.extend(Settled(int(code)) for code in self.conn.run("settle", base, args))
+            out.extend([_SETTLED[code] for code in self.conn.run("settle", base, args)])
         return out
 
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -16,23 +16,25 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The one place a job ends (succeeded, dead or cancelled): lease dropped, final status and
--- finished_ms plus `fields` (a list of name, value), the record expires after `ttl` ms, the
--- deduplication key is released, and a result() waiter is woken.
+-- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
+-- `gone`), final status and finished_ms plus `fields` (a list of name, value), the record expires
+-- after `ttl` ms, the deduplication key is released, and a result() waiter is woken. `dedup` and
+-- `waiter` are the job's fields of those names when the caller has read them (else false: read).
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
--- the leases and reserved sets, token deleted, so the last holder's late calls are refused.
-local function drop_lease(base, id, jk)
+-- the leases and reserved sets, token deleted (with the fields in `also`, a list of names), so the
+-- last holder's late calls are refused.
+local function drop_lease(base, id, jk, also)
   redis.call('ZREM', base .. ':leases', id)
   redis.call('SREM', base .. ':reserved', id)
-  redis.call('HDEL', jk, 'token')
+  if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
 end
-local function finish(base, id, jk, status, now, ttl, fields)
-  drop_lease(base, id, jk)
-  local f = redis.call('HMGET', jk, 'dedup', 'waiter')
+local function finish(base, id, jk, status, now, ttl, fields, gone, dedup, waiter)
+  drop_lease(base, id, jk, gone)
+  if dedup == nil then dedup, waiter = unpack(redis.call('HMGET', jk, 'dedup', 'waiter')) end
   redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
   redis.call('PEXPIRE', jk, ttl)
-  if f[1] and redis.call('GET', f[1]) == id then redis.call('DEL', f[1]) end
-  if f[2] then
+  if dedup and redis.call('GET', dedup) == id then redis.call('DEL', dedup) end
+  if waiter then
     local done = base .. ':done:' .. id
     redis.call('RPUSH', done, '1')
     redis.call('PEXPIRE', done, ttl)

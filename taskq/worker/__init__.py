@@ -24,7 +24,7 @@ from taskq.app import TaskQ
 from taskq.broker import redact
 from taskq.broker.base import Delivery
 from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
-from taskq.events import Emitter, EventKind, JobEvent, log_event
+from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
 from taskq.log import get_logger
 from taskq.message import Message, unpack
 from taskq.outage import Outage
@@ -71,9 +71,11 @@ class Worker:
         parent_pid: stop gracefully when this process is no longer our parent (its
             supervisor died), so no child lingers as an orphan.
         worker_id: the id leases are taken under (a supervisor names its children).
-        prefetch: jobs leased ahead of free slots (default = concurrency), so a finished
-            job's slot refills at once; they stay `reserved` (cancellable) until they start,
-            and are given back at shutdown.
+        prefetch: jobs reserved ahead of free slots (default 0). A reserved job is leased to
+            this worker (status `reserved`, cancellable) and starts only after Redis confirms it
+            was not cancelled and its lease holds, in the fetch that refills the slot: so
+            prefetching saves no round trip, it only holds jobs for this worker. Given back at
+            shutdown.
         metrics: Prometheus counters to count outcomes into (taskq.metrics), or None.
     """
 
@@ -100,7 +102,7 @@ class Worker:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self.events = Emitter()
-        self.events.add(log_event)
+        self.events.add(log_event, logged_kinds())
         if metrics is not None:
             self.events.add(metrics.observe)
         self.metrics = metrics
@@ -108,7 +110,7 @@ class Worker:
         self.leases = Leases(self.broker, self.queues, self.id, lease=app.lease, outage=self.outage,
                              on_lost=self._lost)
         self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency,
-                             prefetch=concurrency if prefetch is None else prefetch, lease=app.lease,
+                             prefetch=prefetch or 0, lease=app.lease,
                              on_lease=self.leases.add)
         self.intake.budget = max_jobs
         self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
@@ -116,6 +118,10 @@ class Worker:
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)
         self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
+        #: the listeners of STARTED (the list itself: listeners added later count too)
+        self._started_listeners = self.events.listeners[EventKind.STARTED]
+        #: seconds of lease a job must have left to start (a third: renewals come every third)
+        self._start_margin = app.lease / 3
         self._threads: list[threading.Thread] = []
         self._info: dict[str, str | int] = {}
         self._published = 0.0
@@ -169,7 +175,8 @@ class Worker:
         """After a settled batch: the registry's count of jobs done, at most every PUBLISH_EVERY
         while busy, and at once when the worker goes idle (so `taskq status` does not lag)."""
         now = time.monotonic()
-        if now - self._published < PUBLISH_EVERY and self.intake.executing:
+        idle = not self.intake.executing and self.intake.queue_empty
+        if now - self._published < PUBLISH_EVERY and not idle:
             return
         self._published = now
         with contextlib.suppress(BrokerError):  # the lease keeper's next heartbeat says it all again
@@ -233,7 +240,7 @@ class Worker:
 
     def _dispatch(self, delivery: Delivery) -> None:
         """Decode a leased job and hand it to the pool; what cannot run is dead-lettered."""
-        if time.monotonic() >= delivery.deadline - self.app.lease / 3:  # stalled since the fetch
+        if time.monotonic() >= delivery.deadline - self._start_margin:  # stalled since the fetch
             self.intake.ended(delivery)
             self._give_back([delivery])
             return
@@ -273,19 +280,20 @@ class Worker:
     # -- running and settling ---------------------------------------------
 
     def _started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
-        if self.events.wants(EventKind.STARTED):
+        if self._started_listeners:
             self.events.emit(JobEvent(EventKind.STARTED, delivery.id, message.task, delivery.queue, message.attempt))
-        self.watchdog.started(delivery, message, task)
+        if self.watchdog.kill_on_timeout:
+            self.watchdog.started(delivery, message, task)
 
     def _done(self, delivery: Delivery, message: Message, outcome: execute.Outcome) -> None:
-        if self.watchdog.ended(delivery, message):
+        if not self.watchdog.kill_on_timeout or self.watchdog.ended(delivery, message):
             self.leases.settling(delivery)
             self.settler.put(finished(delivery, message, outcome, self.app.max_message_bytes))
         self.intake.ended(delivery)
 
-    def _recorded(self, f: Finished) -> None:
-        self.leases.drop([f.delivery])
-        self.processed += 1
+    def _recorded(self, done: list[Finished]) -> None:
+        self.leases.drop([f.delivery for f in done])
+        self.processed += len(done)
 
     # -- stopping ---------------------------------------------------------
 

@@ -1,9 +1,16 @@
 """Intake: what a worker starts and leases next. A plain object; `step()` is one round.
 
-Leased jobs are either *running* (a slot was free: the body starts now) or *reserved*
-(prefetched into the buffer). A reserved job starts only through a fetch that names it, which
-Redis refuses if the job was cancelled or its lease was lost meanwhile: a zombie (a worker
-stopped past its lease) never starts its stale buffer, and a cancelled reserved job never starts.
+Leased jobs are either *running* (their body starts now, or within about one fetch: see
+arming) or *reserved* (prefetched into the buffer). A reserved job starts only through a fetch
+that names it, which Redis refuses if the job was cancelled or its lease was lost meanwhile: a
+zombie (a worker stopped past its lease) never starts its stale buffer, and a cancelled
+reserved job never starts.
+
+Arming: when jobs end faster than a fetch takes, a fetch per freed slot would leave slots idle
+for a round trip each time. So the intake keeps about as many jobs *armed* (leased as running,
+waiting for a slot) as it expects to end during one fetch, and a freed slot starts one at once,
+with no round trip. For jobs slower than a fetch nothing is armed, and a job's status turns
+running when its body starts; for fast ones it may turn running about one fetch early.
 
 Suspects (jobs whose worker died while running them at least SUSPECT_LOST times) run alone, so
 if one kills the process nothing else is blamed; a job that lost its worker once (a crash, an
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +35,8 @@ SUSPECT_LOST = 2
 IDLE_BLOCK = 5.0
 #: an idle worker fetches at least this often (seconds) even without a wake-up token
 SAFETY_FETCH = 60.0
+#: weight of the newest measurement in the moving averages of end rate and fetch latency
+SMOOTHING = 0.2
 
 
 class IntakeBroker(Consumer, Inspector, Protocol):
@@ -77,6 +87,8 @@ class Intake:
         self.cond = threading.Condition()
         #: reserved jobs waiting for a free slot, oldest first
         self.buffer: collections.deque[Delivery] = collections.deque()
+        #: jobs leased as running ahead of a free slot (see arming), oldest first
+        self.armed: collections.deque[Delivery] = collections.deque()
         #: reserved suspects waiting to run alone
         self.suspects: collections.deque[Delivery] = collections.deque()
         #: the suspect running now (nothing else starts meanwhile)
@@ -86,6 +98,11 @@ class Intake:
         self.queue_empty = False
         #: bodies this worker may still start (max_jobs), or None for no limit
         self.budget: int | None = None
+        #: moving averages: bodies ended per second, and seconds one fetch takes
+        self.rate = 0.0
+        self.latency = 0.0
+        self._ended = 0
+        self._measured = clock()
 
     # -- called by the job threads and the lease keeper -------------------
 
@@ -93,27 +110,45 @@ class Intake:
         """A body has returned (or was failed by the watchdog): its slot is free."""
         with self.cond:
             self.executing -= 1
+            self._ended += 1
             if self.alone is delivery:
                 self.alone = None
-            self.cond.notify_all()
+            self.cond.notify()  # the intake thread is the one waiter
 
     def forget(self, keys: set[tuple[str, str, str]]) -> list[Delivery]:
         """Drop unstarted jobs whose lease was lost (recovered while this worker was stopped or
         cut off), by Delivery.key; returns the ones dropped."""
         with self.cond:
-            dropped = [d for d in (*self.buffer, *self.suspects) if d.key in keys]
+            dropped = [d for d in (*self.armed, *self.buffer, *self.suspects) if d.key in keys]
             if dropped:
+                self.armed = collections.deque(d for d in self.armed if d.key not in keys)
                 self.buffer = collections.deque(d for d in self.buffer if d.key not in keys)
                 self.suspects = collections.deque(d for d in self.suspects if d.key not in keys)
         return dropped
 
     def unstarted(self) -> list[Delivery]:
-        """Take every reserved job out (shutdown gives them back)."""
+        """Take every armed and reserved job out (shutdown gives them back)."""
         with self.cond:
-            out = [*self.buffer, *self.suspects]
+            out = [*self.armed, *self.buffer, *self.suspects]
+            self.armed.clear()
             self.buffer.clear()
             self.suspects.clear()
             return out
+
+    @property
+    def ahead(self) -> int:
+        """Jobs to keep armed: about the number expected to end during one fetch (none while
+        recycling after max_jobs, or for jobs slower than a fetch)."""
+        if self.budget is not None:
+            return 0
+        expected = 2 * self.rate * self.latency  # twice: rate and latency both vary
+        return 0 if expected < 0.5 else min(self.concurrency, math.ceil(expected))
+
+    def _measure(self, now: float) -> None:
+        elapsed = now - self._measured
+        if elapsed >= 0.005:  # sub-ms windows say little about a rate
+            self.rate += SMOOTHING * (self._ended / elapsed - self.rate)
+            self._ended, self._measured = 0, now
 
     def wait_for_work(self, stop: threading.Event, timeout: float = 1.0) -> None:
         """Block while nothing can start: a suspect runs, a suspect waits for the others to end,
@@ -125,7 +160,9 @@ class Intake:
     def _blocked(self) -> bool:
         if self.alone is not None or (self.suspects and self.executing):
             return True
-        return self.executing >= self.concurrency and (len(self.buffer) >= self.prefetch or self.queue_empty)
+        if self.executing < self.concurrency:
+            return False
+        return self.queue_empty or (len(self.buffer) >= self.prefetch and len(self.armed) >= self.ahead)
 
     # -- one round ---------------------------------------------------------
 
@@ -135,6 +172,7 @@ class Intake:
         now = self.clock()
         suspect: Delivery | None = None
         with self.cond:
+            self._measure(now)
             if self._blocked():
                 out.wait_slot = True
                 return out
@@ -142,22 +180,33 @@ class Intake:
             if self.suspects:  # nothing is executing here: the suspect runs alone
                 suspect = self.suspects.popleft()
                 start.append(suspect)
-                out.give_back = [*self.buffer]  # others run elsewhere meanwhile, unblamed
+                out.give_back = [*self.armed, *self.buffer]  # others run elsewhere meanwhile, unblamed
+                self.armed.clear()
                 self.buffer.clear()
                 run = reserve = 0
             else:
                 free = self.concurrency - self.executing
                 if self.budget is not None:
                     free = min(free, self.budget)
+                while self.armed and len(out.run) < free:  # no round trip: they are running already
+                    d = self.armed.popleft()
+                    # a lease that may have lapsed: recovery requeues the job
+                    (out.run if self._fresh(d, now) else out.give_back).append(d)
+                if out.run or out.give_back:
+                    self.executing += len(out.run)
+                    self._spend(len(out.run))
+                    return out  # start these now; the next step refills
                 while self.buffer and len(start) < free:
                     d = self.buffer.popleft()
                     # a lease that may have lapsed: recovery requeues the job (never started: no blame)
                     (start if self._fresh(d, now) else out.dropped).append(d)
-                run = free - len(start)
+                run = free - len(start) + max(0, self.ahead - len(self.armed))
                 reserve = max(0, self.prefetch - len(self.buffer))
                 if self.budget is not None:  # no prefetch past the last job this worker will run
+                    run = min(run, self.budget - len(start))
                     reserve = min(reserve, max(0, self.budget - free - len(self.buffer)))
             self.executing += len(start)  # counted now, so a concurrent ended() cannot undercount
+        sent = self.clock()
         try:
             leased, started, next_due = self._fetch(run, reserve, start)
         except BaseException:
@@ -166,37 +215,42 @@ class Intake:
                 if suspect is not None:
                     self.suspects.appendleft(suspect)
                     self.buffer.extend(out.give_back)
+                    out.give_back = []
                 else:
                     self.buffer.extendleft(reversed(start))
             raise
         with self.cond:
+            self.latency += SMOOTHING * (self.clock() - sent - self.latency)
             self.executing -= len(start) - len(started)
             ok = {id(d) for d in started}
             out.dropped += [d for d in start if id(d) not in ok]  # refused: cancelled, or lease lost
             if suspect is not None and started:
                 self.alone = suspect
+            for d in started:
+                d.running = True
             out.run.extend(started)
             for d in leased:
                 self.on_lease(d)
-                if d.running:
+                if not d.running:
+                    (self.suspects if self.concurrency > 1 and d.lost >= SUSPECT_LOST else self.buffer).append(d)
+                elif self.executing < self.concurrency:
                     self.executing += 1
                     out.run.append(d)
-                elif self.concurrency > 1 and d.lost >= SUSPECT_LOST:
-                    self.suspects.append(d)
                 else:
-                    self.buffer.append(d)
+                    self.armed.append(d)
             self.queue_empty = not leased and not started
-            out.idle = self.queue_empty and not self.buffer and not self.suspects and not out.give_back
+            out.idle = self.queue_empty and not (self.buffer or self.suspects or self.armed or out.give_back)
             out.next_due = next_due
-            for d in started:
-                d.running = True
-            if self.budget is not None:
-                self.budget -= len(out.run)
+            self._spend(len(out.run))
             self.cond.notify_all()
         return out
 
+    def _spend(self, started: int) -> None:
+        if self.budget is not None:
+            self.budget -= started
+
     def _fresh(self, d: Delivery, now: float) -> bool:
-        """Whether a reserved job's lease surely holds long enough to start it."""
+        """Whether an armed or reserved job's lease surely holds long enough to start it."""
         return now < d.deadline - self.lease / 3
 
     def _fetch(self, run: int, reserve: int,

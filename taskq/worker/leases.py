@@ -34,7 +34,7 @@ class Leases:
         self.lease = lease
         self.outage = outage
         self.on_lost = on_lost
-        self.cond = threading.Condition()
+        # single dict and set operations are atomic under the GIL: the hot path takes no lock
         self._held: dict[tuple[str, str, str], Delivery] = {}
         #: tokens whose outcome is produced: no longer renewed (the settle call ends the lease)
         self._settling: set[tuple[str, str, str]] = set()
@@ -42,47 +42,41 @@ class Leases:
     # -- the held set -----------------------------------------------------
 
     def add(self, delivery: Delivery) -> None:
-        with self.cond:
-            self._held[delivery.key] = delivery
+        self._held[delivery.key] = delivery
 
     def settling(self, delivery: Delivery) -> None:
-        with self.cond:
-            self._settling.add(delivery.key)
+        self._settling.add(delivery.key)
 
     def drop(self, deliveries: Sequence[Delivery]) -> None:
-        with self.cond:
-            for d in deliveries:
-                self._held.pop(d.key, None)
-                self._settling.discard(d.key)
-            self.cond.notify_all()
+        held, settling = self._held, self._settling
+        for d in deliveries:
+            key = d.key
+            held.pop(key, None)
+            settling.discard(key)
 
     def snapshot(self) -> list[Delivery]:
-        with self.cond:
-            return list(self._held.values())
+        return list(self._held.values())
 
     def __len__(self) -> int:
         return len(self._held)
 
     def find(self, queue: str, job_id: str) -> Delivery | None:
         """The running delivery of a job (for its progress reports)."""
-        with self.cond:
-            for d in self._held.values():
-                if d.id == job_id and d.queue == queue and d.running and d.key not in self._settling:
-                    return d
+        for d in list(self._held.values()):
+            if d.id == job_id and d.queue == queue and d.running and d.key not in self._settling:
+                return d
         return None
 
     def wait_empty(self, deadline: float, busy: Callable[[], bool]) -> None:
         """Block until nothing is held and nothing runs, or the monotonic deadline passes."""
-        with self.cond:
-            while (self._held or busy()) and time.monotonic() < deadline:
-                self.cond.wait(timeout=0.05)
+        while (self._held or busy()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # shutdown only
 
     # -- renewing ---------------------------------------------------------
 
     def renew(self) -> None:
         """Extend every held lease; drop (and report) the ones that were really lost."""
-        with self.cond:
-            renewing = [d for d in self._held.values() if d.key not in self._settling]
+        renewing = [d for d in list(self._held.values()) if d.key not in self._settling]
         lost: list[Delivery] = []
         for q in self.queues:
             mine = [d for d in renewing if d.queue == q]
@@ -90,13 +84,11 @@ class Leases:
                 continue
             sent = time.monotonic()
             gone = set(self.broker.renew(q, [(d.id, d.token) for d in mine]))
-            with self.cond:
-                for d in mine:
-                    if (d.id, d.token) not in gone:
-                        d.deadline = sent + self.lease
-                    elif d.key in self._held and d.key not in self._settling:
-                        lost.append(d)
-                        del self._held[d.key]
+            for d in mine:
+                if (d.id, d.token) not in gone:
+                    d.deadline = sent + self.lease
+                elif d.key not in self._settling and self._held.pop(d.key, None) is not None:
+                    lost.append(d)  # still held, and no outcome on its way: really lost
         if lost:
             for d in lost:
                 log.warning("lease lost", job_id=d.id, queue=d.queue, running=d.running, token=d.token)

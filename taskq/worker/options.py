@@ -40,7 +40,8 @@ class WorkerOptions:
         "--max-memory-per-child", type=click.FloatRange(min=1), metavar="MB",
         help="With -p: replace a worker process once its resident memory exceeds MB MiB.")
     prefetch: int | None = _opt("--prefetch", type=click.IntRange(min=0),
-                                help="Jobs leased ahead of free slots, per process (default: the concurrency).")
+                                help="Jobs reserved ahead of free slots, per process (default 0); a reserved "
+                                     "job starts after Redis confirms it was not cancelled.")
     grace: float = _opt("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0),
                         help="Seconds running jobs get to finish on SIGTERM before being given back.")
     burst: bool = _opt("--burst", default=False, child=False, is_flag=True, help="Exit once the queues are empty.")

@@ -43,9 +43,9 @@ class Finished:
 def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, limit: int) -> Finished:
     """The outcome of a run as what to record (a retry carries its next attempt's message)."""
     d = delivery
-    if isinstance(outcome, execute.Succeeded):
-        settlement = Settlement(Outcome.OK, d.id, d.token, result=outcome.result)
-        return Finished(d, message.task, message.attempt, settlement, outcome.duration)
+    if isinstance(outcome, execute.Succeeded):  # the common case first, positional: this runs per job
+        return Finished(d, message.task, message.attempt, Settlement(Outcome.OK, d.id, d.token, outcome.result),
+                        outcome.duration)
     if isinstance(outcome, execute.RetryLater):
         # a stored message may exceed a lowered limit a little: its retry still goes
         body = message.packed(attempt=message.attempt + 1, limit=max(limit, len(d.body) + 64))
@@ -80,12 +80,13 @@ class Settler:
 
     Args:
         busy: whether bodies still run (then it lingers a moment to batch more outcomes).
-        on_recorded: called with each outcome Redis has (the worker stops holding its lease).
+        on_recorded: called with the outcomes Redis has, per settle call (the worker stops
+            holding their leases).
         after_batch: called after each batch (the worker publishes its progress count).
     """
 
     def __init__(self, broker: Consumer, events: Emitter, outage: Outage, *, busy: Callable[[], bool],
-                 on_recorded: Callable[[Finished], None], after_batch: Callable[[], None]) -> None:
+                 on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], None]) -> None:
         self.broker = broker
         self.events = events
         self.outage = outage
@@ -160,7 +161,7 @@ class Settler:
             for f, result in zip(items, results, strict=True):
                 f.recorded = True
                 self._emit(f, result)
-                self.on_recorded(f)
+            self.on_recorded(items)
 
     def _emit(self, f: Finished, result: Settled) -> None:
         kind, discarded = _EVENTS[f.settlement.kind, result]

@@ -1,7 +1,8 @@
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
--- the leases and reserved sets, token deleted, so the last holder's late calls are refused.
-local function drop_lease(base, id, jk)
+-- the leases and reserved sets, token deleted (with the fields in `also`, a list of names), so the
+-- last holder's late calls are refused.
+local function drop_lease(base, id, jk, also)
   redis.call('ZREM', base .. ':leases', id)
   redis.call('SREM', base .. ':reserved', id)
-  redis.call('HDEL', jk, 'token')
+  if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
 end

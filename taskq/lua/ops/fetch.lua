@@ -32,7 +32,6 @@ for i = 7, #ARGV, 2 do
   if f[1] == token and (f[2] == 'reserved' or f[2] == 'running') then
     redis.call('HSET', jk, 'status', 'running', 'started_ms', now)
     redis.call('SREM', reserved, id)
-    redis.call('ZADD', leases, 'XX', now + lease_ms, id)
     ok = 1
   end
   out[#out + 1] = ok
@@ -42,29 +41,29 @@ out[2] = pairs_n
 
 local want = run + reserve
 local n = 0
+local stopped = 0  -- the priority whose list the last pop came from
 for prio = 9, 0, -1 do
   if n >= want then break end
+  stopped = prio
   local ids = redis.call('LPOP', ready_key(base, prio), want - n)
   if ids then
     for _, id in ipairs(ids) do
       local jk = job_key(base, id)
-      local f = {false, false}
-      if redis.call('EXISTS', jk) == 1 then
-        if is_hash(jk) then f = redis.call('HMGET', jk, 'msg', 'status', 'lost') else f = {false, 'other'} end
-      end
-      if not f[1] then
-        bury_raw(base, id, f[2] == 'other' and 'unknown_job: ready entry whose job record is not a hash'
+      -- one read; a key that is not a hash answers with an error (no EXISTS and TYPE per job)
+      local f = redis.pcall('HMGET', jk, 'msg', 'status', 'lost', 'deliveries')
+      if f.err or not f[1] then
+        bury_raw(base, id, f.err and 'unknown_job: ready entry whose job record is not a hash'
           or 'unknown_job: ready entry with no job record', now)
       elseif f[2] ~= 'cancelled' then
         local lost = tonumber(f[3] or '0') or 0
-        local deliveries = redis.call('HINCRBY', jk, 'deliveries', 1)
+        local deliveries = (tonumber(f[4] or '0') or 0) + 1
         local token = worker .. ':' .. deliveries
         local running = run > 0 and lost < suspect_lost
         if running then
           run = run - 1
-          redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', now)
+          redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', now, 'deliveries', deliveries)
         else
-          redis.call('HSET', jk, 'status', 'reserved', 'token', token)
+          redis.call('HSET', jk, 'status', 'reserved', 'token', token, 'deliveries', deliveries)
           redis.call('SADD', reserved, id)
         end
         redis.call('ZADD', leases, now + lease_ms, id)
@@ -80,9 +79,9 @@ for prio = 9, 0, -1 do
   end
 end
 
--- jobs left behind: pass the wake-up token on to the next idle worker
-if n >= want then
-  for prio = 9, 0, -1 do
+-- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
+if want > 0 and n >= want then
+  for prio = stopped, 0, -1 do
     if redis.call('LLEN', ready_key(base, prio)) > 0 then wake(base) break end
   end
 end

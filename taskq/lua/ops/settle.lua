@@ -21,23 +21,21 @@ local codes = {}
 for i = 4, #ARGV, 6 do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'cancel')
+  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter')
   local code = 1
   if f[1] ~= token then
     code = 0
   elseif kind == 'ok' then
-    redis.call('HDEL', jk, 'error', 'reason')
-    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]})
+    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, f[3], f[4])
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
-    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4])
+    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], f[3], f[4])
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
-    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]})
+    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]}, nil, f[3], f[4])
     code = 2
   else
-    drop_lease(base, id, jk)
+    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'})  -- the next attempt starts over
     redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5])
-    redis.call('HDEL', jk, 'progress', 'progress_text', 'progress_ms')  -- the next attempt starts over
     local delay = tonumber(ARGV[i + 4])
     if delay <= 0 then
       ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
