@@ -8,13 +8,44 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
-from taskq.app import TaskQ
-from taskq.broker.base import JobRecord, Status
+from taskq.broker.base import Broker, JobRecord, Status
+from taskq.cron import CronSpec
 from taskq.errors import JobNotFound, TaskqError
 from taskq.message import Message, unpack, unpack_value
+
+
+class _Named(Protocol):
+    name: str
+
+
+class ScheduleSource(Protocol):
+    """What the read model shows of a cron schedule (taskq.Schedule is one)."""
+
+    @property
+    def task(self) -> _Named: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def cron(self) -> CronSpec: ...
+    @property
+    def catchup(self) -> str: ...
+
+
+class Source(Protocol):
+    """What the read model reads of an app (taskq.TaskQ is one); the views sit below the app
+    and know it only by this."""
+
+    max_message_bytes: int
+
+    @property
+    def broker(self) -> Broker: ...
+    @property
+    def schedules(self) -> Mapping[str, ScheduleSource]: ...
+    def known_queues(self) -> list[str]: ...
+
 
 #: dead jobs replayed or purged per broker call
 BATCH = 500
@@ -38,12 +69,12 @@ def first_line(text: str | None, width: int = 100) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def message_of(app: TaskQ, record: JobRecord) -> Message:
+def message_of(app: Source, record: JobRecord) -> Message:
     """The stored message, decoded; one stored before a limit was lowered still reads."""
     return unpack(record.message, max(app.max_message_bytes, len(record.message)))
 
 
-def describe(app: TaskQ, record: JobRecord) -> dict[str, Any]:
+def describe(app: Source, record: JobRecord) -> dict[str, Any]:
     """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print."""
     status = record.status.value if record.status is not None else record.raw_status
     out: dict[str, Any] = {"id": record.id, "queue": record.queue, "status": status}
@@ -68,7 +99,7 @@ def describe(app: TaskQ, record: JobRecord) -> dict[str, Any]:
     return out
 
 
-def find(app: TaskQ, job_id: str, queue: str | None = None) -> JobRecord:
+def find(app: Source, job_id: str, queue: str | None = None) -> JobRecord:
     """A job's record, from its queue or from whichever known queue holds it; JobNotFound
     naming where it looked."""
     queues = [queue] if queue else app.known_queues()
@@ -80,7 +111,7 @@ def find(app: TaskQ, job_id: str, queue: str | None = None) -> JobRecord:
     raise JobNotFound(f"no job {job_id} in {where} (never enqueued, or its record expired)")
 
 
-def check_queue(app: TaskQ, queue: str | None) -> list[str]:
+def check_queue(app: Source, queue: str | None) -> list[str]:
     """[queue] if it is known, every known queue if None; TaskqError for an unknown one."""
     queues = app.known_queues()
     if queue is None:
@@ -105,7 +136,7 @@ class DeadJob:
         return dataclasses.asdict(self)
 
 
-def dead_jobs(app: TaskQ, queues: Sequence[str], limit: int) -> list[DeadJob]:
+def dead_jobs(app: Source, queues: Sequence[str], limit: int) -> list[DeadJob]:
     """The most recent `limit` dead jobs of each queue, newest first."""
     out: list[DeadJob] = []
     for q in queues:
@@ -120,7 +151,7 @@ def dead_jobs(app: TaskQ, queues: Sequence[str], limit: int) -> list[DeadJob]:
     return out
 
 
-def dead_record(app: TaskQ, job_id: str, queue: str | None) -> JobRecord:
+def dead_record(app: Source, job_id: str, queue: str | None) -> JobRecord:
     """A job that is in the dead-letter list; TaskqError saying where it is otherwise."""
     record = find(app, job_id, queue)
     if record.status is not Status.DEAD:
@@ -129,13 +160,13 @@ def dead_record(app: TaskQ, job_id: str, queue: str | None) -> JobRecord:
     return record
 
 
-def replay(app: TaskQ, record: JobRecord) -> bool:
+def replay(app: Source, record: JobRecord) -> bool:
     """Put a dead job back on its ready list with attempts reset; False if it is not dead."""
     limit = max(app.max_message_bytes, len(record.message) + 64)
     return app.broker.replay(record.queue, record.id, message_of(app, record).packed(attempt=1, limit=limit))
 
 
-def replay_many(app: TaskQ, queue: str, skipped: Callable[[str, str], None]) -> tuple[int, Iterator[bool]]:
+def replay_many(app: Source, queue: str, skipped: Callable[[str, str], None]) -> tuple[int, Iterator[bool]]:
     """Every dead job of a queue: how many there are, and an iterator replaying them, yielding per
     job whether it went back (for a progress bar). One whose message cannot be decoded stays dead
     and is reported through `skipped`."""
@@ -154,11 +185,11 @@ def replay_many(app: TaskQ, queue: str, skipped: Callable[[str, str], None]) -> 
     return len(ids), run()
 
 
-def purge(app: TaskQ, record: JobRecord) -> int:
+def purge(app: Source, record: JobRecord) -> int:
     return app.broker.purge(record.queue, [record.id])
 
 
-def purge_all(app: TaskQ, queue: str) -> int:
+def purge_all(app: Source, queue: str) -> int:
     """Delete every dead job of a queue; returns how many."""
     done = 0
     while ids := [e.id for e in app.broker.dead(queue, BATCH)]:
@@ -166,7 +197,7 @@ def purge_all(app: TaskQ, queue: str) -> int:
     return done
 
 
-def snapshot(app: TaskQ) -> dict[str, Any]:
+def snapshot(app: Source) -> dict[str, Any]:
     """One reading of everything `taskq status` reports (raises BrokerError if Redis is down)."""
     broker = app.broker
     now = broker.time_ms()

@@ -58,8 +58,7 @@ local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
 local pending_order = {}
 local pending_bases = {}
 
-local function ready(base, id, jk, prio, front)
-  if jk then redis.call('HSET', jk, 'status', 'queued') end
+local function pending_for(base, prio)
   local list = ready_key(base, prio)
   local entry = pending[list]
   if not entry then
@@ -68,8 +67,20 @@ local function ready(base, id, jk, prio, front)
     pending_order[#pending_order + 1] = list
     pending_bases[#pending_bases + 1] = base
   end
+  return entry
+end
+
+local function ready(base, id, jk, prio, front)
+  if jk then redis.call('HSET', jk, 'status', 'queued') end
+  local entry = pending_for(base, prio)
   local side = front and entry.front or entry.back
   side[#side + 1] = id
+end
+
+-- Many new jobs of one priority at once (bulk enqueue), their status already 'queued'.
+local function ready_many(base, prio, ids)
+  local back = pending_for(base, prio).back
+  for i = 1, #ids do back[#back + 1] = ids[i] end
 end
 
 local function ready_flush()

@@ -58,8 +58,7 @@ local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
 local pending_order = {}
 local pending_bases = {}
 
-local function ready(base, id, jk, prio, front)
-  if jk then redis.call('HSET', jk, 'status', 'queued') end
+local function pending_for(base, prio)
   local list = ready_key(base, prio)
   local entry = pending[list]
   if not entry then
@@ -68,8 +67,20 @@ local function ready(base, id, jk, prio, front)
     pending_order[#pending_order + 1] = list
     pending_bases[#pending_bases + 1] = base
   end
+  return entry
+end
+
+local function ready(base, id, jk, prio, front)
+  if jk then redis.call('HSET', jk, 'status', 'queued') end
+  local entry = pending_for(base, prio)
   local side = front and entry.front or entry.back
   side[#side + 1] = id
+end
+
+-- Many new jobs of one priority at once (bulk enqueue), their status already 'queued'.
+local function ready_many(base, prio, ids)
+  local back = pending_for(base, prio).back
+  for i = 1, #ids do back[#back + 1] = ids[i] end
 end
 
 local function ready_flush()
@@ -102,6 +113,7 @@ if due == 0 then due = now + tonumber(ARGV[2]) end
 local later = due > now
 local status = later and 'scheduled' or 'queued'
 local stamp = tostring(now)  -- a string, not a number: Lua would format it on every call
+local by_prio = {}  -- priority -> new ids, in order
 local n = 0
 for i = 4, #ARGV, 3 do
   local id, prio = ARGV[i], priority_of(ARGV[i + 2])
@@ -110,12 +122,17 @@ for i = 4, #ARGV, 3 do
     redis.call('HSET', jk, 'status', status, 'priority', prio, 'enqueued_ms', stamp)
     if later then
       redis.call('ZADD', KEYS[1], due, id)
-      wake(base)
     else
-      ready(base, id, false, prio, false)  -- status already written with the record
+      local ids = by_prio[prio]
+      if not ids then ids = {} by_prio[prio] = ids end
+      ids[#ids + 1] = id
     end
     n = n + 1
   end
+end
+if later and n > 0 then wake(base) end
+for prio = 9, 0, -1 do
+  if by_prio[prio] then ready_many(base, prio, by_prio[prio]) end  -- status written with each record
 end
 ready_flush()
 return n

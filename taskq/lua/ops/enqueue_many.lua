@@ -18,6 +18,7 @@ if due == 0 then due = now + tonumber(ARGV[2]) end
 local later = due > now
 local status = later and 'scheduled' or 'queued'
 local stamp = tostring(now)  -- a string, not a number: Lua would format it on every call
+local by_prio = {}  -- priority -> new ids, in order
 local n = 0
 for i = 4, #ARGV, 3 do
   local id, prio = ARGV[i], priority_of(ARGV[i + 2])
@@ -26,12 +27,17 @@ for i = 4, #ARGV, 3 do
     redis.call('HSET', jk, 'status', status, 'priority', prio, 'enqueued_ms', stamp)
     if later then
       redis.call('ZADD', KEYS[1], due, id)
-      wake(base)
     else
-      ready(base, id, false, prio, false)  -- status already written with the record
+      local ids = by_prio[prio]
+      if not ids then ids = {} by_prio[prio] = ids end
+      ids[#ids + 1] = id
     end
     n = n + 1
   end
+end
+if later and n > 0 then wake(base) end
+for prio = 9, 0, -1 do
+  if by_prio[prio] then ready_many(base, prio, by_prio[prio]) end  -- status written with each record
 end
 ready_flush()
 return n
