@@ -14,7 +14,6 @@ import redis
 from _redis import redis_url
 
 import taskq
-from taskq.message import encode
 
 
 def per_call(call: Callable[[], object], n: int) -> float:
@@ -37,8 +36,8 @@ def main() -> None:
         client.config_resetstat()
         ping = per_call(client.ping, n)
         delay = per_call(noop.delay, n)
-        python = per_call(lambda: (noop.check_args((), {}), encode(
-            "0" * 32, "noop", "default", (), {}, 1, 4, time.time(), 0, None, None)), n)
+        python = per_call(lambda: (noop.check_args((), {}), noop.message(
+            "0" * 32, (), {}, queue="default", priority=0, enqueued_at=time.time())), n)
         script = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
         print(f"PING round trip   {ping * 1e6:6.1f} us")
         print(f".delay()          {delay * 1e6:6.1f} us  ({1 / delay:,.0f}/s)")

@@ -70,7 +70,7 @@ local function pending_for(base, prio)
   return entry
 end
 
-local function ready(base, id, jk, prio, front)
+local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
   if jk then redis.call('HSET', jk, 'status', 'queued') end
   local entry = pending_for(base, prio)
   local side = front and entry.front or entry.back
@@ -98,11 +98,11 @@ local function ready_flush()
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits); fetch and promote make it ready when due.
--- An idle worker is woken to learn the new due time (it then sleeps until then).
+-- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
+-- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
 local function schedule(base, id, jk, due, status)
   redis.call('ZADD', base .. ':scheduled', due, id)
-  redis.call('HSET', jk, 'status', status)
+  if jk then redis.call('HSET', jk, 'status', status) end
   wake(base)
 end
 -- create_job: a new job record (the message and the counters the other scripts rely on).
@@ -120,17 +120,19 @@ if ARGV[5] == '1' then
 end
 if redis.call('EXISTS', jk) == 1 then return {id, 0} end
 local prio = priority_of(ARGV[6])
-create_job(jk, ARGV[2], prio, now, {})
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[5], id)
-  redis.call('HSET', jk, 'dedup', KEYS[5])
-end
 local due = tonumber(ARGV[4])
 if due == 0 then due = now + tonumber(ARGV[3]) end
-if due > now then
-  schedule(base, id, jk, due, 'scheduled')
+local later = due > now
+local extra = {'status', later and 'scheduled' or 'queued'}
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[5], id)
+  extra[3], extra[4] = 'dedup', KEYS[5]
+end
+create_job(jk, ARGV[2], prio, now, extra)  -- one write of the record, status included
+if later then
+  schedule(base, id, false, due, 'scheduled')
 else
-  ready(base, id, jk, prio, false)
+  ready(base, id, false, prio, false)
   ready_flush()
 end
 return {id, 1}

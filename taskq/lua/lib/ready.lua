@@ -21,7 +21,7 @@ local function pending_for(base, prio)
   return entry
 end
 
-local function ready(base, id, jk, prio, front)
+local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
   if jk then redis.call('HSET', jk, 'status', 'queued') end
   local entry = pending_for(base, prio)
   local side = front and entry.front or entry.back
@@ -49,10 +49,10 @@ local function ready_flush()
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits); fetch and promote make it ready when due.
--- An idle worker is woken to learn the new due time (it then sleeps until then).
+-- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
+-- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
 local function schedule(base, id, jk, due, status)
   redis.call('ZADD', base .. ':scheduled', due, id)
-  redis.call('HSET', jk, 'status', status)
+  if jk then redis.call('HSET', jk, 'status', status) end
   wake(base)
 end

@@ -20,17 +20,19 @@ if ARGV[5] == '1' then
 end
 if redis.call('EXISTS', jk) == 1 then return {id, 0} end
 local prio = priority_of(ARGV[6])
-create_job(jk, ARGV[2], prio, now, {})
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[5], id)
-  redis.call('HSET', jk, 'dedup', KEYS[5])
-end
 local due = tonumber(ARGV[4])
 if due == 0 then due = now + tonumber(ARGV[3]) end
-if due > now then
-  schedule(base, id, jk, due, 'scheduled')
+local later = due > now
+local extra = {'status', later and 'scheduled' or 'queued'}
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[5], id)
+  extra[3], extra[4] = 'dedup', KEYS[5]
+end
+create_job(jk, ARGV[2], prio, now, extra)  -- one write of the record, status included
+if later then
+  schedule(base, id, false, due, 'scheduled')
 else
-  ready(base, id, jk, prio, false)
+  ready(base, id, false, prio, false)
   ready_flush()
 end
 return {id, 1}

@@ -30,8 +30,8 @@ if mode == 'fire' then
   local id = ARGV[5]
   if redis.call('EXISTS', jk) == 0 then
     local prio = priority_of(ARGV[7])
-    create_job(jk, ARGV[6], prio, now, {'fired_by', ARGV[4]})
-    ready(base, id, jk, prio, false)
+    create_job(jk, ARGV[6], prio, now, {'status', 'queued', 'fired_by', ARGV[4]})
+    ready(base, id, false, prio, false)
     ready_flush()
   end
   redis.call('HSET', sk, 'last', tick, 'fired_ms', now, 'fired_tick', tick, 'job', id, 'by', ARGV[4])
