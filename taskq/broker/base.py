@@ -257,16 +257,13 @@ class Producer(Protocol):
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                 at_ms: int = 0, key: str | None = None) -> str:
         """Store a job; return its id, or the id of the live job already holding `key`."""
-        ...
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                      at_ms: int = 0) -> int:
         """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch."""
-        ...
 
     def register_queues(self, queues: Sequence[str]) -> None:
         """Remember queue names, for the operator views."""
-        ...
 
 
 class Consumer(Protocol):
@@ -274,53 +271,41 @@ class Consumer(Protocol):
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2) -> Fetched:
         """Start the reserved (id, token) jobs in `start`, then lease up to `run` jobs as running
         and `reserve` more as reserved; promote due scheduled jobs first."""
-        ...
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
         """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
-        ...
 
     def wake(self, worker_id: str) -> None:
         """Interrupt a worker's blocking wait."""
-        ...
 
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
         """Record finished runs of one queue in one call; one result per outcome, in order."""
-        ...
 
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Extend the leases of (id, token) pairs; return the pairs whose lease was lost."""
-        ...
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
         """Give (id, token) jobs back to the front of their ready lists, unblamed."""
-        ...
 
     def recover(self, queue: str, limit: int = 500, *, worker: str = "") -> Recovered:
         """Requeue jobs whose lease lapsed (or, given `worker`, every job that worker holds)."""
-        ...
 
     def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str) -> bool:
         """Store a running job's progress; False if this delivery no longer holds the job."""
-        ...
 
 
 class Handles(Protocol):
     def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None:
         """The job's status and outcome; with watch, ask to be woken when it ends."""
-        ...
 
     def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
         """Block until the job has ended (after a watching state()); False on timeout."""
-        ...
 
     def cancel(self, queue: str, job_id: str) -> Status | None:
         """Cancel a job; the status it had, or None if there is no such job."""
-        ...
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         """Which of `queues` have a record of this job id."""
-        ...
 
 
 class Inspector(Protocol):
@@ -332,36 +317,29 @@ class Inspector(Protocol):
 
     def dead(self, queue: str, limit: int | None = 100) -> list[Entry]:
         """Dead-lettered jobs with the time they died, newest first (every one with limit None)."""
-        ...
 
     def running(self, queue: str, limit: int = 100) -> list[Entry]:
         """Leased jobs (running or reserved) with their lease deadline, the longest-held first."""
-        ...
 
     def job(self, queue: str, job_id: str) -> JobRecord | None:
         ...
 
     def jobs(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """job() of several jobs in one round trip."""
-        ...
 
     def oldest_ready_ms(self, queue: str) -> int | None:
         """When the job next in line was enqueued."""
-        ...
 
     def replay(self, queue: str, job_id: str, body: bytes) -> bool:
         """Put a dead job back on its ready list with a fresh message; False if it is not dead."""
-        ...
 
     def purge(self, queue: str, job_ids: Sequence[str]) -> int:
         """Delete dead jobs for good; ids that are not dead are left alone. Returns how many."""
-        ...
 
 
 class Registry(Protocol):
     def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
         """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
-        ...
 
     def live_workers(self) -> list[WorkerRecord]:
         ...
@@ -370,14 +348,12 @@ class Registry(Protocol):
 class Schedules(Protocol):
     def time_ms(self) -> int:
         """The broker's clock: the one clock for ticks, due times and leases."""
-        ...
 
     def lead(self, beat_id: str, lease_ms: int) -> LeadResult:
         ...
 
     def resign(self, beat_id: str) -> bool:
         """Give the leader lease up, if this beat holds it."""
-        ...
 
     def leader(self) -> Leader | None:
         ...
@@ -387,19 +363,16 @@ class Schedules(Protocol):
 
     def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
         """Several claims (each atomic on its own) in one round trip."""
-        ...
 
     def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         """Record name -> queue of an app's schedules; return what was recorded before, as
         name -> (queue, app)."""
-        ...
 
     def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
         ...
 
     def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
         """Move due scheduled jobs to ready: (how many, ms until the next is due or None)."""
-        ...
 
 
 class Broker(Producer, Consumer, Handles, Inspector, Registry, Schedules, Protocol):
@@ -411,7 +384,6 @@ class Broker(Producer, Consumer, Handles, Inspector, Registry, Schedules, Protoc
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless the broker answers."""
-        ...
 
     def close(self) -> None:
         ...

@@ -18,8 +18,6 @@ end
 -- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
 -- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
 -- is woken. A job due later waits in the scheduled set instead (schedule below).
--- Pushes are gathered per list and sent by ready_flush(), one command per list and batch: call
--- it before reading a ready list, and at the end of the script.
 -- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
 -- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
 local function ready_key(base, prio)
@@ -54,47 +52,19 @@ local function wake(base)
   local notify = base .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
 end
-local pending = {}      -- ready list -> {back = {ids}, front = {ids}}
-local pending_order = {}
-local pending_bases = {}
-
-local function pending_for(base, prio)
-  local list = ready_key(base, prio)
-  local entry = pending[list]
-  if not entry then
-    entry = {back = {}, front = {}}
-    pending[list] = entry
-    pending_order[#pending_order + 1] = list
-    pending_bases[#pending_bases + 1] = base
-  end
-  return entry
-end
-
 local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
   if jk then redis.call('HSET', jk, 'status', 'queued') end
-  local entry = pending_for(base, prio)
-  local side = front and entry.front or entry.back
-  side[#side + 1] = id
+  redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  wake(base)
 end
 
--- Many new jobs of one priority at once (bulk enqueue), their status already 'queued'.
+-- Many new jobs of one priority at once (bulk enqueue), in order, their status already 'queued'.
 local function ready_many(base, prio, ids)
-  local back = pending_for(base, prio).back
-  for i = 1, #ids do back[#back + 1] = ids[i] end
-end
-
-local function ready_flush()
-  for i, list in ipairs(pending_order) do
-    local entry = pending[list]
-    local back, front = entry.back, entry.front
-    for j = 1, #back, 1000 do  -- unpack() has a bounded stack
-      redis.call('RPUSH', list, unpack(back, j, math.min(j + 999, #back)))
-    end
-    -- pushed in reverse, so the ids given back first stand first
-    for j = #front, 1, -1 do redis.call('LPUSH', list, front[j]) end
-    wake(pending_bases[i])
+  local list = ready_key(base, prio)
+  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
+    redis.call('RPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
   end
-  pending, pending_order, pending_bases = {}, {}, {}
+  if #ids > 0 then wake(base) end
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
@@ -133,6 +103,5 @@ if later then
   schedule(base, id, false, due, 'scheduled')
 else
   ready(base, id, false, prio, false)
-  ready_flush()
 end
 return {id, 1}

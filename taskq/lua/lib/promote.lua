@@ -14,7 +14,6 @@ local function promote(base, now, limit)
       ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
     end
   end
-  ready_flush()
   return #due
 end
 

@@ -33,6 +33,5 @@ if later then
   schedule(base, id, false, due, 'scheduled')
 else
   ready(base, id, false, prio, false)
-  ready_flush()
 end
 return {id, 1}

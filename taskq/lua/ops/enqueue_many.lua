@@ -38,5 +38,4 @@ if later and n > 0 then wake(base) end
 for prio = 9, 0, -1 do
   if by_prio[prio] then ready_many(base, prio, by_prio[prio]) end  -- status written with each record
 end
-ready_flush()
 return n

@@ -32,7 +32,6 @@ if mode == 'fire' then
     local prio = priority_of(ARGV[7])
     create_job(jk, ARGV[6], prio, now, {'status', 'queued', 'fired_by', ARGV[4]})
     ready(base, id, false, prio, false)
-    ready_flush()
   end
   redis.call('HSET', sk, 'last', tick, 'fired_ms', now, 'fired_tick', tick, 'job', id, 'by', ARGV[4])
 else

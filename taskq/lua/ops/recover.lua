@@ -50,5 +50,4 @@ for _, id in ipairs(expired) do
     end
   end
 end
-ready_flush()
 return {requeued, buried}

@@ -7,7 +7,7 @@
 -- @include lib/lease
 local base = KEYS[1]
 local n = 0
-for i = 1, #ARGV, 2 do
+for i = #ARGV - 1, 1, -2 do  -- backwards: each goes to the front, so the first given stands first
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'priority')
@@ -17,5 +17,4 @@ for i = 1, #ARGV, 2 do
     n = n + 1
   end
 end
-ready_flush()
 return n

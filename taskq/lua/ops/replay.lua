@@ -14,5 +14,4 @@ redis.call('HSET', jk, 'msg', ARGV[2], 'lost', 0, 'priority', prio)
 redis.call('HDEL', jk, 'reason', 'error', 'finished_ms', 'cancel', 'token', 'started_ms',
   'progress', 'progress_text', 'progress_ms')
 ready(base, id, jk, prio, false)
-ready_flush()
 return 1

@@ -45,5 +45,4 @@ for i = 4, #ARGV, 6 do
   end
   codes[#codes + 1] = code
 end
-ready_flush()
 return codes
