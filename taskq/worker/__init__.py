@@ -171,16 +171,18 @@ class Worker:
         self._info["processed"] = self.processed  # all of it each time: a lapsed record comes back whole
         self.broker.heartbeat(self.id, max(1000, int(self.app.lease * 1000)), self._info)
 
-    def _publish(self) -> None:
+    def _publish(self) -> bool:
         """After a settled batch: the registry's count of jobs done, at most every PUBLISH_EVERY
-        while busy, and at once when the worker goes idle (so `taskq status` does not lag)."""
+        while busy, at once when the worker goes idle (so `taskq status` does not lag). False when
+        held back (the settler asks again shortly)."""
         now = time.monotonic()
         idle = not self.intake.executing and self.intake.queue_empty
         if now - self._published < PUBLISH_EVERY and not idle:
-            return
+            return False
         self._published = now
         with contextlib.suppress(BrokerError):  # the lease keeper's next heartbeat says it all again
             self._heartbeat()
+        return True
 
     def _report_progress(self, message: Message, fraction: float, text: str) -> None:
         """Store a running job's progress under its lease token (current_job().progress)."""

@@ -21,6 +21,8 @@ from taskq.outage import Outage
 BATCH = 256
 #: seconds a busy worker waits to gather more outcomes into one settle call
 LINGER = 0.001
+#: seconds without a batch after which a held-back progress count is published
+PUBLISH_RETRY = 0.3
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,11 +84,12 @@ class Settler:
         busy: whether bodies still run (then it lingers a moment to batch more outcomes).
         on_recorded: called with the outcomes Redis has, per settle call (the worker stops
             holding their leases).
-        after_batch: called after each batch (the worker publishes its progress count).
+        after_batch: called after each batch (the worker publishes its progress count); False when
+            it held the count back, so it is called again once no batch came for PUBLISH_RETRY.
     """
 
     def __init__(self, broker: Consumer, events: Emitter, outage: Outage, *, busy: Callable[[], bool],
-                 on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], None]) -> None:
+                 on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool]) -> None:
         self.broker = broker
         self.events = events
         self.outage = outage
@@ -106,8 +109,13 @@ class Settler:
 
     def run(self) -> None:
         closed = False
+        unpublished = False  # a batch whose count the throttle held back: publish it once things calm
         while not closed:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=PUBLISH_RETRY if unpublished else None)
+            except queue_mod.Empty:
+                unpublished = not self.after_batch()
+                continue
             batch: list[Finished] = []
             linger_until = 0.0
             while True:
@@ -135,7 +143,7 @@ class Settler:
                     break
             if batch:
                 self.record_until_done(batch)
-                self.after_batch()
+                unpublished = not self.after_batch()
 
     def record_until_done(self, batch: list[Finished], give_up: float | None = None) -> None:
         """Record a batch, trying again through an outage (until the monotonic `give_up`)."""
