@@ -13,6 +13,7 @@ import taskq
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from redis_groups import ClusterGroup, SentinelGroup
 from redis_server import RedisServer
 
 _counter = itertools.count()
@@ -30,6 +31,40 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def cluster_group() -> Iterator[ClusterGroup]:
+    """A 3-master + 3-replica Redis Cluster for the session; tests reset it before use."""
+    group = ClusterGroup()
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A primary, a replica and 3 sentinels for the session; tests reset it before use."""
+    group = SentinelGroup()
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def cluster_url(cluster_group: ClusterGroup) -> str:
+    cluster_group.reset()
+    return cluster_group.url
+
+
+@pytest.fixture
+def sentinel_url(sentinel_group: SentinelGroup) -> str:
+    sentinel_group.reset()
+    return sentinel_group.url
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def deployment_url(request: pytest.FixtureRequest) -> str:
+    """Redis Cluster and Sentinel (the deployments beyond one server)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 @pytest.fixture(params=["memory", "redis"])

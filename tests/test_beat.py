@@ -120,7 +120,7 @@ def test_a_zombie_leader_cannot_fire_a_tick_again(url: str) -> None:
     old.step(t0)
     old.step(t0 + 1000)
     assert old.leading and new.step(t0 + 1000) == t0 + 2000 and not new.leading  # stands by
-    app.broker.client.delete("taskq:beat:leader")  # the old leader froze; its lease lapsed
+    app.broker.client.delete(app.broker.keys.beat_leader)  # type: ignore[attr-defined]  # the old leader froze; its lease lapsed
     new.step(t0 + 3000)  # takes over: t0+2s (missed) is skipped by "latest", t0+3s fires
     new.step(t0 + 4000)
     # the old leader wakes, still believing it leads, and fires what it thinks is due

@@ -1,10 +1,11 @@
-"""The broker contract (taskq/broker/base.py), every case on memory:// (fakeredis, the same Lua)
-and on a real redis-server: leases and tokens, reserved jobs, settling, renewal, recovery and
-poison jobs, give-back, wake-ups, handles, retention and namespaces."""
+"""The broker contract (taskq/broker/base.py), every case on memory:// (fakeredis, the same Lua),
+a real redis-server, a Redis Cluster and a Sentinel group: leases and tokens, reserved jobs,
+settling, renewal, recovery and poison jobs, give-back, wake-ups, handles, retention and namespaces."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 
 import pytest
@@ -22,6 +23,16 @@ from taskq.broker.base import (
     Status,
 )
 from taskq.testing import drain
+
+_memory_names = itertools.count()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
+def url(request: pytest.FixtureRequest) -> str:
+    """Every implementation of the contract (overrides conftest's memory + redis)."""
+    if request.param == "memory":
+        return f"memory://contract-{next(_memory_names)}"
+    return str(request.getfixturevalue(f"{request.param}_url"))
 
 
 @pytest.fixture

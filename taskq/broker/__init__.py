@@ -17,6 +17,10 @@ SCHEMES: dict[str, Callable[..., Broker]] = {
     "redis": RedisBroker,
     "rediss": RedisBroker,
     "unix": RedisBroker,
+    "redis+cluster": RedisBroker,  # redis-py's RedisCluster routes each call to its slot's node
+    "rediss+cluster": RedisBroker,
+    "redis+sentinel": RedisBroker,  # redis-py's Sentinel finds the primary, and the new one after a failover
+    "rediss+sentinel": RedisBroker,
     "memory": RedisBroker,  # the same scripts on fakeredis, in this process
 }
 

@@ -72,8 +72,9 @@ class Admin:
     # -- inspecting -------------------------------------------------------
 
     def queues(self) -> list[str]:
-        with self.conn.errors():
-            return sorted(text(q) or "" for q in self.conn.client.smembers(self.keys.queues))
+        with self.conn.errors():  # two reads, not SUNION: the legacy key is in another Cluster slot
+            names = self.conn.client.smembers(self.keys.queues) | self.conn.client.smembers(self.keys.legacy_queues)
+        return sorted(text(q) or "" for q in names)
 
     def depths(self, queue: str) -> Depths:
         k = self.qk(queue)
@@ -186,18 +187,21 @@ class Admin:
         return ScheduleState(text(raw[0]) or "", last, integer(raw[2]), text(raw[3]), text(raw[4]), integer(raw[5]))
 
     def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
-        script = self.conn.script("fire")
-        with self.conn.errors():
-            pipe = self.conn.client.pipeline(transaction=False)
-            for c in claims:
-                k = self.qk(c.queue)
-                script(keys=[k.base, k.schedule(c.name), k.job(c.job_id)],
-                       args=[c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority], client=pipe)
-            return [ClaimResult(int(r)) for r in pipe.execute()]
+        calls = []
+        for c in claims:
+            k = self.qk(c.queue)
+            calls.append(("fire", [k.base, k.schedule(c.name), k.job(c.job_id)],
+                          [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority]))
+        return [ClaimResult(int(r)) for r in self.conn.run_many(calls)]
 
     def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         with self.conn.errors():
             before = self.conn.client.hgetall(self.keys.schedules)
+            legacy = self.conn.client.hgetall(self.keys.legacy_schedules)
+            if legacy:  # written before the index had a hash tag: move it (newer entries win)
+                self.conn.client.hset(self.keys.schedules, mapping={**legacy, **before})
+                self.conn.client.delete(self.keys.legacy_schedules)
+                before = {**legacy, **before}
             if schedules:
                 self.conn.client.hset(self.keys.schedules, mapping={n: f"{q}|{app}" for n, q in schedules.items()})
         out = {}

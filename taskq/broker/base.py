@@ -275,8 +275,8 @@ class Consumer(Protocol):
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
         """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
 
-    def wake(self, worker_id: str) -> None:
-        """Interrupt a worker's blocking wait."""
+    def wake(self, worker_id: str, queues: Sequence[str]) -> None:
+        """Interrupt the blocking wait of a worker that consumes `queues`."""
 
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
         """Record finished runs of one queue in one call; one result per outcome, in order."""

@@ -7,27 +7,27 @@ each becomes a one-line taskq error with any password hidden.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
-from redis.retry import Retry
+from redis.exceptions import ClusterDownError, MovedError, ReadOnlyError, RedisClusterException, TryAgainError
+from redis.sentinel import MasterNotFoundError
 
 from taskq.broker import scripts
+from taskq.broker.urls import CLIENTS, Kind
 from taskq.errors import BrokerAuthError, BrokerError, BrokerOutOfMemory, BrokerUnavailable, ConfigError
 
 #: default seconds one Redis call may take (connect, or wait for a reply) before BrokerUnavailable
 TIMEOUT = 10.0
 
-_memory_servers: dict[str, Any] = {}
-_memory_lock = threading.Lock()
 #: URL query parameters whose values are secrets
 _SECRET_PARAMS = re.compile(r"^(password|sentinel_password|ssl_password)$", re.IGNORECASE)
 
@@ -48,30 +48,9 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def _memory_client(url: str, timeout: float) -> Any:
-    try:
-        import fakeredis  # only memory:// needs it at run time
-    except ImportError:  # pragma: no cover - the extra is part of the dev install
-        raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq[memory]'") from None
-    with _memory_lock:
-        server = _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))
-    return fakeredis.FakeRedis(server=server)
-
-
-def _redis_client(url: str, timeout: float) -> Any:
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
-    )
-
-
-#: URL scheme -> how to build its client, and whether it has sockets for the fast script path
-CLIENTS: dict[str, tuple[Callable[[str, float], Any], bool]] = {
-    "redis": (_redis_client, True),
-    "rediss": (_redis_client, True),
-    "unix": (_redis_client, True),
-    "memory": (_memory_client, False),
-}
+def _cluster_hint(url: str) -> str:
+    hosts = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    return f"redis+cluster://{hosts}"
 
 
 class Connection:
@@ -82,34 +61,64 @@ class Connection:
         if scheme not in CLIENTS or "://" not in url:
             raise ConfigError(f"unsupported broker URL {redact(url)!r}: use "
                               f"{', '.join(s + '://' for s in CLIENTS)}")
-        build, sockets = CLIENTS[scheme]
+        self._build, self.kind = CLIENTS[scheme]
         self.url = url
         self.timeout = timeout
         #: longest blocking wait per call: well inside the reply timeout, so a block is not an outage
         self.block_max = max(0.05, timeout / 2)
-        self.client: Any = build(url, timeout)
-        self._scripts = scripts.load(self.client, shebang=sockets)
-        #: per-thread connections for script calls (real Redis only; fakeredis has no sockets)
-        self._fast: threading.local | None = threading.local() if sockets else None
+        #: a Cluster client has no one pool: each call goes through redis-py's slot routing
+        self.cluster = self.kind == Kind.CLUSTER
+        #: per-thread connections for script calls (one server with sockets: Redis, Sentinel's primary)
+        self._fast: threading.local | None = threading.local() if self.kind in (Kind.REDIS, Kind.SENTINEL) \
+            else None
+        self._lock = threading.Lock()
+        if not self.cluster:
+            _ = self._scripts  # builds the client now; a Cluster client asks for the slot map: on first use
 
-    def error(self, exc: redis.RedisError) -> BrokerError:
+    @functools.cached_property
+    def client(self) -> Any:
+        """The redis-py (or fakeredis) client, built once."""
+        with self._lock:
+            if "client" in self.__dict__:  # another thread built it while this one waited
+                return self.__dict__["client"]
+            try:
+                return self._build(self.url, self.timeout)
+            except (redis.RedisError, RedisClusterException) as exc:
+                raise self.error(exc) from None
+
+    @functools.cached_property
+    def _scripts(self) -> dict[str, Script]:
+        return scripts.load(self.client, shebang=self.kind != Kind.MEMORY)
+
+    def error(self, exc: Exception) -> BrokerError:
         """The taskq error for a redis-py one: one line, password hidden."""
         where = redact(self.url)
         text = str(exc)
+        if isinstance(exc, MovedError) and not self.cluster:
+            raise self.cluster_node_error()
+        if isinstance(exc, RedisClusterException):
+            return BrokerUnavailable(f"cannot reach Redis at {where} ({text})")
+        if isinstance(exc, MasterNotFoundError):  # its text lists every sentinel client's settings
+            return BrokerUnavailable(f"cannot reach Redis at {where} ({text.split(' : ', 1)[0]})")
         if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)) or \
                 text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             return BrokerAuthError(f"Redis at {where} refused the credentials ({text})")
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ClusterDownError, TryAgainError, ReadOnlyError)):
             return BrokerUnavailable(f"cannot reach Redis at {where} ({text})")
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
             return BrokerOutOfMemory(f"Redis at {where} is out of memory (maxmemory reached); nothing was written")
         return BrokerError(f"Redis at {where} refused a command: {text}")
 
+    def cluster_node_error(self) -> ConfigError:
+        """A redis:// URL that names a node of a Redis Cluster."""
+        return ConfigError(f"Redis at {redact(self.url)} is a node of a Redis Cluster: "
+                           f"use {_cluster_hint(self.url)}")
+
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
         try:
             yield
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise self.error(exc) from None
 
     def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -118,11 +127,25 @@ class Connection:
             if self._fast is None:
                 return self._scripts[name](keys=list(keys), args=list(args))
             return self._evalsha(self._scripts[name], keys, args)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise self.error(exc) from None
 
-    def script(self, name: str) -> Script:
-        return self._scripts[name]
+    def slot(self, key: str) -> int:
+        """The Cluster slot of a key (0 everywhere else: one server holds every key)."""
+        return int(self.client.keyslot(key)) if self.cluster else 0
+
+    def run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Several script calls in one pipeline (on Cluster, redis-py sends one per node). EVAL with
+        the body on Cluster: a node that just took over after a failover has no scripts cached."""
+        with self.errors():
+            pipe = self.client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                script = self._scripts[name]
+                if self.cluster:
+                    pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+                else:
+                    script(keys=list(keys), args=list(args), client=pipe)
+            return list(pipe.execute())
 
     def _evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA on this thread's own connection: redis-py's send/read without the pool,
@@ -134,6 +157,7 @@ class Connection:
         if conn is None or local.pid != os.getpid():  # a fork must not share the parent's socket
             local.conn, local.pid = self.client.connection_pool.make_connection(), os.getpid()
             conn = local.conn
+            conn.connect()  # send_command alone would not ask the sentinels where the primary is
         for attempt in range(3):
             try:
                 conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -145,6 +169,7 @@ class Connection:
                 if attempt:
                     raise
                 time.sleep(0.05)
+                conn.connect()
         raise redis.ConnectionError("script could not be loaded")
 
     def pipelined(self, name: str, keys: Sequence[str], batches: Sequence[Sequence[Any]]) -> list[Any]:
@@ -179,7 +204,8 @@ class Connection:
         conn = getattr(self._fast, "conn", None)
         if conn is not None:
             conn.disconnect()
-        self.client.close()
+        if "client" in self.__dict__:
+            self.client.close()
 
 
 def text(value: Any) -> str | None:

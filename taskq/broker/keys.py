@@ -76,10 +76,20 @@ class QueueKeys:
         """List holding one token once the job ends, for result() to block on."""
         return f"{self.base}:done:{job_id}"
 
+    def wake(self, worker_id: str) -> str:
+        """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
+        can wake it."""
+        return f"{self.base}:wake:{worker_id}"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Keys:
-    """The key names of one namespace."""
+    """The key names of one namespace.
+
+    The keys that belong to no queue (queue registry, workers, schedule index, beat leader) share
+    the hash tag `{<namespace>:global}`: one Cluster slot, so a script may touch several of them.
+    A queue name has no colon, so no queue's tag is ever the same.
+    """
 
     namespace: str = DEFAULT_NAMESPACE
 
@@ -87,29 +97,41 @@ class Keys:
         return QueueKeys(self.namespace, name)
 
     @property
+    def base(self) -> str:
+        """`<namespace>:{<namespace>:global}`: the prefix of every key below."""
+        return f"{self.namespace}:{{{self.namespace}:global}}"
+
+    @property
     def queues(self) -> str:
         """Set of every queue name enqueued to or consumed (for `taskq status`)."""
+        return f"{self.base}:queues"
+
+    @property
+    def legacy_queues(self) -> str:
+        """`<namespace>:queues`, the queue registry of the first release: still read, since
+        producers in other languages were told to SADD it (docs/protocol.md §6)."""
         return f"{self.namespace}:queues"
 
     @property
     def schedules(self) -> str:
         """Hash: schedule name -> `<queue>|<app>`, so a beat finds its app's stale schedules."""
+        return f"{self.base}:schedules"
+
+    @property
+    def legacy_schedules(self) -> str:
+        """`<namespace>:schedules`, the first release's index: a starting beat moves it here."""
         return f"{self.namespace}:schedules"
 
     @property
     def workers(self) -> str:
         """Sorted set: worker id -> unix ms until which it counts as live (renewed by its heartbeat)."""
-        return f"{self.namespace}:workers"
+        return f"{self.base}:workers"
 
     @property
     def beat_leader(self) -> str:
         """String: id of the beat holding the leader lease (expires with the lease)."""
-        return f"{self.namespace}:beat:leader"
+        return f"{self.base}:beat:leader"
 
     def worker_info(self, worker_id: str) -> str:
         """Hash: what a live worker says about itself (host, pid, queues, ...); expires with it."""
-        return f"{self.namespace}:worker:{worker_id}"
-
-    def worker_wake(self, worker_id: str) -> str:
-        """List a worker blocks on beside its queues, so shutdown can wake it."""
-        return f"{self.namespace}:worker:{worker_id}:wake"
+        return f"{self.base}:worker:{worker_id}"

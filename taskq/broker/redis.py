@@ -23,6 +23,8 @@ from taskq.broker.base import (
 )
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
+from taskq.broker.urls import Kind
+from taskq.broker.waits import SlotWaits
 
 #: most jobs stored by one enqueue_many script call
 ENQUEUE_BATCH = 1000
@@ -43,7 +45,8 @@ class RedisBroker(Admin):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:
-        url: redis://, rediss://, unix:// or memory://NAME (fakeredis in this process).
+        url: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (and rediss+ forms),
+            or memory://NAME (fakeredis in this process).
         namespace: first part of every key; brokers of two namespaces never see each other.
         timeout: seconds one Redis call may take before BrokerUnavailable.
         policy: lease length and retention (every script that leases or ends a job applies it).
@@ -57,6 +60,8 @@ class RedisBroker(Admin):
         self.keys = Keys(namespace)
         self.conn = Connection(url, timeout)
         self._queue_keys: dict[str, QueueKeys] = {}
+        self._groups: dict[tuple[tuple[str, ...], str], list[list[str]]] = {}
+        self._waits = SlotWaits(self.conn)
 
     @property
     def client(self) -> Any:
@@ -73,8 +78,11 @@ class RedisBroker(Admin):
     def ping(self) -> None:
         with self.conn.errors():
             self.conn.client.ping()
+            if self.conn.kind == Kind.REDIS and self.conn.client.info("cluster").get("cluster_enabled"):
+                raise self.conn.cluster_node_error()
 
     def close(self) -> None:
+        self._waits.close()
         self.conn.close()
 
     # -- producing --------------------------------------------------------
@@ -121,15 +129,32 @@ class RedisBroker(Admin):
         return Fetched(started, deliveries, None if due < 0 else due / 1000)
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
-        keys = [self.qk(q).notify for q in queues] + [self.keys.worker_wake(worker_id)]
+        groups = self._wait_groups(queues, worker_id)
+        block = min(self.conn.block_max, max(0.001, timeout))
         with self.conn.errors():
-            block = min(self.conn.block_max, max(0.001, timeout))
-            return self.conn.client.blpop(keys, timeout=block) is not None
+            if len(groups) == 1:
+                return self.conn.client.blpop(groups[0], timeout=block) is not None
+            return self._waits.wait(groups, block)
 
-    def wake(self, worker_id: str) -> None:
-        key = self.keys.worker_wake(worker_id)
+    def _wait_groups(self, queues: Sequence[str], worker_id: str) -> list[list[str]]:
+        """The notify keys of `queues` grouped by Cluster slot (one group elsewhere), each group
+        ending with a wake key of this worker in that slot: one BLPOP may not span slots."""
+        cache_key = (tuple(queues), worker_id)
+        groups = self._groups.get(cache_key)
+        if groups is None:
+            by_slot: dict[int, list[str]] = {}
+            for q in queues:
+                by_slot.setdefault(self.conn.slot(self.qk(q).base), []).append(q)
+            groups = self._groups[cache_key] = [
+                [*(self.qk(q).notify for q in qs), self.qk(qs[0]).wake(worker_id)] for qs in by_slot.values()]
+        return groups
+
+    def wake(self, worker_id: str, queues: Sequence[str]) -> None:
         with self.conn.errors():
-            self.conn.client.pipeline().rpush(key, "1").pexpire(key, 60_000).execute()
+            pipe = self.conn.client.pipeline(transaction=False)
+            for group in self._wait_groups(queues, worker_id):
+                pipe.rpush(group[-1], "1").pexpire(group[-1], 60_000)
+            pipe.execute()
 
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
         r = self.policy

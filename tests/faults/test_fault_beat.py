@@ -102,7 +102,7 @@ def redis_ms(broker: redis.Redis) -> int:
 
 
 def leader_of(broker: redis.Redis, procs: list[WorkerProc]) -> WorkerProc:
-    holder = broker.get("taskq:beat:leader")
+    holder = broker.get("taskq:{taskq:global}:beat:leader")
     assert holder is not None, "no beat leads"
     pid = int(holder.decode().split(":")[1])
     return next(p for p in procs if p.pid == pid)
@@ -149,7 +149,7 @@ def test_sigkill_of_the_leader_hands_over_within_the_lease(beats: Beats, broker:
     killed_at = redis_ms(broker)
     leader.signal(signal.SIGKILL)
     leader.wait()
-    killed_id = broker.get("taskq:beat:leader").decode()  # the dead leader's lease, still there
+    killed_id = broker.get("taskq:{taskq:global}:beat:leader").decode()  # the dead leader's lease, still there
     wait_for(lambda: any(by != killed_id for by in fired_jobs(broker, "second").values()),
              "another beat to take over")
     time.sleep(3)  # let the new leader run a while
@@ -274,7 +274,7 @@ def test_beats_with_skewed_clocks_fire_each_tick_once_and_never_early(
     slow = beats.start(path=tmp_path, TASKQ_CLOCK_OFFSET="-0.7")
     plain = beats.start()
     procs = [fast, slow, plain]
-    wait_for(lambda: broker.get("taskq:beat:leader") is not None, "a leader")
+    wait_for(lambda: broker.get("taskq:{taskq:global}:beat:leader") is not None, "a leader")
     assert leader_of(broker, procs) is fast
     time.sleep(4)
     fast.signal(signal.SIGKILL)  # the next leader is the slow clock or the true one

@@ -387,7 +387,7 @@ def test_enqueue_at_maxmemory_fails_cleanly_for_every_kind_of_enqueue(
     assert jobs["delay"].status() == "scheduled" and client.zcard(SCHEDULED) == 1
     assert client.llen(READY) == 3
     assert faultapp.add.options(key="order-42").delay(9, 9).id == jobs["key"].id  # dedup works as usual
-    assert b"fresh" in client.smembers("taskq:queues")
+    assert b"fresh" in client.smembers("taskq:{taskq:global}:queues")
     assert app.broker.depths(QUEUE) == Depths(ready=3, scheduled=1, running=0, dead=0)
     client.close()
 

@@ -1,8 +1,8 @@
 #!lua flags=allow-oom
 -- heartbeat: a worker says it is alive (or, with ttl 0, that it stopped).
 -- allow-oom: a few small fields rewritten in place; a full Redis must not make workers look dead.
--- KEYS[1] <ns>:workers           zset  worker id -> unix ms until which it counts as live
--- KEYS[2] <ns>:worker:<id>       hash  host, pid, queues, concurrency, processed, started_ms, ...
+-- KEYS[1] <ns>:{<ns>:global}:workers      zset  worker id -> unix ms until which it counts as live
+-- KEYS[2] <ns>:{<ns>:global}:worker:<id>  hash  host, pid, queues, concurrency, processed, started_ms, ...
 -- ARGV: worker id, ttl ms (0 = deregister), then field, value pairs
 -- @include lib/now
 local now = now_ms()

@@ -1,0 +1,121 @@
+"""The library end to end on a Redis Cluster (3 masters, 3 replicas) and a Sentinel group:
+enqueue, bulk enqueue across 12 queues, retries, the dead-letter list through the CLI, cron
+with two beats, `taskq status`, and a `redis://` URL pointed at a cluster node."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import taskq
+from taskq.cli import main
+from taskq.testing import drain
+
+QUEUES = [f"q{i}" for i in range(12)]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), prog_name="taskq")
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def cli_app(deployment_url: str, monkeypatch: pytest.MonkeyPatch) -> taskq.TaskQ:
+    import cli_app
+
+    monkeypatch.setattr(cli_app.app, "url", deployment_url)
+    monkeypatch.setattr(cli_app.app, "_broker", None)
+    return cli_app.app
+
+
+def test_jobs_on_12_queues_run_retry_and_dead_letter(deployment_url: str) -> None:
+    app = taskq.TaskQ(deployment_url, lease=5)
+    tasks = {}
+    for q in QUEUES:
+        @app.task(queue=q, name=f"double_{q}")
+        def double(x: int) -> int:
+            return 2 * x
+
+        tasks[q] = double
+    attempts: dict[str, int] = {}
+
+    @app.task(queue="q3", retries=2, backoff=taskq.Backoff(base=0.01))
+    def flaky(key: str) -> str:
+        attempts[key] = attempts.get(key, 0) + 1
+        if attempts[key] < 2:
+            raise RuntimeError("once")
+        return key
+
+    @app.task(queue="q7", retries=0)
+    def broken() -> None:
+        raise ValueError("always")
+
+    single = [tasks[q].delay(i) for i, q in enumerate(QUEUES)]
+    bulk = {q: tasks[q].map(range(100)) for q in QUEUES}
+    retried = [flaky.delay(f"k{i}") for i in range(5)]
+    dead = broken.delay()
+    assert sum(app.broker.depths(q).ready for q in QUEUES) == 12 + 12 * 100 + 5 + 1
+    drain(app, QUEUES, concurrency=8)
+    assert [j.result(timeout=5) for j in single] == [2 * i for i in range(12)]
+    assert all([j.result(timeout=5) for j in jobs] == [2 * i for i in range(100)] for jobs in bulk.values())
+    assert [j.result(timeout=5) for j in retried] == [f"k{i}" for i in range(5)]
+    assert attempts == {f"k{i}": 2 for i in range(5)}
+    assert dead.status() == "dead" and [e.id for e in app.broker.dead("q7")] == [dead.id]
+    assert app.job(dead.id).queue == "q7"  # found in whichever queue (and slot) holds it
+    assert set(QUEUES) <= set(app.broker.queues())
+
+
+def test_dead_letters_and_status_through_the_cli(cli_app: taskq.TaskQ) -> None:
+    import cli_app as module
+
+    jobs = [module.fail.delay("first"), module.fail.delay("second")]
+    mail = module.send.delay("ada")
+    drain(cli_app, ["default"])
+    code, out = run("dlq", "cli_app:app", "list")
+    assert code == 0 and len(out.splitlines()) == 3, out
+    code, out = run("dlq", "cli_app:app", "replay", "--queue", "default", "--id", jobs[0].id)
+    assert code == 0 and f"replayed 1 job ({jobs[0].id}, queue default)" in out
+    code, out = run("dlq", "cli_app:app", "purge", "--id", jobs[1].id)
+    assert code == 0 and f"purged 1 job ({jobs[1].id}, queue default)" in out
+    code, out = run("enqueue", "cli_app:app", "add", "--args", json.dumps([2, 3]))
+    assert code == 0, out
+    code, out = run("status", "cli_app:app")
+    assert code == 0, out
+    rows = {line.split()[0]: line.split()[1:] for line in out.split("\n\n")[0].splitlines()[1:]}
+    assert rows["default"][:2] == ["2", "0"] and rows["emails"][:2] == ["1", "0"], out
+    assert mail.status() == "queued"
+
+
+def test_cron_with_two_beats_fires_each_tick_once(deployment_url: str) -> None:
+    app = taskq.TaskQ(deployment_url)
+    for i, q in enumerate(QUEUES[:4]):  # schedules in several slots: beat groups its firing per slot
+        @app.task(queue=q, name=f"tick_{q}")
+        def tick() -> None: ...
+
+        app.schedule(f"every-second-{i}", tick, cron="* * * * * *")
+    t0 = 1_777_777_000_000
+    first, second = taskq.Beat(app, lease=60), taskq.Beat(app, lease=60)
+    for offset in range(0, 4500, 500):
+        first.step(t0 + offset)
+        second.step(t0 + offset)
+    assert first.leading != second.leading
+    for i, q in enumerate(QUEUES[:4]):
+        state = app.broker.schedule_state(q, f"every-second-{i}")
+        assert state is not None and state.last == t0 + 4000
+        assert app.broker.depths(q).ready == 4  # t0+1s .. t0+4s, once each
+    assert first.fired + second.fired == 16
+
+
+def test_a_redis_url_on_a_cluster_node_names_the_cluster_scheme(cluster_url: str) -> None:
+    node = cluster_url.split("://", 1)[1].split(",")[0]
+    app = taskq.TaskQ(f"redis://{node}/0")
+
+    @app.task
+    def noop() -> None: ...
+
+    for call in (app.broker.ping, lambda: [noop.delay() for _ in range(20)]):
+        with pytest.raises(taskq.ConfigError, match=r"is a node of a Redis Cluster: use redis\+cluster://") as info:
+            call()
+        assert "\n" not in str(info.value)
