@@ -5,9 +5,13 @@ with two beats, `taskq status`, and a `redis://` URL pointed at a cluster node."
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+import redis
 from click.testing import CliRunner
+from redis_groups import ClusterGroup
 
 import taskq
 from taskq.cli import main
@@ -119,3 +123,41 @@ def test_a_redis_url_on_a_cluster_node_names_the_cluster_scheme(cluster_url: str
         with pytest.raises(taskq.ConfigError, match=r"is a node of a Redis Cluster: use redis\+cluster://") as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_an_idle_worker_on_every_master_blocks_per_slot_and_wakes_for_each_queue(
+    cluster_url: str, cluster_group: ClusterGroup
+) -> None:
+    app = taskq.TaskQ(cluster_url, lease=30)
+    tasks = {}
+    for q in QUEUES:
+        @app.task(queue=q, name=f"where_{q}")
+        def where() -> str:
+            return taskq.current_job().queue
+
+        tasks[q] = where
+    nodes = [n.client() for n in cluster_group.masters()]
+    assert len({app.broker.client.keyslot(f"taskq:{{{q}}}") for q in QUEUES}) == 12  # type: ignore[attr-defined]
+    worker = taskq.Worker(app, QUEUES, concurrency=4)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)  # started and blocked
+        before = [_calls(n) for n in nodes]
+        time.sleep(1.5)
+        idle = [{k: v - b.get(k, 0) for k, v in _calls(n).items() if v - b.get(k, 0)}
+                for n, b in zip(nodes, before, strict=True)]
+        # one BLPOP per slot per IDLE_BLOCK (5 s), nothing else: no queue is polled
+        assert all(sum(d.values()) <= 12 and set(d) <= {"blpop"} for d in idle), idle
+        for q in QUEUES:  # each queue's job wakes the worker, whichever slot it is in
+            assert tasks[q].delay().result(timeout=10) == q
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    own = {"cmdstat_info", "cmdstat_replconf", "cmdstat_ping", "cmdstat_cluster|info"}  # the test's and replicas'
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k not in own}
