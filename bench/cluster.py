@@ -76,7 +76,9 @@ def idle_latency(url: str, queues: list[str], n: int = 240) -> tuple[float, floa
     import cluster_app
 
     import taskq
+    from taskq.log import configure
 
+    configure("warning")
     cluster_app.app.configure(url=url)
     cluster_app.latencies.clear()
     worker = taskq.Worker(cluster_app.app, queues, concurrency=4)

@@ -255,9 +255,23 @@ def test_a_dedup_key_holds_until_its_job_ends(broker: Broker) -> None:
 
 def test_wait_wakes_on_enqueue(broker: Broker) -> None:
     broker.client.delete("taskq:{q}:notify")  # type: ignore[attr-defined]
-    assert not broker.wait(["q"], "w", 0.05)
+    assert broker.wait(["q"], "w", 0.05) is None
     enqueue(broker, "a")
-    assert broker.wait(["q"], "w", 5)
+    assert broker.wait(["q"], "w", 5) == ["q"]
+
+
+def test_a_wait_on_queues_in_many_slots_names_the_woken_queue_and_holds_no_token_after(broker: Broker) -> None:
+    queues = [f"m{i}" for i in range(6)]  # six slots on a Cluster: one block each
+    assert broker.wait(queues, "w", 0.05) is None
+    broker.enqueue("m4", "a", b"x")
+    assert broker.wait(queues, "w", 5) == ["m4"]
+    # w no longer waits: a job's token its other blocks take goes back, for whoever waits
+    broker.enqueue("m1", "b", b"x")
+    assert broker.wait(queues, "peer", 5) == ["m1"]
+    broker.enqueue("m2", "c", b"x")
+    assert broker.wait(queues, "w", 5) == ["m2"]  # and w's blocks still watch every slot
+    broker.wake("w", queues)
+    assert broker.wait(queues, "w", 5) == []  # its own wake-up: no queue
 
 
 def test_a_burst_passes_the_wake_up_on_to_every_idle_worker(broker: Broker) -> None:
@@ -266,11 +280,11 @@ def test_a_burst_passes_the_wake_up_on_to_every_idle_worker(broker: Broker) -> N
     broker.enqueue_many("q", [(f"j{i}", b"x", 0) for i in range(6)])
     assert broker.client.llen("taskq:{q}:notify") == 1  # type: ignore[attr-defined]
     for worker in ("w1", "w2"):
-        assert broker.wait(["q"], worker, 1)
+        assert broker.wait(["q"], worker, 1) == ["q"]
         assert len(broker.fetch("q", 2, 0, worker).deliveries) == 2
-    assert broker.wait(["q"], "w3", 1)
+    assert broker.wait(["q"], "w3", 1) == ["q"]
     assert len(broker.fetch("q", 2, 0, "w3").deliveries) == 2
-    assert not broker.wait(["q"], "w4", 0.05)
+    assert broker.wait(["q"], "w4", 0.05) is None
 
 
 def test_recovery_of_several_jobs_wakes_idle_workers(url: str) -> None:
@@ -282,7 +296,7 @@ def test_recovery_of_several_jobs_wakes_idle_workers(url: str) -> None:
     time.sleep(0.03)
     assert broker.recover("q") == Recovered(4, 0)
     for worker in ("w1", "w2", "w3", "w4"):
-        assert broker.wait(["q"], worker, 1), worker
+        assert broker.wait(["q"], worker, 1) == ["q"], worker
         assert len(broker.fetch("q", 1, 0, worker).deliveries) == 1
 
 

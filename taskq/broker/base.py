@@ -272,8 +272,9 @@ class Consumer(Protocol):
         """Start the reserved (id, token) jobs in `start`, then lease up to `run` jobs as running
         and `reserve` more as reserved; promote due scheduled jobs first."""
 
-    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
-        """Block until a wake-up token arrives on any queue (or for this worker); False on timeout."""
+    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
+        """Block until a wake-up token arrives on any queue (or for this worker): the queues whose
+        token was taken (none if it was this worker's own wake-up), or None on timeout."""
 
     def wake(self, worker_id: str, queues: Sequence[str]) -> None:
         """Interrupt the blocking wait of a worker that consumes `queues`."""

@@ -61,7 +61,9 @@ class RedisBroker(Admin):
         self.conn = Connection(url, timeout)
         self._queue_keys: dict[str, QueueKeys] = {}
         self._groups: dict[tuple[tuple[str, ...], str], list[list[str]]] = {}
-        self._waits = SlotWaits(self.conn)
+        #: notify key -> its queue
+        self._notified: dict[str, str] = {}
+        self._waits: dict[str, SlotWaits] = {}
 
     @property
     def client(self) -> Any:
@@ -82,7 +84,8 @@ class RedisBroker(Admin):
                 raise self.conn.cluster_node_error()
 
     def close(self) -> None:
-        self._waits.close()
+        for waits in self._waits.values():
+            waits.close()
         self.conn.close()
 
     # -- producing --------------------------------------------------------
@@ -128,13 +131,19 @@ class RedisBroker(Admin):
         ]
         return Fetched(started, deliveries, None if due < 0 else due / 1000)
 
-    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> bool:
+    def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         groups = self._wait_groups(queues, worker_id)
         block = min(self.conn.block_max, max(0.001, timeout))
         with self.conn.errors():
             if len(groups) == 1:
-                return self.conn.client.blpop(groups[0], timeout=block) is not None
-            return self._waits.wait(groups, block)
+                reply = self.conn.client.blpop(groups[0], timeout=block)
+                keys = None if reply is None else [text(reply[0]) or ""]
+            else:
+                waits = self._waits.get(worker_id)
+                if waits is None:  # one per worker: two workers of one process wait at once
+                    waits = self._waits[worker_id] = SlotWaits(self.conn)
+                keys = waits.wait(groups, block)
+        return None if keys is None else [self._notified[k] for k in keys if k in self._notified]  # not wake keys
 
     def _wait_groups(self, queues: Sequence[str], worker_id: str) -> list[list[str]]:
         """The notify keys of `queues` grouped by Cluster slot (one group elsewhere), each group
@@ -147,6 +156,7 @@ class RedisBroker(Admin):
                 by_slot.setdefault(self.conn.slot(self.qk(q).base), []).append(q)
             groups = self._groups[cache_key] = [
                 [*(self.qk(q).notify for q in qs), self.qk(qs[0]).wake(worker_id)] for qs in by_slot.values()]
+            self._notified.update((self.qk(q).notify, q) for q in queues)
         return groups
 
     def wake(self, worker_id: str, queues: Sequence[str]) -> None:

@@ -1,12 +1,17 @@
 """Blocking on several Cluster slots at once: one BLPOP may not span slots, so a worker whose
-queues sit in several slots blocks on each in its own thread, and the first to return stops
-the others (a token on their wake keys) before the wait ends: no block outlives it, so a busy
-worker never takes a wake-up token that an idle one should have had.
+queues sit in several slots keeps one block per slot, each in its own thread.
+
+The first block to take a token ends the wait. The others stay blocked (their slots are still
+watched when the worker next waits: no new command for them), but while the worker is busy a
+block that takes a job's token pushes it straight back and ends, so an idle peer wakes for the
+job and no busy worker sits on a token. A block that times out while no wait listens ends too.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import queue as queue_mod
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,51 +19,70 @@ from taskq.broker.client import Connection
 
 
 class SlotWaits:
-    """Threads that BLPOP one group of same-slot keys each; each group ends with its wake key."""
+    """The blocks of one worker: at most one outstanding BLPOP per group of same-slot keys
+    (each group ends with the worker's wake key in that slot)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._size = 0
+        self._lock = threading.Lock()
+        #: groups (by index) with a BLPOP outstanding
+        self._blocking: set[int] = set()
+        #: the listening wait's inbox; None while the worker is not waiting
+        self._inbox: queue_mod.SimpleQueue[Any] | None = None
 
-    def wait(self, groups: Sequence[Sequence[str]], block: float) -> bool:
-        """True if a job's wake-up token (or this worker's own wake) came within `block` seconds."""
-        pool = self._threads(len(groups))
-        futures = [pool.submit(self._blpop, group, block) for group in groups]
-        first, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-        woken = [f for f in first if f.result() is not None]
-        stopped = [g for g, f in zip(groups, futures, strict=True) if not f.done()]
-        if woken and stopped:
-            self._push(stopped)
-        replies = [f.result() for f in futures]  # every block has ended
-        if stopped:  # a group that took a job's token instead leaves our token behind: remove it
-            leftover = [g[-1] for g, r in zip(groups, replies, strict=True)
-                        if g in stopped and (r is None or _key(r) != g[-1])]
-            for key in leftover:  # one DEL each: they sit in different slots
-                self.conn.client.delete(key)
-        return bool(woken) or any(r is not None and _key(r) != g[-1]
-                                  for g, r in zip(groups, replies, strict=True))
+    def wait(self, groups: Sequence[Sequence[str]], block: float) -> list[str] | None:
+        """The key whose token was taken within `block` seconds (a wake key for wake()), or None."""
+        inbox: queue_mod.SimpleQueue[Any] = queue_mod.SimpleQueue()
+        with self._lock:
+            self._inbox = inbox
+            fresh = [i for i in range(len(groups)) if i not in self._blocking]
+            self._blocking.update(fresh)
+        for i in fresh:
+            threading.Thread(target=self._block, args=(i, groups[i]), name="taskq-wait", daemon=True).start()
+        try:
+            reply = inbox.get(timeout=block)
+        except queue_mod.Empty:
+            with self._lock:
+                if self._inbox is inbox:  # nobody answered: stop listening
+                    self._inbox = None
+                    return None
+            reply = inbox.get_nowait()  # a block answered as the wait ran out (under the lock)
+        if isinstance(reply, BaseException):
+            raise reply
+        return [_key(reply)]
 
-    def _blpop(self, keys: Sequence[str], block: float) -> Any:
-        return self.conn.client.blpop(list(keys), timeout=block)
-
-    def _push(self, groups: Sequence[Sequence[str]]) -> None:
-        pipe = self.conn.client.pipeline(transaction=False)
-        for group in groups:
-            pipe.rpush(group[-1], "1").pexpire(group[-1], 60_000)
-        pipe.execute()
-
-    def _threads(self, n: int) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None or self._size < n:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-            self._pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="taskq-wait")
-            self._size = n
-        return self._pool
+    def _block(self, i: int, group: Sequence[str]) -> None:
+        keys = list(group)
+        while True:
+            with self._lock:
+                if self._inbox is None:  # the worker is busy: let this slot go until it waits again
+                    self._blocking.discard(i)
+                    return
+            try:
+                reply = self.conn.client.blpop(keys, timeout=self.conn.block_max)
+            except Exception as exc:  # the listening wait raises it
+                with self._lock:
+                    self._blocking.discard(i)
+                    inbox, self._inbox = self._inbox, None
+                    if inbox is not None:
+                        inbox.put(exc)
+                return
+            if reply is None:
+                continue
+            with self._lock:
+                self._blocking.discard(i)
+                inbox, self._inbox = self._inbox, None  # the first answer ends the wait
+                if inbox is not None:
+                    inbox.put(reply)
+            if inbox is None and _key(reply) != keys[-1]:  # a job's token nobody here waits for
+                with contextlib.suppress(Exception):  # else the job stays ready: a safety fetch finds it
+                    self.conn.client.rpush(_key(reply), "1")
+            return
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        """Stop listening; outstanding blocks end at their timeout (daemon threads) or at a wake."""
+        with self._lock:
+            self._inbox = None
 
 
 def _key(reply: Any) -> str:

@@ -98,6 +98,10 @@ class Intake:
         self.queue_empty = False
         #: bodies this worker may still start (max_jobs), or None for no limit
         self.budget: int | None = None
+        #: queues whose wake-up token the last idle wait took: fetched first
+        self.woken: list[str] = []
+        #: where the next fetch round starts: the queues are served in turn, none has precedence
+        self._turn = 0
         #: moving averages: bodies ended per second, and seconds one fetch takes
         self.rate = 0.0
         self.latency = 0.0
@@ -260,10 +264,10 @@ class Intake:
         leased: list[Delivery] = []
         started: list[Delivery] = []
         next_due: float | None = None
-        for q in self.queues:
+        for q in self._order():
             pairs = [d for d in start if d.queue == q]
-            if not pairs and run + reserve <= 0:
-                continue
+            if not pairs and (run + reserve <= 0 or leased):
+                continue  # jobs in hand start now: the next round goes on to the other queues
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
                                       suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30)
@@ -279,6 +283,21 @@ class Intake:
                 next_due = reply.next_due if next_due is None else min(next_due, reply.next_due)
         return leased, started, next_due
 
+    def _order(self) -> list[str]:
+        """This round's queue order: the woken ones first, then the rest in turn (one step along
+        each round, so with every queue busy each gets its share of the free slots)."""
+        qs = self.queues
+        if len(qs) == 1:
+            return qs
+        k = self._turn % len(qs)
+        self._turn += 1
+        order = qs[k:] + qs[:k]
+        with self.cond:
+            woken, self.woken = self.woken, []
+        if woken:
+            order = [q for q in woken if q in qs] + [q for q in order if q not in woken]
+        return order
+
     def idle_wait(self, stop: threading.Event, next_due: float | None, *, burst: bool = False) -> None:
         """Nothing to do: block in Redis until a wake-up token, the next due job, or SAFETY_FETCH."""
         start = self.clock()
@@ -289,9 +308,11 @@ class Intake:
             timeout = min(IDLE_BLOCK, give_up - now, IDLE_BLOCK if due_at is None else due_at - now + 0.001)
             if timeout <= 0:
                 break
-            if self.broker.wait(self.queues, self.worker_id, timeout):
+            woken = self.broker.wait(self.queues, self.worker_id, timeout)
+            if woken is not None:
                 with self.cond:  # new work: worth a fetch even with every slot busy (to prefetch it)
                     self.queue_empty = False
+                    self.woken = woken
                 break
         with self.cond:
             if due_at is not None and self.clock() >= due_at:
