@@ -79,7 +79,7 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]  # one write a line
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(_Stderr())
