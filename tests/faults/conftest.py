@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import faultapp
 import pytest
 import redis
-from harness import Ledger, Workers
+from harness import Ledger, Workers, faultapp_at
 from redis_server import RedisServer
 
 import taskq
@@ -41,13 +40,8 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
-    """faultapp.app in this process, pointed at the test's broker (to enqueue and inspect)."""
-    monkeypatch.setattr(faultapp.app, "url", redis_url)
-    monkeypatch.setattr(faultapp.app, "_broker", None)
-    monkeypatch.setattr(faultapp.app, "_known_queues", set())
-    yield faultapp.app
-    if faultapp.app._broker is not None:
-        faultapp.app._broker.close()
+    """faultapp.app pointed at the test's redis-server."""
+    yield from faultapp_at(redis_url, monkeypatch)
 
 
 @pytest.fixture

@@ -17,12 +17,15 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import faultapp
+import pytest
 import redis
+
+import taskq
 
 HERE = Path(__file__).parent
 #: upper bound of any single wait in these tests: a hang guard, never a timing assertion
@@ -183,3 +186,11 @@ class Workers:
                 worker.proc.wait(timeout=10)
 
 
+def faultapp_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
+    """faultapp.app in this process, pointed at `url` (to enqueue and inspect), for a fixture."""
+    monkeypatch.setattr(faultapp.app, "url", url)
+    monkeypatch.setattr(faultapp.app, "_broker", None)
+    monkeypatch.setattr(faultapp.app, "_known_queues", set())
+    yield faultapp.app
+    if faultapp.app._broker is not None:
+        faultapp.app._broker.close()

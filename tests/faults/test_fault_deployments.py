@@ -18,7 +18,7 @@ from pathlib import Path
 import faultapp
 import pytest
 import redis
-from harness import Ledger, WorkerProc, Workers, named_clients, wait_for
+from harness import Ledger, WorkerProc, Workers, faultapp_at, named_clients, wait_for
 from redis_groups import ClusterGroup, SentinelGroup
 from test_fault_beat import Beats
 
@@ -36,12 +36,7 @@ def deployment(request: pytest.FixtureRequest) -> tuple[str, ClusterGroup | Sent
 @pytest.fixture
 def fault_app(deployment: tuple[str, ClusterGroup | SentinelGroup],
               monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
-    monkeypatch.setattr(faultapp.app, "url", deployment[0])
-    monkeypatch.setattr(faultapp.app, "_broker", None)
-    monkeypatch.setattr(faultapp.app, "_known_queues", set())
-    yield faultapp.app
-    if faultapp.app._broker is not None:
-        faultapp.app._broker.close()
+    yield from faultapp_at(deployment[0], monkeypatch)
 
 
 @pytest.fixture
