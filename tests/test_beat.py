@@ -163,6 +163,24 @@ def test_changed_and_removed_schedules(url: str) -> None:
     assert changed.broker.schedule_state("default", "kept").spec == "* * * * * */10|UTC"  # type: ignore[union-attr]
 
 
+def test_a_beat_takes_over_the_first_releases_schedule_index(url: str) -> None:
+    """The index had no hash tag before Cluster support: a starting beat moves it, and still
+    finds its app's stale schedules there."""
+    app = new_app(url)
+
+    @app.task
+    def job(label: str) -> None: ...
+
+    app.schedule("kept", job, cron="* * * * * *", args=["kept"])
+    client = app.broker.client
+    client.hset("taskq:schedules", mapping={"stale": f"default|{app.name}", "other": "default|another.app"})
+    client.hset("taskq:{default}:schedule:stale", mapping={"spec": "* * * * *|UTC", "last": 1})
+    taskq.Beat(app).step(ms("2026-05-01T12:00:00+00:00"))
+    assert client.exists("taskq:schedules", "taskq:{default}:schedule:stale") == 0
+    assert app.broker.index_schedules(app.name, {}) == {"kept": ("default", app.name),
+                                                        "other": ("default", "another.app")}
+
+
 def test_beats_leave_the_schedules_of_other_apps_and_namespaces_alone(url: str) -> None:
     """Two apps in one namespace, and a third in another: each beat removes only its own app's
     stale schedules, and each namespace has its own leader."""

@@ -88,3 +88,14 @@ def test_foreign_producers_of_the_first_release_keep_working(redis_url: str) -> 
     drain(app)
     assert app.job("old-1").result(timeout=5) == 3 and app.job("new-1").result(timeout=5) == 7
     client.close()
+
+
+def test_the_first_releases_queue_registry_is_still_read(redis_url: str) -> None:
+    """Foreign producers were told to SADD taskq:queues; today's registry key has a hash tag."""
+    client = redis.Redis.from_url(redis_url)
+    client.sadd("taskq:queues", "from-a-go-producer")
+    app = taskq.TaskQ(redis_url)
+    app.broker.register_queues(["default"])
+    assert app.broker.queues() == ["default", "from-a-go-producer"]
+    assert client.smembers("taskq:{taskq:global}:queues") == {b"default"}
+    client.close()
