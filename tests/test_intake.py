@@ -135,3 +135,19 @@ def test_an_empty_queue_makes_the_step_idle(broker: Broker) -> None:
     broker.enqueue("q", "later", b"x", delay_ms=60_000)
     step = intake(broker, Clock()).step()
     assert step.idle and step.run == [] and step.next_due is not None and 59 < step.next_due <= 60
+
+
+def test_queues_are_served_in_turn_and_a_woken_queue_first(broker: Broker) -> None:
+    for q in ("a", "b", "c"):
+        for i in range(3):
+            broker.enqueue(q, f"{q}{i}", b"body")
+    taker = Intake(broker, ["a", "b", "c"], "w", concurrency=1, prefetch=0, lease=LEASE, clock=Clock())
+    order = []
+    for _ in range(6):
+        [d] = taker.step().run
+        order.append(d.queue)
+        taker.ended(d)
+    assert order == ["a", "b", "c", "a", "b", "c"]  # none has precedence: each gets its share
+    taker.woken = ["c"]
+    [d] = taker.step().run
+    assert d.queue == "c"  # the queue whose wake-up token came is fetched first
