@@ -141,11 +141,15 @@ def test_a_burst_reaches_every_idle_worker(app: taskq.TaskQ, workers: Workers, l
 def test_recovered_jobs_reach_every_idle_worker(
     app: taskq.TaskQ, workers: Workers, ledger: Ledger, broker: redis.Redis,
 ) -> None:
-    first = workers.start("--prefetch", "0", lease=1.0, concurrency=4)
+    # leases of 6 s: the four idle workers are up and blocked in Redis before they lapse
+    first = workers.start("--prefetch", "0", lease=6.0, concurrency=4)
     jobs = [faultapp.work.delay(f"c{i}", 1.0) for i in range(4)]
     wait_for(lambda: len(ledger.starts()) == 4, "the first worker to start all four")
     first.kill(broker, ledger.client)
-    idle = [workers.start("--prefetch", "0", lease=1.0, concurrency=1) for _ in range(4)]
+    idle = [workers.start("--prefetch", "0", lease=1.0, concurrency=1, wait=False) for _ in range(4)]
+    for w in idle:
+        w.wait_started()
+    assert broker.zcard("taskq:{default}:leases") == 4, "the idle workers started after the leases lapsed"
     wait_for(lambda: all(j.status() == "succeeded" for j in jobs), "the recovered jobs to run")
     rerun_by = {e["pid"] for e in ledger.starts() if e["pid"] != first.pid}
     assert rerun_by == {w.pid for w in idle}, rerun_by  # one each: all four woke for the recovery
