@@ -124,6 +124,8 @@ class TaskQ:
         self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
         retries: int = ..., backoff: Backoff | None = None, timeout: float | None = None,
         priority: int = 0, cron: str | None = None, tz: str = "UTC", catchup: Catchup = "latest",
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
     ) -> TaskDecorator: ...
 
     def task(
@@ -131,6 +133,8 @@ class TaskQ:
         queue: str = "default", retries: int | None = None, backoff: Backoff | None = None,
         timeout: float | None = None, priority: int = 0, cron: str | None = None,
         tz: str = "UTC", catchup: Catchup = "latest",
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
     ) -> Any:
         """Register a function as a task, bare (`@app.task`) or with options.
 
@@ -141,6 +145,8 @@ class TaskQ:
             backoff: delay between retries (default Backoff()).
             timeout: seconds a run may take (see docs on how it is enforced).
             priority: 0-9, higher runs first within a queue.
+            retry_on: retry only failures of these exception types (others are dead-lettered
+                at once, reason `not_retried`); dont_retry_on: never retry these.
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz and catchup: see schedule().
         """
@@ -149,6 +155,7 @@ class TaskQ:
         options = TaskOptions(
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
+            retry_on=_types(retry_on), dont_retry_on=_types(dont_retry_on) or (),
         )
 
         def register(func: Callable[..., Any]) -> Any:
@@ -291,6 +298,11 @@ class TaskQ:
     def queues(self) -> list[str]:
         """Queues of the registered tasks, sorted."""
         return sorted({t.opts.queue for t in self.tasks.values()})
+
+
+def _types(value: Any) -> Any:
+    """An exception class given alone, as a one-class tuple (anything else as it is, to check)."""
+    return (value,) if isinstance(value, type) else value
 
 
 def new_job_id() -> str:

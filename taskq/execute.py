@@ -53,6 +53,8 @@ def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, durat
     summary = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, Reject):
         return Dead(f"rejected: {exc.reason}", error, duration)
+    if not isinstance(exc, Retry) and not task.opts.retries_on(exc):
+        return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration)
     if message.attempt >= message.max_attempts:
         return Dead(f"retries_exhausted: {summary} (attempt {message.attempt} of {message.max_attempts})",
                     error, duration)

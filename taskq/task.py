@@ -30,6 +30,10 @@ class TaskOptions:
     #: seconds a run may take, or None
     timeout: float | None = None
     priority: int = 0
+    #: retry only failures of these types (None: any); taskq.Retry always retries
+    retry_on: tuple[type[BaseException], ...] | None = None
+    #: never retry failures of these types: dead-lettered at once
+    dont_retry_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -40,6 +44,17 @@ class TaskOptions:
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds or None, got {self.timeout!r}")
         check_priority(self.priority)
+        for name in ("retry_on", "dont_retry_on"):
+            types = getattr(self, name)
+            if types is not None and (not isinstance(types, tuple) or not all(
+                    isinstance(t, type) and issubclass(t, BaseException) for t in types)):
+                raise ConfigError(f"{name} must be a tuple of exception classes, got {types!r}")
+
+    def retries_on(self, exc: BaseException) -> bool:
+        """Whether a failure of this type may be retried (attempts left permitting)."""
+        if isinstance(exc, self.dont_retry_on):
+            return False
+        return self.retry_on is None or isinstance(exc, self.retry_on)
 
 
 def check_queue(queue: object) -> None:

@@ -1,0 +1,65 @@
+"""Exception filters on a task: retry_on / dont_retry_on (a failure not to retry is dead at once)."""
+
+from __future__ import annotations
+
+import pytest
+
+import taskq
+from taskq.testing import drain
+
+QUICK = taskq.Backoff(base=0.01, jitter=False)
+
+
+def test_retry_on_retries_only_the_listed_failures(app: taskq.TaskQ) -> None:
+    runs: dict[str, int] = {}
+
+    @app.task(retries=3, backoff=QUICK, retry_on=(OSError,))
+    def call(kind: str) -> str:
+        runs[kind] = runs.get(kind, 0) + 1
+        if runs[kind] == 1:
+            raise (OSError if kind == "io" else ValueError)(f"{kind} failed")
+        return kind
+
+    io, bad = call.delay("io"), call.delay("value")
+    drain(app)
+    assert io.result(timeout=5) == "io" and runs["io"] == 2
+    assert bad.status() == "dead" and runs["value"] == 1
+    record = app.broker.job("default", bad.id)
+    assert record is not None and record.reason is not None
+    assert record.reason.startswith("not_retried: ValueError: value failed")
+
+
+def test_dont_retry_on_dead_letters_at_once_and_retries_the_rest(app: taskq.TaskQ) -> None:
+    runs: list[str] = []
+
+    @app.task(retries=2, backoff=QUICK, dont_retry_on=KeyError)
+    def call(kind: str) -> None:
+        runs.append(kind)
+        raise KeyError(kind) if kind == "key" else RuntimeError(kind)
+
+    key, other = call.delay("key"), call.delay("other")
+    drain(app)
+    assert key.status() == "dead" and other.status() == "dead"
+    assert runs.count("key") == 1 and runs.count("other") == 3  # 1 + 2 retries
+    assert (app.broker.job("default", other.id).reason or "").startswith("retries_exhausted")  # type: ignore[union-attr]
+
+
+def test_taskq_retry_is_always_a_retry(app: taskq.TaskQ) -> None:
+    runs: list[int] = []
+
+    @app.task(retries=1, backoff=QUICK, retry_on=(OSError,), dont_retry_on=(Exception,))
+    def call() -> str:
+        runs.append(1)
+        if len(runs) == 1:
+            raise taskq.Retry(delay=0.01)
+        return "done"
+
+    job = call.delay()
+    drain(app)
+    assert job.result(timeout=5) == "done" and len(runs) == 2
+
+
+@pytest.mark.parametrize("bad", [{"retry_on": "OSError"}, {"dont_retry_on": (ValueError, 3)}, {"retry_on": (int,)}])
+def test_filters_must_be_exception_classes(app: taskq.TaskQ, bad: dict[str, object]) -> None:
+    with pytest.raises(taskq.ConfigError, match="must be a tuple of exception classes"):
+        app.task(**bad)(lambda: None)  # type: ignore[call-overload]
