@@ -216,23 +216,24 @@ class TaskQ:
     def submit(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+        opts: TaskOptions | None = None,
     ) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
         task.check_args(args, kwargs)
         new_id = new_job_id()
         body = task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
-                            key=key, limit=self.max_message_bytes)  # raises before any I/O
+                            key=key, limit=self.max_message_bytes, opts=opts)  # raises before any I/O
         self._register_queue(queue)
         job_id = self.broker.enqueue(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key)
         return Job(self.broker, queue, job_id)
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
     ) -> list[Job[Any]]:
         """Validate and pack every call, then store them in batches (used by map/starmap).
         Raises before writing anything if any call is bad."""
-        return self._store_many(queue, self._pack_calls(task, calls, queue, priority), delay, at)
+        return self._store_many(queue, self._pack_calls(task, calls, queue, priority, opts), delay, at)
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
@@ -253,7 +254,7 @@ class TaskQ:
         return [done[key][index] for key, index in order]
 
     def _pack_calls(self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
-                    queue: str, priority: int) -> list[tuple[str, bytes, int]]:
+                    queue: str, priority: int, opts: TaskOptions | None = None) -> list[tuple[str, bytes, int]]:
         now = time.time()
         jobs: list[tuple[str, bytes, int]] = []
         limit, message, check = self.max_message_bytes, task.message, task.check_args
@@ -262,7 +263,7 @@ class TaskQ:
             check(args, kwargs)
             new_id = next(ids)
             jobs.append((new_id, message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=now,
-                                         limit=limit), priority))
+                                         limit=limit, opts=opts), priority))
         return jobs
 
     def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from taskq.backoff import Backoff
 from taskq.context import running
 from taskq.errors import Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
@@ -61,7 +62,8 @@ def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, durat
     if isinstance(exc, Retry) and exc.delay is not None:
         delay = max(0.0, exc.delay)
     else:
-        delay = task.opts.backoff.delay(message.attempt, rng)
+        backoff = task.opts.backoff if message.backoff is None else Backoff(*message.backoff)
+        delay = backoff.delay(message.attempt, rng)
     return RetryLater(delay, error, summary, duration)
 
 

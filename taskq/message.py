@@ -36,6 +36,8 @@ class Message:
     timeout: float | None = None
     #: deduplication key, or None
     key: str | None = None
+    #: this call's retry backoff (base, factor, max, jitter), or None for the task's
+    backoff: tuple[float, float, float, bool] | None = None
 
     def packed(self, *, attempt: int, limit: int = MAX_MESSAGE_BYTES) -> bytes:
         """The same call as wire bytes, at another attempt (a retry: attempt + 1; a replay: 1).
@@ -43,13 +45,13 @@ class Message:
         m = self
         return encode(id=m.id, task=m.task, queue=m.queue, args=m.args, kwargs=m.kwargs, attempt=attempt,
                       max_attempts=m.max_attempts, enqueued_at=m.enqueued_at, priority=m.priority,
-                      timeout=m.timeout, key=m.key, limit=limit)
+                      timeout=m.timeout, key=m.key, backoff=m.backoff, limit=limit)
 
 
 def encode(
     *, id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
     max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
-    limit: int = MAX_MESSAGE_BYTES,
+    backoff: tuple[float, float, float, bool] | None = None, limit: int = MAX_MESSAGE_BYTES,
 ) -> bytes:
     """The wire bytes of a call, without building a Message first (the enqueue hot path);
     raise SerializationError or MessageTooLarge on bad input. New calls are encoded by
@@ -62,6 +64,8 @@ def encode(
         out["timeout"] = timeout
     if key is not None:
         out["key"] = key
+    if backoff is not None:
+        out["backoff"] = list(backoff)
     try:
         data: bytes = msgpack.packb(out, use_bin_type=True, strict_types=False)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -132,6 +136,12 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         raise MessageInvalid("bad_field", f"field 'key' must be a string, got {type(key).__name__}")
     if raw["attempt"] < 1 or raw["max_attempts"] < 1:
         raise MessageInvalid("bad_field", "fields 'attempt' and 'max_attempts' must be >= 1")
+    backoff = raw.get("backoff")
+    if backoff is not None:
+        if not (isinstance(backoff, list) and len(backoff) == 4 and isinstance(backoff[3], bool)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in backoff[:3])):
+            raise MessageInvalid("bad_field", "field 'backoff' must be [base, factor, max, jitter]")
+        backoff = (float(backoff[0]), float(backoff[1]), float(backoff[2]), backoff[3])
     return Message(
         id=raw["id"],
         task=raw["task"],
@@ -144,6 +154,7 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         priority=priority,
         timeout=timeout,
         key=key,
+        backoff=backoff,
     )
 
 

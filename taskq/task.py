@@ -20,6 +20,13 @@ R = TypeVar("R")
 DEFAULT_RETRIES = 3
 
 
+class _Unset:
+    """The type of UNSET: an option not given (for options where None means something)."""
+
+
+UNSET = _Unset()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskOptions:
     """Options fixed at decoration; validated once, at import time."""
@@ -74,13 +81,14 @@ class Producer(Protocol):
     def submit(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+        opts: TaskOptions | None = None,
     ) -> Job[Any]:
         """Validate, pack and enqueue one call."""
         ...
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
     ) -> list[Job[Any]]:
         """Validate, pack and enqueue many calls in batches."""
         ...
@@ -97,19 +105,22 @@ class TaskBase(Generic[P, R]):
         self.producer = producer
         self._signature = inspect.signature(fn)
         self._positional = _positional_range(self._signature)
-        self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None)
+        self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None, options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
 
     def message(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, queue: str, priority: int,
-                enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES) -> bytes:
-        """The wire bytes of one call of this task: the one place a call becomes a message.
-        Raises SerializationError or MessageTooLarge before anything is written."""
-        opts = self.opts
+                enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES,
+                opts: TaskOptions | None = None) -> bytes:
+        """The wire bytes of one call of this task (with per-call `opts`, else the task's): the
+        one place a call becomes a message. Raises SerializationError or MessageTooLarge first."""
+        o = opts or self.opts
+        b = o.backoff
+        backoff = None if b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
         return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
-                      max_attempts=opts.retries + 1, enqueued_at=enqueued_at, priority=priority,
-                      timeout=opts.timeout, key=key, limit=limit)
+                      max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
+                      timeout=o.timeout, key=key, backoff=backoff, limit=limit)
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
@@ -137,9 +148,11 @@ class TaskBase(Generic[P, R]):
     def options(
         self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
         queue: str | None = None, priority: int | None = None, key: str | None = None,
+        retries: int | None = None, timeout: float | _Unset | None = UNSET, backoff: Backoff | None = None,
     ) -> TaskCall[P, R]:
         """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
-        priority (0-9, higher first), key (deduplicates while a job with it is live)."""
+        priority (0-9, higher first), key (deduplicates while a job with it is live), and the
+        task's retries, timeout (None: no limit) and backoff for this call only."""
         seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
@@ -153,9 +166,14 @@ class TaskBase(Generic[P, R]):
             check_priority(priority)
         if key is not None and (not isinstance(key, str) or not key):
             raise ConfigError(f"key must be a non-empty string, got {key!r}")
+        opts = self.opts
+        if retries is not None or not isinstance(timeout, _Unset) or backoff is not None:
+            opts = dataclasses.replace(  # validated as at decoration
+                opts, retries=opts.retries if retries is None else retries,
+                timeout=opts.timeout if isinstance(timeout, _Unset) else timeout, backoff=backoff or opts.backoff)
         return TaskCall(
             self, queue or self.opts.queue,
-            self.opts.priority if priority is None else priority, float(seconds), at, key,
+            self.opts.priority if priority is None else priority, float(seconds), at, key, opts,
         )
 
 
@@ -199,12 +217,14 @@ class TaskCall(Generic[P, R]):
     delay_seconds: float
     at: dt.datetime | None
     key: str | None
+    #: the task's options for this call (retries, timeout, backoff may be overridden)
+    opts: TaskOptions
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""
         job = self.task.producer.submit(
             self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, key=self.key,
+            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts,
         )
         return cast(Job[R], job)
 
@@ -220,6 +240,6 @@ class TaskCall(Generic[P, R]):
             raise ConfigError("map/starmap cannot take key=: every job would share it")
         jobs = self.task.producer.submit_many(
             self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at,
+            delay=self.delay_seconds, at=self.at, opts=self.opts,
         )
         return cast(list[Job[R]], jobs)

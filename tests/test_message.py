@@ -14,7 +14,8 @@ from taskq.message import Message, pack, pack_value, unpack, unpack_value
 def sample(**over: object) -> Message:
     fields: dict[str, object] = {"id": "abc", "task": "add", "queue": "default", "args": (1, "x", b"y", [1.5]),
                                  "kwargs": {"k": {"n": None}}, "attempt": 1, "max_attempts": 4,
-                                 "enqueued_at": 12.5, "priority": 3, "timeout": 2.0, "key": "order:1"}
+                                 "enqueued_at": 12.5, "priority": 3, "timeout": 2.0, "key": "order:1",
+                                 "backoff": (0.5, 2.0, 10.0, False)}
     fields.update(over)
     return Message(**fields)  # type: ignore[arg-type]
 
@@ -25,8 +26,8 @@ def test_round_trip_keeps_every_field() -> None:
 
 
 def test_optional_fields_are_left_out_of_the_map() -> None:
-    raw = msgpack.unpackb(pack(sample(timeout=None, key=None)))
-    assert "timeout" not in raw and "key" not in raw
+    raw = msgpack.unpackb(pack(sample(timeout=None, key=None, backoff=None)))
+    assert "timeout" not in raw and "key" not in raw and "backoff" not in raw
     assert raw["v"] == 1 and raw["args"] == [1, "x", b"y", [1.5]]
 
 
@@ -49,6 +50,8 @@ def test_oversized_message_is_refused_at_pack() -> None:
                     "max_attempts": 1}), "bad_field"),
     (msgpack.packb({"v": 1, "id": "a", "task": "t", "queue": "q", "args": [], "kwargs": {},
                     "attempt": True, "max_attempts": 1}), "bad_field"),
+    (msgpack.packb({"v": 1, "id": "a", "task": "t", "queue": "q", "args": [], "kwargs": {},
+                    "attempt": 1, "max_attempts": 1, "backoff": [1, 2, "x", True]}), "bad_field"),
 ])
 def test_invalid_bytes_name_their_reason(data: bytes, reason: str) -> None:
     with pytest.raises(MessageInvalid) as info:

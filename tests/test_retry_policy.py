@@ -63,3 +63,34 @@ def test_taskq_retry_is_always_a_retry(app: taskq.TaskQ) -> None:
 def test_filters_must_be_exception_classes(app: taskq.TaskQ, bad: dict[str, object]) -> None:
     with pytest.raises(taskq.ConfigError, match="must be a tuple of exception classes"):
         app.task(**bad)(lambda: None)  # type: ignore[call-overload]
+
+
+def test_per_call_retries_timeout_and_backoff_override_the_tasks(app: taskq.TaskQ) -> None:
+    runs: list[str] = []
+
+    @app.task(retries=5, backoff=taskq.Backoff(base=60))  # the task's own: a minute between tries
+    def flaky(label: str) -> str:
+        runs.append(label)
+        raise RuntimeError(label)
+
+    once = flaky.options(retries=1, backoff=QUICK).delay("once")
+    never = flaky.options(retries=0).delay("never")
+    drain(app, timeout=30)
+    assert runs.count("once") == 2 and runs.count("never") == 1  # quick backoff, fewer retries
+    assert once.status() == "dead" and never.status() == "dead"
+    bulk = flaky.options(retries=0).map(["a", "b"])
+    drain(app, timeout=30)
+    assert [j.status() for j in bulk] == ["dead", "dead"] and runs.count("a") == 1
+
+    @app.task(timeout=0.05, retries=0)
+    async def nap(seconds: float) -> float:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return seconds
+
+    strict, relaxed, unlimited = nap.delay(0.2), nap.options(timeout=5).delay(0.2), nap.options(timeout=None).delay(0.2)
+    drain(app, timeout=30)
+    assert strict.status() == "dead"
+    assert "TimeLimitExceeded" in (app.broker.job("default", strict.id).reason or "")  # type: ignore[union-attr]
+    assert relaxed.result(timeout=5) == 0.2 and unlimited.result(timeout=5) == 0.2
