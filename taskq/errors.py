@@ -114,6 +114,21 @@ class Retry(Exception):
         self.delay = delay
 
 
+class RateLimited(Exception):
+    """Raise inside a task to give its job back for `retry_after` seconds without spending an
+    attempt (an API answered 429): the job runs again then, its attempt count unchanged.
+
+    Args:
+        retry_after: seconds before the job may run again (>= 0).
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        if not isinstance(retry_after, (int, float)) or retry_after < 0:
+            raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
+        super().__init__(f"rate limited (retry after {retry_after}s)")
+        self.retry_after = float(retry_after)
+
+
 class Reject(Exception):
     """Raise inside a task to send the job straight to the dead-letter list."""
 

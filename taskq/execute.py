@@ -12,7 +12,7 @@ from typing import Any
 
 from taskq.backoff import Backoff
 from taskq.context import running
-from taskq.errors import Reject, Retry, SerializationError, TimeLimitExceeded
+from taskq.errors import RateLimited, Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
 from taskq.task import TaskBase
 
@@ -33,6 +33,8 @@ class RetryLater:
     error: str
     summary: str
     duration: float
+    #: False for taskq.RateLimited: the next run keeps this run's attempt number
+    spend: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, durat
     summary = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, Reject):
         return Dead(f"rejected: {exc.reason}", error, duration)
+    if isinstance(exc, RateLimited):  # not the job's fault: no attempt spent
+        return RetryLater(exc.retry_after, error, summary, duration, spend=False)
     if not isinstance(exc, Retry) and not task.opts.retries_on(exc):
         return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration)
     if message.attempt >= message.max_attempts:

@@ -94,3 +94,20 @@ def test_per_call_retries_timeout_and_backoff_override_the_tasks(app: taskq.Task
     assert strict.status() == "dead"
     assert "TimeLimitExceeded" in (app.broker.job("default", strict.id).reason or "")  # type: ignore[union-attr]
     assert relaxed.result(timeout=5) == 0.2 and unlimited.result(timeout=5) == 0.2
+
+
+def test_rate_limited_gives_the_job_back_without_spending_an_attempt(app: taskq.TaskQ) -> None:
+    attempts: list[int] = []
+
+    @app.task(retries=0)  # no retries at all: only RateLimited may bring it back
+    def call_api() -> str:
+        attempts.append(taskq.current_job().attempt)
+        if len(attempts) < 3:
+            raise taskq.RateLimited(retry_after=0.01)  # the API said 429
+        return "ok"
+
+    job = call_api.delay()
+    drain(app, timeout=30)
+    assert job.result(timeout=5) == "ok" and attempts == [1, 1, 1]
+    with pytest.raises(ValueError, match="retry_after"):
+        taskq.RateLimited(-1)
