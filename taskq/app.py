@@ -16,7 +16,7 @@ from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
-from taskq.schedule import MAX_CATCHUP, Catchup, Schedule
+from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
 from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions
 
 P = ParamSpec("P")
@@ -124,6 +124,7 @@ class TaskQ:
         self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
         retries: int = ..., backoff: Backoff | None = None, timeout: float | None = None,
         priority: int = 0, cron: str | None = None, tz: str = "UTC", catchup: Catchup = "latest",
+        overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
     ) -> TaskDecorator: ...
@@ -132,7 +133,7 @@ class TaskQ:
         self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str = "default", retries: int | None = None, backoff: Backoff | None = None,
         timeout: float | None = None, priority: int = 0, cron: str | None = None,
-        tz: str = "UTC", catchup: Catchup = "latest",
+        tz: str = "UTC", catchup: Catchup = "latest", overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
     ) -> Any:
@@ -148,10 +149,10 @@ class TaskQ:
             retry_on: retry only failures of these exception types (others are dead-lettered
                 at once, reason `not_retried`); dont_retry_on: never retry these.
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
-                the schedule is named like the task. tz and catchup: see schedule().
+                the schedule is named like the task. tz, catchup and overlap: see schedule().
         """
-        if cron is None and (tz != "UTC" or catchup != "latest"):
-            raise ConfigError("tz= and catchup= need cron=")
+        if cron is None and (tz != "UTC" or catchup != "latest" or overlap != "queue"):
+            raise ConfigError("tz=, catchup= and overlap= need cron=")
         options = TaskOptions(
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
@@ -169,7 +170,7 @@ class TaskQ:
             self.tasks[task_name] = task
             if cron is not None:
                 try:
-                    self.schedule(task_name, task, cron=cron, tz=tz, catchup=catchup)
+                    self.schedule(task_name, task, cron=cron, tz=tz, catchup=catchup, overlap=overlap)
                 except ConfigError:
                     del self.tasks[task_name]  # nothing half-registered
                     raise
@@ -180,7 +181,7 @@ class TaskQ:
     def schedule(
         self, name: str, task: TaskBase[Any, Any], *, cron: str, args: tuple[Any, ...] | list[Any] = (),
         kwargs: dict[str, Any] | None = None, tz: str = "UTC", catchup: Catchup = "latest",
-        max_catchup: int = MAX_CATCHUP,
+        max_catchup: int = MAX_CATCHUP, overlap: Overlap = "queue",
     ) -> Schedule:
         """Fire `task(*args, **kwargs)` on a cron schedule, under `taskq beat`.
 
@@ -191,6 +192,8 @@ class TaskQ:
                 for the DST rule.
             catchup: after downtime, "latest" fires the most recent missed tick once,
                 "all" the missed ticks (at most max_catchup, the most recent), "none" none.
+            overlap: "queue" (default) enqueues every tick; "skip" records a tick whose previous
+                run is still queued or running as skipped, with no job.
         Raises ConfigError, naming the schedule, for a bad expression, zone or argument.
         """
         if not isinstance(name, str) or name in self.schedules:
@@ -200,7 +203,7 @@ class TaskQ:
             raise ConfigError(f"schedule {name!r}: {task!r} is not a task of this app")
         spec = CronSpec(cron, tz, name=name)
         entry = Schedule(name, task, spec, tuple(args), dict(kwargs or {}), catchup, max_catchup,
-                         self.max_message_bytes)
+                         self.max_message_bytes, overlap)
         self.schedules[name] = entry
         return entry
 

@@ -52,6 +52,8 @@ class Beat:
         self.id = beat_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.leading = False
         self.fired = 0
+        #: ticks this beat recorded as skipped (overlap="skip")
+        self.skipped = 0
         self._stop = threading.Event()
         #: newest claimed tick per schedule, as far as this beat knows (Redis has the truth)
         self._last: dict[str, int] = {}
@@ -177,7 +179,8 @@ class Beat:
 
     def _claim(self, items: list[tuple[Schedule, int, ClaimMode]], now: int) -> None:
         claims = [Claim(s.queue, s.name, mode, tick, s.cron.fingerprint, self.id, s.job_id(tick),
-                        s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority)
+                        s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority,
+                        s.overlap == "skip")
                   for s, tick, mode in items]
         for (s, tick, mode), done in zip(items, self.broker.fire_many(claims), strict=True):
             if done is ClaimResult.CLAIMED:
@@ -186,6 +189,11 @@ class Beat:
                     self.fired += 1
                     log.info("cron fired", schedule=s.name, task=s.task.name, queue=s.queue,
                              job_id=s.job_id(tick), tick=tick, lateness_ms=now - tick)
+            elif done is ClaimResult.SKIPPED_OVERLAP:
+                self._last[s.name] = tick
+                self.skipped += 1
+                log.info("cron skipped", schedule=s.name, task=s.task.name, queue=s.queue, tick=tick,
+                         why="overlap: the previous run is still queued or running")
             elif done is ClaimResult.ALREADY_CLAIMED:  # another beat claimed it (or a later tick): take its view
                 state = self.broker.schedule_state(s.queue, s.name)
                 self._last[s.name] = max(tick, state.last if state else tick)

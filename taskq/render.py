@@ -56,10 +56,12 @@ def status(data: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append(f"beat leader: {beat['leader']} (lease {beat['lease_left_s']:.1f}s left)" if beat["leader"]
                      else "beat leader: none (no `taskq beat` is running)")
-        lines.append(f"{'schedule':<20} {'cron':<16} {'tz':<16} {'catchup':<8} {'last fired':<24} {'next fire':<24}")
+        lines.append(f"{'schedule':<20} {'cron':<16} {'tz':<16} {'catchup':<8} {'last fired':<24} {'next fire':<24}"
+                     " last skipped (overlap)")
         for s in data["schedules"]:
+            skipped = s["last_skipped"] or ("never" if s["overlap"] == "skip" else "-")
             lines.append(f"{s['name']:<20} {s['cron']:<16} {s['tz']:<16} {s['catchup']:<8} "
-                         f"{s['last_fired'] or 'never':<24} {s['next_fire']:<24}")
+                         f"{s['last_fired'] or 'never':<24} {s['next_fire']:<24} {skipped}")
     return lines
 
 

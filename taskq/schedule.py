@@ -12,6 +12,8 @@ from taskq.task import TaskBase
 Catchup = Literal["latest", "all", "none"]
 #: what beat does with ticks missed while no beat was leading
 CATCHUP: tuple[Catchup, ...] = ("latest", "all", "none")
+Overlap = Literal["queue", "skip"]
+OVERLAP: tuple[Overlap, ...] = ("queue", "skip")
 #: default bound on the missed ticks that catchup="all" fires
 MAX_CATCHUP = 100
 
@@ -32,6 +34,8 @@ class Schedule:
     catchup: Catchup = "latest"
     max_catchup: int = MAX_CATCHUP
     max_message_bytes: int = 512 * 1024
+    #: "queue": every tick enqueues a job; "skip": not while the previous one is queued or running
+    overlap: Overlap = "queue"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c.isspace() or c in "{}" for c in self.name):
@@ -39,6 +43,9 @@ class Schedule:
         if self.catchup not in CATCHUP:
             raise ConfigError(f"schedule {self.name!r}: catchup must be one of {', '.join(CATCHUP)}, "
                               f"got {self.catchup!r}")
+        if self.overlap not in OVERLAP:
+            raise ConfigError(f"schedule {self.name!r}: overlap must be one of {', '.join(OVERLAP)}, "
+                              f"got {self.overlap!r}")
         if not isinstance(self.max_catchup, int) or isinstance(self.max_catchup, bool) or self.max_catchup < 1:
             raise ConfigError(f"schedule {self.name!r}: max_catchup must be an int >= 1, got {self.max_catchup!r}")
         try:  # the arguments must fit the task and travel as msgpack, now rather than at 3 a.m.

@@ -32,6 +32,8 @@ class ScheduleSource(Protocol):
     def cron(self) -> CronSpec: ...
     @property
     def catchup(self) -> str: ...
+    @property
+    def overlap(self) -> str: ...
 
 
 class Source(Protocol):
@@ -211,7 +213,9 @@ def snapshot(app: Source) -> dict[str, Any]:
         state = broker.schedule_state(s.queue, name)
         schedules.append({
             "name": name, "task": s.task.name, "queue": s.queue, "cron": s.cron.expr, "tz": s.cron.tz,
-            "catchup": s.catchup, "last_fired": stamp(state.fired_tick if state else None, seconds=True),
+            "catchup": s.catchup, "overlap": s.overlap,
+            "last_fired": stamp(state.fired_tick if state else None, seconds=True),
+            "last_skipped": stamp(state.skipped_tick if state else None, seconds=True),
             "next_fire": stamp(s.cron.next_after(max(now, state.last if state else now)), seconds=True),
         })
     depths = {}

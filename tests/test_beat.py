@@ -213,6 +213,34 @@ def test_beats_leave_the_schedules_of_other_apps_and_namespaces_alone(url: str) 
     assert blog.broker.schedule_state("default", "publish") is not None
 
 
+def test_overlap_skip_records_a_tick_whose_previous_run_has_not_ended(url: str) -> None:
+    from taskq.testing import drain
+    from taskq.views import snapshot
+
+    app = new_app(url)
+
+    @app.task(cron="* * * * * *", overlap="skip")
+    def report() -> None: ...
+
+    @app.task(cron="* * * * * *")
+    def every() -> None: ...
+
+    t0 = ms("2026-05-01T12:00:00+00:00")
+    beat = taskq.Beat(app)
+    for offset in (0, 1000, 2000):  # t0+1s fires; at t0+2s its job is still queued: skipped
+        beat.step(t0 + offset)
+    assert fired(app, "report") == [t0 + 1000] and beat.skipped == 1
+    state = app.broker.schedule_state("default", "report")
+    assert state is not None and state.skipped_tick == t0 + 2000 and state.fired_tick == t0 + 1000
+    assert [s["last_skipped"] is not None for s in snapshot(app)["schedules"]] == [False, True]  # every, report
+    drain(app)  # the run ends
+    beat.step(t0 + 3000)
+    assert fired(app, "report") == [t0 + 1000, t0 + 3000]
+    assert fired(app, "every") == [t0 + 1000, t0 + 2000, t0 + 3000]  # the default queues every tick
+    with pytest.raises(taskq.ConfigError, match="overlap must be one of"):
+        app.schedule("bad", every, cron="* * * * *", overlap="sometimes")  # type: ignore[arg-type]
+
+
 def test_beat_promotes_due_jobs_of_every_queue(url: str) -> None:
     app = new_app(url)
 
@@ -291,8 +319,8 @@ def test_status_shows_schedules_and_the_leader(redis_url: str, tmp_path: Path, m
     data = json.loads(result.output)
     assert data["beat"]["leader"] == "beat-A" and 0 < data["beat"]["lease_left_s"] <= 30
     assert data["schedules"] == [{"name": "cleanup", "task": "cleanup", "queue": "default", "cron": "*/5 * * * *",
-                                  "tz": "Europe/Berlin", "catchup": "latest", "last_fired": stamp,
-                                  "next_fire": upcoming}]
+                                  "tz": "Europe/Berlin", "catchup": "latest", "overlap": "queue",
+                                  "last_fired": stamp, "last_skipped": None, "next_fire": upcoming}]
 
 
 def test_beat_command_input_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -180,18 +180,20 @@ class Admin:
     def schedule_state(self, queue: str, name: str) -> ScheduleState | None:
         with self.conn.errors():
             raw = self.conn.client.hmget(self.qk(queue).schedule(name), "spec", "last", "fired_ms", "job", "by",
-                                         "fired_tick")
+                                         "fired_tick", "skipped_tick")
         last = integer(raw[1])
         if raw[0] is None or last is None:
             return None
-        return ScheduleState(text(raw[0]) or "", last, integer(raw[2]), text(raw[3]), text(raw[4]), integer(raw[5]))
+        return ScheduleState(text(raw[0]) or "", last, integer(raw[2]), text(raw[3]), text(raw[4]), integer(raw[5]),
+                             integer(raw[6]))
 
     def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
         calls = []
         for c in claims:
             k = self.qk(c.queue)
             calls.append(("fire", [k.base, k.schedule(c.name), k.job(c.job_id)],
-                          [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority]))
+                          [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority,
+                           "skip" if c.skip_overlap else "queue"]))
         return [ClaimResult(int(r)) for r in self.conn.run_many(calls)]
 
     def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:

@@ -63,6 +63,7 @@ class ClaimResult(enum.IntEnum):
     SPEC_DIFFERS = -1  #: the stored schedule has another expression; re-read it
     ALREADY_CLAIMED = 0
     CLAIMED = 1
+    SKIPPED_OVERLAP = 2  #: overlap="skip": the previous run had not ended, no job for this tick
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job fetched
@@ -222,6 +223,8 @@ class ScheduleState:
     by: str | None = None
     #: the newest tick fired (not skipped), unix ms
     fired_tick: int | None = None
+    #: the newest tick skipped because the previous run had not ended (overlap="skip"), unix ms
+    skipped_tick: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -237,6 +240,8 @@ class Claim:
     job_id: str = ""
     body: bytes = b""
     priority: int = 0
+    #: skip the tick if the schedule's previous job has not ended (overlap="skip")
+    skip_overlap: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

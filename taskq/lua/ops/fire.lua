@@ -4,11 +4,13 @@
 -- KEYS[2] <ns>:{q}:schedule:<name>   hash  spec, last (ms: the newest tick claimed), fired_ms,
 --                                          fired_tick (the newest tick fired), job, by
 -- KEYS[3] <ns>:{q}:job:<id>          hash  the job record (created here when firing)
--- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority
---   mode 'fire':  if tick > last, enqueue the job and set last = tick
+-- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority, overlap ('skip' or absent)
+--   mode 'fire':  if tick > last, enqueue the job and set last = tick; with overlap 'skip' and the
+--                 previous fired job not ended yet, set last = skipped_tick = tick without a job
 --   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
 --   mode 'reset': if spec differs, start the schedule afresh at last = tick (new or changed cron)
--- Returns 1 done, 0 tick already claimed (or spec already reset), -1 spec differs (caller re-reads).
+-- Returns 1 done, 2 skipped (overlap), 0 tick already claimed (or spec already reset),
+-- -1 spec differs (caller re-reads).
 -- The claim compares ticks, so a beat that lost its lease while firing cannot fire a tick twice.
 -- @include lib/now
 -- @include lib/ready
@@ -26,6 +28,14 @@ if mode == 'reset' then
 end
 if state[1] ~= ARGV[3] then return -1 end
 if tick <= (tonumber(state[2]) or -1) then return 0 end
+if mode == 'fire' and ARGV[8] == 'skip' then
+  local prev = redis.call('HGET', sk, 'job')
+  local st = prev and prev ~= ARGV[5] and redis.call('HGET', base .. ':job:' .. prev, 'status')
+  if st and st ~= 'succeeded' and st ~= 'dead' and st ~= 'cancelled' then  -- still queued or running
+    redis.call('HSET', sk, 'last', tick, 'skipped_tick', tick, 'skipped_ms', now, 'by', ARGV[4])
+    return 2
+  end
+end
 if mode == 'fire' then
   local id = ARGV[5]
   if redis.call('EXISTS', jk) == 0 then
