@@ -17,6 +17,7 @@ from taskq.errors import (
     JobNotFound,
     MessageInvalid,
     MessageTooLarge,
+    QueueFull,
     RateLimited,
     Reject,
     ResultTimeout,
@@ -38,7 +39,7 @@ __version__ = VERSION
 __all__ = [
     "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory", "BrokerUnavailable",
     "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext", "JobEvent", "JobNotFound",
-    "MessageInvalid", "MessageTooLarge", "RateLimited", "Reject", "ResultTimeout", "Retry", "Schedule",
+    "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry", "Schedule",
     "SerializationError", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError",
     "TimeLimitExceeded", "Worker", "__version__", "current_job",
 ]

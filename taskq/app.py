@@ -14,10 +14,11 @@ from taskq.broker import Broker, Policy, open_broker, redact
 from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
+from taskq.flow import OnFull, QueuePolicy, with_room
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
-from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions
+from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions, check_queue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,6 +87,8 @@ class TaskQ:
         self.tasks: dict[str, TaskBase[Any, Any]] = {}
         #: cron schedules fired by `taskq beat`, by name
         self.schedules: dict[str, Schedule] = {}
+        #: per-queue flow control declared with queue(), by queue name
+        self.queue_policies: dict[str, QueuePolicy] = {}
         self._broker: Broker | None = None
         self._known_queues: set[str] = set()
 
@@ -114,6 +117,21 @@ class TaskQ:
         self._known_queues = set()
 
     # -- registration -----------------------------------------------------
+
+    def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
+              block_timeout: float = 30.0) -> QueuePolicy:
+        """Declare a queue's flow control, enforced in Redis for every producer of this app.
+
+        Args:
+            max_ready: most ready jobs the queue may hold; an enqueue past it is refused with
+                taskq.QueueFull and writes nothing (a bulk enqueue: all or nothing).
+            on_full: "raise" at once, or "block": wait (no polling) up to block_timeout seconds
+                for a worker to take jobs off the queue, then raise.
+        """
+        check_queue(name)
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout)
+        self.queue_policies[name] = policy
+        return policy
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
@@ -227,8 +245,10 @@ class TaskQ:
         body = task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
                             key=key, limit=self.max_message_bytes, opts=opts)  # raises before any I/O
         self._register_queue(queue)
-        job_id = self.broker.enqueue(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key)
-        return Job(self.broker, queue, job_id)
+        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
+        job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
+            queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit))
+        return Job(broker, queue, job_id)
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
@@ -272,8 +292,9 @@ class TaskQ:
     def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
                     at: dt.datetime | None) -> list[Job[Any]]:
         self._register_queue(queue)
-        self.broker.enqueue_many(queue, jobs, delay_ms=int(delay * 1000), at_ms=_at_ms(at))
-        broker = self.broker
+        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
+        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
+            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit))
         return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
 
     def _register_queue(self, queue: str) -> None:

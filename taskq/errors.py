@@ -54,6 +54,10 @@ class EnqueueError(TaskqError):
     """A call could not be turned into a message; nothing was enqueued."""
 
 
+class QueueFull(EnqueueError):
+    """The queue holds its `max_ready` ready jobs (app.queue(max_ready=)); nothing was enqueued."""
+
+
 class SerializationError(EnqueueError):
     """An argument cannot be encoded with msgpack."""
 

@@ -38,6 +38,8 @@ def status(data: dict[str, Any]) -> list[str]:
     for q, d in data["queues"].items():
         lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['reserved']:>9} {d['running']:>8} "
                      f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}")
+    if data.get("limits"):
+        lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items())]
     if data["running"]:
         lines += ["", f"{'running job':<34} {'queue':<12} {'task':<20} {'try':>3} {'for':>8}  progress"]
         for r in data["running"]:

@@ -36,6 +36,12 @@ class ScheduleSource(Protocol):
     def overlap(self) -> str: ...
 
 
+class PolicySource(Protocol):
+    """What the read model shows of a queue's flow control (taskq.flow.QueuePolicy is one)."""
+
+    def describe(self) -> str: ...
+
+
 class Source(Protocol):
     """What the read model reads of an app (taskq.TaskQ is one); the views sit below the app
     and know it only by this."""
@@ -46,6 +52,8 @@ class Source(Protocol):
     def broker(self) -> Broker: ...
     @property
     def schedules(self) -> Mapping[str, ScheduleSource]: ...
+    @property
+    def queue_policies(self) -> Mapping[str, PolicySource]: ...
     def known_queues(self) -> list[str]: ...
 
 
@@ -241,4 +249,5 @@ def snapshot(app: Source) -> dict[str, Any]:
         "beat": {"leader": leader.beat_id if leader else None,
                  "lease_left_s": round(leader.lease_left_ms / 1000, 3) if leader else None},
         "schedules": schedules,
+        "limits": {q: p.describe() for q, p in sorted(app.queue_policies.items())},
     }

@@ -260,12 +260,17 @@ class Policy:
 
 class Producer(Protocol):
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None) -> str:
-        """Store a job; return its id, or the id of the live job already holding `key`."""
+                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0) -> str:
+        """Store a job; return its id, or the id of the live job already holding `key`. With
+        max_ready, raise QueueFull (nothing written) if the queue already holds that many ready."""
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0) -> int:
-        """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch."""
+                     at_ms: int = 0, max_ready: int = 0) -> int:
+        """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch
+        (with max_ready: one batch, refused whole with QueueFull if it would pass the limit)."""
+
+    def wait_room(self, queue: str, timeout: float) -> bool:
+        """Block until a fetch makes room in a queue that refused a job for max_ready."""
 
     def register_queues(self, queues: Sequence[str]) -> None:
         """Remember queue names, for the operator views."""

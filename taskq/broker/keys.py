@@ -76,6 +76,16 @@ class QueueKeys:
         """List holding one token once the job ends, for result() to block on."""
         return f"{self.base}:done:{job_id}"
 
+    @property
+    def full(self) -> str:
+        """String, expiring: set when a producer was refused for max_ready (a fetch then makes room)."""
+        return f"{self.base}:full"
+
+    @property
+    def room(self) -> str:
+        """List: one token per job a fetch took off a full queue, for producers blocked on room."""
+        return f"{self.base}:room"
+
     def wake(self, worker_id: str) -> str:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""

@@ -25,6 +25,7 @@ from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
 from taskq.broker.urls import Kind
 from taskq.broker.waits import SlotWaits
+from taskq.errors import QueueFull
 
 #: most jobs stored by one enqueue_many script call
 ENQUEUE_BATCH = 1000
@@ -91,24 +92,38 @@ class RedisBroker(Admin):
     # -- producing --------------------------------------------------------
 
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None) -> str:
+                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0) -> str:
         k = self.qk(queue)
         keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
-        args = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority)
-        found, _ = self.conn.run("enqueue", keys, args)
+        args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority)
+        found, created = self.conn.run("enqueue", keys, (*args, max_ready) if max_ready else args)
+        if created == -1:
+            raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
         return text(found) or job_id
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0) -> int:
+                     at_ms: int = 0, max_ready: int = 0) -> int:
         k = self.qk(queue)
         keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
         batches: list[list[Any]] = []
-        for start in range(0, len(jobs), ENQUEUE_BATCH):
+        size = (len(jobs) or 1) if max_ready else ENQUEUE_BATCH  # a limit is checked for the call as a whole
+        for start in range(0, len(jobs), size):
             args: list[Any] = [f"{k.base}:job:", delay_ms, at_ms]
-            for job in jobs[start:start + ENQUEUE_BATCH]:
+            for job in jobs[start:start + size]:
                 args.extend(job)
+            if max_ready:
+                args.append(max_ready)
             batches.append(args)
-        return sum(int(n) for n in self.conn.pipelined("enqueue_many", keys, batches))
+        stored = [int(n) for n in self.conn.pipelined("enqueue_many", keys, batches)]
+        if -1 in stored:
+            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
+                            "(max_ready); nothing was enqueued")
+        return sum(stored)
+
+    def wait_room(self, queue: str, timeout: float) -> bool:
+        key = self.qk(queue).room
+        with self.conn.errors():
+            return self.conn.client.blpop([key], timeout=min(self.conn.block_max, max(0.001, timeout))) is not None
 
     def register_queues(self, queues: Sequence[str]) -> None:
         with self.conn.errors():

@@ -8,8 +8,10 @@
 -- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix
 -- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
 -- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
--- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority
--- Returns {job id, 1 if created else 0}; an existing live job with the same key wins.
+-- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority,
+--       and optionally max_ready (0 or absent = no limit: the queue's ready jobs, all priorities)
+-- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
+-- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
 local function now_ms()
   local t = redis.call('TIME')
@@ -81,6 +83,30 @@ local function create_job(jk, body, prio, now, extra)
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, 'deliveries', 0, 'lost', 0,
     unpack(extra))
 end
+-- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
+-- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
+
+-- ready jobs of every priority
+local function ready_count(base)
+  local n = 0
+  for prio = 0, 9 do n = n + redis.call('LLEN', ready_key(base, prio)) end
+  return n
+end
+
+-- whether `adding` more ready jobs would pass max_ready (0 = no limit); marks the queue full if so
+local function refuse_full(base, max_ready, adding)
+  if max_ready <= 0 or ready_count(base) + adding <= max_ready then return false end
+  redis.call('SET', base .. ':full', '1', 'PX', 60000)
+  return true
+end
+
+-- after `taken` jobs left the ready lists: room for blocked producers, if any were refused
+local function make_room(base, taken)
+  if taken <= 0 or redis.call('DEL', base .. ':full') == 0 then return end
+  local room = base .. ':room'
+  for _ = 1, taken do redis.call('RPUSH', room, '1') end
+  redis.call('PEXPIRE', room, 60000)
+end
 local now = now_ms()
 local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
@@ -93,6 +119,7 @@ local prio = priority_of(ARGV[6])
 local due = tonumber(ARGV[4])
 if due == 0 then due = now + tonumber(ARGV[3]) end
 local later = due > now
+if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return {id, -1} end
 local extra = {'status', later and 'scheduled' or 'queued'}
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)

@@ -6,11 +6,14 @@
 -- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix
 -- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
 -- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
--- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority
--- Returns {job id, 1 if created else 0}; an existing live job with the same key wins.
+-- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority,
+--       and optionally max_ready (0 or absent = no limit: the queue's ready jobs, all priorities)
+-- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
+-- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- @include lib/now
 -- @include lib/ready
 -- @include lib/job
+-- @include lib/room
 local now = now_ms()
 local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
@@ -23,6 +26,7 @@ local prio = priority_of(ARGV[6])
 local due = tonumber(ARGV[4])
 if due == 0 then due = now + tonumber(ARGV[3]) end
 local later = due > now
+if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return {id, -1} end
 local extra = {'status', later and 'scheduled' or 'queued'}
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)

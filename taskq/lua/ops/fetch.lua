@@ -12,6 +12,7 @@
 --   else 0 per leased job}.
 -- @include lib/now
 -- @include lib/promote
+-- @include lib/room
 local now = now_ms()
 local base = KEYS[1]
 local run, reserve, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -78,6 +79,8 @@ for prio = 9, 0, -1 do
     end
   end
 end
+
+make_room(base, n)
 
 -- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
 if want > 0 and n >= want then

@@ -1,0 +1,68 @@
+"""Flow control declared per queue (app.queue()): backpressure on the ready backlog.
+
+The limit is enforced in Redis, inside the enqueue scripts (lua/lib/room.lua), so it holds
+across every producer of the app; this module holds the declaration and the producer's side of
+`on_full="block"`: wait without polling (a fetch hands out room tokens) and try again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Literal, Protocol, TypeVar
+
+from taskq.errors import ConfigError, QueueFull
+
+OnFull = Literal["raise", "block"]
+T = TypeVar("T")
+
+
+class RoomWaiter(Protocol):
+    def wait_room(self, queue: str, timeout: float) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """What app.queue() declared for one queue."""
+
+    name: str
+    #: most ready jobs the queue may hold before enqueues are refused (None: no limit)
+    max_ready: int | None = None
+    #: when full: "raise" QueueFull at once, or "block" up to block_timeout for room, then raise
+    on_full: OnFull = "raise"
+    block_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
+                                           or self.max_ready < 1):
+            raise ConfigError(f"queue {self.name!r}: max_ready must be an int >= 1 or None, got {self.max_ready!r}")
+        if self.on_full not in ("raise", "block"):
+            raise ConfigError(f"queue {self.name!r}: on_full must be 'raise' or 'block', got {self.on_full!r}")
+        if not isinstance(self.block_timeout, (int, float)) or self.block_timeout < 0:
+            raise ConfigError(f"queue {self.name!r}: block_timeout must be >= 0 seconds, got {self.block_timeout!r}")
+
+    def describe(self) -> str:
+        """One line for `taskq status`."""
+        if self.max_ready is None:
+            return "no limits"
+        wait = f", waits up to {self.block_timeout:g}s" if self.on_full == "block" else ""
+        return f"max_ready={self.max_ready} ({self.on_full}{wait})"
+
+
+def with_room(policy: QueuePolicy | None, broker: RoomWaiter, store: Callable[[int], T]) -> T:
+    """store(max_ready) (0: no limit); a full queue with on_full="block" is waited on, without
+    polling, until a fetch makes room or block_timeout passes (then QueueFull is raised)."""
+    if policy is None or policy.max_ready is None:
+        return store(0)
+    deadline = time.monotonic() + policy.block_timeout
+    while True:
+        try:
+            return store(policy.max_ready)
+        except QueueFull as exc:
+            left = deadline - time.monotonic()
+            if policy.on_full != "block" or left <= 0:
+                if policy.on_full == "block":
+                    raise QueueFull(f"{exc} (waited {policy.block_timeout:g}s for room)") from None
+                raise
+            broker.wait_room(policy.name, left)
