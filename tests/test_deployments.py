@@ -161,3 +161,37 @@ def _calls(client: redis.Redis) -> dict[str, int]:
     stats = client.info("commandstats")
     own = {"cmdstat_info", "cmdstat_replconf", "cmdstat_ping", "cmdstat_cluster|info"}  # the test's and replicas'
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k not in own}
+
+
+def test_backpressure_and_cron_overlap_hold_on_every_deployment(deployment_url: str) -> None:
+    app = taskq.TaskQ(deployment_url)
+    app.queue("q8", max_ready=3)
+    app.queue("q9", max_ready=3, on_full="block", block_timeout=20)
+
+    @app.task(queue="q8")
+    def refuse(i: int) -> None: ...
+
+    @app.task(queue="q9")
+    def handle(i: int) -> None: ...
+
+    refuse.map(range(3))
+    with pytest.raises(taskq.QueueFull):
+        refuse.map(range(1))
+    handle.map(range(3))
+    done: list[object] = []
+    producer = threading.Thread(target=lambda: done.append(handle.delay(3)))
+    producer.start()
+    producer.join(0.3)
+    assert producer.is_alive()  # blocked on the full queue
+    assert len(app.broker.fetch("q9", 1, 0, "w").deliveries) == 1  # a worker takes one: room
+    producer.join(20)
+    assert len(done) == 1 and app.broker.depths("q9").ready == 3
+
+    @app.task(queue="q10", cron="* * * * * *", overlap="skip")
+    def report() -> None: ...
+
+    beat, t0 = taskq.Beat(app), 1_777_777_000_000
+    for offset in (0, 1000, 2000):
+        beat.step(t0 + offset)
+    state = app.broker.schedule_state("q10", "report")
+    assert state is not None and state.fired_tick == t0 + 1000 and state.skipped_tick == t0 + 2000
