@@ -125,9 +125,12 @@ def test_decorator_form_validates_at_import() -> None:
     with pytest.raises(taskq.ConfigError, match="schedule 'needs_args': task 'needs_args': missing"):
         @app.task(cron="* * * * *")
         def needs_args(x: int) -> None: ...
-    with pytest.raises(taskq.ConfigError, match="tz= and catchup= need cron="):
+    with pytest.raises(taskq.ConfigError, match="tz=, catchup= and overlap= need cron="):
         @app.task(tz="Europe/Berlin")
         def no_cron() -> None: ...
+    with pytest.raises(taskq.ConfigError, match="tz=, catchup= and overlap= need cron="):
+        @app.task(overlap="skip")
+        def no_cron_either() -> None: ...
 
     @app.task(cron="0 3 * * *", tz=BERLIN, catchup="none")
     def nightly() -> None: ...
