@@ -119,7 +119,7 @@ class TaskQ:
     # -- registration -----------------------------------------------------
 
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
-              block_timeout: float = 30.0) -> QueuePolicy:
+              block_timeout: float = 30.0, rate_limit: str | None = None) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -127,9 +127,12 @@ class TaskQ:
                 taskq.QueueFull and writes nothing (a bulk enqueue: all or nothing).
             on_full: "raise" at once, or "block": wait (no polling) up to block_timeout seconds
                 for a worker to take jobs off the queue, then raise.
+            rate_limit: "N/s", "N/m" or "N/h": at most N of the queue's jobs start per sliding
+                window, across every worker; the rest stay ready and workers sleep until the
+                window lets the next one go.
         """
         check_queue(name)
-        policy = QueuePolicy(name, max_ready, on_full, block_timeout)
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit)
         self.queue_policies[name] = policy
         return policy
 

@@ -1,4 +1,5 @@
-"""Flow control declared per queue (app.queue()): backpressure on the ready backlog.
+"""Flow control declared per queue (app.queue()): backpressure on the ready backlog, and a global
+rate limit on starts (at most N jobs leased per sliding window, across every worker).
 
 The limit is enforced in Redis, inside the enqueue scripts (lua/lib/room.lua), so it holds
 across every producer of the app; this module holds the declaration and the producer's side of
@@ -16,6 +17,16 @@ from taskq.errors import ConfigError, QueueFull
 
 OnFull = Literal["raise", "block"]
 T = TypeVar("T")
+#: rate limit units -> window in ms
+_WINDOWS = {"s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_rate(text: str, what: str) -> tuple[int, int]:
+    """"100/m" -> (100, 60000): at most 100 per sliding minute."""
+    count, _, unit = text.partition("/") if isinstance(text, str) else ("", "", "")
+    if not count.strip().isdigit() or int(count) < 1 or unit.strip() not in _WINDOWS:
+        raise ConfigError(f"{what}: rate_limit must look like '100/s', '50/m' or '10/h', got {text!r}")
+    return int(count), _WINDOWS[unit.strip()]
 
 
 class RoomWaiter(Protocol):
@@ -32,6 +43,8 @@ class QueuePolicy:
     #: when full: "raise" QueueFull at once, or "block" up to block_timeout for room, then raise
     on_full: OnFull = "raise"
     block_timeout: float = 30.0
+    #: at most N starts per window across every worker: "N/s", "N/m" or "N/h" (None: no limit)
+    rate_limit: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -41,13 +54,23 @@ class QueuePolicy:
             raise ConfigError(f"queue {self.name!r}: on_full must be 'raise' or 'block', got {self.on_full!r}")
         if not isinstance(self.block_timeout, (int, float)) or self.block_timeout < 0:
             raise ConfigError(f"queue {self.name!r}: block_timeout must be >= 0 seconds, got {self.block_timeout!r}")
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit, f"queue {self.name!r}")
+
+    @property
+    def rate(self) -> tuple[int, int] | None:
+        """The rate limit as (jobs, window ms), or None."""
+        return None if self.rate_limit is None else parse_rate(self.rate_limit, self.name)
 
     def describe(self) -> str:
         """One line for `taskq status`."""
-        if self.max_ready is None:
-            return "no limits"
-        wait = f", waits up to {self.block_timeout:g}s" if self.on_full == "block" else ""
-        return f"max_ready={self.max_ready} ({self.on_full}{wait})"
+        parts = []
+        if self.max_ready is not None:
+            wait = f", waits up to {self.block_timeout:g}s" if self.on_full == "block" else ""
+            parts.append(f"max_ready={self.max_ready} ({self.on_full}{wait})")
+        if self.rate_limit is not None:
+            parts.append(f"rate_limit={self.rate_limit}")
+        return ", ".join(parts) or "no limits"
 
 
 def with_room(policy: QueuePolicy | None, broker: RoomWaiter, store: Callable[[int], T]) -> T:

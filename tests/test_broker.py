@@ -300,6 +300,22 @@ def test_recovery_of_several_jobs_wakes_idle_workers(url: str) -> None:
         assert len(broker.fetch("q", 1, 0, worker).deliveries) == 1
 
 
+def test_a_rate_limit_holds_across_workers_and_says_when_the_window_reopens(broker: Broker) -> None:
+    for i in range(8):
+        enqueue(broker, f"j{i}")
+    rate = (3, 400)  # at most 3 leases per sliding 400 ms
+    first = broker.fetch("q", 2, 0, "w1", rate=rate)
+    second = broker.fetch("q", 5, 0, "w2", rate=rate)  # another worker: the same window
+    assert len(first.deliveries) == 2 and len(second.deliveries) == 1
+    assert second.next_due is not None and 0 < second.next_due <= 0.401
+    third = broker.fetch("q", 5, 0, "w3", rate=rate)
+    assert third.deliveries == [] and third.next_due is not None and 0 < third.next_due <= 0.401
+    assert broker.depths("q").ready == 5  # over the limit: still ready, not leased
+    time.sleep(third.next_due + 0.01)
+    assert len(broker.fetch("q", 5, 0, "w3", rate=rate).deliveries) == 3  # the window moved on
+    assert len(broker.fetch("q", 5, 0, "w4").deliveries) == 2  # no limit given: none applies
+
+
 def test_job_records_are_typed(broker: Broker) -> None:
     broker.enqueue("q", "a", b"msg", priority=3)
     [d] = broker.fetch("q", 1, 0, "host:1:abc").deliveries

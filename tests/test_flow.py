@@ -91,3 +91,35 @@ def test_status_shows_the_limits(app: taskq.TaskQ) -> None:
 def test_bad_policies_are_config_errors(app: taskq.TaskQ, options: dict[str, object], message: str) -> None:
     with pytest.raises(taskq.ConfigError, match=message):
         app.queue("inbox", **options)  # type: ignore[arg-type]
+
+
+def test_a_rate_limit_holds_across_every_worker(app: taskq.TaskQ) -> None:
+    app.queue("api", rate_limit="20/s")
+
+    @app.task(queue="api")
+    def call(i: int) -> None: ...
+
+    jobs = call.map(range(50))
+    workers = [taskq.Worker(app, ["api"], concurrency=8) for _ in range(3)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        for job in jobs:
+            job.result(timeout=30)
+    finally:
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(10)
+    starts = sorted(r.started_ms for r in app.broker.jobs("api", [j.id for j in jobs]) if r and r.started_ms)
+    assert len(starts) == 50
+    busiest = max(sum(1 for s in starts if t <= s < t + 1000) for t in starts)  # Redis's clock, as the limit's
+    assert busiest == 20  # never more in any sliding second, and the limit was reached
+    assert snapshot(app)["limits"] == {"api": "rate_limit=20/s"}
+
+
+def test_a_bad_rate_limit_is_a_config_error(app: taskq.TaskQ) -> None:
+    for bad in ("20", "0/s", "20/d", "x/s"):
+        with pytest.raises(taskq.ConfigError, match="rate_limit must look like '100/s'"):
+            app.queue("api", rate_limit=bad)

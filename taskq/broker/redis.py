@@ -132,8 +132,10 @@ class RedisBroker(Admin):
     # -- consuming --------------------------------------------------------
 
     def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
-              start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2) -> Fetched:
-        args: list[Any] = [run, reserve, self.policy.lease_ms, worker_id, self.policy.dead_ttl_ms, suspect_lost]
+              start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
+              rate: tuple[int, int] | None = None) -> Fetched:
+        args: list[Any] = [run, reserve, self.policy.lease_ms, worker_id, self.policy.dead_ttl_ms, suspect_lost,
+                           *(rate or (0, 0))]
         for pair in start:
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)

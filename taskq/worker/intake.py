@@ -98,6 +98,8 @@ class Intake:
         self.queue_empty = False
         #: bodies this worker may still start (max_jobs), or None for no limit
         self.budget: int | None = None
+        #: queue -> (n, window ms): its global rate limit (app.queue(rate_limit=))
+        self.rates: dict[str, tuple[int, int]] = {}
         #: queues whose wake-up token the last idle wait took: fetched first
         self.woken: list[str] = []
         #: where the next fetch round starts: the queues are served in turn, none has precedence
@@ -270,7 +272,8 @@ class Intake:
                 continue  # jobs in hand start now: the next round goes on to the other queues
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
-                                      suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30)
+                                      suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30,
+                                      rate=self.rates.get(q))
             started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
             for d in reply.deliveries:
                 d.deadline = sent + self.lease

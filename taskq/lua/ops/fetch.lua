@@ -4,10 +4,12 @@
 -- ARGV: run (jobs to lease as running: their bodies start now), reserve (more to lease as
 --   reserved: prefetched, started later by a fetch that names them), lease ms, worker id,
 --   dead ttl ms, suspect_lost (a job whose worker died this many times is always leased reserved,
---   so the worker can run it alone), then (id, token) pairs of reserved jobs to start now.
+--   so the worker can run it alone), rate limit n and window ms (0 0: none; at most n jobs leased
+--   per sliding window, across every worker), then (id, token) pairs of reserved jobs to start now.
 -- A job leased running, or started, gets status 'running' and started_ms; a reserved one keeps
 -- its place in the leases set (renewed like any lease) and status 'reserved'.
--- Returns {ms until the next scheduled job (-1 if none), number of pairs, 1/0 per pair (started,
+-- Returns {ms until the next scheduled job or until the rate limit lets the next job go, whichever
+--   comes first (-1 if neither), number of pairs, 1/0 per pair (started,
 --   or refused: cancelled or lease lost), then id, msg, token, deliveries, lost, 1 if running
 --   else 0 per leased job}.
 -- @include lib/now
@@ -24,7 +26,7 @@ promote(base, now, 1000)
 
 local out = {-1, 0}
 local pairs_n = 0
-for i = 7, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'status')
@@ -39,6 +41,19 @@ for i = 7, #ARGV, 2 do
   pairs_n = pairs_n + 1
 end
 out[2] = pairs_n
+
+-- a rate limit: a sliding window of the leases made, across every worker of the queue
+local rate_n, rate_window = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
+local rate_key, limited = base .. ':rate', false
+if rate_n > 0 then
+  redis.call('ZREMRANGEBYSCORE', rate_key, '-inf', now - rate_window)
+  local left = math.max(0, rate_n - redis.call('ZCARD', rate_key))
+  if run + reserve > left then
+    limited = true
+    reserve = math.max(0, math.min(reserve, left - run))
+    run = math.min(run, left)
+  end
+end
 
 local want = run + reserve
 local n = 0
@@ -68,6 +83,7 @@ for prio = 9, 0, -1 do
           redis.call('SADD', reserved, id)
         end
         redis.call('ZADD', leases, now + lease_ms, id)
+        if rate_n > 0 then redis.call('ZADD', rate_key, now, id .. ':' .. deliveries) end
         out[#out + 1] = id
         out[#out + 1] = f[1]
         out[#out + 1] = token
@@ -81,13 +97,17 @@ for prio = 9, 0, -1 do
 end
 
 make_room(base, n)
+if rate_n > 0 and n > 0 then redis.call('PEXPIRE', rate_key, rate_window) end
 
--- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
-if want > 0 and n >= want then
+out[1] = next_due(base, now)
+if limited then  -- jobs may be left behind for the window: say when the oldest lease in it drops out
+  local oldest = redis.call('ZRANGE', rate_key, 0, 0, 'WITHSCORES')
+  local wait = oldest[2] and math.max(1, tonumber(oldest[2]) + rate_window - now + 1) or 1
+  if out[1] < 0 or wait < out[1] then out[1] = wait end
+elseif want > 0 and n >= want then
+  -- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
   for prio = stopped, 0, -1 do
     if redis.call('LLEN', ready_key(base, prio)) > 0 then wake(base) break end
   end
 end
-
-out[1] = next_due(base, now)
 return out
