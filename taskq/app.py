@@ -119,7 +119,8 @@ class TaskQ:
     # -- registration -----------------------------------------------------
 
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
-              block_timeout: float = 30.0, rate_limit: str | None = None) -> QueuePolicy:
+              block_timeout: float = 30.0, rate_limit: str | None = None,
+              max_running: int | None = None) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -130,9 +131,11 @@ class TaskQ:
             rate_limit: "N/s", "N/m" or "N/h": at most N of the queue's jobs start per sliding
                 window, across every worker; the rest stay ready and workers sleep until the
                 window lets the next one go.
+            max_running: at most that many of the queue's jobs running (or prefetched) at once
+                across every worker; held by leases, so a dead worker's slots come back with them.
         """
         check_queue(name)
-        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit)
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running)
         self.queue_policies[name] = policy
         return policy
 

@@ -45,6 +45,8 @@ class QueuePolicy:
     block_timeout: float = 30.0
     #: at most N starts per window across every worker: "N/s", "N/m" or "N/h" (None: no limit)
     rate_limit: str | None = None
+    #: most of the queue's jobs running (or reserved) at once across every worker (None: no cap)
+    max_running: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -56,6 +58,10 @@ class QueuePolicy:
             raise ConfigError(f"queue {self.name!r}: block_timeout must be >= 0 seconds, got {self.block_timeout!r}")
         if self.rate_limit is not None:
             parse_rate(self.rate_limit, f"queue {self.name!r}")
+        if self.max_running is not None and (not isinstance(self.max_running, int)
+                                             or isinstance(self.max_running, bool) or self.max_running < 1):
+            raise ConfigError(f"queue {self.name!r}: max_running must be an int >= 1 or None, "
+                              f"got {self.max_running!r}")
 
     @property
     def rate(self) -> tuple[int, int] | None:
@@ -70,6 +76,8 @@ class QueuePolicy:
             parts.append(f"max_ready={self.max_ready} ({self.on_full}{wait})")
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit}")
+        if self.max_running is not None:
+            parts.append(f"max_running={self.max_running}")
         return ", ".join(parts) or "no limits"
 
 

@@ -316,6 +316,22 @@ def test_a_rate_limit_holds_across_workers_and_says_when_the_window_reopens(brok
     assert len(broker.fetch("q", 5, 0, "w4").deliveries) == 2  # no limit given: none applies
 
 
+def test_a_concurrency_cap_holds_across_workers_and_a_freed_slot_wakes_one(url: str) -> None:
+    broker = short_leases(url, 300)
+    for i in range(5):
+        enqueue(broker, f"j{i}")
+    a = broker.fetch("q", 5, 0, "w1", max_running=2).deliveries
+    assert len(a) == 2 and broker.fetch("q", 5, 0, "w2", max_running=2).deliveries == []
+    assert broker.fetch("q", 0, 5, "w2", max_running=2).deliveries == []  # reserved jobs count too
+    broker.client.delete("taskq:{q}:notify")  # type: ignore[attr-defined]
+    assert broker.settle("q", [ok(a[0])]) == [Settled.DONE]
+    assert broker.wait(["q"], "w2", 1) == ["q"]  # the freed slot woke an idle worker
+    assert len(broker.fetch("q", 5, 0, "w2", max_running=2).deliveries) == 1
+    time.sleep(0.35)  # w1 and w2 died holding a job each: the slots come back with the leases
+    assert broker.recover("q") == Recovered(2, 0)
+    assert len(broker.fetch("q", 5, 0, "w3", max_running=2).deliveries) == 2
+
+
 def test_job_records_are_typed(broker: Broker) -> None:
     broker.enqueue("q", "a", b"msg", priority=3)
     [d] = broker.fetch("q", 1, 0, "host:1:abc").deliveries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -123,3 +124,34 @@ def test_a_bad_rate_limit_is_a_config_error(app: taskq.TaskQ) -> None:
     for bad in ("20", "0/s", "20/d", "x/s"):
         with pytest.raises(taskq.ConfigError, match="rate_limit must look like '100/s'"):
             app.queue("api", rate_limit=bad)
+
+
+def test_a_concurrency_cap_holds_across_every_worker(app: taskq.TaskQ) -> None:
+    app.queue("render", max_running=2)
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    @app.task(queue="render")
+    def draw(i: int) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    jobs = draw.map(range(12))
+    workers = [taskq.Worker(app, ["render"], concurrency=8) for _ in range(3)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        for job in jobs:
+            job.result(timeout=30)
+    finally:
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(10)
+    assert most[0] == 2  # never more, across 3 workers of 8 slots each, and the cap was used
+    assert snapshot(app)["limits"] == {"render": "max_running=2"}

@@ -279,11 +279,12 @@ class Producer(Protocol):
 class Consumer(Protocol):
     def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
-              rate: tuple[int, int] | None = None) -> Fetched:
+              rate: tuple[int, int] | None = None, max_running: int = 0) -> Fetched:
         """Start the reserved (id, token) jobs in `start`, then lease up to `run` jobs as running
         and `reserve` more as reserved; promote due scheduled jobs first. With `rate` (n, window
         ms), at most n jobs of the queue are leased per sliding window across every worker, and
-        next_due says when the window lets the next one go."""
+        next_due says when the window lets the next one go. With max_running, at most that many
+        of the queue's jobs are leased (running or reserved) at once across every worker."""
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         """Block until a wake-up token arrives on any queue (or for this worker): the queues whose

@@ -133,9 +133,9 @@ class RedisBroker(Admin):
 
     def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
-              rate: tuple[int, int] | None = None) -> Fetched:
+              rate: tuple[int, int] | None = None, max_running: int = 0) -> Fetched:
         args: list[Any] = [run, reserve, self.policy.lease_ms, worker_id, self.policy.dead_ttl_ms, suspect_lost,
-                           *(rate or (0, 0))]
+                           *(rate or (0, 0)), max_running]
         for pair in start:
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)

@@ -23,8 +23,20 @@ end
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
 -- the leases and reserved sets, token deleted (with the fields in `also`, a list of names), so the
 -- last holder's late calls are refused.
+-- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
+-- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
+-- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
+local woken = {}
+local function wake(base)
+  if woken[base] then return end
+  woken[base] = true
+  local notify = base .. ':notify'
+  if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
+end
 local function drop_lease(base, id, jk, also)
   redis.call('ZREM', base .. ':leases', id)
+  -- a fetch refused jobs for the queue's max_running: this freed slot wakes an idle worker
+  if redis.call('DEL', base .. ':capped') == 1 then wake(base) end
   redis.call('SREM', base .. ':reserved', id)
   if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
 end

@@ -114,6 +114,7 @@ class Worker:
                              on_lease=self.leases.add)
         self.intake.budget = max_jobs
         self.intake.rates = {q: p.rate for q, p in app.queue_policies.items() if p.rate is not None}
+        self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
         self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
                                on_recorded=self._recorded, after_batch=self._publish)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)

@@ -100,6 +100,8 @@ class Intake:
         self.budget: int | None = None
         #: queue -> (n, window ms): its global rate limit (app.queue(rate_limit=))
         self.rates: dict[str, tuple[int, int]] = {}
+        #: queue -> most of its jobs leased at once across every worker (app.queue(max_running=))
+        self.caps: dict[str, int] = {}
         #: queues whose wake-up token the last idle wait took: fetched first
         self.woken: list[str] = []
         #: where the next fetch round starts: the queues are served in turn, none has precedence
@@ -273,7 +275,7 @@ class Intake:
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
                                       suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30,
-                                      rate=self.rates.get(q))
+                                      rate=self.rates.get(q), max_running=self.caps.get(q, 0))
             started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
             for d in reply.deliveries:
                 d.deadline = sent + self.lease

@@ -5,7 +5,8 @@
 --   reserved: prefetched, started later by a fetch that names them), lease ms, worker id,
 --   dead ttl ms, suspect_lost (a job whose worker died this many times is always leased reserved,
 --   so the worker can run it alone), rate limit n and window ms (0 0: none; at most n jobs leased
---   per sliding window, across every worker), then (id, token) pairs of reserved jobs to start now.
+--   per sliding window, across every worker), max_running (0: none; at most that many jobs of the
+--   queue leased, running or reserved, across every worker), then (id, token) pairs to start now.
 -- A job leased running, or started, gets status 'running' and started_ms; a reserved one keeps
 -- its place in the leases set (renewed like any lease) and status 'reserved'.
 -- Returns {ms until the next scheduled job or until the rate limit lets the next job go, whichever
@@ -26,7 +27,7 @@ promote(base, now, 1000)
 
 local out = {-1, 0}
 local pairs_n = 0
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'status')
@@ -50,6 +51,17 @@ if rate_n > 0 then
   local left = math.max(0, rate_n - redis.call('ZCARD', rate_key))
   if run + reserve > left then
     limited = true
+    reserve = math.max(0, math.min(reserve, left - run))
+    run = math.min(run, left)
+  end
+end
+
+-- a concurrency cap: the queue's leases (running and reserved) across every worker
+local cap, capped = tonumber(ARGV[9]) or 0, false
+if cap > 0 then
+  local left = math.max(0, cap - redis.call('ZCARD', leases))
+  if run + reserve > left then
+    capped = true
     reserve = math.max(0, math.min(reserve, left - run))
     run = math.min(run, left)
   end
@@ -100,11 +112,12 @@ make_room(base, n)
 if rate_n > 0 and n > 0 then redis.call('PEXPIRE', rate_key, rate_window) end
 
 out[1] = next_due(base, now)
+if capped then redis.call('SET', base .. ':capped', '1', 'PX', lease_ms * 2) end  -- the next freed slot wakes
 if limited then  -- jobs may be left behind for the window: say when the oldest lease in it drops out
   local oldest = redis.call('ZRANGE', rate_key, 0, 0, 'WITHSCORES')
   local wait = oldest[2] and math.max(1, tonumber(oldest[2]) + rate_window - now + 1) or 1
   if out[1] < 0 or wait < out[1] then out[1] = wait end
-elseif want > 0 and n >= want then
+elseif want > 0 and n >= want and not capped then
   -- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
   for prio = stopped, 0, -1 do
     if redis.call('LLEN', ready_key(base, prio)) > 0 then wake(base) break end
