@@ -1,0 +1,57 @@
+"""Processing throughput with each flow-control feature switched on, against off, in one run.
+
+Usage: python bench/flow.py [--n 20000] [--repeat 3]
+Each run: a fresh redis-server, `n` no-op jobs enqueued (task.map), then two
+`taskq worker -c 16 --burst` processes, timed from start to exit (start-up included, the same
+for every configuration). Configurations, alternated run by run: off; rate_limit far above the
+achievable rate; max_running equal to the total concurrency (32); max_ready far above n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _redis import redis_url
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = ("off", "rate", "cap", "ready")
+
+
+def run_once(url: str, flow: str, n: int) -> float:
+    env = {**os.environ, "TASKQ_URL": url, "TASKQ_FLOW": flow,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.noop.map(range({n}))"], env=env, cwd=HERE,
+                   check=True)
+    cmd = [sys.executable, "-m", "taskq", "worker", "flow_app:app", "-c", "16", "--burst", "--log-level", "error"]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError(f"a worker failed ({flow})")
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rates: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    for _ in range(args.repeat):
+        for flow in CONFIGS:
+            with redis_url() as url:
+                rates[flow].append(run_once(url, flow, args.n))
+    off = statistics.median(rates["off"])
+    print(json.dumps({"jobs": args.n, "repeat": args.repeat, **{
+        c: {"jobs_per_s": round(statistics.median(r)), "vs_off": f"{statistics.median(r) / off - 1:+.0%}"}
+        for c, r in rates.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
