@@ -117,7 +117,7 @@ class TaskBase(Generic[P, R]):
         one place a call becomes a message. Raises SerializationError or MessageTooLarge first."""
         o = opts or self.opts
         b = o.backoff
-        backoff = None if b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
+        backoff = None if o is self.opts or b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
         return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
                       max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
                       timeout=o.timeout, key=key, backoff=backoff, limit=limit)

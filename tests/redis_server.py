@@ -14,6 +14,13 @@ from collections.abc import Sequence
 import redis
 
 
+def command_calls(client: redis.Redis, ignore: Sequence[str] = ()) -> dict[str, int]:
+    """Calls per command a server has run (INFO commandstats), without the `ignore`d commands."""
+    stats = client.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    return {name: n for name, n in calls.items() if name not in ignore}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,19 +10,14 @@ import time
 
 import pytest
 import redis
-from click.testing import CliRunner
 from redis_groups import ClusterGroup
+from redis_server import command_calls
+from test_cli import run
 
 import taskq
-from taskq.cli import main
 from taskq.testing import drain
 
 QUEUES = [f"q{i}" for i in range(12)]
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), prog_name="taskq")
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -158,9 +153,7 @@ def test_an_idle_worker_on_every_master_blocks_per_slot_and_wakes_for_each_queue
 
 
 def _calls(client: redis.Redis) -> dict[str, int]:
-    stats = client.info("commandstats")
-    own = {"cmdstat_info", "cmdstat_replconf", "cmdstat_ping", "cmdstat_cluster|info"}  # the test's and replicas'
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k not in own}
+    return command_calls(client, ignore=("info", "replconf", "ping", "cluster|info"))  # the test's and replicas'
 
 
 def test_backpressure_and_cron_overlap_hold_on_every_deployment(deployment_url: str) -> None:

@@ -16,6 +16,22 @@ def job_records(app: taskq.TaskQ, queue: str) -> int:
     return len(list(app.broker.client.scan_iter(match=f"taskq:{{{queue}}}:job:*")))  # type: ignore[attr-defined]
 
 
+def run_fleet(app: taskq.TaskQ, queue: str, jobs: list[taskq.Job[None]]) -> None:
+    """Three workers of 8 slots each on `queue` (threads) until every job has ended."""
+    workers = [taskq.Worker(app, [queue], concurrency=8) for _ in range(3)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        for job in jobs:
+            job.result(timeout=30)
+    finally:
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(10)
+
+
 def test_a_full_queue_refuses_the_next_job_and_writes_nothing(app: taskq.TaskQ) -> None:
     app.queue("inbox", max_ready=100)
 
@@ -101,18 +117,7 @@ def test_a_rate_limit_holds_across_every_worker(app: taskq.TaskQ) -> None:
     def call(i: int) -> None: ...
 
     jobs = call.map(range(50))
-    workers = [taskq.Worker(app, ["api"], concurrency=8) for _ in range(3)]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    try:
-        for job in jobs:
-            job.result(timeout=30)
-    finally:
-        for w in workers:
-            w.stop()
-        for t in threads:
-            t.join(10)
+    run_fleet(app, "api", jobs)
     starts = sorted(r.started_ms for r in app.broker.jobs("api", [j.id for j in jobs]) if r and r.started_ms)
     assert len(starts) == 50
     busiest = max(sum(1 for s in starts if t <= s < t + 1000) for t in starts)  # Redis's clock, as the limit's
@@ -141,17 +146,6 @@ def test_a_concurrency_cap_holds_across_every_worker(app: taskq.TaskQ) -> None:
             running[0] -= 1
 
     jobs = draw.map(range(12))
-    workers = [taskq.Worker(app, ["render"], concurrency=8) for _ in range(3)]
-    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    try:
-        for job in jobs:
-            job.result(timeout=30)
-    finally:
-        for w in workers:
-            w.stop()
-        for t in threads:
-            t.join(10)
+    run_fleet(app, "render", jobs)
     assert most[0] == 2  # never more, across 3 workers of 8 slots each, and the cap was used
     assert snapshot(app)["limits"] == {"render": "max_running=2"}

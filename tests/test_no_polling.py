@@ -7,13 +7,9 @@ import time
 
 import pytest
 import redis
+from redis_server import command_calls
 
 import taskq
-
-
-def command_calls(client: redis.Redis) -> dict[str, int]:
-    stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 def calls_during(client: redis.Redis, seconds: float) -> dict[str, int]:

@@ -73,8 +73,9 @@ class Admin:
 
     def queues(self) -> list[str]:
         with self.conn.errors():  # two reads, not SUNION: the legacy key is in another Cluster slot
-            names = self.conn.client.smembers(self.keys.queues) | self.conn.client.smembers(self.keys.legacy_queues)
-        return sorted(text(q) or "" for q in names)
+            ours, legacy = self.conn.client.pipeline(transaction=False).smembers(self.keys.queues) \
+                .smembers(self.keys.legacy_queues).execute()
+        return sorted(text(q) or "" for q in ours | legacy)
 
     def depths(self, queue: str) -> Depths:
         k = self.qk(queue)

@@ -92,12 +92,12 @@ class Connection:
     def _scripts(self) -> dict[str, Script]:
         return scripts.load(self.client, shebang=self.kind != Kind.MEMORY)
 
-    def error(self, exc: Exception) -> BrokerError:
+    def error(self, exc: Exception) -> BrokerError | ConfigError:
         """The taskq error for a redis-py one: one line, password hidden."""
         where = redact(self.url)
         text = str(exc)
         if isinstance(exc, MovedError) and not self.cluster:
-            raise self.cluster_node_error()
+            return self.cluster_node_error()
         if isinstance(exc, RedisClusterException):
             return BrokerUnavailable(f"cannot reach Redis at {where} ({text})")
         if isinstance(exc, MasterNotFoundError):  # its text lists every sentinel client's settings
@@ -110,6 +110,10 @@ class Connection:
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM"):
             return BrokerOutOfMemory(f"Redis at {where} is out of memory (maxmemory reached); nothing was written")
         return BrokerError(f"Redis at {where} refused a command: {text}")
+
+    def block(self, timeout: float) -> float:
+        """Seconds one blocking call may wait: `timeout`, within (0, block_max]."""
+        return min(self.block_max, max(0.001, timeout))
 
     def cluster_node_error(self) -> ConfigError:
         """A redis:// URL that names a node of a Redis Cluster."""

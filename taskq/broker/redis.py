@@ -123,7 +123,7 @@ class RedisBroker(Admin):
     def wait_room(self, queue: str, timeout: float) -> bool:
         key = self.qk(queue).room
         with self.conn.errors():
-            return self.conn.client.blpop([key], timeout=min(self.conn.block_max, max(0.001, timeout))) is not None
+            return self.conn.client.blpop([key], timeout=self.conn.block(timeout)) is not None
 
     def register_queues(self, queues: Sequence[str]) -> None:
         with self.conn.errors():
@@ -150,7 +150,7 @@ class RedisBroker(Admin):
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         groups = self._wait_groups(queues, worker_id)
-        block = min(self.conn.block_max, max(0.001, timeout))
+        block = self.conn.block(timeout)
         with self.conn.errors():
             if len(groups) == 1:
                 reply = self.conn.client.blpop(groups[0], timeout=block)
@@ -241,7 +241,7 @@ class RedisBroker(Admin):
     def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
         key = self.qk(queue).done(job_id)
         with self.conn.errors():
-            block = min(self.conn.block_max, max(0.001, timeout))
+            block = self.conn.block(timeout)
             # rotating the list onto itself leaves the token for every other waiter
             return self.conn.client.blmove(key, key, block, "RIGHT", "LEFT") is not None
 

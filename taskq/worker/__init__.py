@@ -113,7 +113,7 @@ class Worker:
                              prefetch=prefetch or 0, lease=app.lease,
                              on_lease=self.leases.add)
         self.intake.budget = max_jobs
-        self.intake.rates = {q: p.rate for q, p in app.queue_policies.items() if p.rate is not None}
+        self.intake.rates = {q: rate for q, p in app.queue_policies.items() if (rate := p.rate) is not None}
         self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
         self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
                                on_recorded=self._recorded, after_batch=self._publish)

@@ -43,29 +43,25 @@ for i = 10, #ARGV, 2 do
 end
 out[2] = pairs_n
 
+-- lease at most `left` more jobs, running ones first; true if that cut the request
+local function within(left)
+  left = math.max(0, left)
+  if run + reserve <= left then return false end
+  reserve = math.max(0, math.min(reserve, left - run))
+  run = math.min(run, left)
+  return true
+end
+
 -- a rate limit: a sliding window of the leases made, across every worker of the queue
 local rate_n, rate_window = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
 local rate_key, limited = base .. ':rate', false
 if rate_n > 0 then
   redis.call('ZREMRANGEBYSCORE', rate_key, '-inf', now - rate_window)
-  local left = math.max(0, rate_n - redis.call('ZCARD', rate_key))
-  if run + reserve > left then
-    limited = true
-    reserve = math.max(0, math.min(reserve, left - run))
-    run = math.min(run, left)
-  end
+  limited = within(rate_n - redis.call('ZCARD', rate_key))
 end
-
 -- a concurrency cap: the queue's leases (running and reserved) across every worker
-local cap, capped = tonumber(ARGV[9]) or 0, false
-if cap > 0 then
-  local left = math.max(0, cap - redis.call('ZCARD', leases))
-  if run + reserve > left then
-    capped = true
-    reserve = math.max(0, math.min(reserve, left - run))
-    run = math.min(run, left)
-  end
-end
+local cap = tonumber(ARGV[9]) or 0
+local capped = cap > 0 and within(cap - redis.call('ZCARD', leases))
 
 local want = run + reserve
 local n = 0
