@@ -113,6 +113,7 @@ class Worker:
                              prefetch=prefetch or 0, lease=app.lease,
                              on_lease=self.leases.add)
         self.intake.budget = max_jobs
+        self.intake.unsettled = lambda: self.leases.unsettled
         self.intake.rates = {q: rate for q, p in app.queue_policies.items() if (rate := p.rate) is not None}
         self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
         self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
@@ -298,6 +299,9 @@ class Worker:
     def _recorded(self, done: list[Finished]) -> None:
         self.leases.drop([f.delivery for f in done])
         self.processed += len(done)
+        if self.intake.suspects:  # a suspect may be waiting for these outcomes
+            with self.intake.cond:
+                self.intake.cond.notify()
 
     # -- stopping ---------------------------------------------------------
 

@@ -102,6 +102,9 @@ class Intake:
         self.rates: dict[str, tuple[int, int]] = {}
         #: queue -> most of its jobs leased at once across every worker (app.queue(max_running=))
         self.caps: dict[str, int] = {}
+        #: outcomes not yet recorded in Redis: a suspect waits for them (were it to kill the process,
+        #: their jobs would be blamed with it)
+        self.unsettled: Callable[[], int] = lambda: 0
         #: queues whose wake-up token the last idle wait took: fetched first
         self.woken: list[str] = []
         #: where the next fetch round starts: the queues are served in turn, none has precedence
@@ -166,7 +169,7 @@ class Intake:
                 self.cond.wait(timeout)
 
     def _blocked(self) -> bool:
-        if self.alone is not None or (self.suspects and self.executing):
+        if self.alone is not None or (self.suspects and (self.executing or self.unsettled())):
             return True
         if self.executing < self.concurrency:
             return False

@@ -47,6 +47,11 @@ class Leases:
     def settling(self, delivery: Delivery) -> None:
         self._settling.add(delivery.key)
 
+    @property
+    def unsettled(self) -> int:
+        """Jobs whose body has ended but whose outcome Redis does not have yet."""
+        return len(self._settling)
+
     def drop(self, deliveries: Sequence[Delivery]) -> None:
         held, settling = self._held, self._settling
         for d in deliveries:
