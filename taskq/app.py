@@ -151,6 +151,7 @@ class TaskQ:
         overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        rate_limit: str | None = None, max_running: int | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -160,6 +161,7 @@ class TaskQ:
         tz: str = "UTC", catchup: Catchup = "latest", overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        rate_limit: str | None = None, max_running: int | None = None,
     ) -> Any:
         """Register a function as a task, bare (`@app.task`) or with options.
 
@@ -172,6 +174,10 @@ class TaskQ:
             priority: 0-9, higher runs first within a queue.
             retry_on: retry only failures of these exception types (others are dead-lettered
                 at once, reason `not_retried`); dont_retry_on: never retry these.
+            rate_limit: "N/s", "N/m" or "N/h": at most N of the task's jobs start per sliding
+                window, across every worker (the rest wait, queued, for the window).
+            max_running: at most N of the task's jobs running (or prefetched) at once, across
+                every worker; held by leases, so a dead worker's slots come back with them.
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz, catchup and overlap: see schedule().
         """
@@ -181,6 +187,7 @@ class TaskQ:
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
             retry_on=_types(retry_on), dont_retry_on=_types(dont_retry_on) or (),
+            rate_limit=rate_limit, max_running=max_running,
         )
 
         def register(func: Callable[..., Any]) -> Any:
@@ -243,7 +250,7 @@ class TaskQ:
     def submit(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None,
+        opts: TaskOptions | None = None, ordering_key: str | None = None,
     ) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
         task.check_args(args, kwargs)
@@ -253,16 +260,19 @@ class TaskQ:
         self._register_queue(queue)
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
-            queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit))
+            queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
+            gate=task.gate))
         return Job(broker, queue, job_id)
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
+        ordering_key: str | None = None,
     ) -> list[Job[Any]]:
         """Validate and pack every call, then store them in batches (used by map/starmap).
         Raises before writing anything if any call is bad."""
-        return self._store_many(queue, self._pack_calls(task, calls, queue, priority, opts), delay, at)
+        return self._store_many(queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
+                                order=ordering_key, gate=task.gate)
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
@@ -279,7 +289,8 @@ class TaskQ:
             order.append((key, len(entry[1])))
             entry[1].append((tuple(args), dict(kwargs)))
         packed = {key: self._pack_calls(task, items, key[1], key[2]) for key, (task, items) in groups.items()}
-        done = {key: self._store_many(key[1], jobs, 0, None) for key, jobs in packed.items()}
+        done = {key: self._store_many(key[1], jobs, 0, None, gate=groups[key][0].gate)
+                for key, jobs in packed.items()}
         return [done[key][index] for key, index in order]
 
     def _pack_calls(self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
@@ -296,11 +307,11 @@ class TaskQ:
         return jobs
 
     def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
-                    at: dt.datetime | None) -> list[Job[Any]]:
+                    at: dt.datetime | None, *, order: str | None = None, gate: str | None = None) -> list[Job[Any]]:
         self._register_queue(queue)
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit))
+            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
         return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
 
     def _register_queue(self, queue: str) -> None:

@@ -1,9 +1,10 @@
-"""Flow control declared per queue (app.queue()): backpressure on the ready backlog, and a global
-rate limit on starts (at most N jobs leased per sliding window, across every worker).
+"""Flow control declared per queue (app.queue()) and per task (@app.task(rate_limit=,
+max_running=)): backpressure on the ready backlog, global rate limits and concurrency caps.
 
-The limit is enforced in Redis, inside the enqueue scripts (lua/lib/room.lua), so it holds
-across every producer of the app; this module holds the declaration and the producer's side of
-`on_full="block"`: wait without polling (a fetch hands out room tokens) and try again.
+Every limit is enforced in Redis: backpressure inside the enqueue scripts (lua/lib/room.lua), so
+it holds across every producer; rate limits and caps where fetch leases a job (lua/ops/fetch.lua,
+lua/lib/gate.lua), so they hold across every worker. This module holds the declarations and the
+producer's side of `on_full="block"`: wait without polling (a fetch hands out room tokens).
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
+from taskq.broker.base import TaskLimit
 from taskq.errors import ConfigError, QueueFull
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from taskq.task import TaskBase
 
 OnFull = Literal["raise", "block"]
 T = TypeVar("T")
@@ -97,3 +104,15 @@ def with_room(policy: QueuePolicy | None, broker: RoomWaiter, store: Callable[[i
                     raise QueueFull(f"{exc} (waited {policy.block_timeout:g}s for room)") from None
                 raise
             broker.wait_room(policy.name, left)
+
+
+def task_limits(tasks: Iterable[TaskBase[Any, Any]]) -> list[TaskLimit]:
+    """The limits of the tasks that declare their own (what fetch enforces, in whichever queue
+    their jobs are: a job sent to another queue with options(queue=) counts there)."""
+    out: list[TaskLimit] = []
+    for t in tasks:
+        o = t.opts
+        if t.gate is not None:
+            rate = None if o.rate_limit is None else parse_rate(o.rate_limit, t.name)
+            out.append(TaskLimit(t.gate, rate, o.max_running or 0))
+    return out

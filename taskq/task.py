@@ -10,6 +10,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
 from taskq.errors import ConfigError, EnqueueError
+from taskq.flow import parse_rate
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
 
@@ -41,6 +42,10 @@ class TaskOptions:
     retry_on: tuple[type[BaseException], ...] | None = None
     #: never retry failures of these types: dead-lettered at once
     dont_retry_on: tuple[type[BaseException], ...] = ()
+    #: at most N starts of this task per sliding window across every worker: "N/s", "N/m", "N/h"
+    rate_limit: str | None = None
+    #: at most N jobs of this task running (or prefetched) at once across every worker
+    max_running: int | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -56,6 +61,16 @@ class TaskOptions:
             if types is not None and (not isinstance(types, tuple) or not all(
                     isinstance(t, type) and issubclass(t, BaseException) for t in types)):
                 raise ConfigError(f"{name} must be a tuple of exception classes, got {types!r}")
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit, "task")
+        if self.max_running is not None and (not isinstance(self.max_running, int)
+                                             or isinstance(self.max_running, bool) or self.max_running < 1):
+            raise ConfigError(f"max_running must be an int >= 1 or None, got {self.max_running!r}")
+
+    @property
+    def limited(self) -> bool:
+        """Whether the task has limits of its own (its jobs then carry its name as their gate)."""
+        return self.rate_limit is not None or self.max_running is not None
 
     def retries_on(self, exc: BaseException) -> bool:
         """Whether a failure of this type may be retried (attempts left permitting)."""
@@ -81,7 +96,7 @@ class Producer(Protocol):
     def submit(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None,
+        opts: TaskOptions | None = None, ordering_key: str | None = None,
     ) -> Job[Any]:
         """Validate, pack and enqueue one call."""
         ...
@@ -89,6 +104,7 @@ class Producer(Protocol):
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
         queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
+        ordering_key: str | None = None,
     ) -> list[Job[Any]]:
         """Validate, pack and enqueue many calls in batches."""
         ...
@@ -103,6 +119,8 @@ class TaskBase(Generic[P, R]):
         self.opts = options
         self.is_async = inspect.iscoroutinefunction(fn)
         self.producer = producer
+        #: what its jobs carry for the task's own limits to apply (its name), or None: no limits
+        self.gate = name if options.limited else None
         self._signature = inspect.signature(fn)
         self._positional = _positional_range(self._signature)
         self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None, options)
@@ -149,10 +167,13 @@ class TaskBase(Generic[P, R]):
         self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
         queue: str | None = None, priority: int | None = None, key: str | None = None,
         retries: int | None = None, timeout: float | _Unset | None = UNSET, backoff: Backoff | None = None,
+        ordering_key: str | None = None,
     ) -> TaskCall[P, R]:
         """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
-        priority (0-9, higher first), key (deduplicates while a job with it is live), and the
-        task's retries, timeout (None: no limit) and backoff for this call only."""
+        priority (0-9, higher first), key (deduplicates while a job with it is live), the
+        task's retries, timeout (None: no limit) and backoff for this call only, and
+        ordering_key: jobs of one queue with the same ordering key run one at a time, in the
+        order they entered the queue (a delayed job enters when it falls due)."""
         seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
@@ -166,6 +187,9 @@ class TaskBase(Generic[P, R]):
             check_priority(priority)
         if key is not None and (not isinstance(key, str) or not key):
             raise ConfigError(f"key must be a non-empty string, got {key!r}")
+        if ordering_key is not None and (not isinstance(ordering_key, str) or not ordering_key
+                                         or "\0" in ordering_key):
+            raise ConfigError(f"ordering_key must be a non-empty string without NUL bytes, got {ordering_key!r}")
         opts = self.opts
         if retries is not None or not isinstance(timeout, _Unset) or backoff is not None:
             opts = dataclasses.replace(  # validated as at decoration
@@ -173,7 +197,7 @@ class TaskBase(Generic[P, R]):
                 timeout=opts.timeout if isinstance(timeout, _Unset) else timeout, backoff=backoff or opts.backoff)
         return TaskCall(
             self, queue or self.opts.queue,
-            self.opts.priority if priority is None else priority, float(seconds), at, key, opts,
+            self.opts.priority if priority is None else priority, float(seconds), at, key, opts, ordering_key,
         )
 
 
@@ -219,12 +243,14 @@ class TaskCall(Generic[P, R]):
     key: str | None
     #: the task's options for this call (retries, timeout, backoff may be overridden)
     opts: TaskOptions
+    #: jobs with the same ordering key (in one queue) run one at a time, in enqueue order
+    ordering_key: str | None = None
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""
         job = self.task.producer.submit(
             self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts,
+            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
         )
         return cast(Job[R], job)
 
@@ -235,11 +261,11 @@ class TaskCall(Generic[P, R]):
 
     def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
         """Enqueue `task(*item)` for each item, in pipelined batches; nothing is written if any
-        item is bad."""
+        item is bad. With an ordering key, the jobs run one at a time in the items' order."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
         jobs = self.task.producer.submit_many(
             self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, opts=self.opts,
+            delay=self.delay_seconds, at=self.at, opts=self.opts, ordering_key=self.ordering_key,
         )
         return cast(list[Job[R]], jobs)

@@ -27,16 +27,16 @@ from taskq.testing import drain
 _memory_names = itertools.count()
 
 
-@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
-def url(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(name="url", params=["memory", "redis", "cluster", "sentinel"])
+def url_fixture(request: pytest.FixtureRequest) -> str:
     """Every implementation of the contract (overrides conftest's memory + redis)."""
     if request.param == "memory":
         return f"memory://contract-{next(_memory_names)}"
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 
-@pytest.fixture
-def broker(url: str) -> Broker:
+@pytest.fixture(name="broker")
+def broker_fixture(url: str) -> Broker:
     return open_broker(url, policy=Policy(lease_ms=5000, result_ttl_ms=60_000, max_lost=3))
 
 

@@ -83,9 +83,10 @@ class Admin:
             pipe = self.conn.client.pipeline(transaction=False)
             for p in range(10):
                 pipe.llen(k.ready(p))
-            pipe.zcard(k.scheduled).zcard(k.leases).scard(k.reserved).zcard(k.dead)
-            *ready, scheduled, leased, reserved, dead = pipe.execute()
-        return Depths(sum(ready), scheduled, reserved, max(0, leased - reserved), dead)
+            pipe.zcard(k.scheduled).zcard(k.leases).scard(k.reserved).zcard(k.dead).get(k.ordered).get(k.parked)
+            *ready, scheduled, leased, reserved, dead, ordered, parked = pipe.execute()
+        return Depths(sum(ready), scheduled, reserved, max(0, leased - reserved), dead, int(ordered or 0),
+                      int(parked or 0))
 
     def dead(self, queue: str, limit: int | None = 100) -> list[Entry]:
         with self.conn.errors():
@@ -194,7 +195,7 @@ class Admin:
             k = self.qk(c.queue)
             calls.append(("fire", [k.base, k.schedule(c.name), k.job(c.job_id)],
                           [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority,
-                           "skip" if c.skip_overlap else "queue"]))
+                           "skip" if c.skip_overlap else "queue", c.gate]))
         return [ClaimResult(int(r)) for r in self.conn.run_many(calls)]
 
     def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:

@@ -177,6 +177,10 @@ class Depths:
     reserved: int = 0
     running: int = 0
     dead: int = 0
+    #: queued behind another job of their ordering key
+    ordered: int = 0
+    #: queued, held back by their task's own rate limit or cap
+    held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -242,6 +246,19 @@ class Claim:
     priority: int = 0
     #: skip the tick if the schedule's previous job has not ended (overlap="skip")
     skip_overlap: bool = False
+    #: the task's name if it has its own limits (TaskLimit), else ""
+    gate: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskLimit:
+    """A task's own limits across every worker: at most `rate` (n, window ms) starts per sliding
+    window and at most `max_running` (0: no cap) leased at once. They apply to the jobs enqueued
+    with the task's name as their gate."""
+
+    task: str
+    rate: tuple[int, int] | None = None
+    max_running: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,14 +277,18 @@ class Policy:
 
 class Producer(Protocol):
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0) -> str:
+                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
+                gate: str | None = None) -> str:
         """Store a job; return its id, or the id of the live job already holding `key`. With
-        max_ready, raise QueueFull (nothing written) if the queue already holds that many ready."""
+        max_ready, raise QueueFull (nothing written) if the queue already holds that many ready.
+        With `order` (an ordering key), the job runs after every job of that key that entered the
+        queue before it has ended. `gate` names the task whose TaskLimit applies to the job."""
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0) -> int:
+                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
         """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch
-        (with max_ready: one batch, refused whole with QueueFull if it would pass the limit)."""
+        (with max_ready: one batch, refused whole with QueueFull if it would pass the limit).
+        `order` and `gate` as in enqueue(), for every job of the call, which keep their order."""
 
     def wait_room(self, queue: str, timeout: float) -> bool:
         """Block until a fetch makes room in a queue that refused a job for max_ready."""
@@ -279,12 +300,15 @@ class Producer(Protocol):
 class Consumer(Protocol):
     def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
-              rate: tuple[int, int] | None = None, max_running: int = 0) -> Fetched:
+              rate: tuple[int, int] | None = None, max_running: int = 0,
+              limits: Sequence[TaskLimit] = ()) -> Fetched:
         """Start the reserved (id, token) jobs in `start`, then lease up to `run` jobs as running
         and `reserve` more as reserved; promote due scheduled jobs first. With `rate` (n, window
         ms), at most n jobs of the queue are leased per sliding window across every worker, and
         next_due says when the window lets the next one go. With max_running, at most that many
-        of the queue's jobs are leased (running or reserved) at once across every worker."""
+        of the queue's jobs are leased (running or reserved) at once across every worker.
+        `limits` hold the same for the jobs of one task each (those enqueued with its gate); a job
+        over its task's limit stays queued, unleased, until the task has room."""
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         """Block until a wake-up token arrives on any queue (or for this worker): the queues whose

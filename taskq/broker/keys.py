@@ -86,6 +86,29 @@ class QueueKeys:
         """List: one token per job a fetch took off a full queue, for producers blocked on room."""
         return f"{self.base}:room"
 
+    @property
+    def rate(self) -> str:
+        """Sorted set: the queue's leases in its rate limit's sliding window (member id:delivery)."""
+        return f"{self.base}:rate"
+
+    def order(self, key: str) -> str:
+        """List: the jobs of one ordering key in line, the one holding the key first."""
+        return f"{self.base}:order:{key}"
+
+    @property
+    def ordered(self) -> str:
+        """Counter: jobs waiting in the lines of ordering keys (behind the holder)."""
+        return f"{self.base}:ordered"
+
+    @property
+    def parked(self) -> str:
+        """Counter: jobs held back by their task's own limits, in every task's held list."""
+        return f"{self.base}:parked"
+
+    def gate(self, task: str) -> str:
+        """Prefix of a task's own limit keys: :rate (sliding window), :leases (set), :held (list)."""
+        return f"{self.base}:gate:{task}"
+
     def wake(self, worker_id: str) -> str:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""

@@ -20,6 +20,7 @@ from taskq.broker.base import (
     Settled,
     Settlement,
     Status,
+    TaskLimit,
 )
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
@@ -92,18 +93,24 @@ class RedisBroker(Admin):
     # -- producing --------------------------------------------------------
 
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0) -> str:
+                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
+                gate: str | None = None) -> str:
         k = self.qk(queue)
         keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
         args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority)
-        found, created = self.conn.run("enqueue", keys, (*args, max_ready) if max_ready else args)
+        if order or gate:
+            args = (*args, max_ready, order or "", gate or "")
+        elif max_ready:
+            args = (*args, max_ready)
+        found, created = self.conn.run("enqueue", keys, args)
         if created == -1:
             raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
         return text(found) or job_id
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0) -> int:
+                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
         k = self.qk(queue)
+        flow = f"{order or ''}\0{gate or ''}" if order or gate else None
         keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
         batches: list[list[Any]] = []
         size = (len(jobs) or 1) if max_ready else ENQUEUE_BATCH  # a limit is checked for the call as a whole
@@ -111,7 +118,9 @@ class RedisBroker(Admin):
             args: list[Any] = [f"{k.base}:job:", delay_ms, at_ms]
             for job in jobs[start:start + size]:
                 args.extend(job)
-            if max_ready:
+            if flow is not None:
+                args += (max_ready, flow)
+            elif max_ready:
                 args.append(max_ready)
             batches.append(args)
         stored = [int(n) for n in self.conn.pipelined("enqueue_many", keys, batches)]
@@ -133,9 +142,12 @@ class RedisBroker(Admin):
 
     def fetch(self, queue: str, run: int, reserve: int, worker_id: str,
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
-              rate: tuple[int, int] | None = None, max_running: int = 0) -> Fetched:
+              rate: tuple[int, int] | None = None, max_running: int = 0,
+              limits: Sequence[TaskLimit] = ()) -> Fetched:
         args: list[Any] = [run, reserve, self.policy.lease_ms, worker_id, self.policy.dead_ttl_ms, suspect_lost,
-                           *(rate or (0, 0)), max_running]
+                           *(rate or (0, 0)), max_running, len(limits)]
+        for lim in limits:
+            args += (lim.task, *(lim.rate or (0, 0)), lim.max_running)
         for pair in start:
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)

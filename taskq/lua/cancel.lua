@@ -18,40 +18,13 @@ local function now_ms()
 end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value), the record expires
--- after `ttl` ms, the deduplication key is released, and a result() waiter is woken. `dedup` and
--- `waiter` are the job's fields of those names when the caller has read them (else false: read).
+-- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
+-- line, and a result() waiter is woken. `links` holds the job's fields dedup, waiter, order and
+-- gate when the caller has read them (links_of), else nil: read here.
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
--- the leases and reserved sets, token deleted (with the fields in `also`, a list of names), so the
--- last holder's late calls are refused.
--- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
--- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
--- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
-local woken = {}
-local function wake(base)
-  if woken[base] then return end
-  woken[base] = true
-  local notify = base .. ':notify'
-  if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
-end
-local function drop_lease(base, id, jk, also)
-  redis.call('ZREM', base .. ':leases', id)
-  -- a fetch refused jobs for the queue's max_running: this freed slot wakes an idle worker
-  if redis.call('DEL', base .. ':capped') == 1 then wake(base) end
-  redis.call('SREM', base .. ':reserved', id)
-  if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
-end
-local function finish(base, id, jk, status, now, ttl, fields, gone, dedup, waiter)
-  drop_lease(base, id, jk, gone)
-  if dedup == nil then dedup, waiter = unpack(redis.call('HMGET', jk, 'dedup', 'waiter')) end
-  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
-  redis.call('PEXPIRE', jk, ttl)
-  if dedup and redis.call('GET', dedup) == id then redis.call('DEL', dedup) end
-  if waiter then
-    local done = base .. ':done:' .. id
-    redis.call('RPUSH', done, '1')
-    redis.call('PEXPIRE', done, ttl)
-  end
-end
+-- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
+-- (with the fields in `also`, a list of names), so the last holder's late calls are refused.
+-- `gate` is the job's field of that name when the caller has read it (nil: read it here).
 -- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
 -- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
 local function ready_key(base, prio)
@@ -61,6 +34,16 @@ end
 
 local function job_key(base, id)
   return base .. ':job:' .. id
+end
+
+-- the line of jobs of one ordering key (lib/order.lua)
+local function order_key(base, key)
+  return base .. ':order:' .. key
+end
+
+-- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
+local function gate_key(base, task)
+  return base .. ':gate:' .. task
 end
 
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
@@ -76,10 +59,118 @@ local function is_hash(key)
   if type(ty) == 'table' then ty = ty.ok end
   return ty == 'hash'
 end
+-- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
+-- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
+-- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
+local woken = {}
+local function wake(base)
+  if woken[base] then return end
+  woken[base] = true
+  local notify = base .. ':notify'
+  if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
+end
+local function drop_lease(base, id, jk, also, gate)
+  redis.call('ZREM', base .. ':leases', id)
+  -- a fetch refused jobs for the queue's max_running: this freed slot wakes an idle worker
+  if redis.call('DEL', base .. ':capped') == 1 then wake(base) end
+  redis.call('SREM', base .. ':reserved', id)
+  if gate == nil then gate = redis.call('HGET', jk, 'gate') end
+  if gate then
+    -- a job of this task waits for a free slot of its task: this one wakes an idle worker
+    local gk = gate_key(base, gate)
+    if redis.call('SREM', gk .. ':leases', id) == 1 and redis.call('EXISTS', gk .. ':held') == 1 then wake(base) end
+  end
+  if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
+end
+-- Ordering keys: jobs of one queue with the same ordering key run one at a time, in the order
+-- they entered the queue (a delayed job enters when it falls due). The key's list
+-- <base>:order:<key> holds them, the one holding the key first: only that job is ever ready,
+-- leased or waiting for its retry. The others wait, counted in <base>:ordered; the holder ends
+-- (succeeds, is dead-lettered or cancelled) and the next in line becomes ready.
+-- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
+-- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
+-- is woken. A job due later waits in the scheduled set instead (schedule below).
+local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
+  if jk then redis.call('HSET', jk, 'status', 'queued') end
+  redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  wake(base)
+end
+
+-- Many new jobs of one priority at once (bulk enqueue), in order, their status already 'queued'.
+local function ready_many(base, prio, ids)
+  local list = ready_key(base, prio)
+  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
+    redis.call('RPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  if #ids > 0 then wake(base) end
+end
+
+-- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
+-- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
+-- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
+local function schedule(base, id, jk, due, status)
+  redis.call('ZADD', base .. ':scheduled', due, id)
+  if jk then redis.call('HSET', jk, 'status', status) end
+  wake(base)
+end
+
+-- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
+-- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
+local function admit(base, id, jk, prio, key)
+  if key then
+    local list = order_key(base, key)
+    -- the holder itself (a retry falling due) goes straight to ready
+    if redis.call('LINDEX', list, 0) ~= id and redis.call('RPUSH', list, id) > 1 then
+      if jk then redis.call('HSET', jk, 'status', 'queued') end
+      redis.call('INCR', base .. ':ordered')
+      return
+    end
+  end
+  ready(base, id, jk, prio, false)
+end
+
+-- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
+-- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
+local function release_order(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) ~= id then
+    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
+    return
+  end
+  redis.call('LPOP', list)
+  while true do
+    local next_id = redis.call('LINDEX', list, 0)
+    if not next_id then return end
+    redis.call('DECR', base .. ':ordered')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
+    if not f.err and f[1] == 'queued' then
+      ready(base, next_id, false, priority_of(f[2]), false)
+      return
+    end
+    redis.call('LPOP', list)
+  end
+end
+local function links_of(f, i)  -- from an HMGET whose fields i.. are dedup, waiter, order, gate
+  return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3]}
+end
+
+local function finish(base, id, jk, status, now, ttl, fields, gone, links)
+  if links == nil then links = links_of(redis.call('HMGET', jk, 'dedup', 'waiter', 'order', 'gate'), 1) end
+  drop_lease(base, id, jk, gone, links.gate)
+  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+  redis.call('PEXPIRE', jk, ttl)
+  if links.dedup and redis.call('GET', links.dedup) == id then redis.call('DEL', links.dedup) end
+  if links.order then release_order(base, id, links.order) end
+  if links.waiter then
+    local done = base .. ':done:' .. id
+    redis.call('RPUSH', done, '1')
+    redis.call('PEXPIRE', done, ttl)
+  end
+end
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
-local f = redis.call('HMGET', jk, 'status', 'priority')
+local f = redis.call('HMGET', jk, 'status', 'priority', 'gate')
 local status = f[1]
 if not status then return false end
 if status == 'running' then
@@ -91,8 +182,10 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
 end
 redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
-  -- out of its ready list, so the id cannot outlive its record there
-  redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id)
+  -- out of its ready list (or the line of its task's limit), so the id cannot outlive its record there
+  if redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id) == 0 and f[3] then
+    if redis.call('LREM', gate_key(base, f[3]) .. ':held', 1, id) == 1 then redis.call('DECR', base .. ':parked') end
+  end
 end
 finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), {})
 return status

@@ -9,7 +9,9 @@
 -- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
 -- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
 -- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority,
---       and optionally max_ready (0 or absent = no limit: the queue's ready jobs, all priorities)
+--       and optionally: max_ready (0 or absent = no limit: the queue's ready jobs, all priorities,
+--       plus those waiting behind an ordering key), ordering key ('' or absent = none), gate (the
+--       task's name if the task has its own rate_limit= or max_running=; '' or absent = none)
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
@@ -17,6 +19,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Ordering keys: jobs of one queue with the same ordering key run one at a time, in the order
+-- they entered the queue (a delayed job enters when it falls due). The key's list
+-- <base>:order:<key> holds them, the one holding the key first: only that job is ever ready,
+-- leased or waiting for its retry. The others wait, counted in <base>:ordered; the holder ends
+-- (succeeds, is dead-lettered or cancelled) and the next in line becomes ready.
 -- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
 -- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
 -- is woken. A job due later waits in the scheduled set instead (schedule below).
@@ -29,6 +36,16 @@ end
 
 local function job_key(base, id)
   return base .. ':job:' .. id
+end
+
+-- the line of jobs of one ordering key (lib/order.lua)
+local function order_key(base, key)
+  return base .. ':order:' .. key
+end
+
+-- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
+local function gate_key(base, task)
+  return base .. ':gate:' .. task
 end
 
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
@@ -77,6 +94,49 @@ local function schedule(base, id, jk, due, status)
   if jk then redis.call('HSET', jk, 'status', status) end
   wake(base)
 end
+
+-- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
+-- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
+local function admit(base, id, jk, prio, key)
+  if key then
+    local list = order_key(base, key)
+    -- the holder itself (a retry falling due) goes straight to ready
+    if redis.call('LINDEX', list, 0) ~= id and redis.call('RPUSH', list, id) > 1 then
+      if jk then redis.call('HSET', jk, 'status', 'queued') end
+      redis.call('INCR', base .. ':ordered')
+      return
+    end
+  end
+  ready(base, id, jk, prio, false)
+end
+
+-- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
+-- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
+local function release_order(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) ~= id then
+    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
+    return
+  end
+  redis.call('LPOP', list)
+  while true do
+    local next_id = redis.call('LINDEX', list, 0)
+    if not next_id then return end
+    redis.call('DECR', base .. ':ordered')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
+    if not f.err and f[1] == 'queued' then
+      ready(base, next_id, false, priority_of(f[2]), false)
+      return
+    end
+    redis.call('LPOP', list)
+  end
+end
+-- append a field name and value to a list of them
+local function add_fields(list, name, value)
+  list[#list + 1] = name
+  list[#list + 1] = value
+end
+
 -- create_job: a new job record (the message and the counters the other scripts rely on).
 -- `extra` is a list of name, value pairs stored with it.
 local function create_job(jk, body, prio, now, extra)
@@ -86,9 +146,11 @@ end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 
--- ready jobs of every priority
+-- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua) or
+-- parked by their task's limits (lib/gate.lua)
 local function ready_count(base)
-  local n = 0
+  local c = redis.call('MGET', base .. ':ordered', base .. ':parked')
+  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0)
   for prio = 0, 9 do n = n + redis.call('LLEN', ready_key(base, prio)) end
   return n
 end
@@ -123,12 +185,19 @@ if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return
 local extra = {'status', later and 'scheduled' or 'queued'}
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)
-  extra[3], extra[4] = 'dedup', KEYS[5]
+  add_fields(extra, 'dedup', KEYS[5])
 end
+local order = ARGV[8] ~= '' and ARGV[8]
+if order then
+  add_fields(extra, 'order', order)
+  -- due later: its place among jobs due at the same ms (lib/promote.lua)
+  if later then add_fields(extra, 'oseq', redis.call('INCR', base .. ':oseq')) end
+end
+if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
 create_job(jk, ARGV[2], prio, now, extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')
 else
-  ready(base, id, false, prio, false)
+  admit(base, id, false, prio, order)
 end
 return {id, 1}

@@ -25,6 +25,7 @@ from taskq.broker import redact
 from taskq.broker.base import Delivery
 from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
 from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
+from taskq.flow import task_limits
 from taskq.log import get_logger
 from taskq.message import Message, unpack
 from taskq.outage import Outage
@@ -116,6 +117,7 @@ class Worker:
         self.intake.unsettled = lambda: self.leases.unsettled
         self.intake.rates = {q: rate for q, p in app.queue_policies.items() if (rate := p.rate) is not None}
         self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
+        self.intake.limits = task_limits(app.tasks.values())
         self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
                                on_recorded=self._recorded, after_batch=self._publish)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from taskq.broker.base import Consumer, Delivery, Inspector
+from taskq.broker.base import Consumer, Delivery, Inspector, TaskLimit
 
 #: a job whose worker died this many times while running it is a suspect: it runs alone
 SUSPECT_LOST = 2
@@ -102,6 +102,8 @@ class Intake:
         self.rates: dict[str, tuple[int, int]] = {}
         #: queue -> most of its jobs leased at once across every worker (app.queue(max_running=))
         self.caps: dict[str, int] = {}
+        #: the limits of the tasks that have their own (@app.task(rate_limit=, max_running=))
+        self.limits: list[TaskLimit] = []
         #: outcomes not yet recorded in Redis: a suspect waits for them (were it to kill the process,
         #: their jobs would be blamed with it)
         self.unsettled: Callable[[], int] = lambda: 0
@@ -278,7 +280,8 @@ class Intake:
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
                                       suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30,
-                                      rate=self.rates.get(q), max_running=self.caps.get(q, 0))
+                                      rate=self.rates.get(q), max_running=self.caps.get(q, 0),
+                                      limits=self.limits)
             started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
             for d in reply.deliveries:
                 d.deadline = sent + self.lease

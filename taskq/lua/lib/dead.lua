@@ -5,10 +5,10 @@ local dead_ttl, dead_max = 7 * 86400000, 10000
 
 -- A job ends dead: finish() with its reason and error text (nil keeps the stored one), into the
 -- dead-letter set, which is capped by age and by count (the oldest leave first, with their records).
-local function bury(base, id, jk, now, reason, error, dedup, waiter)
+local function bury(base, id, jk, now, reason, error, links)
   local fields = {'reason', reason}
   if error then fields[3], fields[4] = 'error', error end
-  finish(base, id, jk, 'dead', now, dead_ttl, fields, nil, dedup, waiter)
+  finish(base, id, jk, 'dead', now, dead_ttl, fields, nil, links)
   local dead = base .. ':dead'
   redis.call('ZADD', dead, now, id)
   redis.call('ZREMRANGEBYSCORE', dead, '-inf', now - dead_ttl)

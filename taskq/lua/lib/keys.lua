@@ -9,6 +9,16 @@ local function job_key(base, id)
   return base .. ':job:' .. id
 end
 
+-- the line of jobs of one ordering key (lib/order.lua)
+local function order_key(base, key)
+  return base .. ':order:' .. key
+end
+
+-- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
+local function gate_key(base, task)
+  return base .. ':gate:' .. task
+end
+
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
 local function priority_of(raw)
   local p = tonumber(raw or '0')

@@ -1,20 +1,33 @@
 -- Promotion: due scheduled jobs become ready (fetch does it first, beat for queues nobody fetches).
--- @include lib/ready
+-- @include lib/order
 -- @include lib/dead
 -- Move up to `limit` due scheduled jobs to ready (each by its own priority); returns how many.
+-- A job with an ordering key joins its key's line now; jobs due at the same ms join in the order
+-- they were enqueued (their field oseq: the set alone would order them by id).
 local function promote(base, now, limit)
   local scheduled = base .. ':scheduled'
-  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  local entries = {}
+  for i = 1, #due, 2 do
+    local id = due[i]
     redis.call('ZREM', scheduled, id)
     local jk = job_key(base, id)
     if redis.call('EXISTS', jk) == 1 and not is_hash(jk) then
       bury_raw(base, id, 'unknown_job: scheduled entry whose job record is not a hash', now)
     else
-      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
+      local f = redis.call('HMGET', jk, 'priority', 'order', 'oseq')
+      entries[#entries + 1] = {id = id, jk = jk, prio = priority_of(f[1]), order = f[2],
+        due = tonumber(due[i + 1]), seq = tonumber(f[3] or '0') or 0}
     end
   end
-  return #due
+  if #entries > 1 then
+    table.sort(entries, function(a, b)
+      if a.due ~= b.due then return a.due < b.due end
+      return a.seq < b.seq
+    end)
+  end
+  for _, e in ipairs(entries) do admit(base, e.id, e.jk, e.prio, e.order) end
+  return #due / 2
 end
 
 -- ms until the next scheduled job is due (0 if overdue), or -1 if none is scheduled

@@ -2,9 +2,11 @@
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 -- @include lib/keys
 
--- ready jobs of every priority
+-- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua) or
+-- parked by their task's limits (lib/gate.lua)
 local function ready_count(base)
-  local n = 0
+  local c = redis.call('MGET', base .. ':ordered', base .. ':parked')
+  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0)
   for prio = 0, 9 do n = n + redis.call('LLEN', ready_key(base, prio)) end
   return n
 end

@@ -15,7 +15,7 @@
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
-local f = redis.call('HMGET', jk, 'status', 'priority')
+local f = redis.call('HMGET', jk, 'status', 'priority', 'gate')
 local status = f[1]
 if not status then return false end
 if status == 'running' then
@@ -27,8 +27,10 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
 end
 redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
-  -- out of its ready list, so the id cannot outlive its record there
-  redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id)
+  -- out of its ready list (or the line of its task's limit), so the id cannot outlive its record there
+  if redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id) == 0 and f[3] then
+    if redis.call('LREM', gate_key(base, f[3]) .. ':held', 1, id) == 1 then redis.call('DECR', base .. ':parked') end
+  end
 end
 finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), {})
 return status

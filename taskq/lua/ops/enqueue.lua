@@ -7,11 +7,13 @@
 -- KEYS[4] <ns>:{q}:notify       list   wake-up token for idle workers
 -- KEYS[5] <ns>:{q}:key:<key>    string dedup key -> live job id (only used when ARGV[5] == '1')
 -- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority,
---       and optionally max_ready (0 or absent = no limit: the queue's ready jobs, all priorities)
+--       and optionally: max_ready (0 or absent = no limit: the queue's ready jobs, all priorities,
+--       plus those waiting behind an ordering key), ordering key ('' or absent = none), gate (the
+--       task's name if the task has its own rate_limit= or max_running=; '' or absent = none)
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- @include lib/now
--- @include lib/ready
+-- @include lib/order
 -- @include lib/job
 -- @include lib/room
 local now = now_ms()
@@ -30,12 +32,19 @@ if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return
 local extra = {'status', later and 'scheduled' or 'queued'}
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)
-  extra[3], extra[4] = 'dedup', KEYS[5]
+  add_fields(extra, 'dedup', KEYS[5])
 end
+local order = ARGV[8] ~= '' and ARGV[8]
+if order then
+  add_fields(extra, 'order', order)
+  -- due later: its place among jobs due at the same ms (lib/promote.lua)
+  if later then add_fields(extra, 'oseq', redis.call('INCR', base .. ':oseq')) end
+end
+if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
 create_job(jk, ARGV[2], prio, now, extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')
 else
-  ready(base, id, false, prio, false)
+  admit(base, id, false, prio, order)
 end
 return {id, 1}

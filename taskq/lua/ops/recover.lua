@@ -36,16 +36,16 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', leases, id)
     redis.call('SREM', base .. ':reserved', id)
   else
-    local f = redis.call('HMGET', jk, 'status', 'priority')
-    local lost = tonumber(redis.call('HGET', jk, 'lost') or '0') or 0
+    local f = redis.call('HMGET', jk, 'status', 'priority', 'lost', 'gate')
+    local lost = tonumber(f[3] or '0') or 0
     if f[1] ~= 'reserved' then lost = redis.call('HINCRBY', jk, 'lost', 1) end
     if lost >= max_lost then
       bury(base, id, jk, now,
         'lease_expired: lost its worker ' .. lost .. ' times (the worker died or hung while running it)', nil)
       buried = buried + 1
     else
-      drop_lease(base, id, jk)
-      ready(base, id, jk, priority_of(f[2]), true)
+      drop_lease(base, id, jk, nil, f[4])
+      ready(base, id, jk, priority_of(f[2]), true)  -- it keeps its ordering key: it holds it
       requeued = requeued + 1
     end
   end

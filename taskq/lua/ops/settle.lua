@@ -21,24 +21,24 @@ local codes = {}
 for i = 4, #ARGV, 6 do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter')
+  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter', 'order', 'gate', 'priority')
   local code = 1
   if f[1] ~= token then
     code = 0
   elseif kind == 'ok' then
-    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, f[3], f[4])
+    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, links_of(f, 3))
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
-    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], f[3], f[4])
+    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 3))
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
-    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]}, nil, f[3], f[4])
+    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]}, nil, links_of(f, 3))
     code = 2
   else
-    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'})  -- the next attempt starts over
+    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, f[6])  -- the next attempt starts over
     redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5])
     local delay = tonumber(ARGV[i + 4])
     if delay <= 0 then
-      ready(base, id, jk, priority_of(redis.call('HGET', jk, 'priority')), false)
+      ready(base, id, jk, priority_of(f[7]), false)  -- it keeps its ordering key: it holds it
     else
       schedule(base, id, jk, now + delay, 'failed')
     end
