@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from taskq import views
 from taskq.app import TaskQ
 from taskq.errors import BrokerError
 from taskq.events import EventKind, JobEvent
@@ -101,12 +102,20 @@ class QueueCollector(Collector):
         jobs = GaugeMetricFamily("taskq_queue_jobs", "Jobs in a queue by state.", labels=["queue", "state"])
         oldest = GaugeMetricFamily("taskq_queue_oldest_ready_age_seconds",
                                    "Age of the job next in line (0 when none is ready).", labels=["queue"])
+        held = GaugeMetricFamily("taskq_queue_held_jobs",
+                                 "Queued jobs a flow limit holds back, by limit (rate, cap, ordering_key, "
+                                 "task_limit).", labels=["queue", "by"])
         up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape.")
         try:
             now = self.app.broker.time_ms()
             for q in self.queues:
-                for state, count in self.app.broker.depths(q).as_dict().items():
+                depth = self.app.broker.depths(q)
+                for state, count in depth.as_dict().items():
                     jobs.add_metric([q, state], count)
+                waits = views.held(self.app, q, depth)
+                for by in ("rate", "cap", "ordering_key"):
+                    held.add_metric([q, by], waits[by])
+                held.add_metric([q, "task_limit"], waits["task_limits"])
                 first = self.app.broker.oldest_ready_ms(q)
                 oldest.add_metric([q], 0.0 if first is None else max(0, now - first) / 1000)
         except BrokerError as exc:
@@ -115,7 +124,7 @@ class QueueCollector(Collector):
             yield up
             return
         up.add_metric([], 1)
-        yield from (jobs, oldest, up)
+        yield from (jobs, oldest, held, up)
 
 
 class _Up(Collector):

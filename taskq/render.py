@@ -38,8 +38,20 @@ def status(data: dict[str, Any]) -> list[str]:
     for q, d in data["queues"].items():
         lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['reserved']:>9} {d['running']:>8} "
                      f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}")
-    if data.get("limits"):
-        lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items())]
+    if data.get("limits") or data.get("task_limits"):
+        lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items()),
+                  *(f"limits of task {t}: {limit}" for t, limit in data.get("task_limits", {}).items())]
+    waits = [(q, d["held"]) for q, d in data["queues"].items() if any(
+        v for k, v in d.get("held", {}).items() if k != "by_task")]
+    if waits:
+        lines.append("")
+        for q, h in waits:
+            parts = [f"{h[k]} by {label}" for k, label in (("rate", "rate limit"), ("cap", "max_running"),
+                                                           ("ordering_key", "ordering key")) if h[k]]
+            if h["task_limits"]:
+                tasks = ", ".join(f"{t} {n}" for t, n in h["by_task"].items())
+                parts.append(f"{h['task_limits']} by task limits ({tasks})")
+            lines.append(f"held in {q}: {', '.join(parts)}")
     if data["running"]:
         lines += ["", f"{'running job':<34} {'queue':<12} {'task':<20} {'try':>3} {'for':>8}  progress"]
         for r in data["running"]:

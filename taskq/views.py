@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from taskq.broker.base import Broker, JobRecord, Status
+from taskq.broker.base import Broker, Depths, JobRecord, Status
 from taskq.cron import CronSpec
 from taskq.errors import JobNotFound, TaskqError
 from taskq.message import Message, unpack, unpack_value
@@ -40,6 +40,24 @@ class PolicySource(Protocol):
     """What the read model shows of a queue's flow control (taskq.flow.QueuePolicy is one)."""
 
     def describe(self) -> str: ...
+    @property
+    def rate(self) -> tuple[int, int] | None: ...
+    @property
+    def max_running(self) -> int | None: ...
+
+
+class TaskOptionsSource(Protocol):
+    @property
+    def rate_limit(self) -> str | None: ...
+    @property
+    def max_running(self) -> int | None: ...
+
+
+class TaskSource(Protocol):
+    """What the read model shows of a task (taskq.Task is one): its own limits."""
+
+    @property
+    def opts(self) -> TaskOptionsSource: ...
 
 
 class Source(Protocol):
@@ -54,6 +72,8 @@ class Source(Protocol):
     def schedules(self) -> Mapping[str, ScheduleSource]: ...
     @property
     def queue_policies(self) -> Mapping[str, PolicySource]: ...
+    @property
+    def tasks(self) -> Mapping[str, TaskSource]: ...
     def known_queues(self) -> list[str]: ...
 
 
@@ -230,8 +250,10 @@ def snapshot(app: Source) -> dict[str, Any]:
     running = []
     for q in app.known_queues():
         oldest = broker.oldest_ready_ms(q)
-        depths[q] = {**broker.depths(q).as_dict(),
-                     "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3)}
+        depth = broker.depths(q)
+        depths[q] = {**depth.as_dict(),
+                     "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3),
+                     "held": held(app, q, depth)}
         leased = broker.running(q, RUNNING_SHOWN)
         for record in broker.jobs(q, [e.id for e in leased]):
             if record is None or record.status is not Status.RUNNING:
@@ -250,4 +272,21 @@ def snapshot(app: Source) -> dict[str, Any]:
                  "lease_left_s": round(leader.lease_left_ms / 1000, 3) if leader else None},
         "schedules": schedules,
         "limits": {q: p.describe() for q, p in sorted(app.queue_policies.items())},
+        "task_limits": {name: ", ".join(f"{k}={v}" for k, v in (("rate_limit", t.opts.rate_limit),
+                                                                ("max_running", t.opts.max_running)) if v)
+                        for name, t in sorted(app.tasks.items()) if t.opts.rate_limit or t.opts.max_running},
     }
+
+
+def held(app: Source, queue: str, depth: Depths) -> dict[str, Any]:
+    """The queue's jobs that wait on a flow limit, by limit: its rate limit (the window is full)
+    or cap (every slot is leased) hold all its ready jobs; the rest wait behind an ordering key
+    or are held back by their task's own limits (by_task: per task)."""
+    policy = app.queue_policies.get(queue)
+    rate = policy.rate if policy else None
+    holds = app.broker.holds(queue, rate[1] if rate else 0)
+    by_rate = depth.ready if rate and holds.rate_starts >= rate[0] else 0
+    cap = policy.max_running if policy else None
+    by_cap = depth.ready if not by_rate and cap and depth.running + depth.reserved >= cap else 0
+    return {"rate": by_rate, "cap": by_cap, "ordering_key": depth.ordered,
+            "task_limits": sum(holds.by_task.values()), "by_task": holds.by_task}

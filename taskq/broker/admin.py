@@ -14,6 +14,7 @@ from taskq.broker.base import (
     ClaimResult,
     Depths,
     Entry,
+    Holds,
     JobRecord,
     Leader,
     LeadResult,
@@ -110,6 +111,20 @@ class Admin:
                 pipe.hmget(k.job(job_id), *_FIELDS)
             rows = pipe.execute()
         return [job_record(queue, job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]
+
+    def holds(self, queue: str, window_ms: int = 0) -> Holds:
+        k = self.qk(queue)
+        since = self.time_ms() - window_ms if window_ms else 0
+        with self.conn.errors():
+            names = sorted(text(t) or "" for t in self.conn.client.smembers(k.gates))
+            pipe = self.conn.client.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(f"{k.gate(name)}:held")
+            if window_ms:
+                pipe.zcount(k.rate, since, "+inf")
+            counts = pipe.execute() if names or window_ms else []
+        held = {name: int(n) for name, n in zip(names, counts, strict=False) if n}
+        return Holds(int(counts[-1]) if window_ms else 0, held)
 
     def oldest_ready_ms(self, queue: str) -> int | None:
         k = self.qk(queue)

@@ -187,6 +187,16 @@ class Depths:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Holds:
+    """What a queue's flow limits hold back now (for `taskq status` and the metrics)."""
+
+    #: jobs leased in the queue's rate-limit window (the last `window_ms` asked about)
+    rate_starts: int = 0
+    #: task -> its jobs held back by the task's own rate limit or cap
+    by_task: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
     """A job id in a sorted set with its time: dead since, or lease deadline (unix ms)."""
 
@@ -368,6 +378,10 @@ class Inspector(Protocol):
 
     def oldest_ready_ms(self, queue: str) -> int | None:
         """When the job next in line was enqueued."""
+
+    def holds(self, queue: str, window_ms: int = 0) -> Holds:
+        """The queue's leases in the last `window_ms` (its rate limit's window; 0: none) and
+        the jobs held back per task by the task's own limits."""
 
     def replay(self, queue: str, job_id: str, body: bytes) -> bool:
         """Put a dead job back on its ready list with a fresh message; False if it is not dead."""

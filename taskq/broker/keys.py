@@ -105,6 +105,11 @@ class QueueKeys:
         """Counter: jobs held back by their task's own limits, in every task's held list."""
         return f"{self.base}:parked"
 
+    @property
+    def gates(self) -> str:
+        """Set: the tasks with jobs held back by their own limits (each in <gate>:held)."""
+        return f"{self.base}:gates"
+
     def gate(self, task: str) -> str:
         """Prefix of a task's own limit keys: :rate (sliding window), :leases (set), :held (list)."""
         return f"{self.base}:gate:{task}"
