@@ -3,8 +3,10 @@
 Usage: python bench/flow.py [--n 20000] [--repeat 3]
 Each run: a fresh redis-server, `n` no-op jobs enqueued (task.map), then two
 `taskq worker -c 16 --burst` processes, timed from start to exit (start-up included, the same
-for every configuration). Configurations, alternated run by run: off; rate_limit far above the
-achievable rate; max_running equal to the total concurrency (32); max_ready far above n.
+for every configuration). Configurations, alternated run by run: off; the queue's rate_limit far
+above the achievable rate; the queue's max_running equal to the total concurrency (32); max_ready
+far above n; the same rate limit and cap as the task's own (task_rate, task_cap); ordering keys
+over 100 keys (order).
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from pathlib import Path
 from _redis import redis_url
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = ("off", "rate", "cap", "ready")
+CONFIGS = ("off", "rate", "cap", "ready", "task_rate", "task_cap", "order")
 
 
 def run_once(url: str, flow: str, n: int) -> float:
     env = {**os.environ, "TASKQ_URL": url, "TASKQ_FLOW": flow,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.noop.map(range({n}))"], env=env, cwd=HERE,
+    subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.enqueue({n})"], env=env, cwd=HERE,
                    check=True)
     cmd = [sys.executable, "-m", "taskq", "worker", "flow_app:app", "-c", "16", "--burst", "--log-level", "error"]
     start = time.perf_counter()
@@ -41,10 +43,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default=",".join(CONFIGS), help="configurations to run, comma-separated")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    configs = ["off", *(c for c in args.only.split(",") if c != "off")]
+    rates: dict[str, list[float]] = {c: [] for c in configs}
     for _ in range(args.repeat):
-        for flow in CONFIGS:
+        for flow in configs:
             with redis_url() as url:
                 rates[flow].append(run_once(url, flow, args.n))
     off = statistics.median(rates["off"])

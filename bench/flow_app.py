@@ -1,4 +1,4 @@
-"""The app bench/flow.py runs: one no-op task, its queue's flow control chosen by $TASKQ_FLOW."""
+"""The app bench/flow.py runs: one no-op task, its flow control chosen by $TASKQ_FLOW."""
 
 from __future__ import annotations
 
@@ -14,8 +14,20 @@ elif FLOW == "cap":
     app.queue("default", max_running=32)  # the fleet's total concurrency (2 workers x 16)
 elif FLOW == "ready":
     app.queue("default", max_ready=1_000_000)
+#: the task's own limits, for the task_rate and task_cap configurations
+LIMITS: dict[str, object] = {"task_rate": {"rate_limit": "1000000/s"}, "task_cap": {"max_running": 32}}.get(
+    FLOW, {})  # type: ignore[assignment]
 
 
-@app.task
+@app.task(**LIMITS)  # type: ignore[call-overload]
 def noop(i: int) -> None:
     return None
+
+
+def enqueue(n: int) -> None:
+    """n jobs; with "order", over 100 ordering keys (one map() per key, so each key's jobs are in line)."""
+    if FLOW != "order":
+        noop.map(range(n))
+        return
+    for key in range(100):
+        noop.options(ordering_key=f"k{key}").map(range(key, n, 100))

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from taskq.broker import Broker, Policy, open_broker
-from taskq.broker.base import Depths, Status
+from taskq.broker.base import Depths, Outcome, Settlement, Status
 from taskq.worker.intake import SUSPECT_LOST, Intake
 
 _names = itertools.count()
@@ -151,3 +151,22 @@ def test_queues_are_served_in_turn_and_a_woken_queue_first(broker: Broker) -> No
     taker.woken = ["c"]
     [d] = taker.step().run
     assert d.queue == "c"  # the queue whose wake-up token came is fetched first
+
+
+def test_a_capped_worker_waits_for_its_own_outcomes_before_fetching_again(broker: Broker) -> None:
+    """With the cap reached, a fetch for a freed slot before its job's outcome is recorded would
+    be refused (that job's lease still holds the slot): wait for the settle instead."""
+    jobs(broker, 4)
+    it = intake(broker, Clock(), prefetch=0)
+    it.caps = {"q": 2}
+    first = it.step()
+    assert len(first.run) == 2 and not it.capped
+    unsettled = [1]
+    it.unsettled = lambda: unsettled[0]
+    it.ended(first.run[0])
+    assert it.step().run == [] and it.capped == {"q"}  # the ended job's lease still holds its slot
+    assert it.step().wait_slot  # its outcome is on the way: no second fetch in vain
+    unsettled[0] = 0
+    broker.settle("q", [Settlement(Outcome.OK, first.run[0].id, first.run[0].token, result=b"\xc0")])
+    step = it.step()
+    assert [d.id for d in step.run] == ["j2"] and not it.capped

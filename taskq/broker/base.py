@@ -96,6 +96,8 @@ class Fetched:
     started: list[bool]
     deliveries: list[Delivery]
     next_due: float | None
+    #: a concurrency cap (the queue's or a task's) left jobs behind: a lease ending frees a slot
+    capped: bool = False
 
 
 class Outcome(enum.StrEnum):

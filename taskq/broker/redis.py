@@ -152,13 +152,13 @@ class RedisBroker(Admin):
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)
         due, pairs = int(reply[0]), int(reply[1])
-        started = [flag == 1 for flag in reply[2:2 + pairs]]
+        started = [flag == 1 for flag in reply[3:3 + pairs]]
         deliveries = [  # ids and tokens are ASCII; the message stays bytes
             Delivery(queue, reply[i].decode(), reply[i + 1], reply[i + 2].decode(), int(reply[i + 3]),
                      int(reply[i + 4]), reply[i + 5] == 1)
-            for i in range(2 + pairs, len(reply), 6)
+            for i in range(3 + pairs, len(reply), 6)
         ]
-        return Fetched(started, deliveries, None if due < 0 else due / 1000)
+        return Fetched(started, deliveries, None if due < 0 else due / 1000, reply[2] == 1)
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         groups = self._wait_groups(queues, worker_id)

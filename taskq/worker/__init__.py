@@ -301,7 +301,7 @@ class Worker:
     def _recorded(self, done: list[Finished]) -> None:
         self.leases.drop([f.delivery for f in done])
         self.processed += len(done)
-        if self.intake.suspects:  # a suspect may be waiting for these outcomes
+        if self.intake.suspects or self.intake.capped:  # a suspect, or a capped fetch, may wait for these
             with self.intake.cond:
                 self.intake.cond.notify()
 

@@ -104,6 +104,9 @@ class Intake:
         self.caps: dict[str, int] = {}
         #: the limits of the tasks that have their own (@app.task(rate_limit=, max_running=))
         self.limits: list[TaskLimit] = []
+        #: queues whose last fetch a concurrency cap cut: while this worker's own outcomes are on
+        #: their way to Redis (they free cap slots), it waits for them rather than fetch in vain
+        self.capped: set[str] = set()
         #: outcomes not yet recorded in Redis: a suspect waits for them (were it to kill the process,
         #: their jobs would be blamed with it)
         self.unsettled: Callable[[], int] = lambda: 0
@@ -172,6 +175,8 @@ class Intake:
 
     def _blocked(self) -> bool:
         if self.alone is not None or (self.suspects and (self.executing or self.unsettled())):
+            return True
+        if self.capped and len(self.capped) == len(self.queues) and self.unsettled():
             return True
         if self.executing < self.concurrency:
             return False
@@ -290,6 +295,10 @@ class Intake:
                 else:
                     reserve -= 1
             leased += reply.deliveries
+            if reply.capped:
+                self.capped.add(q)
+            else:
+                self.capped.discard(q)
             if reply.next_due is not None:
                 next_due = reply.next_due if next_due is None else min(next_due, reply.next_due)
         return leased, started, next_due

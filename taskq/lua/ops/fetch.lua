@@ -13,7 +13,8 @@
 -- A job leased running, or started, gets status 'running' and started_ms; a reserved one keeps
 -- its place in the leases set (renewed like any lease) and status 'reserved'.
 -- Returns {ms until the next scheduled job or until the rate limit lets the next job go, whichever
---   comes first (-1 if neither), number of pairs, 1/0 per pair (started,
+--   comes first (-1 if neither), number of pairs, 1 if a cap (the queue's or a task's) left jobs
+--   behind else 0, 1/0 per pair (started,
 --   or refused: cancelled or lease lost), then id, msg, token, deliveries, lost, 1 if running
 --   else 0 per leased job}.
 -- @include lib/now
@@ -35,7 +36,7 @@ for i = 11, 10 + 4 * gates_n, 4 do
   gates[ARGV[i]] = new_gate(base, ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]))
 end
 
-local out = {-1, 0}
+local out = {-1, 0, 0}
 local pairs_n = 0
 for i = 11 + 4 * gates_n, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
@@ -137,6 +138,10 @@ for _, g in pairs(gates) do  -- jobs held for a task's rate limit: say when its 
   if wait and (out[1] < 0 or wait < out[1]) then out[1] = wait end
 end
 if capped then redis.call('SET', base .. ':capped', '1', 'PX', lease_ms * 2) end  -- the next freed slot wakes
+if capped then out[3] = 1 end
+for _, g in pairs(gates) do
+  if g.parked and g.cap > 0 and g.room and g.room <= 0 then out[3] = 1 end
+end
 if limited then  -- jobs may be left behind for the window: say when the oldest lease in it drops out
   local oldest = redis.call('ZRANGE', rate_key, 0, 0, 'WITHSCORES')
   local wait = oldest[2] and math.max(1, tonumber(oldest[2]) + rate_window - now + 1) or 1
