@@ -145,6 +145,9 @@ class WorkerProc:
 class Workers:
     """Starts worker subprocesses; teardown kills whichever are still alive (by pid)."""
 
+    #: what the workers run (a module in tests/faults)
+    app = "faultapp:app"
+
     def __init__(self, broker_url: str, ledger_url: str, tmp_path: Path) -> None:
         self.broker_url = broker_url
         self.ledger_url = ledger_url
@@ -153,7 +156,7 @@ class Workers:
 
     def start(self, *args: str, lease: float = 1.0, concurrency: int = 8, grace: float = 30.0,
               wait: bool = True) -> WorkerProc:
-        label = f"faultworker-{uuid.uuid4().hex[:10]}"
+        label = f"{self.app.partition(':')[0]}-worker-{uuid.uuid4().hex[:10]}"
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
@@ -163,7 +166,7 @@ class Workers:
         }
         env.pop("TASKQ_URL", None)
         log_path = self.tmp_path / f"{label}.log"
-        cmd = [sys.executable, "-m", "taskq.cli", "worker", "faultapp:app",
+        cmd = [sys.executable, "-m", "taskq.cli", "worker", self.app,
                "--url", with_client_name(self.broker_url, label),
                "-c", str(concurrency), "--grace", str(grace), *args]
         with log_path.open("wb") as log:
@@ -186,11 +189,16 @@ class Workers:
                 worker.proc.wait(timeout=10)
 
 
+def app_at(app: taskq.TaskQ, url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
+    """A test app module's app in this process, pointed at `url` (to enqueue and inspect), for a fixture."""
+    monkeypatch.setattr(app, "url", url)
+    monkeypatch.setattr(app, "_broker", None)
+    monkeypatch.setattr(app, "_known_queues", set())
+    yield app
+    if app._broker is not None:
+        app._broker.close()
+
+
 def faultapp_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
-    """faultapp.app in this process, pointed at `url` (to enqueue and inspect), for a fixture."""
-    monkeypatch.setattr(faultapp.app, "url", url)
-    monkeypatch.setattr(faultapp.app, "_broker", None)
-    monkeypatch.setattr(faultapp.app, "_known_queues", set())
-    yield faultapp.app
-    if faultapp.app._broker is not None:
-        faultapp.app._broker.close()
+    """faultapp.app in this process, pointed at `url`, for a fixture."""
+    yield from app_at(faultapp.app, url, monkeypatch)
