@@ -9,7 +9,7 @@ import time
 from test_broker import broker_fixture, ok, short_leases, url_fixture  # noqa: F401  (the contract's fixtures)
 
 from taskq.broker import Broker
-from taskq.broker.base import Outcome, Recovered, Settled, Settlement, TaskLimit
+from taskq.broker.base import Outcome, Recovered, Refill, Settled, Settlement, TaskLimit
 
 
 def put(broker: Broker, job_id: str, order: str | None = "k", **kw: object) -> None:
@@ -195,3 +195,29 @@ def test_a_held_job_cancelled_never_runs(broker: Broker) -> None:
     assert broker.cancel("q", "t1") is not None and broker.depths("q").held == 0
     broker.settle("q", [ok(t0)])
     assert ids(broker, limits=CAP) == []
+
+
+def test_a_settle_fills_the_slots_its_outcomes_free_within_the_cap(broker: Broker) -> None:
+    for i in range(5):
+        put(broker, f"j{i}", order=None)
+    held = broker.fetch("q", 5, 0, "w1", max_running=2).deliveries
+    assert len(held) == 2
+    refill = Refill("w1", 5, max_running=2)
+    codes, leased = broker.settle_and_lease("q", [ok(held[0])], refill)
+    assert codes == [Settled.DONE] and [(d.id, d.running) for d in leased] == [("j2", True)]  # one slot freed
+    stale = Settlement(Outcome.OK, held[0].id, held[0].token, result=b"\xc0")
+    assert broker.settle_and_lease("q", [stale], refill) == ([Settled.LOST], [])  # freed nothing: no lease
+    codes, leased = broker.settle_and_lease("q", [ok(held[1]), ok(leased[0])], Refill("w1", 1, max_running=2))
+    assert codes == [Settled.DONE] * 2 and [d.id for d in leased] == ["j3"]  # at most `run`, even with two slots freed
+
+
+def test_a_settle_refill_keeps_a_tasks_own_cap(broker: Broker) -> None:
+    for i in range(3):
+        put(broker, f"t{i}", order=None, gate="t")
+    put(broker, "free", order=None)
+    got = fetched(broker, limits=CAP)
+    refill = Refill("w1", 5, limits=CAP)
+    codes, leased = broker.settle_and_lease("q", [ok(got["free"])], refill)
+    assert codes == [Settled.DONE] and leased == []  # the task's one slot is still held by t0
+    codes, leased = broker.settle_and_lease("q", [ok(got["t0"])], refill)
+    assert codes == [Settled.DONE] and [d.id for d in leased] == ["t1"] and broker.depths("q").held == 1

@@ -263,6 +263,18 @@ class Claim:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Refill:
+    """What settle_and_lease() leases, and under which limits (as in fetch)."""
+
+    worker_id: str
+    run: int
+    suspect_lost: int = 2
+    rate: tuple[int, int] | None = None
+    max_running: int = 0
+    limits: Sequence[TaskLimit] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class TaskLimit:
     """A task's own limits across every worker: at most `rate` (n, window ms) starts per sliding
     window and at most `max_running` (0: no cap) leased at once. They apply to the jobs enqueued
@@ -331,6 +343,12 @@ class Consumer(Protocol):
 
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
         """Record finished runs of one queue in one call; one result per outcome, in order."""
+
+    def settle_and_lease(self, queue: str, outcomes: Sequence[Settlement],
+                         refill: Refill) -> tuple[list[Settled], list[Delivery]]:
+        """settle(), then lease up to `refill.run` jobs as running to the worker (at most one per
+        outcome recorded) under the same limits as fetch: the slots a cap holds, filled in the
+        same call."""
 
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Extend the leases of (id, token) pairs; return the pairs whose lease was lost."""

@@ -17,6 +17,7 @@ from taskq.broker.base import (
     Outcome,
     Policy,
     Recovered,
+    Refill,
     Settled,
     Settlement,
     Status,
@@ -144,21 +145,32 @@ class RedisBroker(Admin):
               start: Sequence[tuple[str, str]] = (), *, suspect_lost: int = 2,
               rate: tuple[int, int] | None = None, max_running: int = 0,
               limits: Sequence[TaskLimit] = ()) -> Fetched:
-        args: list[Any] = [run, reserve, self.policy.lease_ms, worker_id, self.policy.dead_ttl_ms, suspect_lost,
-                           *(rate or (0, 0)), max_running, len(limits)]
-        for lim in limits:
-            args += (lim.task, *(lim.rate or (0, 0)), lim.max_running)
+        args: list[Any] = [run, reserve, self.policy.dead_ttl_ms,
+                           *self._taker(worker_id, suspect_lost, rate, max_running, limits)]
         for pair in start:
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)
         due, pairs = int(reply[0]), int(reply[1])
         started = [flag == 1 for flag in reply[3:3 + pairs]]
-        deliveries = [  # ids and tokens are ASCII; the message stays bytes
+        return Fetched(started, self._deliveries(queue, reply, 3 + pairs), None if due < 0 else due / 1000,
+                       reply[2] == 1)
+
+    @staticmethod
+    def _deliveries(queue: str, reply: list[Any], first: int) -> list[Delivery]:
+        """The leased jobs of a script's reply, 6 values each from `first` on."""
+        return [  # ids and tokens are ASCII; the message stays bytes
             Delivery(queue, reply[i].decode(), reply[i + 1], reply[i + 2].decode(), int(reply[i + 3]),
                      int(reply[i + 4]), reply[i + 5] == 1)
-            for i in range(3 + pairs, len(reply), 6)
+            for i in range(first, len(reply), 6)
         ]
-        return Fetched(started, deliveries, None if due < 0 else due / 1000, reply[2] == 1)
+
+    def _taker(self, worker_id: str, suspect_lost: int, rate: tuple[int, int] | None, max_running: int,
+               limits: Sequence[TaskLimit]) -> list[Any]:
+        """Who leases and under which limits: lib/take.lua's new_taker() fields."""
+        args: list[Any] = [worker_id, self.policy.lease_ms, suspect_lost, *(rate or (0, 0)), max_running, len(limits)]
+        for lim in limits:
+            args += (lim.task, *(lim.rate or (0, 0)), lim.max_running)
+        return args
 
     def wait(self, queues: Sequence[str], worker_id: str, timeout: float) -> list[str] | None:
         groups = self._wait_groups(queues, worker_id)
@@ -196,20 +208,33 @@ class RedisBroker(Admin):
             pipe.execute()
 
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
+        return self.settle_and_lease(queue, outcomes, None)[0]
+
+    def settle_and_lease(self, queue: str, outcomes: Sequence[Settlement],
+                         refill: Refill | None) -> tuple[list[Settled], list[Delivery]]:
         r = self.policy
         base = [self.qk(queue).base]
         out: list[Settled] = []
+        leased: list[Delivery] = []
         for start in range(0, len(outcomes), SETTLE_BATCH):
+            chunk = outcomes[start:start + SETTLE_BATCH]
             args: list[Any] = [r.result_ttl_ms, r.dead_ttl_ms, r.dead_max]
-            for o in outcomes[start:start + SETTLE_BATCH]:
+            if refill is not None and refill.run > 0:
+                args += (refill.run, *self._taker(refill.worker_id, refill.suspect_lost, refill.rate,
+                                                  refill.max_running, refill.limits))
+            else:
+                args.append(0)
+            for o in chunk:
                 if o.kind is Outcome.OK:
                     args += ("ok", o.id, o.token, o.result, "", "")
                 elif o.kind is Outcome.RETRY:
                     args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error)
                 else:
                     args += ("dead", o.id, o.token, o.reason, o.error, o.body)
-            out.extend([_SETTLED[code] for code in self.conn.run("settle", base, args)])
-        return out
+            reply = self.conn.run("settle", base, args)
+            out.extend([_SETTLED[code] for code in reply[:len(chunk)]])
+            leased += self._deliveries(queue, reply, len(chunk))
+        return out, leased
 
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         args: list[Any] = [self.policy.lease_ms]

@@ -118,8 +118,9 @@ class Worker:
         self.intake.rates = {q: rate for q, p in app.queue_policies.items() if (rate := p.rate) is not None}
         self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
         self.intake.limits = task_limits(app.tasks.values())
-        self.settler = Settler(self.broker, self.events, self.outage, busy=lambda: self.intake.executing > 0,
-                               on_recorded=self._recorded, after_batch=self._publish)
+        self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
+                               on_recorded=self._recorded, after_batch=self._publish,
+                               refill=self.intake.refill, on_refill=self._refilled)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)
         self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
@@ -297,6 +298,19 @@ class Worker:
             self.leases.settling(delivery)
             self.settler.put(finished(delivery, message, outcome, self.app.max_message_bytes))
         self.intake.ended(delivery)
+
+    def _linger(self) -> bool:
+        """Whether the settler waits a moment to batch outcomes: while bodies run, unless a cap
+        holds a queue (then every outcome frees a slot its settle fills at once)."""
+        return self.intake.executing > 0 and not self.intake.capped
+
+    def _refilled(self, leased: list[Delivery], sent: float) -> None:
+        """Jobs a settle leased for freed slots; given back at once if the worker is stopping."""
+        late = self.intake.accept(leased, sent)
+        if late:
+            self._give_back(late)
+        elif self.intake.idling:  # blocked in Redis: its own wake key ends the wait
+            self._safely(lambda: self.broker.wake(self.id, self.queues))
 
     def _recorded(self, done: list[Finished]) -> None:
         self.leases.drop([f.delivery for f in done])

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from taskq.broker.base import Consumer, Delivery, Inspector, TaskLimit
+from taskq.broker.base import Consumer, Delivery, Inspector, Refill, TaskLimit
 
 #: a job whose worker died this many times while running it is a suspect: it runs alone
 SUSPECT_LOST = 2
@@ -107,6 +107,10 @@ class Intake:
         #: queues whose last fetch a concurrency cap cut: while this worker's own outcomes are on
         #: their way to Redis (they free cap slots), it waits for them rather than fetch in vain
         self.capped: set[str] = set()
+        #: shutting down: no more leases are taken in (unstarted() was called)
+        self.closed = False
+        #: blocked in Redis in idle_wait(): a settle's leases must wake it (Worker._refilled)
+        self.idling = False
         #: outcomes not yet recorded in Redis: a suspect waits for them (were it to kill the process,
         #: their jobs would be blamed with it)
         self.unsettled: Callable[[], int] = lambda: 0
@@ -142,9 +146,49 @@ class Intake:
                 self.suspects = collections.deque(d for d in self.suspects if d.key not in keys)
         return dropped
 
-    def unstarted(self) -> list[Delivery]:
-        """Take every armed and reserved job out (shutdown gives them back)."""
+    def refill(self, queue: str, freed: int) -> Refill | None:
+        """What a settle of `freed` outcomes of `queue` may lease for the slots they free: only
+        while a cap holds the queue (else arming keeps slots busy), and not near the end."""
+        if queue not in self.capped or self.closed or self.budget is not None:
+            return None
+        return Refill(self.worker_id, freed, self._suspect_lost, self.rates.get(queue), self.caps.get(queue, 0),
+                      self.limits)
+
+    def accept(self, leased: list[Delivery], sent: float) -> list[Delivery]:
+        """Jobs a settle leased for the freed slots: armed (or reserved), like a fetch's. Returns
+        them instead if the intake has closed (the caller gives them back)."""
         with self.cond:
+            if self.closed:
+                return leased
+            for d in leased:
+                d.deadline = sent + self.lease
+            self._keep(leased, None)
+            self.queue_empty = False
+            self.cond.notify()
+        return []
+
+    def _keep(self, leased: list[Delivery], out: Step | None) -> None:
+        """New leases: the running ones start now in `out` while slots are free (None: armed),
+        the reserved ones wait in the buffer (or with the suspects)."""
+        for d in leased:
+            self.on_lease(d)
+            if not d.running:
+                (self.suspects if self.concurrency > 1 and d.lost >= SUSPECT_LOST else self.buffer).append(d)
+            elif out is not None and self.executing < self.concurrency:
+                self.executing += 1
+                out.run.append(d)
+            else:
+                self.armed.append(d)
+
+    @property
+    def _suspect_lost(self) -> int:
+        return SUSPECT_LOST if self.concurrency > 1 else 1 << 30
+
+    def unstarted(self) -> list[Delivery]:
+        """Take every armed and reserved job out (shutdown gives them back); later leases from
+        a settle are refused (accept returns them)."""
+        with self.cond:
+            self.closed = True
             out = [*self.armed, *self.buffer, *self.suspects]
             self.armed.clear()
             self.buffer.clear()
@@ -176,8 +220,9 @@ class Intake:
     def _blocked(self) -> bool:
         if self.alone is not None or (self.suspects and (self.executing or self.unsettled())):
             return True
-        if self.capped and len(self.capped) == len(self.queues) and self.unsettled():
-            return True
+        if self.capped and len(self.capped) == len(self.queues) and self.unsettled() and not (
+                self.armed or self.buffer):
+            return True  # the outcomes on their way free cap slots, and their settle fills them
         if self.executing < self.concurrency:
             return False
         return self.queue_empty or (len(self.buffer) >= self.prefetch and len(self.armed) >= self.ahead)
@@ -220,6 +265,8 @@ class Intake:
                     (start if self._fresh(d, now) else out.dropped).append(d)
                 run = free - len(start) + max(0, self.ahead - len(self.armed))
                 reserve = max(0, self.prefetch - len(self.buffer))
+                if len(self.capped) == len(self.queues):  # a cap cuts leases ahead: ask for free slots only
+                    run, reserve = free - len(start), 0
                 if self.budget is not None:  # no prefetch past the last job this worker will run
                     run = min(run, self.budget - len(start))
                     reserve = min(reserve, max(0, self.budget - free - len(self.buffer)))
@@ -247,15 +294,7 @@ class Intake:
             for d in started:
                 d.running = True
             out.run.extend(started)
-            for d in leased:
-                self.on_lease(d)
-                if not d.running:
-                    (self.suspects if self.concurrency > 1 and d.lost >= SUSPECT_LOST else self.buffer).append(d)
-                elif self.executing < self.concurrency:
-                    self.executing += 1
-                    out.run.append(d)
-                else:
-                    self.armed.append(d)
+            self._keep(leased, out)
             self.queue_empty = not leased and not started
             out.idle = self.queue_empty and not (self.buffer or self.suspects or self.armed or out.give_back)
             out.next_due = next_due
@@ -284,7 +323,7 @@ class Intake:
                 continue  # jobs in hand start now: the next round goes on to the other queues
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
-                                      suspect_lost=SUSPECT_LOST if self.concurrency > 1 else 1 << 30,
+                                      suspect_lost=self._suspect_lost,
                                       rate=self.rates.get(q), max_running=self.caps.get(q, 0),
                                       limits=self.limits)
             started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
@@ -323,7 +362,12 @@ class Intake:
         start = self.clock()
         due_at = None if next_due is None else start + next_due
         give_up = start + (0.05 if burst else SAFETY_FETCH)
+        with self.cond:
+            self.idling = True
         while not stop.is_set():
+            with self.cond:
+                if self.armed or self.buffer:  # a settle leased jobs meanwhile (accept)
+                    break
             now = self.clock()
             timeout = min(IDLE_BLOCK, give_up - now, IDLE_BLOCK if due_at is None else due_at - now + 0.001)
             if timeout <= 0:
@@ -335,5 +379,6 @@ class Intake:
                     self.woken = woken
                 break
         with self.cond:
+            self.idling = False
             if due_at is not None and self.clock() >= due_at:
                 self.queue_empty = False

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from taskq import execute
-from taskq.broker.base import Consumer, Delivery, Outcome, Settled, Settlement
+from taskq.broker.base import Consumer, Delivery, Outcome, Refill, Settled, Settlement
 from taskq.errors import BrokerError
 from taskq.events import Emitter, EventKind, JobEvent
 from taskq.message import Message
@@ -86,11 +86,17 @@ class Settler:
             holding their leases).
         after_batch: called after each batch (the worker publishes its progress count); False when
             it held the count back, so it is called again once no batch came for PUBLISH_RETRY.
+        refill: what a settle of n outcomes of a queue may lease for the slots they free (None:
+            nothing); on_refill takes the jobs so leased, and the monotonic time the call was sent.
     """
 
     def __init__(self, broker: Consumer, events: Emitter, outage: Outage, *, busy: Callable[[], bool],
-                 on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool]) -> None:
+                 on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool],
+                 refill: Callable[[str, int], Refill | None] = lambda q, n: None,
+                 on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None) -> None:
         self.broker = broker
+        self.refill = refill
+        self.on_refill = on_refill
         self.events = events
         self.outage = outage
         self.busy = busy
@@ -165,11 +171,19 @@ class Settler:
             if not f.recorded:
                 by_queue.setdefault(f.delivery.queue, []).append(f)
         for q, items in by_queue.items():
-            results = self.broker.settle(q, [f.settlement for f in items])
+            refill = self.refill(q, len(items))
+            sent = time.monotonic()
+            leased: list[Delivery] = []
+            if refill is None:
+                results = self.broker.settle(q, [f.settlement for f in items])
+            else:
+                results, leased = self.broker.settle_and_lease(q, [f.settlement for f in items], refill)
             for f, result in zip(items, results, strict=True):
                 f.recorded = True
                 self._emit(f, result)
             self.on_recorded(items)
+            if leased:
+                self.on_refill(leased, sent)
 
     def _emit(self, f: Finished, result: Settled) -> None:
         kind, discarded = _EVENTS[f.settlement.kind, result]

@@ -1,8 +1,8 @@
 -- A task's own limits (rate_limit= and max_running= on @app.task), checked as fetch leases its
 -- jobs (they carry the field gate = the task's name). A job over its task's limit is parked: it
--- waits, still queued, in <gate>:held; once the task has room again, a fetch puts it back at the
--- front of its ready list. Starts are counted in the sliding window <gate>:rate, leases in the set
--- <gate>:leases (dropped by lib/lease.lua, which wakes an idle worker for the held jobs).
+-- waits, still queued, in <gate>:held; once the task has room again, a fetch leases it first.
+-- Starts are counted in the sliding window <gate>:rate, leases in the set <gate>:leases
+-- (dropped by lib/lease.lua, which wakes an idle worker for the held jobs).
 -- @include lib/keys
 
 local function new_gate(base, task, rate_n, window, cap)
@@ -25,7 +25,8 @@ local function gate_room(g, now, queue_leases)
     local count = redis.call('SCARD', g.leases)
     if count >= g.cap then
       -- at the cap: a slot whose lease left without a record to name its task is free again
-      for _, id in ipairs(redis.call('SMEMBERS', g.leases)) do
+      -- (a rare leftover: two members at random are checked per call, so it is found in time)
+      for _, id in ipairs(redis.call('SRANDMEMBER', g.leases, 2)) do
         if not redis.call('ZSCORE', queue_leases, id) then
           redis.call('SREM', g.leases, id)
           count = count - 1
@@ -57,22 +58,21 @@ local function park(g, id)
   g.parked = true
 end
 
--- held jobs go back to the front of their ready lists, as many as the task has room for (at most
--- `most`), first held first
+-- the held jobs the task has room for now (at most `most`), first held first, out of its list
 local function unpark(g, now, most, queue_leases)
   if redis.call('EXISTS', g.held) == 0 then
     redis.call('SREM', g.base .. ':gates', g.task)
-    return
+    return {}
   end
   local take = math.min(most, gate_room(g, now, queue_leases))
-  if take <= 0 then g.parked = true return end
-  local ids = redis.call('LPOP', g.held, take)
-  for i = #ids, 1, -1 do
-    local prio = priority_of(redis.call('HGET', job_key(g.base, ids[i]), 'priority'))
-    redis.call('LPUSH', ready_key(g.base, prio), ids[i])
+  if take <= 0 then
+    g.parked = true
+    return {}
   end
+  local ids = redis.call('LPOP', g.held, take)
   redis.call('DECRBY', g.base .. ':parked', #ids)
   if redis.call('EXISTS', g.held) == 1 then g.parked = true else redis.call('SREM', g.base .. ':gates', g.task) end
+  return ids
 end
 
 -- ms until the task's rate window lets its next job go (nil: held by its cap alone, which the

@@ -4,21 +4,30 @@
 -- allow-oom: it ends leases, so running jobs drain at maxmemory; a retry or dead letter adds only
 -- its error text (bounded by the jobs leased), and a success frees its lease and dedup key.
 -- KEYS[1]  <ns>:{q}   the queue's base
--- ARGV: result ttl ms, dead ttl ms, dead max, then 6 per outcome:
+-- ARGV: result ttl ms, dead ttl ms, dead max, refill (most jobs to lease as running for the
+--   slots the outcomes freed, 0: none; a worker asks when a cap holds the queue, so a freed slot
+--   is filled without another call), then if refill > 0 the taker's fields (lib/take.lua), then
+--   6 per outcome:
 --   'ok',    id, token, packed result, '', ''
 --   'retry', id, token, packed next message, delay ms, error text
 --   'dead',  id, token, reason, error text, packed message ('' = keep the stored one)
 -- Returns one code per outcome: 1 done, 0 lease lost (nothing written), 2 cancelled meanwhile
--- (a retry of a job cancelled while it ran: it ends cancelled instead).
+-- (a retry of a job cancelled while it ran: it ends cancelled instead); then, with refill, the
+-- jobs leased (6 values each, as fetch.lua returns them), at most one per outcome recorded.
 -- @include lib/now
 -- @include lib/ready
 -- @include lib/dead
+-- @include lib/take
 local now = now_ms()
 local base = KEYS[1]
 local result_ttl = tonumber(ARGV[1])
 dead_ttl, dead_max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local refill = tonumber(ARGV[4]) or 0
+local t, first = nil, 5
+if refill > 0 then t, first = new_taker(base, now, ARGV, 5) end
 local codes = {}
-for i = 4, #ARGV, 6 do
+local freed = 0
+for i = first, #ARGV, 6 do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter', 'order', 'gate', 'priority')
@@ -44,5 +53,10 @@ for i = 4, #ARGV, 6 do
     end
   end
   codes[#codes + 1] = code
+  if code ~= 0 then freed = freed + 1 end
+end
+if t and freed > 0 then
+  take(t, math.min(refill, freed), 0, codes)
+  after_take(t)
 end
 return codes

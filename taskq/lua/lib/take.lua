@@ -1,0 +1,150 @@
+-- Leasing jobs to a worker, the one place it happens: fetch leases for free slots and prefetch,
+-- settle leases again for the slots its outcomes freed (when a cap holds the queue). The queue's
+-- rate limit (a sliding window of leases) and cap (its leases, running and reserved) and each
+-- task's own limits (lib/gate.lua) hold across every worker.
+-- @include lib/keys
+-- @include lib/wake
+-- @include lib/dead
+-- @include lib/room
+-- @include lib/gate
+
+-- Who leases and under which limits, from ARGV[i..]: worker id, lease ms, suspect_lost (a job
+-- whose worker died this many times is always leased reserved, so the worker can run it alone),
+-- rate limit n and window ms (0 0: none), max_running (0: none), number of gates G, then 4 per
+-- gate: task, rate n, window ms, max_running. Returns the taker and the index after its fields.
+local function new_taker(base, now, argv, i)
+  local t = {base = base, now = now, worker = argv[i], lease_ms = tonumber(argv[i + 1]),
+    suspect_lost = tonumber(argv[i + 2]), rate_n = tonumber(argv[i + 3]) or 0,
+    rate_window = tonumber(argv[i + 4]) or 0, cap = tonumber(argv[i + 5]) or 0,
+    leases = base .. ':leases', reserved = base .. ':reserved', rate_key = base .. ':rate',
+    gates = {}, limited = false, capped = false, stopped = 0}
+  local gates_n = tonumber(argv[i + 6]) or 0
+  for j = i + 7, i + 6 + 4 * gates_n, 4 do
+    t.gates[argv[j]] = new_gate(base, argv[j], tonumber(argv[j + 1]), tonumber(argv[j + 2]), tonumber(argv[j + 3]))
+  end
+  return t, i + 7 + 4 * gates_n
+end
+
+-- lease one job whose fields f = {msg, status, lost, deliveries} were read; appends it to out
+local function lease_one(t, id, jk, f, g, out)
+  local lost = tonumber(f[3] or '0') or 0
+  local deliveries = (tonumber(f[4] or '0') or 0) + 1
+  local token = t.worker .. ':' .. deliveries
+  local running = t.run > 0 and lost < t.suspect_lost
+  if running then
+    t.run = t.run - 1
+    redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', t.now, 'deliveries', deliveries)
+  else
+    redis.call('HSET', jk, 'status', 'reserved', 'token', token, 'deliveries', deliveries)
+    redis.call('SADD', t.reserved, id)
+  end
+  redis.call('ZADD', t.leases, t.now + t.lease_ms, id)
+  if t.rate_n > 0 then redis.call('ZADD', t.rate_key, t.now, id .. ':' .. deliveries) end
+  if g then pass(g, t.now, id .. ':' .. deliveries, id) end
+  out[#out + 1] = id
+  out[#out + 1] = f[1]
+  out[#out + 1] = token
+  out[#out + 1] = deliveries
+  out[#out + 1] = lost
+  out[#out + 1] = running and 1 or 0
+end
+
+-- lease at most `left` more jobs, running ones first; true if that cut the request
+local function within(t, left)
+  left = math.max(0, left)
+  if t.run + t.reserve <= left then return false end
+  t.reserve = math.max(0, math.min(t.reserve, left - t.run))
+  t.run = math.min(t.run, left)
+  return true
+end
+
+-- Lease up to `run` jobs as running and `reserve` more as reserved, appending 6 values per job
+-- to `out`; returns how many. Held jobs of tasks with room go first (they waited longest), then
+-- the ready lists, highest priority first; a job over its task's limit is parked.
+local function take(t, run, reserve, out)
+  t.run, t.reserve = run, reserve
+  if t.rate_n > 0 then
+    redis.call('ZREMRANGEBYSCORE', t.rate_key, '-inf', t.now - t.rate_window)
+    t.limited = within(t, t.rate_n - redis.call('ZCARD', t.rate_key))
+  end
+  t.capped = t.cap > 0 and within(t, t.cap - redis.call('ZCARD', t.leases))
+  local want = t.run + t.reserve
+  t.want = want
+  local n = 0
+  local base = t.base
+  if want > 0 and redis.call('EXISTS', base .. ':gates') == 1 then
+    -- tasks with held jobs; one this worker knows no limit of (removed since?) lets them all go
+    for _, task in ipairs(redis.call('SMEMBERS', base .. ':gates')) do
+      local g = t.gates[task]
+      local back = {}  -- let go beyond what this call leases: to the front of ready, in order
+      for _, id in ipairs(unpark(g or new_gate(base, task, 0, 0, 0), t.now, g and want - n or 1000, t.leases)) do
+        local jk = job_key(base, id)
+        local f = redis.pcall('HMGET', jk, 'msg', 'status', 'lost', 'deliveries')
+        if not f.err and f[1] and f[2] ~= 'cancelled' then  -- a cancelled one was taken off already
+          if n < want then
+            lease_one(t, id, jk, f, g, out)
+            n = n + 1
+          else
+            back[#back + 1] = id
+          end
+        end
+      end
+      for i = #back, 1, -1 do
+        redis.call('LPUSH', ready_key(base, priority_of(redis.call('HGET', job_key(base, back[i]), 'priority'))), back[i])
+      end
+    end
+  end
+  local parks = 0  -- jobs parked by this call: bounded, so a flood of one task's jobs is met in steps
+  for prio = 9, 0, -1 do
+    if n >= want or parks >= 1000 then break end
+    t.stopped = prio
+    local ids = redis.call('LPOP', ready_key(base, prio), want - n)
+    while ids do
+      for _, id in ipairs(ids) do
+        local jk = job_key(base, id)
+        -- one read; a key that is not a hash answers with an error (no EXISTS and TYPE per job)
+        local f = redis.pcall('HMGET', jk, 'msg', 'status', 'lost', 'deliveries', 'gate')
+        local g = not f.err and f[5] and t.gates[f[5]]
+        if f.err or not f[1] then
+          bury_raw(base, id, f.err and 'unknown_job: ready entry whose job record is not a hash'
+            or 'unknown_job: ready entry with no job record', t.now)
+        elseif g and f[2] ~= 'cancelled' and gate_room(g, t.now, t.leases) <= 0 then
+          park(g, id)
+          parks = parks + 1
+        elseif f[2] ~= 'cancelled' then
+          lease_one(t, id, jk, f, g, out)
+          n = n + 1
+        end
+      end
+      -- parked jobs left room: take more of this priority before going down to the next
+      ids = n < want and parks > 0 and parks < 1000 and redis.call('LPOP', ready_key(base, prio), want - n)
+    end
+  end
+  make_room(base, n)
+  if t.rate_n > 0 and n > 0 then redis.call('PEXPIRE', t.rate_key, t.rate_window) end
+  t.n = n
+  return n
+end
+
+-- After take(): a cut by the cap marks the queue capped (the next lease to end wakes an idle
+-- worker), or jobs left behind pass the wake-up token on. Returns the ms until the rate limits
+-- let the next job go (-1: not limited) and 1 if a cap (the queue's or a task's) left jobs behind.
+local function after_take(t)
+  local wait, capped = -1, t.capped and 1 or 0
+  if t.capped then redis.call('SET', t.base .. ':capped', '1', 'PX', t.lease_ms * 2) end
+  if t.limited then  -- jobs may be left behind for the window: say when the oldest lease in it drops out
+    local oldest = redis.call('ZRANGE', t.rate_key, 0, 0, 'WITHSCORES')
+    wait = oldest[2] and math.max(1, tonumber(oldest[2]) + t.rate_window - t.now + 1) or 1
+  elseif t.want > 0 and t.n >= t.want and not t.capped then
+    -- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
+    for prio = t.stopped, 0, -1 do
+      if redis.call('LLEN', ready_key(t.base, prio)) > 0 then wake(t.base) break end
+    end
+  end
+  for _, g in pairs(t.gates) do
+    local reopens = g.parked and reopens_in(g, t.now)  -- held for a task's rate limit
+    if reopens and (wait < 0 or reopens < wait) then wait = reopens end
+    if g.parked and g.cap > 0 and g.room and g.room <= 0 then capped = 1 end
+  end
+  return wait, capped
+end
