@@ -3,7 +3,8 @@
 Usage: python bench/flow.py [--n 20000] [--repeat 3]
 Each run: a fresh redis-server, `n` no-op jobs enqueued (task.map), then two
 `taskq worker -c 16 --burst` processes, timed from start to exit (start-up included, the same
-for every configuration). Configurations, alternated run by run: off; the queue's rate_limit far
+for every configuration); "vs_off" is the median over rounds of each round's ratio to its own
+"off" run. Configurations, alternated run by run: off; the queue's rate_limit far
 above the achievable rate; the queue's max_running equal to the total concurrency (32); max_ready
 far above n; the same rate limit and cap as the task's own (task_rate, task_cap); ordering keys
 over 100 keys (order).
@@ -51,9 +52,11 @@ def main() -> None:
         for flow in configs:
             with redis_url() as url:
                 rates[flow].append(run_once(url, flow, args.n))
-    off = statistics.median(rates["off"])
+    # each round runs every configuration back to back: its ratios to that round's "off" cancel
+    # the machine's drift between rounds; the median ratio is reported
     print(json.dumps({"jobs": args.n, "repeat": args.repeat, **{
-        c: {"jobs_per_s": round(statistics.median(r)), "vs_off": f"{statistics.median(r) / off - 1:+.0%}"}
+        c: {"jobs_per_s": round(statistics.median(r)),
+            "vs_off": f"{statistics.median(x / o for x, o in zip(r, rates['off'], strict=True)) - 1:+.0%}"}
         for c, r in rates.items()}}, indent=1))
 
 
