@@ -133,11 +133,11 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"worker {self.pid} still running after {timeout}s:\n{self.log()}") from None
 
-    def kill(self, broker: redis.Redis, ledger: redis.Redis) -> None:
-        """SIGKILL, then wait until both servers have run every command it sent and dropped it."""
+    def kill(self, *servers: redis.Redis) -> None:
+        """SIGKILL, then wait until every server given has run every command it sent and dropped it."""
         self.signal(signal.SIGKILL)
         self.wait()
-        for client in (broker, ledger):
+        for client in servers:
             wait_for(lambda c=client: named_clients(c, self.label) == 0,
                      f"redis to drop the connections of killed worker {self.pid}")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import faultapp
 import pytest
 import redis
-from harness import Ledger, WorkerProc, Workers, faultapp_at, named_clients, wait_for
+from harness import Ledger, Workers, faultapp_at, wait_for
 from redis_groups import ClusterGroup, SentinelGroup
 from test_fault_beat import Beats
 
@@ -53,21 +53,13 @@ def _data_nodes(group: ClusterGroup | SentinelGroup) -> list[redis.Redis]:
     return [n.client() for n in nodes if n.proc is not None and n.proc.poll() is None]
 
 
-def _kill(worker: WorkerProc, group: ClusterGroup | SentinelGroup, ledger: Ledger) -> None:
-    """SIGKILL, then wait until every server has run what the worker sent and dropped it."""
-    worker.signal(signal.SIGKILL)
-    worker.wait()
-    for client in [*_data_nodes(group), ledger.client]:
-        wait_for(lambda c=client: named_clients(c, worker.label) == 0, "the servers to drop the killed worker")
-
-
 def test_sigkill_mid_batch_every_job_runs(fault_app: taskq.TaskQ, fleet: Workers, ledger: Ledger,
                                           deployment: tuple[str, ClusterGroup | SentinelGroup]) -> None:
     keys = [f"job-{i:03d}" for i in range(300)]
     jobs = [faultapp.work.delay(key, 0.004) for key in keys]
     first = fleet.start(lease=1.0, concurrency=8)
     wait_for(lambda: len(ledger.ends()) >= 60, "the first worker to finish some jobs")
-    _kill(first, deployment[1], ledger)
+    first.kill(*_data_nodes(deployment[1]), ledger.client)
     assert len({e["key"] for e in ledger.ends()}) < len(keys), "the kill should land mid-batch"
     second = fleet.start(lease=1.0, concurrency=8)
     wait_for(lambda: {e["key"] for e in ledger.ends()} == set(keys), "every job to run", every=0.1)

@@ -19,6 +19,7 @@ import flowapp
 import pytest
 import redis
 from harness import Ledger, WorkerProc, Workers, app_at, wait_for
+from redis_groups import ClusterGroup
 
 import taskq
 from taskq.broker.base import Depths
@@ -37,15 +38,29 @@ class FlowWorkers(Workers):
         return pool
 
 
-@pytest.fixture
-def flow(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
-    """flowapp.app in this process, pointed at the test's redis-server (to enqueue and inspect)."""
-    yield from app_at(flowapp.app, redis_url, monkeypatch)
+@pytest.fixture(params=["redis", "cluster"])
+def target(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[redis.Redis]]]:
+    """The broker's URL (a redis-server, or the Redis Cluster) and a client per data server."""
+    url = str(request.getfixturevalue(f"{request.param}_url"))
+    if request.param == "redis":
+        servers = [redis.Redis.from_url(url)]
+    else:
+        group: ClusterGroup = request.getfixturevalue("cluster_group")
+        servers = [n.client() for n in group.nodes if n.proc is not None and n.proc.poll() is None]
+    yield url, servers
+    for client in servers:
+        client.close()
 
 
 @pytest.fixture
-def fleet(redis_url: str, ledger: Ledger, tmp_path: Path) -> Iterator[FlowWorkers]:
-    pool = FlowWorkers(redis_url, ledger.url, tmp_path)
+def flow(target: tuple[str, list[redis.Redis]], monkeypatch: pytest.MonkeyPatch) -> Iterator[taskq.TaskQ]:
+    """flowapp.app in this process, pointed at the test's broker (to enqueue and inspect)."""
+    yield from app_at(flowapp.app, target[0], monkeypatch)
+
+
+@pytest.fixture
+def fleet(target: tuple[str, list[redis.Redis]], ledger: Ledger, tmp_path: Path) -> Iterator[FlowWorkers]:
+    pool = FlowWorkers(target[0], ledger.url, tmp_path)
     try:
         yield pool
     finally:
@@ -105,7 +120,7 @@ STALLED = ("k3", 6)
 
 
 def test_ordering_keys_hold_across_processes_through_retries_and_a_sigkill(
-    flow: taskq.TaskQ, fleet: FlowWorkers, ledger: Ledger, broker: redis.Redis
+    flow: taskq.TaskQ, fleet: FlowWorkers, ledger: Ledger, target: tuple[str, list[redis.Redis]]
 ) -> None:
     """Jobs of one key run one at a time in enqueue order on 4 worker processes: a failed job
     retries before the next of its key starts, and the job of a SIGKILLed worker runs again (once
@@ -125,7 +140,7 @@ def test_ordering_keys_hold_across_processes_through_retries_and_a_sigkill(
     wait_for(lambda: any(e["key"] == stalled for e in ledger.starts()), "the stalled job to start")
     victim_pid = next(e["pid"] for e in ledger.starts() if e["key"] == stalled)
     victim = next(w for w in pool if w.pid == victim_pid)
-    victim.kill(broker, ledger.client)
+    victim.kill(*target[1], ledger.client)
     mark = len(ledger)  # every record of the dead worker is before this position
 
     wait_succeeded(flow, "ordered", [*keyed.values(), *unkeyed])
@@ -188,7 +203,7 @@ def test_a_rate_limit_holds_across_worker_processes(flow: taskq.TaskQ, fleet: Fl
 # --- 3. a concurrency cap --------------------------------------------------------------------
 
 def test_a_concurrency_cap_holds_across_worker_processes_and_a_sigkill(
-    flow: taskq.TaskQ, fleet: FlowWorkers, ledger: Ledger, broker: redis.Redis
+    flow: taskq.TaskQ, fleet: FlowWorkers, ledger: Ledger, target: tuple[str, list[redis.Redis]]
 ) -> None:
     """At most 2 jobs run at once across 3 worker processes of 8 slots; a worker SIGKILLed holding
     both slots keeps them until its leases lapse, then the others take them and finish the work."""
@@ -198,7 +213,7 @@ def test_a_concurrency_cap_holds_across_worker_processes_and_a_sigkill(
     first = fleet.start("-q", "capped", lease=1.0, concurrency=8)
     wait_for(lambda: len(ledger.starts()) >= cap, "the first worker to take both slots")
     others = fleet.start_many(2, "-q", "capped", lease=1.0, concurrency=8)
-    first.kill(broker, ledger.client)
+    first.kill(*target[1], ledger.client)
     mark = len(ledger)
 
     at_kill = ledger.entries()
