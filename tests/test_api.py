@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from peak import Peak
 
 import taskq
 from taskq.testing import drain
@@ -307,22 +308,17 @@ def test_options_route_to_another_queue(app: taskq.TaskQ) -> None:
 
 
 def test_concurrency_runs_jobs_at_once(app: taskq.TaskQ) -> None:
-    lock = threading.Lock()
-    running, peak = [0], [0]
+    peak = Peak()
 
     @app.task
     def busy() -> None:
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.2)
-        with lock:
-            running[0] -= 1
+        with peak:
+            time.sleep(0.2)
 
     for _ in range(8):
         busy.delay()
     drain(app, concurrency=4)
-    assert peak[0] == 4
+    assert peak.most == 4
 
 
 def test_sync_timeout_fails_the_attempt(app: taskq.TaskQ) -> None:

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from peak import Peak
 
 import taskq
 from taskq.render import status
@@ -133,19 +134,14 @@ def test_a_bad_rate_limit_is_a_config_error(app: taskq.TaskQ) -> None:
 
 def test_a_concurrency_cap_holds_across_every_worker(app: taskq.TaskQ) -> None:
     app.queue("render", max_running=2)
-    lock = threading.Lock()
-    running, most = [0], [0]
+    peak = Peak()
 
     @app.task(queue="render")
     def draw(i: int) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
+        with peak:
+            time.sleep(0.05)
 
     jobs = draw.map(range(12))
     run_fleet(app, "render", jobs)
-    assert most[0] == 2  # never more, across 3 workers of 8 slots each, and the cap was used
+    assert peak.most == 2  # never more, across 3 workers of 8 slots each, and the cap was used
     assert snapshot(app)["limits"] == {"render": "max_running=2"}

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from peak import Peak
 from prometheus_client import CollectorRegistry, generate_latest
 from test_flow import run_fleet
 
@@ -47,38 +48,28 @@ def test_jobs_of_a_key_run_in_enqueue_order_one_at_a_time_despite_failures(app: 
 
 
 def test_map_with_a_key_runs_in_the_items_order_and_other_keys_in_parallel(app: taskq.TaskQ) -> None:
-    lock = threading.Lock()
     seen: list[int] = []
-    running, most = [0], [0]
+    peak = Peak()
 
     @app.task
     def one(i: int) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-            seen.append(i)
-        time.sleep(0.01)
-        with lock:
-            running[0] -= 1
+        with peak:
+            seen.append(i)  # list.append is atomic
+            time.sleep(0.01)
 
     keyed = one.options(ordering_key="k").map(range(20))
     free = [one.options(ordering_key=f"own{i}").delay(100 + i) for i in range(8)]
     run_fleet(app, "default", keyed + free)
-    assert [i for i in seen if i < 100] == list(range(20)) and most[0] > 1
+    assert [i for i in seen if i < 100] == list(range(20)) and peak.most > 1
 
 
 def test_a_tasks_own_cap_and_rate_limit_hold_across_every_worker(app: taskq.TaskQ) -> None:
-    lock = threading.Lock()
-    running, most = [0], [0]
+    peak = Peak()
 
     @app.task(max_running=2)
     def capped(i: int) -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.03)
-        with lock:
-            running[0] -= 1
+        with peak:
+            time.sleep(0.03)
 
     @app.task(rate_limit="15/s")
     def limited(i: int) -> None: ...
@@ -88,7 +79,7 @@ def test_a_tasks_own_cap_and_rate_limit_hold_across_every_worker(app: taskq.Task
 
     jobs = capped.map(range(10)) + limited.map(range(30)) + free.map(range(30))
     run_fleet(app, "default", jobs)
-    assert most[0] == 2
+    assert peak.most == 2
     ids = [j.id for j in jobs[10:40]]
     starts = sorted(r.started_ms for r in app.broker.jobs("default", ids) if r and r.started_ms)
     assert len(starts) == 30 and max(sum(1 for s in starts if t <= s < t + 1000) for t in starts) == 15
