@@ -95,3 +95,37 @@ def test_idle_worker_does_not_fetch_between_blocking_waits(redis_url: str, monke
     finally:
         worker.stop()
         thread.join(10)
+
+
+@pytest.mark.parametrize("held_by", ["queue rate", "task rate", "task cap", "ordering key"])
+def test_a_worker_held_back_by_a_flow_limit_blocks_instead_of_polling(redis_url: str, held_by: str) -> None:
+    """Jobs a limit holds back make no fetch loop: the worker blocks until the window reopens (the
+    fetch said when) or a lease ends (which wakes it)."""
+    app = taskq.TaskQ(redis_url, lease=30)
+    gate = threading.Event()
+    if held_by == "queue rate":
+        app.queue("default", rate_limit="2/m")
+    limits: dict[str, object] = {"task rate": {"rate_limit": "2/m"}, "task cap": {"max_running": 1}}.get(held_by, {})
+
+    @app.task(**limits)  # type: ignore[call-overload]
+    def slow(i: int) -> None:
+        if held_by in ("task cap", "ordering key"):
+            gate.wait(10)  # holds the slot (or the key) while the others wait
+
+    jobs = slow.options(ordering_key="k" if held_by == "ordering key" else None).map(range(5))
+    worker = taskq.Worker(app, concurrency=4)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)  # it takes what the limit lets through, then waits
+        delta = calls_during(redis.Redis.from_url(redis_url), 1.5)
+        assert "evalsha" not in delta and delta.get("blpop", 0) <= 1, delta
+        assert app.broker.depths("default").running <= 2
+        gate.set()
+        if held_by in ("task cap", "ordering key"):  # the ended lease wakes it for the next
+            for job in jobs:
+                assert job.result(timeout=10) is None
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(10)
