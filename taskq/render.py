@@ -41,8 +41,8 @@ def status(data: dict[str, Any]) -> list[str]:
     if data.get("limits") or data.get("task_limits"):
         lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items()),
                   *(f"limits of task {t}: {limit}" for t, limit in data.get("task_limits", {}).items())]
-    waits = [(q, d["held"]) for q, d in data["queues"].items() if any(
-        v for k, v in d.get("held", {}).items() if k != "by_task")]
+    waits = [(q, d["held_by"]) for q, d in data["queues"].items() if any(
+        v for k, v in d.get("held_by", {}).items() if k != "by_task")]
     if waits:
         lines.append("")
         for q, h in waits:

@@ -253,7 +253,7 @@ def snapshot(app: Source) -> dict[str, Any]:
         depth = broker.depths(q)
         depths[q] = {**depth.as_dict(),
                      "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3),
-                     "held": held(app, q, depth)}
+                     "held_by": held(app, q, depth)}
         leased = broker.running(q, RUNNING_SHOWN)
         for record in broker.jobs(q, [e.id for e in leased]):
             if record is None or record.status is not Status.RUNNING:

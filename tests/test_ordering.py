@@ -105,9 +105,9 @@ def test_status_json_and_metrics_show_what_the_limits_hold(app: taskq.TaskQ) -> 
     assert len(app.broker.fetch("api", 10, 0, "w", rate=(2, 60_000)).deliveries) == 2
     assert len(app.broker.fetch("default", 10, 0, "w", limits=limits).deliveries) == 2  # a render, a note
     data = snapshot(app)
-    assert data["queues"]["api"]["held"] == {"rate": 3, "cap": 0, "ordering_key": 0, "task_limits": 0,
+    assert data["queues"]["api"]["held_by"] == {"rate": 3, "cap": 0, "ordering_key": 0, "task_limits": 0,
                                              "by_task": {}}
-    assert data["queues"]["default"]["held"] == {"rate": 0, "cap": 0, "ordering_key": 3, "task_limits": 2,
+    assert data["queues"]["default"]["held_by"] == {"rate": 0, "cap": 0, "ordering_key": 3, "task_limits": 2,
                                                  "by_task": {"render": 2}}
     lines = status(data)
     assert "held in api: 3 by rate limit" in lines

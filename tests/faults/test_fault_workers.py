@@ -35,8 +35,10 @@ def test_status_lists_live_workers_and_drops_dead_ones(app: taskq.TaskQ, workers
     data = json.loads(result.output)
     assert {(w["pid"], w["concurrency"]) for w in data["workers"]} == {(first.pid, 3), (second.pid, 5)}
     assert all(w["heartbeat_age_s"] >= 0 and w["queues"] == (app.queues or ["default"]) for w in data["workers"])
-    assert data["queues"]["default"] == {"ready": 0, "scheduled": 0, "reserved": 0, "running": 0, "dead": 0,
-                                         "oldest_ready_age_s": None}
+    assert data["queues"]["default"] == {
+        "ready": 0, "scheduled": 0, "reserved": 0, "running": 0, "dead": 0, "ordered": 0, "held": 0,
+        "held_by": {"rate": 0, "cap": 0, "ordering_key": 0, "task_limits": 0, "by_task": {}},
+        "oldest_ready_age_s": None}
 
     first.signal(signal.SIGKILL)
     first.wait()
