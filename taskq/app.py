@@ -14,7 +14,9 @@ from taskq.broker import Broker, Policy, open_broker, redact
 from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
+from taskq.events import EventKind, JobEvent
 from taskq.flow import OnFull, QueuePolicy, with_room
+from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
@@ -89,6 +91,8 @@ class TaskQ:
         self.schedules: dict[str, Schedule] = {}
         #: per-queue flow control declared with queue(), by queue name
         self.queue_policies: dict[str, QueuePolicy] = {}
+        #: @app.on hooks and @app.middleware (taskq/hooks.py)
+        self.hooks = Hooks()
         self._broker: Broker | None = None
         self._known_queues: set[str] = set()
 
@@ -117,6 +121,17 @@ class TaskQ:
         self._known_queues = set()
 
     # -- registration -----------------------------------------------------
+
+    def on(self, kind: str) -> Callable[[H], H]:
+        """Register a hook: `@app.on("succeeded")` calls fn(event: taskq.JobEvent) for each such
+        event in this process ("enqueued" in producers; "started", "succeeded", "retrying",
+        "dead", "cancelled" in workers), on a background thread: it never slows or fails a job."""
+        return self.hooks.on(kind)
+
+    def middleware(self, fn: M) -> M:
+        """Register middleware: fn(job: taskq.JobContext, call_next) wraps every attempt of every
+        task (the first registered outermost) and returns what call_next() returns."""
+        return self.hooks.add_middleware(fn)
 
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
               block_timeout: float = 30.0, rate_limit: str | None = None,
@@ -262,6 +277,8 @@ class TaskQ:
         job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
             queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
             gate=task.gate))
+        if self.hooks.wants(EventKind.ENQUEUED):
+            self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
         return Job(broker, queue, job_id)
 
     def submit_many(
@@ -271,8 +288,8 @@ class TaskQ:
     ) -> list[Job[Any]]:
         """Validate and pack every call, then store them in batches (used by map/starmap).
         Raises before writing anything if any call is bad."""
-        return self._store_many(queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
-                                order=ordering_key, gate=task.gate)
+        return self._store_many(task, queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
+                                order=ordering_key)
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
@@ -289,7 +306,7 @@ class TaskQ:
             order.append((key, len(entry[1])))
             entry[1].append((tuple(args), dict(kwargs)))
         packed = {key: self._pack_calls(task, items, key[1], key[2]) for key, (task, items) in groups.items()}
-        done = {key: self._store_many(key[1], jobs, 0, None, gate=groups[key][0].gate)
+        done = {key: self._store_many(groups[key][0], key[1], jobs, 0, None)
                 for key, jobs in packed.items()}
         return [done[key][index] for key, index in order]
 
@@ -306,12 +323,16 @@ class TaskQ:
                                          limit=limit, opts=opts), priority))
         return jobs
 
-    def _store_many(self, queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
-                    at: dt.datetime | None, *, order: str | None = None, gate: str | None = None) -> list[Job[Any]]:
+    def _store_many(self, task: TaskBase[Any, Any], queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
+                    at: dt.datetime | None, *, order: str | None = None) -> list[Job[Any]]:
         self._register_queue(queue)
+        gate = task.gate
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
             queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
+        if self.hooks.wants(EventKind.ENQUEUED):
+            for job_id, _, _ in jobs:
+                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
         return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
 
     def _register_queue(self, queue: str) -> None:

@@ -39,9 +39,14 @@ class JobContext:
             report(self._message, float(fraction), str(text)[:200])
 
 
+def job_context(message: Message) -> JobContext:
+    """The JobContext of a message being run."""
+    return JobContext(message.id, message.task, message.queue, message.attempt, message.max_attempts, message)
+
+
 def current_job() -> JobContext:
     """The job being run; raises TaskqError outside a task run by a worker (e.g. a plain call)."""
     message = running.get()
     if message is None:
         raise TaskqError("current_job() is only available inside a task run by a worker")
-    return JobContext(message.id, message.task, message.queue, message.attempt, message.max_attempts, message)
+    return job_context(message)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from taskq.backoff import Backoff
-from taskq.context import running
+from taskq.context import JobContext, job_context, running
 from taskq.errors import RateLimited, Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
 from taskq.task import TaskBase
@@ -47,6 +48,8 @@ class Dead:
 
 
 Outcome = Succeeded | RetryLater | Dead
+#: app.middleware: mw(job, call_next) wraps one attempt (taskq/hooks.py)
+Middleware = Callable[[JobContext, Callable[[], Any]], Any]
 
 
 def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, duration: float,
@@ -84,12 +87,32 @@ def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: f
         return Dead(f"result_unserializable: {exc}", str(exc), duration)
 
 
-def run_sync(task: TaskBase[Any, Any], message: Message) -> Outcome:
-    """Call a sync task function in the current thread."""
+def wrap_sync(middleware: Sequence[Middleware], job: JobContext, body: Callable[[], Any]) -> Any:
+    """Call `body` inside every middleware, the first registered outermost."""
+    def at(i: int) -> Any:
+        return body() if i == len(middleware) else middleware[i](job, lambda: at(i + 1))
+    return at(0)
+
+
+async def wrap_async(middleware: Sequence[Middleware], job: JobContext, body: Callable[[], Awaitable[Any]]) -> Any:
+    """Await `body` inside every middleware; what a middleware returns is awaited if awaitable."""
+    async def at(i: int) -> Any:
+        if i == len(middleware):
+            return await body()
+        result = middleware[i](job, lambda: at(i + 1))
+        return await result if inspect.isawaitable(result) else result
+    return await at(0)
+
+
+def run_sync(task: TaskBase[Any, Any], message: Message, middleware: Sequence[Middleware] = ()) -> Outcome:
+    """Call a sync task function in the current thread, inside the app's middleware."""
     token = running.set(message)
     start = time.perf_counter()
     try:
-        value = task.fn(*message.args, **message.kwargs)
+        if middleware:
+            value = wrap_sync(middleware, job_context(message), lambda: task.fn(*message.args, **message.kwargs))
+        else:
+            value = task.fn(*message.args, **message.kwargs)
     except Exception as exc:
         return failed(task, message, exc, time.perf_counter() - start)
     finally:
@@ -97,7 +120,7 @@ def run_sync(task: TaskBase[Any, Any], message: Message) -> Outcome:
     return returned(task, message, value, time.perf_counter() - start)
 
 
-async def run_async(task: TaskBase[Any, Any], message: Message) -> Outcome:
+async def run_async(task: TaskBase[Any, Any], message: Message, middleware: Sequence[Middleware] = ()) -> Outcome:
     """Await an async task function on the current event loop, enforcing its timeout. Only
     taskq's own limit is reported as TimeLimitExceeded; a TimeoutError the task raises itself
     (its own asyncio.timeout or wait_for) is an ordinary failure, with its traceback."""
@@ -105,7 +128,8 @@ async def run_async(task: TaskBase[Any, Any], message: Message) -> Outcome:
     start = time.perf_counter()
     limit: asyncio.Timeout | None = None
     try:
-        coro = task.fn(*message.args, **message.kwargs)
+        coro = task.fn(*message.args, **message.kwargs) if not middleware else wrap_async(
+            middleware, job_context(message), lambda: task.fn(*message.args, **message.kwargs))
         if message.timeout is None:
             value = await coro
         else:

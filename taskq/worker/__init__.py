@@ -104,6 +104,8 @@ class Worker:
         self._idle = threading.Event()
         self.events = Emitter()
         self.events.add(log_event, logged_kinds())
+        if app.hooks.kinds:  # @app.on hooks, run on their own thread
+            self.events.add(app.hooks.dispatch, app.hooks.kinds)
         if metrics is not None:
             self.events.add(metrics.observe)
         self.metrics = metrics
@@ -121,7 +123,7 @@ class Worker:
         self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
                                on_recorded=self._recorded, after_batch=self._publish,
                                refill=self.intake.refill, on_refill=self._refilled)
-        self.pool = Pool(concurrency, self._started, self._done, self._with_reporter)
+        self.pool = Pool(concurrency, self._started, self._done, self._with_reporter, app.hooks.middleware)
         self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
         #: the listeners of STARTED (the list itself: listeners added later count too)
@@ -335,6 +337,7 @@ class Worker:
             given_back += self._give_back(unfinished)
         self.settler.close()
         self._join("taskq-settle", timeout=max(5.0, self.app.lease))
+        self.app.hooks.flush()  # the hooks of the last events run before the process goes
         self.pool.stop()
         self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
         log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue as queue_mod
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskq import execute
@@ -22,12 +22,14 @@ log = get_logger("taskq.worker")
 
 class Pool:
     """Runs each job with `on_start` before and `on_done` (with its outcome) after, on the
-    thread or loop that ran it. `wrap` runs every thread's target (it sets per-thread context)."""
+    thread or loop that ran it. `wrap` runs every thread's target (it sets per-thread context);
+    `middleware` (the app's, a list that may grow) wraps every attempt."""
 
     def __init__(self, concurrency: int, on_start: Callable[[Delivery, Message, TaskBase[Any, Any]], None],
                  on_done: Callable[[Delivery, Message, execute.Outcome], None],
-                 wrap: Callable[[Callable[[], None]], None]) -> None:
+                 wrap: Callable[[Callable[[], None]], None], middleware: Sequence[execute.Middleware] = ()) -> None:
         self.concurrency = concurrency
+        self.middleware = middleware
         self.on_start = on_start
         self.on_done = on_done
         self.wrap = wrap
@@ -61,14 +63,14 @@ class Pool:
             delivery, message, task = item
             try:
                 self.on_start(delivery, message, task)
-                self.on_done(delivery, message, execute.run_sync(task, message))
+                self.on_done(delivery, message, execute.run_sync(task, message, self.middleware))
             except Exception:  # a bug here must not cost the worker a thread; the lease brings the job back
                 log.exception("job thread failed", job_id=delivery.id, queue=delivery.queue)
 
     async def _run_async(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
         try:
             self.on_start(delivery, message, task)
-            self.on_done(delivery, message, await execute.run_async(task, message))
+            self.on_done(delivery, message, await execute.run_async(task, message, self.middleware))
         except Exception:
             log.exception("job task failed", job_id=delivery.id, queue=delivery.queue)
 
