@@ -29,6 +29,7 @@ from taskq.errors import (
     TimeLimitExceeded,
 )
 from taskq.events import EventKind, JobEvent
+from taskq.info import JobInfo
 from taskq.job import Job, Status
 from taskq.schedule import Schedule
 from taskq.task import AsyncTask, Task, TaskCall
@@ -38,8 +39,8 @@ __version__ = VERSION
 
 __all__ = [
     "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory", "BrokerUnavailable",
-    "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext", "JobEvent", "JobNotFound",
-    "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry", "Schedule",
-    "SerializationError", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError",
-    "TimeLimitExceeded", "Worker", "__version__", "current_job",
+    "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext", "JobEvent", "JobInfo",
+    "JobNotFound", "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject", "ResultTimeout",
+    "Retry", "Schedule", "SerializationError", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ",
+    "TaskqError", "TimeLimitExceeded", "Worker", "__version__", "current_job",
 ]

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar, cast
 
 from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, Status
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
+from taskq.info import JobInfo
 from taskq.message import unpack_value
 
 R = TypeVar("R")
@@ -40,6 +41,14 @@ class Job(Generic[R]):
         if state is None:
             raise self._missing()
         return state.status
+
+    def info(self) -> JobInfo:
+        """Everything known about the job now, from one round trip (taskq.JobInfo); raises
+        JobNotFound if there is no record."""
+        record = self._broker.job(self.queue, self.id)
+        if record is None:
+            raise self._missing()
+        return JobInfo.of(record)
 
     def result(self, timeout: float | None = None) -> R:
         """Wait for the job to end and return its value.

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from taskq.broker.base import Broker, Depths, JobRecord, Status
 from taskq.cron import CronSpec
 from taskq.errors import JobNotFound, TaskqError
+from taskq.info import JobInfo
 from taskq.message import Message, unpack, unpack_value
 
 
@@ -105,19 +106,21 @@ def message_of(app: Source, record: JobRecord) -> Message:
 
 
 def describe(app: Source, record: JobRecord) -> dict[str, Any]:
-    """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print."""
-    status = record.status.value if record.status is not None else record.raw_status
-    out: dict[str, Any] = {"id": record.id, "queue": record.queue, "status": status}
+    """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print
+    (the fields of taskq.JobInfo, with times as ISO 8601 text, plus the arguments and result)."""
+    info = JobInfo.of(record, app.max_message_bytes)
+    status = info.status.value if info.status is not None else info.raw_status
+    out: dict[str, Any] = {"id": info.id, "queue": info.queue, "status": status, "task": info.task,
+                           "attempt": info.attempt, "max_attempts": info.max_attempts}
     try:
         message = message_of(app, record)
     except TaskqError as exc:
-        out.update(task=None, attempt=None, max_attempts=None, args=None, kwargs=None, message_error=str(exc))
+        out.update(args=None, kwargs=None, message_error=str(exc))
     else:
-        out.update(task=message.task, attempt=message.attempt, max_attempts=message.max_attempts,
-                   args=list(message.args), kwargs=message.kwargs, priority=message.priority)
+        out.update(args=list(message.args), kwargs=message.kwargs, priority=message.priority)
     out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),
-               finished=stamp(record.finished_ms), reason=record.reason, error=record.error,
-               worker=record.worker, deliveries=record.deliveries, lost=record.lost)
+               finished=stamp(record.finished_ms), reason=info.reason, error=info.error,
+               worker=info.worker, deliveries=info.deliveries, lost=info.lost)
     if record.result is not None:
         try:
             out["result"] = unpack_value(record.result)

@@ -376,6 +376,9 @@ class Handles(Protocol):
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         """Which of `queues` have a record of this job id."""
 
+    def job(self, queue: str, job_id: str) -> JobRecord | None:
+        """Everything stored about one job (one round trip), or None."""
+
 
 class Inspector(Protocol):
     def queues(self) -> list[str]:
