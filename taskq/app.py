@@ -15,7 +15,7 @@ from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import EventKind, JobEvent
-from taskq.flow import OnFull, QueuePolicy, with_room
+from taskq.flow import OnFull, QueuePolicy, with_room, with_room_async
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
@@ -268,18 +268,49 @@ class TaskQ:
         opts: TaskOptions | None = None, ordering_key: str | None = None,
     ) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
-        task.check_args(args, kwargs)
-        new_id = new_job_id()
-        body = task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
-                            key=key, limit=self.max_message_bytes, opts=opts)  # raises before any I/O
+        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
         self._register_queue(queue)
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
             queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
             gate=task.gate))
-        if self.hooks.wants(EventKind.ENQUEUED):
-            self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
+        self._enqueued(task, queue, [job_id])
         return Job(broker, queue, job_id)
+
+    async def submit_async(
+        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+        opts: TaskOptions | None = None, ordering_key: str | None = None,
+    ) -> Job[Any]:
+        """submit() on the event loop's client (used by TaskCall.delay_async)."""
+        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
+        aio = self.broker.aio
+        await self._register_queue_async(queue)
+        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
+        policy = self.queue_policies.get(queue)
+        if policy is None:  # the common case: no coroutine of with_room_async's per call
+            job_id = await aio.enqueue(queue, new_id, body, priority, delay_ms, at_ms, key, order=ordering_key,
+                                       gate=task.gate)
+        else:
+            job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(
+                queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
+                gate=task.gate))
+        self._enqueued(task, queue, [job_id])
+        return Job(self.broker, queue, job_id)
+
+    def _pack_call(self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
+                   priority: int, key: str | None, opts: TaskOptions | None) -> tuple[str, bytes]:
+        """A new job id and its message, validated before any I/O."""
+        task.check_args(args, kwargs)
+        new_id = new_job_id()
+        return new_id, task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
+                                    key=key, limit=self.max_message_bytes, opts=opts)
+
+    def _enqueued(self, task: TaskBase[Any, Any], queue: str, job_ids: Iterable[str]) -> None:
+        """The "enqueued" hooks of new jobs."""
+        if self.hooks.wants(EventKind.ENQUEUED):
+            for job_id in job_ids:
+                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
 
     def submit_many(
         self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
@@ -290,6 +321,21 @@ class TaskQ:
         Raises before writing anything if any call is bad."""
         return self._store_many(task, queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
                                 order=ordering_key)
+
+    async def submit_many_async(
+        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
+        ordering_key: str | None = None,
+    ) -> list[Job[Any]]:
+        """submit_many() on the event loop's client (used by map_async)."""
+        jobs = self._pack_calls(task, calls, queue, priority, opts)
+        aio = self.broker.aio
+        await self._register_queue_async(queue)
+        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
+        await with_room_async(self.queue_policies.get(queue), aio, lambda limit: aio.enqueue_many(
+            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate))
+        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
+        return [Job(self.broker, queue, job_id) for job_id, _, _ in jobs]
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
@@ -330,10 +376,21 @@ class TaskQ:
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
             queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
-        if self.hooks.wants(EventKind.ENQUEUED):
-            for job_id, _, _ in jobs:
-                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
+        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
         return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
+
+    async def _register_queue_async(self, queue: str) -> None:
+        if queue not in self._known_queues:
+            self._known_queues.add(queue)  # now: the calls made meanwhile do not register it again
+            try:
+                await self.broker.aio.register_queues([queue])
+            except BaseException:
+                self._known_queues.discard(queue)
+                raise
+
+    async def aclose(self) -> None:
+        """Close the running event loop's Redis connections (a later async call opens new ones)."""
+        await self.broker.aio.aclose()
 
     def _register_queue(self, queue: str) -> None:
         """Tell Redis about a queue once per app (so `taskq status` lists it)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from taskq.broker.base import TaskLimit
@@ -38,6 +38,10 @@ def parse_rate(text: str, what: str) -> tuple[int, int]:
 
 class RoomWaiter(Protocol):
     def wait_room(self, queue: str, timeout: float) -> bool: ...
+
+
+class AsyncRoomWaiter(Protocol):
+    async def wait_room(self, queue: str, timeout: float) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,12 +102,30 @@ def with_room(policy: QueuePolicy | None, broker: RoomWaiter, store: Callable[[i
         try:
             return store(policy.max_ready)
         except QueueFull as exc:
-            left = deadline - time.monotonic()
-            if policy.on_full != "block" or left <= 0:
-                if policy.on_full == "block":
-                    raise QueueFull(f"{exc} (waited {policy.block_timeout:g}s for room)") from None
-                raise
-            broker.wait_room(policy.name, left)
+            broker.wait_room(policy.name, _room_wait(policy, exc, deadline))
+
+
+async def with_room_async(policy: QueuePolicy | None, broker: AsyncRoomWaiter,
+                          store: Callable[[int], Awaitable[T]]) -> T:
+    """with_room() for code on an event loop."""
+    if policy is None or policy.max_ready is None:
+        return await store(0)
+    deadline = time.monotonic() + policy.block_timeout
+    while True:
+        try:
+            return await store(policy.max_ready)
+        except QueueFull as exc:
+            await broker.wait_room(policy.name, _room_wait(policy, exc, deadline))
+
+
+def _room_wait(policy: QueuePolicy, exc: QueueFull, deadline: float) -> float:
+    """Seconds to wait for room after a refusal, or the QueueFull to raise now."""
+    left = deadline - time.monotonic()
+    if policy.on_full != "block" or left <= 0:
+        if policy.on_full == "block":
+            raise QueueFull(f"{exc} (waited {policy.block_timeout:g}s for room)") from None
+        raise exc
+    return left
 
 
 def task_limits(tasks: Iterable[TaskBase[Any, Any]]) -> list[TaskLimit]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
-from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, Status
+from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobState, Status
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
 from taskq.info import JobInfo
 from taskq.message import unpack_value
@@ -64,20 +64,56 @@ class Job(Generic[R]):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state = self._broker.state(self.queue, self.id, watch=True)
-            if state is None:
-                raise self._missing()
-            if state.status is Status.SUCCEEDED:
-                return cast(R, unpack_value(state.result or b"\xc0"))
-            if state.status is Status.DEAD:
-                raise TaskFailed(self.id, state.reason or "dead", state.error)
-            if state.status is Status.CANCELLED:
-                raise JobCancelled(f"job {self.id} was cancelled")
-            left = 5.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise ResultTimeout(f"job {self.id} has no result after {timeout}s (status {state.status})")
+            done, value, left = self._outcome(self._broker.state(self.queue, self.id, watch=True), deadline, timeout)
+            if done:
+                return cast(R, value)
             # blocks in Redis until the final script pushes the wake-up token
-            self._broker.wait_done(self.queue, self.id, min(left, 5.0))
+            self._broker.wait_done(self.queue, self.id, left)
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """result() for code on an event loop: waits without blocking the loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        aio = self._broker.aio
+        while True:
+            done, value, left = self._outcome(await aio.state(self.queue, self.id, watch=True), deadline, timeout)
+            if done:
+                return cast(R, value)
+            await aio.wait_done(self.queue, self.id, left)
+
+    def _outcome(self, state: JobState | None, deadline: float | None,
+                 timeout: float | None) -> tuple[bool, Any, float]:
+        """(True, value) once the job has succeeded, else (False, None, seconds to wait next);
+        raises for a job that ended otherwise, is missing, or ran out of `timeout`."""
+        if state is None:
+            raise self._missing()
+        if state.status is Status.SUCCEEDED:
+            return True, cast(R, unpack_value(state.result or b"\xc0")), 0.0
+        if state.status is Status.DEAD:
+            raise TaskFailed(self.id, state.reason or "dead", state.error)
+        if state.status is Status.CANCELLED:
+            raise JobCancelled(f"job {self.id} was cancelled")
+        left = 5.0 if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise ResultTimeout(f"job {self.id} has no result after {timeout}s (status {state.status})")
+        return False, None, min(left, 5.0)
+
+    async def status_async(self) -> Status:
+        """status() for code on an event loop."""
+        state = await self._broker.aio.state(self.queue, self.id)
+        if state is None:
+            raise self._missing()
+        return state.status
+
+    async def info_async(self) -> JobInfo:
+        """info() for code on an event loop."""
+        record = await self._broker.aio.job(self.queue, self.id)
+        if record is None:
+            raise self._missing()
+        return JobInfo.of(record)
+
+    async def cancel_async(self) -> bool:
+        """cancel() for code on an event loop."""
+        return await self._broker.aio.cancel(self.queue, self.id) in CANCELLABLE
 
     def cancel(self) -> bool:
         """Cancel the job. True if it will never start again: it was queued, scheduled, waiting

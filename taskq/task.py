@@ -109,6 +109,22 @@ class Producer(Protocol):
         """Validate, pack and enqueue many calls in batches."""
         ...
 
+    async def submit_async(
+        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+        opts: TaskOptions | None = None, ordering_key: str | None = None,
+    ) -> Job[Any]:
+        """submit() on the running event loop."""
+        ...
+
+    async def submit_many_async(
+        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
+        ordering_key: str | None = None,
+    ) -> list[Job[Any]]:
+        """submit_many() on the running event loop."""
+        ...
+
 
 class TaskBase(Generic[P, R]):
     """What sync and async tasks share: name, options, enqueueing."""
@@ -158,6 +174,14 @@ class TaskBase(Generic[P, R]):
     def map(self, items: Iterable[Any]) -> list[Job[R]]:
         """Enqueue one job per item, called with the item as its one argument, in batches."""
         return self.options().map(items)
+
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """delay() for code on an event loop: never blocks it; concurrent calls share round trips."""
+        return await self._defaults.delay_async(*args, **kwargs)
+
+    async def map_async(self, items: Iterable[Any]) -> list[Job[R]]:
+        """map() for code on an event loop."""
+        return await self.options().map_async(items)
 
     def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
         """Enqueue one job per item, called with the item's elements as arguments, in batches."""
@@ -254,10 +278,32 @@ class TaskCall(Generic[P, R]):
         )
         return cast(Job[R], job)
 
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """delay() for code on an event loop: the same checks and errors, without blocking it."""
+        job = await self.task.producer.submit_async(
+            self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
+            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
+        )
+        return cast(Job[R], job)
+
     def map(self, items: Iterable[Any]) -> list[Job[R]]:
         """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any
         item is bad. (No deduplication key: it would be the same for every job.)"""
         return self.starmap((item,) for item in items)
+
+    async def map_async(self, items: Iterable[Any]) -> list[Job[R]]:
+        """map() for code on an event loop."""
+        return await self.starmap_async((item,) for item in items)
+
+    async def starmap_async(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+        """starmap() for code on an event loop."""
+        if self.key is not None:
+            raise ConfigError("map/starmap cannot take key=: every job would share it")
+        jobs = await self.task.producer.submit_many_async(
+            self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
+            delay=self.delay_seconds, at=self.at, opts=self.opts, ordering_key=self.ordering_key,
+        )
+        return cast(list[Job[R]], jobs)
 
     def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
         """Enqueue `task(*item)` for each item, in pipelined batches; nothing is written if any

@@ -363,7 +363,35 @@ class Consumer(Protocol):
         """Store a running job's progress; False if this delivery no longer holds the job."""
 
 
+class AsyncHandles(Protocol):
+    """Handles on an event loop (redis-py's asyncio client); as Handles."""
+
+    async def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None: ...
+    async def wait_done(self, queue: str, job_id: str, timeout: float) -> bool: ...
+    async def cancel(self, queue: str, job_id: str) -> Status | None: ...
+    async def job(self, queue: str, job_id: str) -> JobRecord | None: ...
+
+
+class AsyncClient(AsyncHandles, Protocol):
+    """The producer's calls and the handles on an event loop (`broker.aio`), as the sync ones."""
+
+    async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
+                      at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
+                      gate: str | None = None) -> str: ...
+    async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
+                           at_ms: int = 0, max_ready: int = 0, order: str | None = None,
+                           gate: str | None = None) -> int: ...
+    async def wait_room(self, queue: str, timeout: float) -> bool: ...
+    async def register_queues(self, queues: Sequence[str]) -> None: ...
+    async def aclose(self) -> None:
+        """Close the running event loop's client."""
+
+
 class Handles(Protocol):
+    @property
+    def aio(self) -> AsyncClient:
+        """The same calls for code on an event loop."""
+
     def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None:
         """The job's status and outcome; with watch, ask to be woken when it ends."""
 

@@ -6,8 +6,9 @@ worker registry and cron schedules are in broker/admin.py. Every job move is one
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskq.broker.admin import Admin
 from taskq.broker.base import (
@@ -29,6 +30,9 @@ from taskq.broker.urls import Kind
 from taskq.broker.waits import SlotWaits
 from taskq.errors import QueueFull
 
+if TYPE_CHECKING:
+    from taskq.broker.aio import AsyncBroker
+
 #: most jobs stored by one enqueue_many script call
 ENQUEUE_BATCH = 1000
 #: most outcomes recorded by one settle script call
@@ -37,11 +41,19 @@ SETTLE_BATCH = 256
 _SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
 
 
-def _status(value: Any) -> Status | None:
+def status_of(value: Any) -> Status | None:
     try:
         return Status(text(value) or "")
     except ValueError:
         return None
+
+
+def job_state(reply: Sequence[Any]) -> JobState:
+    """A job's (status, result, error, reason) fields as a JobState."""
+    status = status_of(reply[0])
+    if status is None:  # a foreign writer's status: treat the job as not ended
+        status = Status.QUEUED
+    return JobState(status, reply[1], text(reply[2]), text(reply[3]))
 
 
 class RedisBroker(Admin):
@@ -93,9 +105,17 @@ class RedisBroker(Admin):
 
     # -- producing --------------------------------------------------------
 
-    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                gate: str | None = None) -> str:
+    @functools.cached_property
+    def aio(self) -> AsyncBroker:
+        """The same broker for code on an event loop (redis-py's asyncio client)."""
+        from taskq.broker.aio import AsyncBroker
+
+        return AsyncBroker(self)
+
+    def enqueue_call(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
+                     key: str | None, *, max_ready: int, order: str | None,
+                     gate: str | None) -> tuple[list[str], tuple[Any, ...]]:
+        """The keys and arguments of one enqueue.lua call."""
         k = self.qk(queue)
         keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
         args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority)
@@ -103,6 +123,13 @@ class RedisBroker(Admin):
             args = (*args, max_ready, order or "", gate or "")
         elif max_ready:
             args = (*args, max_ready)
+        return keys, args
+
+    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
+                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
+                gate: str | None = None) -> str:
+        keys, args = self.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=max_ready,
+                                       order=order, gate=gate)
         found, created = self.conn.run("enqueue", keys, args)
         if created == -1:
             raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
@@ -110,6 +137,18 @@ class RedisBroker(Admin):
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                      at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
+        keys, batches = self.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=max_ready,
+                                                order=order, gate=gate)
+        stored = [int(n) for n in self.conn.pipelined("enqueue_many", keys, batches)]
+        if -1 in stored:
+            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
+                            "(max_ready); nothing was enqueued")
+        return sum(stored)
+
+    def enqueue_many_calls(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int,
+                           at_ms: int, max_ready: int, order: str | None,
+                           gate: str | None) -> tuple[list[str], list[list[Any]]]:
+        """The keys and the argument lists of the enqueue_many.lua calls that store `jobs`."""
         k = self.qk(queue)
         flow = f"{order or ''}\0{gate or ''}" if order or gate else None
         keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
@@ -124,11 +163,7 @@ class RedisBroker(Admin):
             elif max_ready:
                 args.append(max_ready)
             batches.append(args)
-        stored = [int(n) for n in self.conn.pipelined("enqueue_many", keys, batches)]
-        if -1 in stored:
-            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
-                            "(max_ready); nothing was enqueued")
-        return sum(stored)
+        return keys, batches
 
     def wait_room(self, queue: str, timeout: float) -> bool:
         key = self.qk(queue).room
@@ -270,10 +305,7 @@ class RedisBroker(Admin):
                 reply = self.conn.client.hmget(k.job(job_id), "status", "result", "error", "reason")
             if reply[0] is None:
                 return None
-        status = _status(reply[0])
-        if status is None:  # a foreign writer's status: treat the job as not ended
-            status = Status.QUEUED
-        return JobState(status, reply[1], text(reply[2]), text(reply[3]))
+        return job_state(reply)
 
     def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
         key = self.qk(queue).done(job_id)
@@ -286,7 +318,7 @@ class RedisBroker(Admin):
         k = self.qk(queue)
         before = self.conn.run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)],
                                [job_id, self.policy.result_ttl_ms])
-        return _status(before) if before else None
+        return status_of(before) if before else None
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         with self.conn.errors():

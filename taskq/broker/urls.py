@@ -127,9 +127,7 @@ def _memory(url: str, timeout: float) -> Any:
         import fakeredis  # only memory:// needs it at run time
     except ImportError:  # pragma: no cover - the extra is part of the dev install
         raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq[memory]'") from None
-    with _memory_lock:
-        server = _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))
-    return fakeredis.FakeRedis(server=server)
+    return fakeredis.FakeRedis(server=memory_server(url))
 
 
 #: URL scheme -> how to build its client, and what it talks to
@@ -143,3 +141,11 @@ CLIENTS: dict[str, tuple[Callable[[str, float], Any], str]] = {
     "rediss+sentinel": (_sentinel, Kind.SENTINEL),
     "memory": (_memory, Kind.MEMORY),
 }
+
+
+def memory_server(url: str) -> Any:
+    """The fakeredis server of a memory:// URL (one per name, shared by its sync and async clients)."""
+    import fakeredis
+
+    with _memory_lock:
+        return _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))

@@ -1,0 +1,309 @@
+"""AsyncBroker: the producer's side and the job handles of a RedisBroker, on redis-py's asyncio
+client, for code that runs on an event loop (`delay_async`, `job.result_async`, ...).
+
+One client per event loop (a client's connections belong to the loop that opened them), closed
+by `aclose()`. Script calls made at the same time on one loop go out together: the first call
+of a loop iteration schedules a flush, and every call made before it runs rides the same
+pipeline (one round trip for an `asyncio.gather` of a hundred `delay_async`). The scripts, key
+names and replies are the sync broker's; so are the errors (one line, password hidden).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+from redis.exceptions import NoScriptError, RedisClusterException
+
+from taskq.broker import scripts
+from taskq.broker.admin import _FIELDS, job_record
+from taskq.broker.base import JobRecord, JobState, Status
+from taskq.broker.client import text
+from taskq.broker.redis import job_state, status_of
+from taskq.broker.urls import Kind, memory_server, parse
+from taskq.errors import QueueFull
+
+if TYPE_CHECKING:
+    from taskq.broker.redis import RedisBroker
+
+
+def _client(url: str, kind: str, timeout: float) -> Any:
+    """The asyncio client for a URL (validated by the sync broker already)."""
+    if kind == Kind.MEMORY:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=memory_server(url))
+    if kind == Kind.REDIS:
+        return redis.asyncio.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    if kind == Kind.CLUSTER:
+        t = parse(url, 6379)
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in t.nodes],
+            username=t.username, password=t.password, ssl=t.tls, socket_connect_timeout=timeout,
+            socket_timeout=timeout, client_name=t.query.get("client_name"))
+    t = parse(url, 26379)
+    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        t.nodes, socket_timeout=timeout, socket_connect_timeout=timeout,
+        sentinel_kwargs={"password": t.query.get("sentinel_password"), "socket_timeout": timeout})
+    return sentinel.master_for(t.path[0], db=int(t.path[1]) if len(t.path) == 2 else 0, username=t.username,
+                               password=t.password, ssl=t.tls, socket_timeout=timeout,
+                               socket_connect_timeout=timeout, client_name=t.query.get("client_name"))
+
+
+#: most script calls sent in one pipeline
+CHUNK = 100
+
+
+class _Loop:
+    """One event loop's client, its scripts, and the calls waiting for the next flush."""
+
+    def __init__(self, client: Any, kind: str) -> None:
+        self.client = client
+        self.cluster = kind == Kind.CLUSTER
+        self.scripts = scripts.load(client, shebang=kind != Kind.MEMORY)
+        self.pending: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
+        self.flushing = False
+        #: result_async() waits (not on Cluster, whose keys of different queues differ in slot)
+        self.waits: _DoneWaits | None = None
+        #: a Cluster client reads the slot map once before the first calls (not once per call at once)
+        self.ready: asyncio.Task[Any] | None = asyncio.get_running_loop().create_task(client.initialize()) \
+            if self.cluster else None
+
+    def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self.flushing:
+            self.flushing = True
+            loop.call_soon(lambda: loop.create_task(self.flush()))
+        self.pending.append((name, keys, args, future))
+        return future
+
+    async def flush(self) -> None:
+        """Send what waits, CHUNK calls per round trip (packing a pipeline holds the loop: a
+        bounded one holds it briefly), until nothing waits."""
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:CHUNK], self.pending[CHUNK:]
+                await self._send(batch)
+        finally:
+            self.flushing = False
+
+    async def _send(self, batch: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            if self.ready is not None:
+                await self.ready
+            if self.cluster:  # redis-py routes each call to its slot's node; they run at once
+                replies = await asyncio.gather(*(self.scripts[n](keys=k, args=a) for n, k, a, _ in batch),
+                                               return_exceptions=True)
+            elif len(batch) == 1:
+                name, keys, args, _ = batch[0]
+                replies = [await self.scripts[name](keys=keys, args=args)]
+            else:  # EVALSHA in one pipeline; a server without the script runs it through the script object
+                pipe = self.client.pipeline(transaction=False)
+                for name, keys, args, _ in batch:
+                    pipe.evalsha(self.scripts[name].sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+                for i, reply in enumerate(replies):
+                    if isinstance(reply, NoScriptError):
+                        name, keys, args, _ = batch[i]
+                        replies[i] = await self.scripts[name](keys=keys, args=args)
+        except Exception as exc:  # the whole flush failed (connection): every call gets it
+            replies = [exc] * len(batch)
+        for (_, _, _, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+
+class _DoneWaits:
+    """Every result_async() of one event loop waiting at once, in one blocking call: BLMPOP on
+    their jobs' done lists plus a wake key of its own (pushed when a new waiter joins), so a
+    thousand waiting handles hold one connection, not a thousand. A token taken is put back (a
+    waiter in another process may want it too); the record's status is what the waiters read."""
+
+    def __init__(self, broker: AsyncBroker, wake: str) -> None:
+        self.broker = broker
+        self.wake = wake
+        self.waiting: dict[str, list[asyncio.Future[bool]]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.blocked = False
+        self.kicked = False
+
+    async def wait(self, key: str, timeout: float) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(key, []).append(future)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        elif self.blocked and not self.kicked:  # the running call does not name this key yet: end it
+            self.kicked = True  # once: the next call names every key that joined meanwhile
+            client = await self.broker._client()
+            await client.rpush(self.wake, "1")
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self.waiting.get(key)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self.waiting[key]
+
+    async def _run(self) -> None:
+        client = await self.broker._client()
+        ttl = self.broker.sync.policy.result_ttl_ms
+        while self.waiting:
+            keys = list(self.waiting)
+            self.blocked, self.kicked = True, False
+            try:
+                reply = await client.blmpop(self.broker.sync.conn.block(5.0), len(keys) + 1, self.wake, *keys,
+                                            direction="LEFT")
+            except Exception as exc:  # every waiter sees the error
+                for waiters in self.waiting.values():
+                    for f in waiters:
+                        if not f.done():
+                            f.set_exception(self.broker.sync.conn.error(exc) if isinstance(exc, redis.RedisError)
+                                            else exc)
+                return
+            finally:
+                self.blocked = False
+            if reply is None:
+                continue
+            key = text(reply[0]) or ""
+            if key == self.wake:
+                continue
+            await client.pipeline(transaction=False).rpush(key, "1").pexpire(key, ttl).execute()
+            for f in self.waiting.pop(key, []):
+                if not f.done():
+                    f.set_result(True)
+
+
+class AsyncBroker:
+    """The asyncio half of a RedisBroker (`broker.aio`): enqueue, job handles, room waits."""
+
+    def __init__(self, sync: RedisBroker) -> None:
+        self.sync = sync
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
+        #: the loop asked for last and its client (one program mostly runs one loop)
+        self._last: tuple[Any, Any] = (None, None)
+
+    def _here(self) -> _Loop:
+        loop = asyncio.get_running_loop()
+        last_loop, last = self._last
+        if loop is last_loop:
+            return last  # type: ignore[no-any-return]
+        here = self._loops.get(loop)
+        if here is None:
+            conn = self.sync.conn
+            with self._errors():
+                here = self._loops[loop] = _Loop(_client(conn.url, conn.kind, conn.timeout), conn.kind)
+        self._last = (loop, here)
+        return here
+
+    async def _client(self) -> Any:
+        """This loop's client, ready for plain commands."""
+        here = self._here()
+        if here.ready is not None:
+            with self._errors():
+                await here.ready
+        return here.client
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.RedisError, RedisClusterException) as exc:
+            raise self.sync.conn.error(exc) from None
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:  # not self._errors(): this is every call, and a generator context costs per call
+            return await self._here().call(name, keys, args)
+        except (redis.RedisError, RedisClusterException) as exc:
+            raise self.sync.conn.error(exc) from None
+
+    async def aclose(self) -> None:
+        """Close this event loop's client (a later call opens a new one)."""
+        here = self._loops.pop(asyncio.get_running_loop(), None)
+        self._last = (None, None)
+        if here is not None:
+            await here.client.aclose()
+
+    # -- producing --------------------------------------------------------
+
+    async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
+                      at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
+                      gate: str | None = None) -> str:
+        keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key,
+                                            max_ready=max_ready, order=order, gate=gate)
+        found, created = await self._run("enqueue", keys, args)
+        if created == -1:
+            raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
+        return text(found) or job_id
+
+    async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
+                           at_ms: int = 0, max_ready: int = 0, order: str | None = None,
+                           gate: str | None = None) -> int:
+        keys, batches = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms,
+                                                     max_ready=max_ready, order=order, gate=gate)
+        stored = [int(n) for n in await asyncio.gather(*(self._run("enqueue_many", keys, b) for b in batches))]
+        if -1 in stored:
+            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
+                            "(max_ready); nothing was enqueued")
+        return sum(stored)
+
+    async def register_queues(self, queues: Sequence[str]) -> None:
+        with self._errors():
+            await (await self._client()).sadd(self.sync.keys.queues, *queues)
+
+    async def wait_room(self, queue: str, timeout: float) -> bool:
+        with self._errors():
+            return await (await self._client()).blpop([self.sync.qk(queue).room],
+                                                   timeout=self.sync.conn.block(timeout)) is not None
+
+    # -- job handles ------------------------------------------------------
+
+    async def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None:
+        k = self.sync.qk(queue)
+        if watch:
+            reply = await self._run("watch", [k.job(job_id)], [])
+            if not reply:
+                return None
+        else:
+            with self._errors():
+                reply = await (await self._client()).hmget(k.job(job_id), "status", "result", "error", "reason")
+            if reply[0] is None:
+                return None
+        return job_state(reply)
+
+    async def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
+        k = self.sync.qk(queue)
+        key = k.done(job_id)
+        with self._errors():
+            here = self._here()
+            if here.cluster:  # one slot per call: each waits on its own (pooled) connection
+                return await (await self._client()).blmove(key, key, self.sync.conn.block(timeout), "RIGHT",
+                                                           "LEFT") is not None
+            if here.waits is None:
+                here.waits = _DoneWaits(self, k.wake(f"aio-{uuid.uuid4().hex[:12]}"))
+            return await here.waits.wait(key, timeout)
+
+    async def cancel(self, queue: str, job_id: str) -> Status | None:
+        k = self.sync.qk(queue)
+        before = await self._run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)],
+                                 [job_id, self.sync.policy.result_ttl_ms])
+        return status_of(before) if before else None
+
+    async def job(self, queue: str, job_id: str) -> JobRecord | None:
+        with self._errors():
+            row = await (await self._client()).hmget(self.sync.qk(queue).job(job_id), *_FIELDS)
+        return job_record(queue, job_id, row)
