@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 
+from taskq.codec import blame, culprit, describe, ext_hook, packer
 from taskq.errors import MessageInvalid, MessageTooLarge, SerializationError
 
 #: the only message version this code reads and writes
@@ -67,9 +68,11 @@ def encode(
     if backoff is not None:
         out["backoff"] = list(backoff)
     try:
-        data: bytes = msgpack.packb(out, use_bin_type=True, strict_types=False)
+        data: bytes = packer().pack(out)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise SerializationError(f"task {task!r}: arguments cannot be sent as msgpack ({exc})") from None
+        # the slow path, only on failure: find the argument (and the value inside it) to blame
+        detail = blame(args, kwargs) or f"({exc})"
+        raise SerializationError(f"task {task!r}: arguments cannot be sent as msgpack: {detail}") from None
     if len(data) > limit:
         raise MessageTooLarge(f"task {task!r}: message is {len(data)} bytes, over the {limit}-byte limit")
     return data
@@ -81,17 +84,21 @@ def pack(message: Message, limit: int = MAX_MESSAGE_BYTES) -> bytes:
 
 
 def pack_value(value: Any) -> bytes:
-    """Encode a task's return value; raise SerializationError if msgpack cannot."""
+    """Encode a task's return value (the ext types of docs/protocol.md section 1 included);
+    raise SerializationError, naming the value that cannot be sent, if msgpack cannot."""
     try:
-        data: bytes = msgpack.packb(value, use_bin_type=True)
+        data: bytes = packer().pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise SerializationError(f"result cannot be sent as msgpack ({exc})") from None
+        found = culprit(value, ())
+        detail = describe("the value", *found) if found else f"({exc})"
+        raise SerializationError(f"result cannot be sent as msgpack: {detail}") from None
     return data
 
 
 def unpack_value(data: bytes) -> Any:
-    """Decode a value written by pack_value."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    """Decode a value written by pack_value. An unknown or malformed ext type raises
+    MessageInvalid("decode_error", ...); other garbage raises msgpack's own errors."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=ext_hook, timestamp=3)
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -110,7 +117,9 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
     if len(data) > limit:
         raise MessageInvalid("too_large", f"{len(data)} bytes, over the {limit}-byte limit")
     try:
-        raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=ext_hook, timestamp=3)
+    except MessageInvalid:  # an unknown or malformed ext type: the hook says which
+        raise
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise MessageInvalid("decode_error", f"not msgpack ({type(exc).__name__}: {exc})") from None
     if not isinstance(raw, dict):

@@ -19,7 +19,7 @@ def keys_in(app: taskq.TaskQ) -> list[bytes]:
     return sorted(app.broker.client.keys("*"))
 
 
-@pytest.mark.parametrize("bad", [object(), socket.socket, 2**70, {1, 2}])
+@pytest.mark.parametrize("bad", [object(), socket.socket, 2**70, 1j])
 def test_unserializable_argument_raises_at_delay_and_writes_nothing(app: taskq.TaskQ, bad: Any) -> None:
     @app.task
     def take(x: object) -> None: ...
