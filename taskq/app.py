@@ -93,6 +93,8 @@ class TaskQ:
         self.queue_policies: dict[str, QueuePolicy] = {}
         #: @app.on hooks and @app.middleware (taskq/hooks.py)
         self.hooks = Hooks()
+        #: called with the queue after each sync enqueue (taskq.testing.eager runs the jobs there)
+        self.after_submit: Callable[[str], None] | None = None
         self._broker: Broker | None = None
         self._known_queues: set[str] = set()
 
@@ -275,6 +277,8 @@ class TaskQ:
             queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
             gate=task.gate))
         self._enqueued(task, queue, [job_id])
+        if self.after_submit is not None:
+            self.after_submit(queue)
         return Job(broker, queue, job_id)
 
     async def submit_async(
@@ -377,6 +381,8 @@ class TaskQ:
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
             queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
+        if self.after_submit is not None:
+            self.after_submit(queue)
         return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
 
     async def _register_queue_async(self, queue: str) -> None:

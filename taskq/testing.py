@@ -1,22 +1,54 @@
-"""Helpers for users' own tests: run a worker until the queues are empty."""
+"""Helpers for users' own tests: an isolated in-memory broker, running jobs until none is left
+(with a fake clock for delays and retries), current_job() in tasks called inline, and an eager
+mode where .delay() runs the job before it returns. A pytest plugin offers them as fixtures
+(taskq/pytest_plugin.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from taskq.app import TaskQ
+from taskq.context import JobContext, running
+from taskq.context import job_context as _context_of
+from taskq.message import Message
 from taskq.worker import Worker
+
+__all__ = ["drain", "eager", "isolated", "job_context"]
 
 
 def drain(app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 4,
-          timeout: float = 60.0) -> int:
+          timeout: float = 60.0, advance: float = 0.0) -> int:
     """Run jobs until ready, scheduled and running are all empty; return how many ran.
 
-    Scheduled jobs (delays, retry backoff) are waited for. Raises TimeoutError if
-    the queues are not empty after `timeout` seconds.
+    Scheduled jobs (delays, retry backoff) are waited for, unless `advance` is given: then the
+    clock of the queues' scheduled jobs moves forward instead, by up to `advance` seconds in
+    all, each time to the next job due (so a retry's backoff or a delay passes at once), and
+    jobs due later than that are left scheduled. Raises TimeoutError if the queues are not
+    empty after `timeout` seconds.
     """
+    if advance <= 0:
+        return _run(app, queues, concurrency, timeout, wait_scheduled=True)
+    ran, left_ms = 0, int(advance * 1000)
+    names = list(queues or app.queues or ["default"])
+    while True:
+        ran += _run(app, names, concurrency, timeout, wait_scheduled=False)
+        dues = [due for due in (app.broker.promote(q, 0)[1] for q in names) if due is not None]
+        if not dues or min(dues) > left_ms:
+            return ran
+        step = max(1, min(dues))
+        for q in names:
+            app.broker.advance(q, step)
+        left_ms -= step
+
+
+def _run(app: TaskQ, queues: Sequence[str] | None, concurrency: int, timeout: float, *,
+         wait_scheduled: bool) -> int:
     worker = Worker(app, queues, concurrency=concurrency, burst=True, grace=timeout)
+    worker.burst_waits_for_scheduled = wait_scheduled
     thread = threading.Thread(target=worker.run, name="taskq-drain", daemon=True)
     thread.start()
     thread.join(timeout)
@@ -25,3 +57,49 @@ def drain(app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int =
         thread.join(worker.grace)
         raise TimeoutError(f"queues {worker.queues} not empty after {timeout}s")
     return worker.processed
+
+
+@contextlib.contextmanager
+def isolated(app: TaskQ) -> Iterator[TaskQ]:
+    """Point `app` at a fresh memory:// broker for the block (nothing reaches a real Redis, and
+    nothing is left behind); its own URL and broker come back after."""
+    saved = app.url, app._broker, app._known_queues
+    app.url, app._broker, app._known_queues = f"memory://isolated-{uuid.uuid4().hex}", None, set()
+    try:
+        yield app
+    finally:
+        broker = app._broker
+        app.url, app._broker, app._known_queues = saved
+        if broker is not None:
+            broker.close()
+
+
+@contextlib.contextmanager
+def job_context(task: str = "inline", *, queue: str = "default", attempt: int = 1, max_attempts: int = 1,
+                job_id: str | None = None, args: tuple[Any, ...] = (),
+                kwargs: dict[str, Any] | None = None) -> Iterator[JobContext]:
+    """Run a block as if a worker ran it as a job: `taskq.current_job()` works in a task called
+    inline (its progress reports go nowhere). Yields the JobContext the task will see."""
+    message = Message(job_id or uuid.uuid4().hex, task, queue, tuple(args), dict(kwargs or {}), attempt,
+                      max_attempts)
+    token = running.set(message)
+    try:
+        yield _context_of(message)
+    finally:
+        running.reset(token)
+
+
+@contextlib.contextmanager
+def eager(app: TaskQ) -> Iterator[TaskQ]:
+    """While active, each .delay() (and map()) of the app runs its jobs before it returns, on
+    the app's broker (isolated() first, for a test without Redis), with delays and backoffs
+    passing at once: job.result() is ready when .delay() returns."""
+    def run_now(queue: str) -> None:
+        drain(app, [queue], concurrency=1, advance=365 * 86400.0)
+
+    saved = app.after_submit
+    app.after_submit = run_now
+    try:
+        yield app
+    finally:
+        app.after_submit = saved

@@ -235,6 +235,9 @@ class Admin:
             if unindex:
                 self.conn.client.hdel(self.keys.schedules, name)
 
+    def advance(self, queue: str, ms: int) -> int:
+        return int(self.conn.run("advance", [self.qk(queue).base], [ms]))
+
     def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
         moved, due = self.conn.run("promote", [self.qk(queue).base], [limit, self.policy.dead_ttl_ms])
         return int(moved), None if int(due) < 0 else int(due)

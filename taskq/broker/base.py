@@ -478,6 +478,9 @@ class Schedules(Protocol):
     def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
         """Move due scheduled jobs to ready: (how many, ms until the next is due or None)."""
 
+    def advance(self, queue: str, ms: int) -> int:
+        """For tests: every scheduled job of the queue falls due `ms` sooner (how many moved)."""
+
 
 class Broker(Producer, Consumer, Handles, Inspector, Registry, Schedules, Protocol):
     """Every role: what `open_broker(url)` returns."""

@@ -20,7 +20,7 @@ from redis.commands.core import Script
 #: every operation in taskq/lua/ops, without the .lua suffix
 NAMES = (
     "enqueue", "enqueue_many", "fetch", "settle", "renew", "release", "recover", "cancel", "watch",
-    "replay", "purge", "progress", "promote", "fire", "leader", "heartbeat",
+    "replay", "purge", "progress", "promote", "fire", "leader", "heartbeat", "advance",
 )
 #: the operations documented for producers in other languages (docs/protocol.md §6-7)
 PUBLIC = ("enqueue", "enqueue_many", "cancel", "watch")

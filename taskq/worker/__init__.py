@@ -97,6 +97,8 @@ class Worker:
         self.concurrency = concurrency
         self.grace = grace
         self.burst = burst
+        #: in burst mode, wait for scheduled jobs to fall due (testing.drain(advance=) moves them instead)
+        self.burst_waits_for_scheduled = True
         self.max_jobs = max_jobs
         self.id = worker_id or new_worker_id()
         self.processed = 0
@@ -240,11 +242,12 @@ class Worker:
                 self._stop.wait(1.0)
 
     def _drained(self, next_due: float | None) -> bool:
-        if next_due is not None or self.intake.executing or len(self.leases):
+        wait_scheduled = self.burst_waits_for_scheduled
+        if (next_due is not None and wait_scheduled) or self.intake.executing or len(self.leases):
             return False
         for q in self.queues:
             d = self.broker.depths(q)  # fresh: a job that just failed may be scheduled by now
-            if d.ready or d.running or d.reserved or d.scheduled:
+            if d.ready or d.running or d.reserved or (d.scheduled and wait_scheduled):
                 return False
         return True
 

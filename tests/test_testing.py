@@ -1,0 +1,79 @@
+"""taskq.testing and the pytest plugin, as a user's test module uses them: an isolated broker,
+drain() with a fake clock for delays and retries, current_job() inline, and eager mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import taskq
+from taskq import testing
+
+app = taskq.TaskQ("redis://127.0.0.1:1/0")  # a user's app: its Redis is never reached in these tests
+sent: list[str] = []
+
+
+@app.task(retries=3, backoff=taskq.Backoff(base=600, jitter=False))  # a ten-minute backoff
+def send_email(to: str) -> str:
+    if taskq.current_job().attempt < 3:
+        raise ConnectionError("smtp down")
+    sent.append(to)
+    return f"sent to {to}"
+
+
+@app.task
+def report(step: str) -> int:
+    taskq.current_job().progress(0.5, step)
+    return taskq.current_job().attempt
+
+
+def test_isolated_drain_moves_the_clock_through_backoffs_and_delays(
+        taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ], taskq_drain: Callable[..., int]) -> None:
+    taskq_isolate(app)
+    assert app.url.startswith("memory://isolated-")
+    sent.clear()
+    job = send_email.delay("ada@example.com")
+    later = send_email.options(delay=3 * 86400).delay("bob@example.com")  # beyond the advance below
+    assert taskq_drain(app, advance=3600) == 3  # two failures and the success, without waiting
+    assert job.result(timeout=1) == "sent to ada@example.com" and sent == ["ada@example.com"]
+    assert later.status() == "scheduled"  # due after the hour drain moved the clock by
+
+
+def test_isolated_restores_the_app_after_the_block() -> None:
+    with testing.isolated(app) as same:
+        assert same is app and app.url.startswith("memory://")
+        report.delay("x")
+        assert app.broker.depths("default").ready == 1
+    assert app.url == "redis://127.0.0.1:1/0" and app._broker is None
+    with testing.isolated(app):
+        assert app.broker.depths("default").ready == 0  # a fresh broker each time
+
+
+def test_job_context_lets_a_task_that_uses_current_job_run_inline(
+        taskq_job_context: Callable[..., object]) -> None:
+    with testing.job_context("report", attempt=2) as job:
+        assert report("step 2") == 2 and job.attempt == 2 and taskq.current_job().id == job.id
+
+
+def test_eager_runs_each_job_before_delay_returns(taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ],
+                                                  taskq_eager: Callable[[taskq.TaskQ], taskq.TaskQ]) -> None:
+    taskq_eager(taskq_isolate(app))
+    sent.clear()
+    job = send_email.delay("eve@example.com")  # retries and backoffs included
+    assert job.status() == "succeeded" and job.result(timeout=0.1) == "sent to eve@example.com"
+    assert [j.status() for j in report.map(["a", "b"])] == ["succeeded", "succeeded"]
+
+
+def test_the_readme_test_module_passes_under_pytest(tmp_path: Path) -> None:
+    """The README's sample test module, as a user saves and runs it (the plugin comes with taskq)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    [module] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith("# test_emails.py")]
+    (tmp_path / "test_emails.py").write_text(module)
+    env = {k: v for k, v in os.environ.items() if k != "TASKQ_URL"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout + done.stderr
