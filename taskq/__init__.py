@@ -7,6 +7,7 @@ from taskq.backoff import Backoff
 from taskq.beat import Beat
 from taskq.context import JobContext, current_job
 from taskq.errors import (
+    Aborted,
     BrokerAuthError,
     BrokerError,
     BrokerOutOfMemory,
@@ -38,9 +39,9 @@ from taskq.worker import VERSION, Worker
 __version__ = VERSION
 
 __all__ = [
-    "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory", "BrokerUnavailable",
-    "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext", "JobEvent", "JobInfo",
-    "JobNotFound", "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject", "ResultTimeout",
-    "Retry", "Schedule", "SerializationError", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ",
-    "TaskqError", "TimeLimitExceeded", "Worker", "__version__", "current_job",
+    "Aborted", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
+    "BrokerUnavailable", "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext",
+    "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject",
+    "ResultTimeout", "Retry", "Schedule", "SerializationError", "Status", "Task", "TaskCall", "TaskFailed",
+    "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "__version__", "current_job",
 ]

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -200,13 +201,23 @@ def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str 
 @main.command()
 @click.argument("app_path", metavar="APP")
 @click.argument("job_id", metavar="ID")
+@click.argument("action", required=False, type=click.Choice(["cancel", "abort"]))
 @click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @_url_option
-def job(app_path: str, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
-    """One job: status, attempts, timestamps, progress, result or error."""
+def job(app_path: str, job_id: str, action: str | None, queue_name: str | None, as_json: bool,
+        url: str | None) -> None:
+    """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
+    started never runs; a running one is not retried) or abort (a running one is stopped too)."""
     app = _run(lambda: load_app(app_path, url))
     record = _run(lambda: views.find(app, job_id, queue_name))
+    if action is not None:
+        handle = app.job(record.id, record.queue)
+        by = f"taskq job {action} on {socket.gethostname()}"
+        done = _run(lambda: handle.abort(by) if action == "abort" else handle.cancel())
+        said = "done" if done else "the job had ended" if action == "abort" else "not started again, or had ended"
+        click.echo(f"{action}: {said} ({record.id}, was {record.status or record.raw_status})", err=as_json)
+        record = _run(lambda: views.find(app, job_id, record.queue))
     _echo(views.describe(app, record), as_json, render.job)
 
 

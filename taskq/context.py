@@ -7,13 +7,15 @@ import math
 from collections.abc import Callable
 from contextvars import ContextVar
 
-from taskq.errors import TaskqError
+from taskq.errors import Aborted, TaskqError
 from taskq.message import Message
 
 #: the message of the job running in this thread or asyncio task (set by the worker)
 running: ContextVar[Message | None] = ContextVar("taskq_running", default=None)
 #: how the worker running this thread stores progress: (message, fraction, text) -> None
 reporter: ContextVar[Callable[[Message, float, str], None] | None] = ContextVar("taskq_reporter", default=None)
+#: whether an abort was asked for the job of a message (set by the worker, like the reporter)
+aborts: ContextVar[Callable[[Message], bool] | None] = ContextVar("taskq_aborts", default=None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +39,18 @@ class JobContext:
         report = reporter.get()
         if report is not None:
             report(self._message, float(fraction), str(text)[:200])
+
+    @property
+    def abort_requested(self) -> bool:
+        """Whether `job.abort()` was asked for this job (the worker learns it when it renews the
+        lease, every lease/3 seconds). A sync task checks it between steps and stops."""
+        asked = aborts.get()
+        return asked is not None and asked(self._message)
+
+    def check_abort(self) -> None:
+        """Raise taskq.Aborted if an abort was asked for this job."""
+        if self.abort_requested:
+            raise Aborted(f"job {self.id} was aborted")
 
 
 def job_context(message: Message) -> JobContext:

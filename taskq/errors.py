@@ -139,3 +139,9 @@ class Reject(Exception):
     def __init__(self, reason: str = "rejected") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Aborted(Exception):
+    """Raised by `current_job().check_abort()` once `job.abort()` was asked for the running job;
+    let it propagate: the job then ends cancelled (never retried), its reason saying who aborted
+    it. An async task is cancelled instead (asyncio.CancelledError)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from taskq.backoff import Backoff
 from taskq.context import JobContext, job_context, running
-from taskq.errors import RateLimited, Reject, Retry, SerializationError, TimeLimitExceeded
+from taskq.errors import Aborted, RateLimited, Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
 from taskq.task import TaskBase
 
@@ -59,6 +59,8 @@ def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, durat
     summary = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, Reject):
         return Dead(f"rejected: {exc.reason}", error, duration)
+    if isinstance(exc, Aborted):  # abort set the job's cancel flag: settling this retry ends it cancelled
+        return RetryLater(0.0, error, summary, duration, spend=False)
     if isinstance(exc, RateLimited):  # not the job's fault: no attempt spent
         return RetryLater(exc.retry_after, error, summary, duration, spend=False)
     if not isinstance(exc, Retry) and not task.opts.retries_on(exc):
@@ -135,6 +137,8 @@ async def run_async(task: TaskBase[Any, Any], message: Message, middleware: Sequ
         else:
             async with asyncio.timeout(message.timeout) as limit:
                 value = await coro
+    except asyncio.CancelledError:  # job.abort(): the worker cancelled this run
+        return failed(task, message, Aborted(f"job {message.id} was aborted"), time.perf_counter() - start)
     except TimeoutError as exc:
         duration = time.perf_counter() - start
         raised: BaseException = exc

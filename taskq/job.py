@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any, Generic, TypeVar, cast
 
@@ -96,6 +98,16 @@ class Job(Generic[R]):
         if left <= 0:
             raise ResultTimeout(f"job {self.id} has no result after {timeout}s (status {state.status})")
         return False, None, min(left, 5.0)
+
+    def abort(self, by: str | None = None) -> bool:
+        """Stop the job, running or not. A job not started yet is cancelled (as cancel()); a
+        running one is stopped by its worker, which learns it when it renews the lease (within
+        lease/3 seconds): an async task is cancelled, a sync one sees
+        current_job().abort_requested. It ends cancelled, never retried, with info().reason
+        'aborted: <by>'. False if the job had already ended (or does not exist)."""
+        who = by or f"job.abort() on {socket.gethostname()}:{os.getpid()}"
+        before = self._broker.cancel(self.queue, self.id, abort=who)
+        return before is not None and before not in TERMINAL
 
     async def status_async(self) -> Status:
         """status() for code on an event loop."""

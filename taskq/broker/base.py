@@ -353,6 +353,10 @@ class Consumer(Protocol):
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Extend the leases of (id, token) pairs; return the pairs whose lease was lost."""
 
+    def renew_leases(self, queue: str,
+                     held: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """renew(), and of the renewed pairs the ones whose job an abort was asked for."""
+
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
         """Give (id, token) jobs back to the front of their ready lists, unblamed."""
 
@@ -398,8 +402,9 @@ class Handles(Protocol):
     def wait_done(self, queue: str, job_id: str, timeout: float) -> bool:
         """Block until the job has ended (after a watching state()); False on timeout."""
 
-    def cancel(self, queue: str, job_id: str) -> Status | None:
-        """Cancel a job; the status it had, or None if there is no such job."""
+    def cancel(self, queue: str, job_id: str, *, abort: str | None = None) -> Status | None:
+        """Cancel a job; the status it had, or None if there is no such job. With `abort` (who
+        asks), a running job is stopped as well: its worker learns it when it renews the lease."""
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         """Which of `queues` have a record of this job id."""

@@ -272,10 +272,15 @@ class RedisBroker(Admin):
         return out, leased
 
     def renew(self, queue: str, held: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        return self.renew_leases(queue, held)[0]
+
+    def renew_leases(self, queue: str,
+                     held: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         args: list[Any] = [self.policy.lease_ms]
         for pair in held:
             args.extend(pair)
-        return [held[int(i)] for i in self.conn.run("renew", [self.qk(queue).base], args)]
+        codes = [int(i) for i in self.conn.run("renew", [self.qk(queue).base], args)]
+        return [held[i] for i in codes if i >= 0], [held[-i - 1] for i in codes if i < 0]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
         args: list[Any] = []
@@ -314,10 +319,12 @@ class RedisBroker(Admin):
             # rotating the list onto itself leaves the token for every other waiter
             return self.conn.client.blmove(key, key, block, "RIGHT", "LEFT") is not None
 
-    def cancel(self, queue: str, job_id: str) -> Status | None:
+    def cancel(self, queue: str, job_id: str, *, abort: str | None = None) -> Status | None:
         k = self.qk(queue)
-        before = self.conn.run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)],
-                               [job_id, self.policy.result_ttl_ms])
+        args: list[Any] = [job_id, self.policy.result_ttl_ms]
+        if abort is not None:
+            args.append(abort)
+        before = self.conn.run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)], args)
         return status_of(before) if before else None
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:

@@ -113,7 +113,9 @@ class Worker:
         self.metrics = metrics
         self.outage = Outage(log, worker=self.id)
         self.leases = Leases(self.broker, self.queues, self.id, lease=app.lease, outage=self.outage,
-                             on_lost=self._lost)
+                             on_lost=self._lost, on_abort=self._abort)
+        #: (queue, id) of running jobs whose abort was asked (current_job().abort_requested)
+        self._aborting: set[tuple[str, str]] = set()
         self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency,
                              prefetch=prefetch or 0, lease=app.lease,
                              on_lease=self.leases.add)
@@ -175,7 +177,16 @@ class Worker:
 
     def _with_reporter(self, target: Callable[[], None]) -> None:
         context.reporter.set(self._report_progress)
+        context.aborts.set(lambda m: (m.queue, m.id) in self._aborting)
         target()
+
+    def _abort(self, deliveries: list[Delivery]) -> None:
+        """job.abort() was asked for these running jobs: an async one is cancelled now, a sync one
+        sees current_job().abort_requested."""
+        for d in deliveries:
+            if (d.queue, d.id) not in self._aborting:
+                self._aborting.add((d.queue, d.id))
+                log.info("job abort asked", job_id=d.id, queue=d.queue, cancelled_now=self.pool.cancel(d))
 
     def _heartbeat(self) -> None:
         self._info["processed"] = self.processed  # all of it each time: a lapsed record comes back whole
@@ -319,6 +330,8 @@ class Worker:
 
     def _recorded(self, done: list[Finished]) -> None:
         self.leases.drop([f.delivery for f in done])
+        if self._aborting:
+            self._aborting.difference_update((f.delivery.queue, f.delivery.id) for f in done)
         self.processed += len(done)
         if self.intake.suspects or self.intake.capped:  # a suspect, or a capped fetch, may wait for these
             with self.intake.cond:

@@ -27,13 +27,15 @@ class LeaseBroker(Consumer, Registry, Protocol):
 
 class Leases:
     def __init__(self, broker: LeaseBroker, queues: Sequence[str], worker_id: str, *, lease: float,
-                 outage: Outage, on_lost: Callable[[list[Delivery]], None]) -> None:
+                 outage: Outage, on_lost: Callable[[list[Delivery]], None],
+                 on_abort: Callable[[list[Delivery]], None] = lambda d: None) -> None:
         self.broker = broker
         self.queues = list(queues)
         self.worker_id = worker_id
         self.lease = lease
         self.outage = outage
         self.on_lost = on_lost
+        self.on_abort = on_abort
         # single dict and set operations are atomic under the GIL: the hot path takes no lock
         self._held: dict[tuple[str, str, str], Delivery] = {}
         #: tokens whose outcome is produced: no longer renewed (the settle call ends the lease)
@@ -83,12 +85,15 @@ class Leases:
         """Extend every held lease; drop (and report) the ones that were really lost."""
         renewing = [d for d in list(self._held.values()) if d.key not in self._settling]
         lost: list[Delivery] = []
+        aborted: list[Delivery] = []
         for q in self.queues:
             mine = [d for d in renewing if d.queue == q]
             if not mine:
                 continue
             sent = time.monotonic()
-            gone = set(self.broker.renew(q, [(d.id, d.token) for d in mine]))
+            gone_pairs, abort_pairs = self.broker.renew_leases(q, [(d.id, d.token) for d in mine])
+            gone, asked = set(gone_pairs), set(abort_pairs)
+            aborted += [d for d in mine if (d.id, d.token) in asked]
             for d in mine:
                 if (d.id, d.token) not in gone:
                     d.deadline = sent + self.lease
@@ -98,6 +103,8 @@ class Leases:
             for d in lost:
                 log.warning("lease lost", job_id=d.id, queue=d.queue, running=d.running, token=d.token)
             self.on_lost(lost)
+        if aborted:
+            self.on_abort(aborted)
 
     def recover(self) -> None:
         """Requeue the jobs of workers that died (their leases lapsed)."""

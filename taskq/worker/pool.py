@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue as queue_mod
 import threading
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ class Pool:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.threads: list[threading.Thread] = []
         self._work: queue_mod.SimpleQueue[Work | None] = queue_mod.SimpleQueue()
+        #: the runs of async jobs, by delivery key (so an abort can cancel one)
+        self.async_runs: dict[tuple[str, str, str], concurrent.futures.Future[None]] = {}
 
     def start(self) -> None:
         for i in range(self.concurrency):
@@ -51,7 +54,9 @@ class Pool:
     def submit(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
         """Run a job. Async jobs are created from the calling thread and inherit its context."""
         if task.is_async and self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._run_async(delivery, message, task), self.loop)
+            run = asyncio.run_coroutine_threadsafe(self._run_async(delivery, message, task), self.loop)
+            self.async_runs[delivery.key] = run
+            run.add_done_callback(lambda _: self.async_runs.pop(delivery.key, None))
         else:
             self._work.put((delivery, message, task))
 
@@ -73,6 +78,11 @@ class Pool:
             self.on_done(delivery, message, await execute.run_async(task, message, self.middleware))
         except Exception:
             log.exception("job task failed", job_id=delivery.id, queue=delivery.queue)
+
+    def cancel(self, delivery: Delivery) -> bool:
+        """Cancel a running async job (job.abort()); False if it is not one."""
+        run = self.async_runs.get(delivery.key)
+        return run is not None and run.cancel()
 
     def stop(self) -> None:
         """Let the threads and the loop end (running bodies are not interrupted)."""

@@ -7,7 +7,9 @@
 -- KEYS[1] <ns>:{q}:job:<id>   hash
 -- KEYS[2] <ns>:{q}:scheduled  zset; the queue's base is this key's prefix
 -- KEYS[3] <ns>:{q}:done:<id>  list  result wake-up for job.result() (named again from the base)
--- ARGV: id, result ttl ms
+-- ARGV: id, result ttl ms, and optionally an abort note (who asked): a running job is then
+--   stopped too (its worker learns it when it renews the lease), and the job's reason says
+--   'aborted: <note>' when it ends cancelled
 -- Returns the status the job had (false if there is no such job).
 -- @include lib/now
 -- @include lib/finish
@@ -18,8 +20,10 @@ local id, jk = ARGV[1], KEYS[1]
 local f = redis.call('HMGET', jk, 'status', 'priority', 'gate')
 local status = f[1]
 if not status then return false end
+local note = ARGV[3] and ARGV[3] ~= '' and ARGV[3]
 if status == 'running' then
   redis.call('HSET', jk, 'cancel', '1')
+  if note then redis.call('HSET', jk, 'abort', note) end
   return status
 end
 if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved' then
@@ -32,5 +36,5 @@ if status == 'queued' then
     if redis.call('LREM', gate_key(base, f[3]) .. ':held', 1, id) == 1 then redis.call('DECR', base .. ':parked') end
   end
 end
-finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), {})
+finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), note and {'reason', 'aborted: ' .. note} or {})
 return status

@@ -18,6 +18,7 @@
 -- @include lib/ready
 -- @include lib/dead
 -- @include lib/take
+-- @include lib/job
 local now = now_ms()
 local base = KEYS[1]
 local result_ttl = tonumber(ARGV[1])
@@ -30,7 +31,7 @@ local freed = 0
 for i = first, #ARGV, 6 do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter', 'order', 'gate', 'priority')
+  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter', 'order', 'gate', 'priority', 'abort')
   local code = 1
   if f[1] ~= token then
     code = 0
@@ -40,7 +41,9 @@ for i = first, #ARGV, 6 do
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
     bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 3))
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
-    finish(base, id, jk, 'cancelled', now, result_ttl, {'error', ARGV[i + 5]}, nil, links_of(f, 3))
+    local fields = {'error', ARGV[i + 5]}
+    if f[8] then add_fields(fields, 'reason', 'aborted: ' .. f[8]) end
+    finish(base, id, jk, 'cancelled', now, result_ttl, fields, nil, links_of(f, 3))
     code = 2
   else
     drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, f[6])  -- the next attempt starts over
