@@ -38,6 +38,15 @@ from taskq.worker import VERSION, Worker
 
 __version__ = VERSION
 
+
+def __getattr__(name: str) -> object:
+    """taskq.otel on first use (it needs the extra taskq[otel])."""
+    if name == "otel":
+        import importlib
+
+        return importlib.import_module("taskq.otel")
+    raise AttributeError(f"module 'taskq' has no attribute {name!r}")
+
 __all__ = [
     "Aborted", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
     "BrokerUnavailable", "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext",

@@ -307,8 +307,9 @@ class TaskQ:
         """A new job id and its message, validated before any I/O."""
         task.check_args(args, kwargs)
         new_id = new_job_id()
+        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)
         return new_id, task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
-                                    key=key, limit=self.max_message_bytes, opts=opts)
+                                    key=key, limit=self.max_message_bytes, opts=opts, trace=trace)
 
     def _enqueued(self, task: TaskBase[Any, Any], queue: str, job_ids: Iterable[str]) -> None:
         """The "enqueued" hooks of new jobs."""
@@ -365,12 +366,13 @@ class TaskQ:
         now = time.time()
         jobs: list[tuple[str, bytes, int]] = []
         limit, message, check = self.max_message_bytes, task.message, task.check_args
+        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)  # one for the call
         ids = _job_ids()
         for args, kwargs in calls:
             check(args, kwargs)
             new_id = next(ids)
             jobs.append((new_id, message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=now,
-                                         limit=limit, opts=opts), priority))
+                                         limit=limit, opts=opts, trace=trace), priority))
         return jobs
 
     def _store_many(self, task: TaskBase[Any, Any], queue: str, jobs: list[tuple[str, bytes, int]], delay: float,

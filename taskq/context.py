@@ -41,6 +41,11 @@ class JobContext:
             report(self._message, float(fraction), str(text)[:200])
 
     @property
+    def trace(self) -> dict[str, str] | None:
+        """The trace context its producer sent with the job (taskq.otel), or None."""
+        return self._message.trace
+
+    @property
     def abort_requested(self) -> bool:
         """Whether `job.abort()` was asked for this job (the worker learns it when it renews the
         lease, every lease/3 seconds). A sync task checks it between steps and stops."""

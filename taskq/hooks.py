@@ -41,6 +41,9 @@ class Hooks:
         #: the hooks, as listeners (a failing one is logged once and never fails the job)
         self.emitter = Emitter()
         self.middleware: list[Middleware] = []
+        #: called as each call becomes a message: (task name, queue) -> trace headers to carry
+        #: in it, or None (taskq.otel starts the producer span here)
+        self.trace: Callable[[str, str], dict[str, str] | None] | None = None
         self._queue: queue_mod.SimpleQueue[JobEvent | None] = queue_mod.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -39,6 +39,8 @@ class Message:
     key: str | None = None
     #: this call's retry backoff (base, factor, max, jitter), or None for the task's
     backoff: tuple[float, float, float, bool] | None = None
+    #: the producer's trace context (W3C headers such as traceparent), or None (taskq.otel)
+    trace: dict[str, str] | None = None
 
     def packed(self, *, attempt: int, limit: int = MAX_MESSAGE_BYTES) -> bytes:
         """The same call as wire bytes, at another attempt (a retry: attempt + 1; a replay: 1).
@@ -46,13 +48,14 @@ class Message:
         m = self
         return encode(id=m.id, task=m.task, queue=m.queue, args=m.args, kwargs=m.kwargs, attempt=attempt,
                       max_attempts=m.max_attempts, enqueued_at=m.enqueued_at, priority=m.priority,
-                      timeout=m.timeout, key=m.key, backoff=m.backoff, limit=limit)
+                      timeout=m.timeout, key=m.key, backoff=m.backoff, trace=m.trace, limit=limit)
 
 
 def encode(
     *, id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
     max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
     backoff: tuple[float, float, float, bool] | None = None, limit: int = MAX_MESSAGE_BYTES,
+    trace: dict[str, str] | None = None,
 ) -> bytes:
     """The wire bytes of a call, without building a Message first (the enqueue hot path);
     raise SerializationError or MessageTooLarge on bad input. New calls are encoded by
@@ -67,6 +70,8 @@ def encode(
         out["key"] = key
     if backoff is not None:
         out["backoff"] = list(backoff)
+    if trace:
+        out["trace"] = trace
     try:
         data: bytes = packer().pack(out)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -151,6 +156,10 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in backoff[:3])):
             raise MessageInvalid("bad_field", "field 'backoff' must be [base, factor, max, jitter]")
         backoff = (float(backoff[0]), float(backoff[1]), float(backoff[2]), backoff[3])
+    trace = raw.get("trace")
+    if trace is not None and not (isinstance(trace, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
+        raise MessageInvalid("bad_field", "field 'trace' must be a map of strings")
     return Message(
         id=raw["id"],
         task=raw["task"],
@@ -164,6 +173,7 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         timeout=timeout,
         key=key,
         backoff=backoff,
+        trace=trace,
     )
 
 

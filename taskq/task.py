@@ -146,7 +146,7 @@ class TaskBase(Generic[P, R]):
 
     def message(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, queue: str, priority: int,
                 enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES,
-                opts: TaskOptions | None = None) -> bytes:
+                opts: TaskOptions | None = None, trace: dict[str, str] | None = None) -> bytes:
         """The wire bytes of one call of this task (with per-call `opts`, else the task's): the
         one place a call becomes a message. Raises SerializationError or MessageTooLarge first."""
         o = opts or self.opts
@@ -154,7 +154,7 @@ class TaskBase(Generic[P, R]):
         backoff = None if o is self.opts or b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
         return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
                       max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
-                      timeout=o.timeout, key=key, backoff=backoff, limit=limit)
+                      timeout=o.timeout, key=key, backoff=backoff, limit=limit, trace=trace)
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
