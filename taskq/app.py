@@ -63,17 +63,22 @@ class TaskQ:
         timeout: seconds one Redis call may take (connecting, or waiting for a
             reply) before it fails with BrokerUnavailable; a call is tried twice,
             so `.delay()` against a dead or paused Redis raises within about 2x this.
+        abort_grace: seconds a sync job under `taskq worker -p` may run on after
+            job.abort() before its process is killed (the supervisor starts another).
     """
 
     def __init__(
         self, url: str | None = None, *, namespace: str | None = None, name: str | None = None,
         result_ttl: float = 3600, lease: float = 30, max_lost: int = 5, dead_ttl: float = 7 * 86400,
         dead_max: int = 10_000, max_message_bytes: int = MAX_MESSAGE_BYTES, timeout: float = 10.0,
+        abort_grace: float = 10.0,
     ) -> None:
         if not result_ttl > 0 or not lease > 0 or not dead_ttl > 0:
             raise ConfigError("result_ttl, lease and dead_ttl must be > 0 seconds")
         if not timeout > 0:
             raise ConfigError("timeout must be > 0 seconds")
+        if not abort_grace >= 0:
+            raise ConfigError("abort_grace must be >= 0 seconds")
         if max_lost < 1 or dead_max < 1:
             raise ConfigError("max_lost and dead_max must be >= 1")
         self.url = url or os.environ.get("TASKQ_URL") or DEFAULT_URL
@@ -86,6 +91,9 @@ class TaskQ:
         self.dead_max = dead_max
         self.max_message_bytes = max_message_bytes
         self.timeout = timeout
+        #: seconds a sync job under `taskq worker -p` may run on after job.abort() before its
+        #: process is killed (and replaced by the supervisor)
+        self.abort_grace = abort_grace
         self.tasks: dict[str, TaskBase[Any, Any]] = {}
         #: cron schedules fired by `taskq beat`, by name
         self.schedules: dict[str, Schedule] = {}

@@ -23,7 +23,7 @@ from taskq import context, execute
 from taskq.app import TaskQ
 from taskq.broker import redact
 from taskq.broker.base import Delivery
-from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
+from taskq.errors import Aborted, BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
 from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
 from taskq.flow import task_limits
 from taskq.log import get_logger
@@ -186,7 +186,11 @@ class Worker:
         for d in deliveries:
             if (d.queue, d.id) not in self._aborting:
                 self._aborting.add((d.queue, d.id))
-                log.info("job abort asked", job_id=d.id, queue=d.queue, cancelled_now=self.pool.cancel(d))
+                cancelled = self.pool.cancel(d)  # an async job: cancelled now
+                # a sync one under a supervisor: killed with its process if it runs on past the grace
+                killable = not cancelled and self.watchdog.abort(d, self.app.abort_grace)
+                log.info("job abort asked", job_id=d.id, queue=d.queue, cancelled_now=cancelled,
+                         killed_after_s=self.app.abort_grace if killable else None)
 
     def _heartbeat(self) -> None:
         self._info["processed"] = self.processed  # all of it each time: a lapsed record comes back whole
@@ -380,10 +384,17 @@ class Worker:
         failed = []
         for t in over:
             took = t.ran
-            exc = TimeLimitExceeded(f"time limit exceeded: killed after {took:.1f}s (timeout {t.message.timeout}s)")
-            log.error("time limit exceeded, killing this worker process", job_id=t.delivery.id,
-                      task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
-                      timeout_s=t.message.timeout)
+            exc: Exception = TimeLimitExceeded(
+                f"time limit exceeded: killed after {took:.1f}s (timeout {t.message.timeout}s)")
+            if t.aborted:
+                exc = Aborted(f"job {t.delivery.id} was aborted and still ran after {self.app.abort_grace:g}s")
+                log.error("aborted job still running, killing this worker process", job_id=t.delivery.id,
+                          task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
+                          abort_grace_s=self.app.abort_grace)
+            else:
+                log.error("time limit exceeded, killing this worker process", job_id=t.delivery.id,
+                          task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
+                          timeout_s=t.message.timeout)
             self.leases.settling(t.delivery)
             failed.append(finished(t.delivery, t.message, execute.failed(t.task, t.message, exc, took),
                                    self.app.max_message_bytes))

@@ -49,6 +49,8 @@ class Timed:
     task: TaskBase[Any, Any]
     #: monotonic time at which the watchdog fails it
     deadline: float
+    #: job.abort() was asked and the grace has passed: it fails as aborted, not as overrun
+    aborted: bool = False
 
     @property
     def ran(self) -> float:
@@ -68,23 +70,50 @@ class Watchdog:
         self.on_overrun = on_overrun
         self._lock = threading.Lock()
         self._timed: dict[tuple[str, str, str], Timed] = {}
+        #: jobs this watchdog failed (their own outcome, should one still come, does not stand)
+        self._failed: set[tuple[str, str, str]] = set()
+        #: sync jobs running now (with kill_on_timeout), for abort(): delivery key -> (message, task)
+        self._running: dict[tuple[str, str, str], tuple[Delivery, Message, TaskBase[Any, Any]]] = {}
 
     @property
     def needed(self) -> bool:
         return bool(self.kill_on_timeout or self.parent_pid or self.max_memory_mb)
 
     def started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
-        if self.kill_on_timeout and message.timeout is not None:
-            slack = ASYNC_KILL_SLACK if task.is_async else 0.0
-            with self._lock:
+        if not self.kill_on_timeout:
+            return
+        with self._lock:
+            if not task.is_async:
+                self._running[delivery.key] = (delivery, message, task)
+            if message.timeout is not None:
+                slack = ASYNC_KILL_SLACK if task.is_async else 0.0
                 self._timed[delivery.key] = Timed(delivery, message, task, time.monotonic() + message.timeout + slack)
+
+    def abort(self, delivery: Delivery, grace: float) -> bool:
+        """job.abort() was asked for a running sync job: fail it and end the process if it still
+        runs after `grace` seconds (a supervisor's child only). False if it is not watched."""
+        with self._lock:
+            running = self._running.get(delivery.key)
+            if running is None:
+                return False
+            _, message, task = running
+            deadline = time.monotonic() + grace
+            timed = self._timed.get(delivery.key)
+            if timed is None or timed.deadline > deadline:
+                self._timed[delivery.key] = Timed(delivery, message, task, deadline, aborted=True)
+            return True
 
     def ended(self, delivery: Delivery, message: Message) -> bool:
         """Whether the run's own outcome stands (False: the watchdog already failed it)."""
-        if not (self.kill_on_timeout and message.timeout is not None):
+        if not self.kill_on_timeout:
             return True
         with self._lock:
-            return self._timed.pop(delivery.key, None) is not None
+            self._running.pop(delivery.key, None)
+            self._timed.pop(delivery.key, None)
+            if delivery.key in self._failed:
+                self._failed.discard(delivery.key)
+                return False
+            return True
 
     def run(self) -> None:
         next_memory_check = 0.0
@@ -95,6 +124,7 @@ class Watchdog:
                     over = [t for t in self._timed.values() if t.deadline <= now]
                     for t in over:
                         del self._timed[t.delivery.key]
+                        self._failed.add(t.delivery.key)
                 if over:
                     self.on_overrun(over)
             if self.parent_pid and os.getppid() != self.parent_pid:

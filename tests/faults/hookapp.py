@@ -4,13 +4,14 @@ one ledger record per event they receive, with the pid of the process that ran t
 from __future__ import annotations
 
 import os
+import time
 
 from faultapp import _record
 
 import taskq
 
 app = taskq.TaskQ(os.environ.get("TASKQ_FAULT_URL", "memory://hookapp"),
-                  lease=float(os.environ.get("TASKQ_FAULT_LEASE", "1")))
+                  lease=float(os.environ.get("TASKQ_FAULT_LEASE", "1")), abort_grace=0.5)
 
 
 @app.task(retries=1, backoff=taskq.Backoff(base=0.01, jitter=False))
@@ -25,3 +26,9 @@ def step(i: int) -> int:
 @app.on("retrying")
 def record(event: taskq.JobEvent) -> None:
     _record(f"hook-{event.kind.value}", event.job_id, event.attempt, 0.0)
+
+
+@app.task(retries=3)
+def stuck() -> None:
+    """Ignores job.abort(): only killing its process stops it."""
+    time.sleep(60)

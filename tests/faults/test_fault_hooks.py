@@ -1,5 +1,6 @@
-"""Hooks under `taskq worker -p 2`: every event reaches its hooks exactly once, in the process
-that ran the job (the ledger records the pid), and none is lost when the worker stops."""
+"""Under `taskq worker -p`: every event reaches its hooks exactly once, in the process that ran
+the job (the ledger records the pid), none lost when the worker stops; and a sync job that
+ignores job.abort() is killed with its process after abort_grace, the process replaced."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def test_each_event_reaches_its_hooks_once_in_the_process_that_ran_the_job(
     assert sum(1 for (ev, _, _) in seen if ev == "hook-started") == len(ids) + len(retried)
     pids = {e["pid"] for e in entries}
     assert pids and sup.pid not in pids  # the children ran the hooks, where the events happened
+
+
+def test_a_sync_job_that_ignores_abort_is_killed_after_the_grace(
+        hook_app: taskq.TaskQ, ledger: Ledger, redis_url: str, tmp_path: Path) -> None:
+    job = hookapp.stuck.delay()
+    pool = HookWorkers(redis_url, ledger.url, tmp_path)
+    try:
+        sup = pool.start("-p", "1", concurrency=2, lease=0.9)
+        wait_for(lambda: job.status() == "running", "the stuck job to start")
+        assert job.abort("the test")
+        wait_for(lambda: job.status() == "cancelled", "the job to end cancelled")
+        assert job.info().reason == "aborted: the test" and job.info().attempt == 1  # never retried
+        after = hookapp.step.delay(1)  # the supervisor's new child runs the next job
+        wait_for(lambda: after.status() == "succeeded", "the replacement child to run a job")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait() == 0, sup.log()
+        assert "aborted job still running, killing this worker process" in sup.log()
+    finally:
+        pool.cleanup()
