@@ -44,7 +44,12 @@ class Pool:
         for i in range(self.concurrency):
             self._spawn(self._job_thread, f"taskq-job-{i}")
         self.loop = asyncio.new_event_loop()  # async tasks share this one loop
-        self._spawn(self.loop.run_forever, "taskq-loop")
+        self._spawn(self._run_loop, "taskq-loop")
+
+    def _run_loop(self) -> None:
+        assert self.loop is not None
+        self.loop.run_forever()
+        self.loop.close()  # closed here, not by the collector at exit (when its fds may be gone)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=self.wrap, args=(target,), name=name, daemon=True)
