@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
-import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.backoff import Backoff
@@ -14,19 +12,17 @@ from taskq.broker import Broker, Policy, open_broker, redact
 from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
-from taskq.events import EventKind, JobEvent
-from taskq.flow import OnFull, QueuePolicy, with_room, with_room_async
+from taskq.flow import OnFull, QueuePolicy
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
+from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
 from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions, check_queue
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: calls of one task to one queue at one priority, for enqueue_many
-_Group = tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]
 
 #: URL used when neither the argument nor $TASKQ_URL gives one
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -41,7 +37,7 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
-class TaskQ:
+class TaskQ(Producing):
     """A taskq application: `@app.task` registers functions, `.delay()` enqueues them.
 
     Args:
@@ -270,150 +266,6 @@ class TaskQ:
         except KeyError:
             raise TaskNotFound(f"no task named {name!r} is registered in this app") from None
 
-    # -- producing --------------------------------------------------------
-
-    def submit(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
-        """Validate, pack and enqueue one call (used by TaskCall.delay)."""
-        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
-        self._register_queue(queue)
-        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
-        job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
-            queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-            gate=task.gate))
-        self._enqueued(task, queue, [job_id])
-        if self.after_submit is not None:
-            self.after_submit(queue)
-        return Job(broker, queue, job_id)
-
-    async def submit_async(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
-        """submit() on the event loop's client (used by TaskCall.delay_async)."""
-        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
-        aio = self.broker.aio
-        await self._register_queue_async(queue)
-        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
-        policy = self.queue_policies.get(queue)
-        if policy is None:  # the common case: no coroutine of with_room_async's per call
-            job_id = await aio.enqueue(queue, new_id, body, priority, delay_ms, at_ms, key, order=ordering_key,
-                                       gate=task.gate)
-        else:
-            job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(
-                queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-                gate=task.gate))
-        self._enqueued(task, queue, [job_id])
-        return Job(self.broker, queue, job_id)
-
-    def _pack_call(self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
-                   priority: int, key: str | None, opts: TaskOptions | None) -> tuple[str, bytes]:
-        """A new job id and its message, validated before any I/O."""
-        task.check_args(args, kwargs)
-        new_id = new_job_id()
-        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)
-        return new_id, task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
-                                    key=key, limit=self.max_message_bytes, opts=opts, trace=trace)
-
-    def _enqueued(self, task: TaskBase[Any, Any], queue: str, job_ids: Iterable[str]) -> None:
-        """The "enqueued" hooks of new jobs."""
-        if self.hooks.wants(EventKind.ENQUEUED):
-            for job_id in job_ids:
-                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
-
-    def submit_many(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
-        """Validate and pack every call, then store them in batches (used by map/starmap).
-        Raises before writing anything if any call is bad."""
-        return self._store_many(task, queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
-                                order=ordering_key)
-
-    async def submit_many_async(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
-        """submit_many() on the event loop's client (used by map_async)."""
-        jobs = self._pack_calls(task, calls, queue, priority, opts)
-        aio = self.broker.aio
-        await self._register_queue_async(queue)
-        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
-        await with_room_async(self.queue_policies.get(queue), aio, lambda limit: aio.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate))
-        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
-        return [Job(self.broker, queue, job_id) for job_id, _, _ in jobs]
-
-    def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
-        """Enqueue many calls of any tasks in batches: each item is (task, args) or
-        (task, args, kwargs), with the task's default options. Nothing is written if any
-        call is bad (not a task of this app, wrong arguments, not msgpack-able)."""
-        groups: dict[tuple[str, str, int], _Group] = {}
-        order: list[tuple[tuple[str, str, int], int]] = []
-        for item in calls:
-            task, args, kwargs = (*item, {}) if len(item) == 2 else item
-            if not isinstance(task, TaskBase) or self.tasks.get(task.name) is not task:
-                raise ConfigError(f"enqueue_many: {task!r} is not a task of this app")
-            key = (task.name, task.opts.queue, task.opts.priority)
-            entry = groups.setdefault(key, (task, []))
-            order.append((key, len(entry[1])))
-            entry[1].append((tuple(args), dict(kwargs)))
-        packed = {key: self._pack_calls(task, items, key[1], key[2]) for key, (task, items) in groups.items()}
-        done = {key: self._store_many(groups[key][0], key[1], jobs, 0, None)
-                for key, jobs in packed.items()}
-        return [done[key][index] for key, index in order]
-
-    def _pack_calls(self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
-                    queue: str, priority: int, opts: TaskOptions | None = None) -> list[tuple[str, bytes, int]]:
-        now = time.time()
-        jobs: list[tuple[str, bytes, int]] = []
-        limit, message, check = self.max_message_bytes, task.message, task.check_args
-        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)  # one for the call
-        ids = _job_ids()
-        for args, kwargs in calls:
-            check(args, kwargs)
-            new_id = next(ids)
-            jobs.append((new_id, message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=now,
-                                         limit=limit, opts=opts, trace=trace), priority))
-        return jobs
-
-    def _store_many(self, task: TaskBase[Any, Any], queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
-                    at: dt.datetime | None, *, order: str | None = None) -> list[Job[Any]]:
-        self._register_queue(queue)
-        gate = task.gate
-        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
-        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
-        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
-        if self.after_submit is not None:
-            self.after_submit(queue)
-        return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
-
-    async def _register_queue_async(self, queue: str) -> None:
-        if queue not in self._known_queues:
-            self._known_queues.add(queue)  # now: the calls made meanwhile do not register it again
-            try:
-                await self.broker.aio.register_queues([queue])
-            except BaseException:
-                self._known_queues.discard(queue)
-                raise
-
-    async def aclose(self) -> None:
-        """Close the running event loop's Redis connections (a later async call opens new ones)."""
-        await self.broker.aio.aclose()
-
-    def _register_queue(self, queue: str) -> None:
-        """Tell Redis about a queue once per app (so `taskq status` lists it)."""
-        if queue not in self._known_queues:
-            self.broker.register_queues([queue])
-            self._known_queues.add(queue)
-
     def job(self, job_id: str, queue: str | None = None) -> Job[Any]:
         """A handle on an existing job by id. Without `queue`, the job is looked up in every
         known queue at once (one round trip); raises JobNotFound if no queue has it."""
@@ -439,27 +291,6 @@ class TaskQ:
 def _types(value: Any) -> Any:
     """An exception class given alone, as a one-class tuple (anything else as it is, to check)."""
     return (value,) if isinstance(value, type) else value
-
-
-def new_job_id() -> str:
-    """32 random hex digits (as uuid4().hex reads, at a fraction of its cost)."""
-    return os.urandom(16).hex()
-
-
-def _job_ids() -> Iterator[str]:
-    """new_job_id()s, drawn 256 at a time (one system call each)."""
-    while True:
-        pool = os.urandom(16 * 256).hex()
-        for i in range(0, len(pool), 32):
-            yield pool[i:i + 32]
-
-
-def _at_ms(at: dt.datetime | None) -> int:
-    """A due time as unix ms (0 = none); a naive datetime is local time."""
-    if at is None:
-        return 0
-    stamp = at if at.tzinfo is not None else at.astimezone()
-    return max(1, int(stamp.timestamp() * 1000))
 
 
 def _namespace(value: str) -> str:
