@@ -101,8 +101,8 @@ class Job(Generic[R]):
 
     def abort(self, by: str | None = None) -> bool:
         """Stop the job, running or not. A job not started yet is cancelled (as cancel()); a
-        running one is stopped by its worker, which learns it when it renews the lease (within
-        lease/3 seconds): an async task is cancelled, a sync one sees
+        running one is stopped by its worker, which is told at once (at the latest with its next
+        lease renewal, within lease/3 seconds): an async task is cancelled, a sync one sees
         current_job().abort_requested. It ends cancelled, never retried, with info().reason
         'aborted: <by>'. False if the job had already ended (or does not exist)."""
         who = by or f"job.abort() on {socket.gethostname()}:{os.getpid()}"

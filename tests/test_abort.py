@@ -87,3 +87,19 @@ def test_the_cli_aborts_a_job(redis_url: str, monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"abort: done ({job.id}, was scheduled)")
     assert "cancelled" in result.output
+
+
+def test_the_worker_is_told_at_once_not_at_its_next_renewal(redis_url: str) -> None:
+    """With a 60 s lease the next renewal is 20 s away; the abort key wakes the lease keeper."""
+    app = taskq.TaskQ(redis_url, lease=60)
+
+    @app.task
+    async def crawl() -> None:
+        await asyncio.sleep(60)
+
+    job = crawl.delay()
+    runner = run_until(app, job, "running")
+    asked = time.monotonic()
+    assert job.abort("now")
+    runner.join(15)  # a hang guard, well inside the 20 s to the renewal
+    assert job.status() == "cancelled" and time.monotonic() - asked < 15

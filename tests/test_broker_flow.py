@@ -9,7 +9,7 @@ import time
 from test_broker import broker_fixture, ok, short_leases, url_fixture  # noqa: F401  (the contract's fixtures)
 
 from taskq.broker import Broker
-from taskq.broker.base import Outcome, Recovered, Refill, Settled, Settlement, TaskLimit
+from taskq.broker.base import Outcome, Recovered, Refill, Settled, Settlement, Status, TaskLimit
 
 
 def put(broker: Broker, job_id: str, order: str | None = "k", **kw: object) -> None:
@@ -221,3 +221,13 @@ def test_a_settle_refill_keeps_a_tasks_own_cap(broker: Broker) -> None:
     assert codes == [Settled.DONE] and leased == []  # the task's one slot is still held by t0
     codes, leased = broker.settle_and_lease("q", [ok(got["t0"])], refill)
     assert codes == [Settled.DONE] and [d.id for d in leased] == ["t1"] and broker.depths("q").held == 1
+
+
+def test_an_abort_of_a_running_job_wakes_its_workers_lease_keeper(broker: Broker) -> None:
+    put(broker, "a", order=None)
+    [d] = broker.fetch("q", 1, 0, "w1").deliveries
+    assert broker.wait_abort("w1", 0.05) is False  # nothing asked
+    assert broker.cancel("q", "a", abort="ops") is Status.RUNNING
+    assert broker.wait_abort("w1", 1) is True  # told at once
+    lost, aborted = broker.renew_leases("q", [(d.id, d.token)])
+    assert lost == [] and aborted == [(d.id, d.token)]

@@ -33,8 +33,9 @@ def test_idle_worker_blocks_in_redis(redis_url: str) -> None:
     try:
         time.sleep(0.3)  # let it start and block
         delta = calls_during(redis.Redis.from_url(redis_url), 1.5)
-        # at most one blocking wait per IDLE_BLOCK (5 s) and nothing else: no fetch loop spinning
-        assert sum(delta.values()) <= 1, delta
+        # blocking waits only (the intake's and the lease keeper's, each at most one per 5 s):
+        # no fetch loop spinning
+        assert delta.get("blpop", 0) <= 2 and sum(v for k, v in delta.items() if k != "blpop") == 0, delta
         job = noop.delay()
         assert job.result(timeout=10) is None  # the blocked worker woke for it
     finally:
@@ -119,7 +120,7 @@ def test_a_worker_held_back_by_a_flow_limit_blocks_instead_of_polling(redis_url:
     try:
         time.sleep(0.5)  # it takes what the limit lets through, then waits
         delta = calls_during(redis.Redis.from_url(redis_url), 1.5)
-        assert "evalsha" not in delta and delta.get("blpop", 0) <= 1, delta
+        assert "evalsha" not in delta and delta.get("blpop", 0) <= 2, delta  # the intake's and the keeper's
         assert app.broker.depths("default").running <= 2
         gate.set()
         if held_by in ("task cap", "ordering key"):  # the ended lease wakes it for the next

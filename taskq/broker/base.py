@@ -111,6 +111,12 @@ class Consumer(Protocol):
     def wake(self, worker_id: str, queues: Sequence[str]) -> None:
         """Interrupt the blocking wait of a worker that consumes `queues`."""
 
+    def wait_abort(self, worker_id: str, timeout: float) -> bool:
+        """Block until an abort of a job this worker runs is asked (or wake_abort), or `timeout`."""
+
+    def wake_abort(self, worker_id: str) -> None:
+        """End a worker's wait_abort() (its lease keeper's wait between renewals)."""
+
     def settle(self, queue: str, outcomes: Sequence[Settlement]) -> list[Settled]:
         """Record finished runs of one queue in one call; one result per outcome, in order."""
 

@@ -170,6 +170,11 @@ class Keys:
         """String: id of the beat holding the leader lease (expires with the lease)."""
         return f"{self.base}:beat:leader"
 
+    def abort_wake(self, worker_id: str) -> str:
+        """List a worker's lease keeper blocks on between renewals: job.abort() of a job that
+        worker runs pushes a token, so the abort is learned at once, not at the next renewal."""
+        return f"{self.base}:abort:{worker_id}"
+
     def worker_info(self, worker_id: str) -> str:
         """Hash: what a live worker says about itself (host, pid, queues, ...); expires with it."""
         return f"{self.base}:worker:{worker_id}"

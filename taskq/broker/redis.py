@@ -325,7 +325,23 @@ class RedisBroker(Admin):
         if abort is not None:
             args.append(abort)
         before = self.conn.run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)], args)
-        return status_of(before) if before else None
+        status = status_of(before) if before else None
+        if abort is not None and status is Status.RUNNING:  # tell its worker now, not at its next renewal
+            with self.conn.errors():
+                token = text(self.conn.client.hget(k.job(job_id), "token"))
+            if token:
+                self.wake_abort(token.rpartition(":")[0])
+        return status
+
+    def wait_abort(self, worker_id: str, timeout: float) -> bool:
+        with self.conn.errors():
+            return self.conn.client.blpop([self.keys.abort_wake(worker_id)],
+                                          timeout=self.conn.block(timeout)) is not None
+
+    def wake_abort(self, worker_id: str) -> None:
+        key = self.keys.abort_wake(worker_id)
+        with self.conn.errors():
+            self.conn.client.pipeline(transaction=False).rpush(key, "1").pexpire(key, 60_000).execute()
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         with self.conn.errors():

@@ -348,6 +348,7 @@ class Worker:
         with self.intake.cond:
             self.intake.cond.notify_all()
         self._safely(lambda: self.broker.wake(self.id, self.queues))
+        self._safely(lambda: self.broker.wake_abort(self.id))  # the lease keeper's wait
         self._fetcher.join(timeout=intake_mod.IDLE_BLOCK + 1)
         unstarted = self.intake.unstarted()
         given_back = self._give_back(unstarted) if unstarted else 0  # at once, not after the grace

@@ -106,6 +106,18 @@ class Leases:
         if aborted:
             self.on_abort(aborted)
 
+    def _wait(self, stop: threading.Event, interval: float) -> None:
+        """Until the next renewal: blocked in Redis, so job.abort() (or the worker's stop) ends
+        the wait at once; through an outage, a plain sleep."""
+        deadline = time.monotonic() + interval
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            try:
+                if self.broker.wait_abort(self.worker_id, left):
+                    return
+            except BrokerError:
+                stop.wait(left)
+                return
+
     def recover(self) -> None:
         """Requeue the jobs of workers that died (their leases lapsed)."""
         for q in self.queues:
@@ -121,7 +133,7 @@ class Leases:
             if stop.is_set():
                 time.sleep(interval)  # keep renewing through the grace period
             else:
-                stop.wait(interval)
+                self._wait(stop, interval)
             if stop.is_set() and not self._held:
                 return
             try:
