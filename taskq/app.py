@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -97,6 +98,7 @@ class TaskQ(Producing):
         self.queue_policies: dict[str, QueuePolicy] = {}
         #: @app.on hooks and @app.middleware (taskq/hooks.py)
         self.hooks = Hooks()
+        self._submits = weakref.WeakKeyDictionary()
         #: called with the queue after each sync enqueue (taskq.testing.eager runs the jobs there)
         self.after_submit: Callable[[str], None] | None = None
         self._broker: Broker | None = None

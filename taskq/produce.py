@@ -7,9 +7,11 @@ asyncio twins on the broker's asyncio client.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,6 +27,19 @@ from taskq.task import TaskBase, TaskOptions
 _Group = tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]
 
 
+#: delay_async calls one event loop checks, packs and sends per turn of the loop
+PACK_CHUNK = 100
+
+
+class _Line:
+    """The delay_async calls of one event loop waiting to be packed and sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.draining = False
+        self.task: asyncio.Task[None] | None = None
+
+
 class Producing:
     """The enqueue half of TaskQ."""
 
@@ -34,6 +49,8 @@ class Producing:
     after_submit: Callable[[str], None] | None
     tasks: dict[str, TaskBase[Any, Any]]
     _known_queues: set[str]
+    #: per event loop, the delay_async calls waiting in line (submit_async)
+    _submits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Line]
 
     @property
     def broker(self) -> Broker:
@@ -62,7 +79,60 @@ class Producing:
         queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
         opts: TaskOptions | None = None, ordering_key: str | None = None,
     ) -> Job[Any]:
-        """submit() on the event loop's client (used by TaskCall.delay_async)."""
+        """submit() on the event loop's client (used by TaskCall.delay_async). The call only
+        waits in line here: the loop's drain checks, packs and sends PACK_CHUNK calls per turn of
+        the loop, so a gather of thousands never holds the loop for all of them at once."""
+        if queue not in self._known_queues or queue in self.queue_policies:  # registers it, or may block
+            return await self._submit_async_now(task, args, kwargs, queue=queue, priority=priority, delay=delay,
+                                                at=at, key=key, opts=opts, ordering_key=ordering_key)
+        loop = asyncio.get_running_loop()
+        line = self._submits.get(loop)
+        if line is None:
+            line = self._submits[loop] = _Line()
+        future: asyncio.Future[Job[Any]] = loop.create_future()
+        line.calls.append((task, args, kwargs, queue, priority, delay, at, key, opts, ordering_key, future))
+        if not line.draining:
+            line.draining = True
+            line.task = loop.create_task(self._drain(line))  # held: a pending task is only weakly referenced
+        return await future
+
+    async def _drain(self, line: _Line) -> None:
+        """Check, pack and send the calls waiting in line, PACK_CHUNK per turn of the loop."""
+        aio = self.broker.aio
+        try:
+            while line.calls:
+                batch, line.calls = line.calls[:PACK_CHUNK], line.calls[PACK_CHUNK:]
+                sent: list[tuple[TaskBase[Any, Any], str, str, asyncio.Future[Any], asyncio.Future[Job[Any]]]] = []
+                for task, args, kwargs, queue, priority, delay, at, key, opts, order, future in batch:
+                    if future.done():  # its caller was cancelled
+                        continue
+                    try:
+                        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
+                        reply = aio.enqueue_soon(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key,
+                                                 order=order, gate=task.gate)
+                    except Exception as exc:
+                        future.set_exception(exc)
+                        continue
+                    sent.append((task, queue, new_id, reply, future))
+                replies = await asyncio.gather(*(s[3] for s in sent), return_exceptions=True)
+                for (task, queue, new_id, _, future), answer in zip(sent, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(answer, BaseException):
+                        future.set_exception(aio.error(answer))
+                    else:
+                        job_id = aio.enqueued(answer, new_id)
+                        self._enqueued(task, queue, [job_id])
+                        future.set_result(Job(self.broker, queue, job_id))
+                await asyncio.sleep(0)  # the loop's other work runs between chunks
+        finally:
+            line.draining = False
+
+    async def _submit_async_now(
+        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
+        opts: TaskOptions | None = None, ordering_key: str | None = None,
+    ) -> Job[Any]:
         new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
         aio = self.broker.aio
         await self._register_queue_async(queue)

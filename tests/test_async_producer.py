@@ -117,3 +117,26 @@ def test_a_thousand_jobs_enqueued_and_awaited_from_one_loop(redis_url: str) -> N
     assert asyncio.run(go()) == list(range(1000))
     clients = redis.Redis.from_url(redis_url).client_list()
     assert len(clients) < 20, len(clients)  # the loop's connections are closed with aclose()
+
+
+def test_calls_waiting_in_line_get_their_own_errors_and_results(app: taskq.TaskQ) -> None:
+    """delay_async calls queue up and are packed in chunks: a bad one fails alone, a cancelled
+    caller's call is dropped, the rest are stored (the queue is known: the in-line path)."""
+
+    @app.task
+    def one(x: int) -> int:
+        return x
+
+    async def go() -> list[object]:
+        await one.delay_async(0)  # registers the queue: the calls below wait in line
+        bad_args = asyncio.ensure_future(one.delay_async(1, 2))  # type: ignore[call-arg]
+        bad_value = asyncio.ensure_future(one.delay_async(object()))  # type: ignore[arg-type]
+        dropped = asyncio.ensure_future(one.delay_async(-1))
+        dropped.cancel()
+        good = await asyncio.gather(*(one.delay_async(i) for i in range(1, 251)))
+        outcomes = await asyncio.gather(bad_args, bad_value, return_exceptions=True)
+        await app.aclose()
+        return [type(o).__name__ for o in outcomes] + [len({j.id for j in good}), dropped.cancelled()]
+
+    assert asyncio.run(go()) == ["EnqueueError", "SerializationError", 250, True]
+    assert app.broker.depths("default").ready == 251  # the cancelled call wrote nothing

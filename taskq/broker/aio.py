@@ -71,6 +71,7 @@ class _Loop:
         self.scripts = scripts.load(client, shebang=kind != Kind.MEMORY)
         self.pending: list[tuple[str, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
         self.flushing = False
+        self.flush_task: asyncio.Task[None] | None = None
         #: result_async() waits (not on Cluster, whose keys of different queues differ in slot)
         self.waits: _DoneWaits | None = None
         #: a Cluster client reads the slot map once before the first calls (not once per call at once)
@@ -82,9 +83,12 @@ class _Loop:
         future: asyncio.Future[Any] = loop.create_future()
         if not self.flushing:
             self.flushing = True
-            loop.call_soon(lambda: loop.create_task(self.flush()))
+            loop.call_soon(self._start_flush, loop)
         self.pending.append((name, keys, args, future))
         return future
+
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.flush_task = loop.create_task(self.flush())  # held: a pending task is only weakly referenced
 
     async def flush(self) -> None:
         """Send what waits, CHUNK calls per round trip (packing a pipeline holds the loop: a
@@ -239,6 +243,23 @@ class AsyncBroker:
             await here.client.aclose()
 
     # -- producing --------------------------------------------------------
+
+    def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
+                     key: str | None, *, order: str | None, gate: str | None) -> asyncio.Future[Any]:
+        """enqueue() without a coroutine of its own (no max_ready): the raw reply, once the
+        loop's next flush has sent it; read it with enqueued() (errors with error())."""
+        keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=0,
+                                            order=order, gate=gate)
+        return self._here().call("enqueue", keys, args)
+
+    @staticmethod
+    def enqueued(reply: Any, job_id: str) -> str:
+        """The id an enqueue_soon() reply names (the live job holding the key, if any)."""
+        return text(reply[0]) or job_id
+
+    def error(self, exc: BaseException) -> BaseException:
+        """The taskq error for a redis-py one (anything else as it is)."""
+        return self.sync.conn.error(exc) if isinstance(exc, (redis.RedisError, RedisClusterException)) else exc
 
     async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                       at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,

@@ -9,8 +9,9 @@ every move of a leased job, so a stale holder's late call is refused.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskq.broker.records import (
     CANCELLABLE,
@@ -161,6 +162,10 @@ class AsyncClient(AsyncHandles, Protocol):
     async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                            at_ms: int = 0, max_ready: int = 0, order: str | None = None,
                            gate: str | None = None) -> int: ...
+    def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
+                     key: str | None, *, order: str | None, gate: str | None) -> asyncio.Future[Any]: ...
+    def enqueued(self, reply: Any, job_id: str) -> str: ...
+    def error(self, exc: BaseException) -> BaseException: ...
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
     async def register_queues(self, queues: Sequence[str]) -> None: ...
     async def aclose(self) -> None:
