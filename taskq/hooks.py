@@ -17,7 +17,6 @@ import atexit
 import inspect
 import queue as queue_mod
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -47,6 +46,8 @@ class Hooks:
         self._queue: queue_mod.SimpleQueue[JobEvent | None] = queue_mod.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: notified when the last queued event has been through its hooks
+        self._drained = threading.Condition(self._lock)
         self._pending = 0
 
     # -- registering --------------------------------------------------------
@@ -93,10 +94,8 @@ class Hooks:
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Wait (up to `timeout`) until every queued event has been through its hooks."""
-        deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return not self._pending
+        with self._drained:
+            return self._drained.wait_for(lambda: not self._pending, timeout)
 
     def _run(self) -> None:
         while True:
@@ -106,3 +105,5 @@ class Hooks:
             self.emitter.emit(event)
             with self._lock:
                 self._pending -= 1
+                if not self._pending:
+                    self._drained.notify_all()

@@ -112,7 +112,7 @@ class QueueCollector(Collector):
                 depth = self.app.broker.depths(q)
                 for state, count in depth.as_dict().items():
                     jobs.add_metric([q, state], count)
-                waits = views.held(self.app, q, depth)
+                waits = views.held(self.app, q, depth, now)
                 for by in ("rate", "cap", "ordering_key"):
                     held.add_metric([q, by], waits[by])
                 held.add_metric([q, "task_limit"], waits["task_limits"])

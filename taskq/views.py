@@ -256,7 +256,7 @@ def snapshot(app: Source) -> dict[str, Any]:
         depth = broker.depths(q)
         depths[q] = {**depth.as_dict(),
                      "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3),
-                     "held_by": held(app, q, depth)}
+                     "held_by": held(app, q, depth, now)}
         leased = broker.running(q, RUNNING_SHOWN)
         for record in broker.jobs(q, [e.id for e in leased]):
             if record is None or record.status is not Status.RUNNING:
@@ -281,13 +281,13 @@ def snapshot(app: Source) -> dict[str, Any]:
     }
 
 
-def held(app: Source, queue: str, depth: Depths) -> dict[str, Any]:
+def held(app: Source, queue: str, depth: Depths, now_ms: int) -> dict[str, Any]:
     """The queue's jobs that wait on a flow limit, by limit: its rate limit (the window is full)
     or cap (every slot is leased) hold all its ready jobs; the rest wait behind an ordering key
     or are held back by their task's own limits (by_task: per task)."""
     policy = app.queue_policies.get(queue)
     rate = policy.rate if policy else None
-    holds = app.broker.holds(queue, rate[1] if rate else 0)
+    holds = app.broker.holds(queue, rate[1] if rate else 0, now_ms)
     by_rate = depth.ready if rate and holds.rate_starts >= rate[0] else 0
     cap = policy.max_running if policy else None
     by_cap = depth.ready if not by_rate and cap and depth.running + depth.reserved >= cap else 0

@@ -112,9 +112,9 @@ class Admin:
             rows = pipe.execute()
         return [job_record(queue, job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]
 
-    def holds(self, queue: str, window_ms: int = 0) -> Holds:
+    def holds(self, queue: str, window_ms: int = 0, now_ms: int | None = None) -> Holds:
         k = self.qk(queue)
-        since = self.time_ms() - window_ms if window_ms else 0
+        since = (self.time_ms() if now_ms is None else now_ms) - window_ms if window_ms else 0
         with self.conn.errors():
             names = sorted(text(t) or "" for t in self.conn.client.smembers(k.gates))
             pipe = self.conn.client.pipeline(transaction=False)

@@ -27,9 +27,8 @@ from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
 from taskq.broker.base import JobRecord, JobState, Status
 from taskq.broker.client import text
-from taskq.broker.redis import job_state, status_of
+from taskq.broker.redis import enqueued, job_state, status_of, stored
 from taskq.broker.urls import Kind, memory_server, parse
-from taskq.errors import QueueFull
 
 if TYPE_CHECKING:
     from taskq.broker.redis import RedisBroker
@@ -255,7 +254,7 @@ class AsyncBroker:
     @staticmethod
     def enqueued(reply: Any, job_id: str) -> str:
         """The id an enqueue_soon() reply names (the live job holding the key, if any)."""
-        return text(reply[0]) or job_id
+        return enqueued(reply, "", job_id, 0)
 
     def error(self, exc: BaseException) -> BaseException:
         """The taskq error for a redis-py one (anything else as it is)."""
@@ -266,21 +265,15 @@ class AsyncBroker:
                       gate: str | None = None) -> str:
         keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key,
                                             max_ready=max_ready, order=order, gate=gate)
-        found, created = await self._run("enqueue", keys, args)
-        if created == -1:
-            raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
-        return text(found) or job_id
+        return enqueued(await self._run("enqueue", keys, args), queue, job_id, max_ready)
 
     async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                            at_ms: int = 0, max_ready: int = 0, order: str | None = None,
                            gate: str | None = None) -> int:
         keys, batches = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms,
                                                      max_ready=max_ready, order=order, gate=gate)
-        stored = [int(n) for n in await asyncio.gather(*(self._run("enqueue_many", keys, b) for b in batches))]
-        if -1 in stored:
-            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
-                            "(max_ready); nothing was enqueued")
-        return sum(stored)
+        replies = await asyncio.gather(*(self._run("enqueue_many", keys, b) for b in batches))
+        return stored(replies, queue, len(jobs), max_ready)
 
     async def register_queues(self, queues: Sequence[str]) -> None:
         with self._errors():

@@ -216,9 +216,9 @@ class Inspector(Protocol):
     def oldest_ready_ms(self, queue: str) -> int | None:
         """When the job next in line was enqueued."""
 
-    def holds(self, queue: str, window_ms: int = 0) -> Holds:
-        """The queue's leases in the last `window_ms` (its rate limit's window; 0: none) and
-        the jobs held back per task by the task's own limits."""
+    def holds(self, queue: str, window_ms: int = 0, now_ms: int | None = None) -> Holds:
+        """The queue's leases in the `window_ms` before `now_ms` (the broker's clock; None: read
+        it) and the jobs held back per task by the task's own limits."""
 
     def replay(self, queue: str, job_id: str, body: bytes) -> bool:
         """Put a dead job back on its ready list with a fresh message; False if it is not dead."""

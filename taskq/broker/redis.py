@@ -48,6 +48,23 @@ def status_of(value: Any) -> Status | None:
         return None
 
 
+def enqueued(reply: Sequence[Any], queue: str, job_id: str, max_ready: int) -> str:
+    """The id an enqueue.lua reply names (the live job holding the key, if any), or QueueFull."""
+    found, created = reply
+    if created == -1:
+        raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
+    return text(found) or job_id
+
+
+def stored(replies: Sequence[Any], queue: str, jobs: int, max_ready: int) -> int:
+    """How many jobs the enqueue_many.lua replies stored, or QueueFull (nothing was)."""
+    counts = [int(n) for n in replies]
+    if -1 in counts:
+        raise QueueFull(f"queue {queue!r} is full: {jobs} more would pass its {max_ready} ready jobs "
+                        "(max_ready); nothing was enqueued")
+    return sum(counts)
+
+
 def job_state(reply: Sequence[Any]) -> JobState:
     """A job's (status, result, error, reason) fields as a JobState."""
     status = status_of(reply[0])
@@ -130,20 +147,13 @@ class RedisBroker(Admin):
                 gate: str | None = None) -> str:
         keys, args = self.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=max_ready,
                                        order=order, gate=gate)
-        found, created = self.conn.run("enqueue", keys, args)
-        if created == -1:
-            raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
-        return text(found) or job_id
+        return enqueued(self.conn.run("enqueue", keys, args), queue, job_id, max_ready)
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                      at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
         keys, batches = self.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=max_ready,
                                                 order=order, gate=gate)
-        stored = [int(n) for n in self.conn.pipelined("enqueue_many", keys, batches)]
-        if -1 in stored:
-            raise QueueFull(f"queue {queue!r} is full: {len(jobs)} more would pass its {max_ready} ready jobs "
-                            "(max_ready); nothing was enqueued")
-        return sum(stored)
+        return stored(self.conn.pipelined("enqueue_many", keys, batches), queue, len(jobs), max_ready)
 
     def enqueue_many_calls(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int,
                            at_ms: int, max_ready: int, order: str | None,

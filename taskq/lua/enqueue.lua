@@ -95,17 +95,21 @@ local function schedule(base, id, jk, due, status)
   wake(base)
 end
 
+-- A job with ordering key `key` enters the queue: true if it holds the key (it becomes ready:
+-- the line was empty, or it is the holder itself, a retry falling due), else it waits in line.
+local function join_line(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) == id or redis.call('RPUSH', list, id) == 1 then return true end
+  redis.call('INCR', base .. ':ordered')
+  return false
+end
+
 -- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
 -- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
 local function admit(base, id, jk, prio, key)
-  if key then
-    local list = order_key(base, key)
-    -- the holder itself (a retry falling due) goes straight to ready
-    if redis.call('LINDEX', list, 0) ~= id and redis.call('RPUSH', list, id) > 1 then
-      if jk then redis.call('HSET', jk, 'status', 'queued') end
-      redis.call('INCR', base .. ':ordered')
-      return
-    end
+  if key and not join_line(base, id, key) then
+    if jk then redis.call('HSET', jk, 'status', 'queued') end
+    return
   end
   ready(base, id, jk, prio, false)
 end

@@ -20,6 +20,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Ordering keys: jobs of one queue with the same ordering key run one at a time, in the order
+-- they entered the queue (a delayed job enters when it falls due). The key's list
+-- <base>:order:<key> holds them, the one holding the key first: only that job is ever ready,
+-- leased or waiting for its retry. The others wait, counted in <base>:ordered; the holder ends
+-- (succeeds, is dead-lettered or cancelled) and the next in line becomes ready.
 -- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
 -- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
 -- is woken. A job due later waits in the scheduled set instead (schedule below).
@@ -90,6 +95,47 @@ local function schedule(base, id, jk, due, status)
   if jk then redis.call('HSET', jk, 'status', status) end
   wake(base)
 end
+
+-- A job with ordering key `key` enters the queue: true if it holds the key (it becomes ready:
+-- the line was empty, or it is the holder itself, a retry falling due), else it waits in line.
+local function join_line(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) == id or redis.call('RPUSH', list, id) == 1 then return true end
+  redis.call('INCR', base .. ':ordered')
+  return false
+end
+
+-- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
+-- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
+local function admit(base, id, jk, prio, key)
+  if key and not join_line(base, id, key) then
+    if jk then redis.call('HSET', jk, 'status', 'queued') end
+    return
+  end
+  ready(base, id, jk, prio, false)
+end
+
+-- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
+-- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
+local function release_order(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) ~= id then
+    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
+    return
+  end
+  redis.call('LPOP', list)
+  while true do
+    local next_id = redis.call('LINDEX', list, 0)
+    if not next_id then return end
+    redis.call('DECR', base .. ':ordered')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
+    if not f.err and f[1] == 'queued' then
+      ready(base, next_id, false, priority_of(f[2]), false)
+      return
+    end
+    redis.call('LPOP', list)
+  end
+end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 
@@ -157,7 +203,7 @@ local n = 0
 local extra = {}
 if order then add_fields(extra, 'order', order) end
 if gate then add_fields(extra, 'gate', gate) end
-local line, waiting = order and order_key(base, order), 0
+local line = order and order_key(base, order)
 -- due later with an ordering key: each job's place among those due at the same ms (lib/promote.lua)
 local seq = line and later and redis.call('INCRBY', base .. ':oseq', (last - 3) / 3) - (last - 3) / 3
 for i = 4, last, 3 do
@@ -170,8 +216,7 @@ for i = 4, last, 3 do
   end
   if later then
     redis.call('ZADD', KEYS[1], due, id)
-  elseif line and redis.call('RPUSH', line, id) > 1 then
-    waiting = waiting + 1  -- behind the job that holds the key (lib/order.lua)
+  elseif order and not join_line(base, id, order) then  -- it waits behind the job holding the key
   else
     local ids = by_prio[prio]
     if not ids then ids = {} by_prio[prio] = ids end
@@ -180,7 +225,6 @@ for i = 4, last, 3 do
   n = n + 1
 end
 if later and n > 0 then wake(base) end
-if waiting > 0 then redis.call('INCRBY', base .. ':ordered', waiting) end
 for prio = 9, 0, -1 do
   if by_prio[prio] then ready_many(base, prio, by_prio[prio]) end  -- status written with each record
 end

@@ -181,6 +181,11 @@ class Intake:
                 self.armed.append(d)
 
     @property
+    def _all_capped(self) -> bool:
+        """Every queue's last fetch was cut by a cap (what this worker leases more waits for slots)."""
+        return len(self.capped) == len(self.queues)
+
+    @property
     def _suspect_lost(self) -> int:
         return SUSPECT_LOST if self.concurrency > 1 else 1 << 30
 
@@ -220,8 +225,7 @@ class Intake:
     def _blocked(self) -> bool:
         if self.alone is not None or (self.suspects and (self.executing or self.unsettled())):
             return True
-        if self.capped and len(self.capped) == len(self.queues) and self.unsettled() and not (
-                self.armed or self.buffer):
+        if self._all_capped and self.unsettled() and not (self.armed or self.buffer):
             return True  # the outcomes on their way free cap slots, and their settle fills them
         if self.executing < self.concurrency:
             return False
@@ -265,7 +269,7 @@ class Intake:
                     (start if self._fresh(d, now) else out.dropped).append(d)
                 run = free - len(start) + max(0, self.ahead - len(self.armed))
                 reserve = max(0, self.prefetch - len(self.buffer))
-                if len(self.capped) == len(self.queues):  # a cap cuts leases ahead: ask for free slots only
+                if self._all_capped:  # a cap cuts leases ahead: ask for free slots only
                     run, reserve = free - len(start), 0
                 if self.budget is not None:  # no prefetch past the last job this worker will run
                     run = min(run, self.budget - len(start))

@@ -58,6 +58,13 @@ local function park(g, id)
   g.parked = true
 end
 
+-- a held job cancelled: out of its task's held list (true if it was there)
+local function drop_held(base, task, id)
+  if redis.call('LREM', gate_key(base, task) .. ':held', 1, id) == 0 then return false end
+  redis.call('DECR', base .. ':parked')
+  return true
+end
+
 -- the held jobs the task has room for now (at most `most`), first held first, out of its list
 local function unpark(g, now, most, queue_leases)
   if redis.call('EXISTS', g.held) == 0 then

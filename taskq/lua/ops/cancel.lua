@@ -14,6 +14,7 @@
 -- @include lib/now
 -- @include lib/finish
 -- @include lib/keys
+-- @include lib/gate
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
@@ -33,7 +34,7 @@ redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
   -- out of its ready list (or the line of its task's limit), so the id cannot outlive its record there
   if redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id) == 0 and f[3] then
-    if redis.call('LREM', gate_key(base, f[3]) .. ':held', 1, id) == 1 then redis.call('DECR', base .. ':parked') end
+    drop_held(base, f[3], id)
   end
 end
 finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), note and {'reason', 'aborted: ' .. note} or {})

@@ -14,7 +14,7 @@
 -- Returns the number of jobs stored, or -1 if the jobs would be ready now and would take the queue
 -- past max_ready ready jobs (nothing written: all or nothing).
 -- @include lib/now
--- @include lib/ready
+-- @include lib/order
 -- @include lib/room
 -- @include lib/job
 local now = now_ms()
@@ -46,7 +46,7 @@ local n = 0
 local extra = {}
 if order then add_fields(extra, 'order', order) end
 if gate then add_fields(extra, 'gate', gate) end
-local line, waiting = order and order_key(base, order), 0
+local line = order and order_key(base, order)
 -- due later with an ordering key: each job's place among those due at the same ms (lib/promote.lua)
 local seq = line and later and redis.call('INCRBY', base .. ':oseq', (last - 3) / 3) - (last - 3) / 3
 for i = 4, last, 3 do
@@ -59,8 +59,7 @@ for i = 4, last, 3 do
   end
   if later then
     redis.call('ZADD', KEYS[1], due, id)
-  elseif line and redis.call('RPUSH', line, id) > 1 then
-    waiting = waiting + 1  -- behind the job that holds the key (lib/order.lua)
+  elseif order and not join_line(base, id, order) then  -- it waits behind the job holding the key
   else
     local ids = by_prio[prio]
     if not ids then ids = {} by_prio[prio] = ids end
@@ -69,7 +68,6 @@ for i = 4, last, 3 do
   n = n + 1
 end
 if later and n > 0 then wake(base) end
-if waiting > 0 then redis.call('INCRBY', base .. ':ordered', waiting) end
 for prio = 9, 0, -1 do
   if by_prio[prio] then ready_many(base, prio, by_prio[prio]) end  -- status written with each record
 end
