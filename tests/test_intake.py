@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from taskq.broker import Broker, Policy, open_broker
-from taskq.broker.base import Depths, Outcome, Settlement, Status
+from taskq.broker.base import Depths, Outcome, Refill, Settlement, Status
 from taskq.worker.intake import SUSPECT_LOST, Intake
 
 _names = itertools.count()
@@ -170,3 +170,17 @@ def test_a_capped_worker_waits_for_its_own_outcomes_before_fetching_again(broker
     broker.settle("q", [Settlement(Outcome.OK, first.run[0].id, first.run[0].token, result=b"\xc0")])
     step = it.step()
     assert [d.id for d in step.run] == ["j2"] and not it.capped
+
+
+def test_jobs_a_settle_leases_after_shutdown_began_are_handed_back_not_kept(broker: Broker) -> None:
+    """Promise 5: a refill that lands once the intake has handed its unstarted jobs back must not
+    be kept (nothing would run it until the lease lapsed): accept() returns it to give back."""
+    jobs(broker, 3)
+    it = intake(broker, Clock(), prefetch=0)
+    it.caps = {"q": 1}
+    [first] = it.step().run
+    it.unstarted()  # shutdown: the unstarted jobs go back
+    refill = broker.settle_and_lease("q", [Settlement(Outcome.OK, first.id, first.token, result=b"\xc0")],
+                                     Refill("w", 1, max_running=1))[1]
+    assert len(refill) == 1 and it.accept(refill, 0.0) == refill and not it.armed
+    assert it.refill("q", 1) is None  # and no settle asks for more
