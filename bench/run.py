@@ -1,6 +1,7 @@
 """Benchmark taskq and its peers through the same workloads on the same Redis, in one run.
 
-Usage: python bench/run.py [--n N] [--repeat R] [--only fw,fw [--merge]] [--smoke] [--out docs/benchmarks.md]
+Usage: python bench/run.py [--n N] [--repeat R] [--only fw,fw] [--workloads w,w] [--merge] [--smoke]
+                           [--out docs/benchmarks.md]
 
 Starts two redis-servers on free loopback ports (the broker under test and the ledger, see
 bench/peers/common.py), creates bench/.peers-venv with the peers from
@@ -31,7 +32,7 @@ ROOT = HERE.parent
 PEERS = HERE / "peers"
 PEERS_VENV = HERE / ".peers-venv"
 FRAMEWORKS = ["taskq", "huey", "dramatiq", "taskiq", "saq", "celery", "arq", "rq"]
-WORKLOADS = ["enqueue", "bulk", "process", "latency", "idle"]
+WORKLOADS = ["enqueue", "bulk", "gather", "process", "latency", "idle"]
 MARK_BEGIN = "<!-- bench:begin -->"
 MARK_END = "<!-- bench:end -->"
 
@@ -61,12 +62,17 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def measure(fw: str, n: int, repeat: int, broker: str, ledger: str) -> dict[str, Any]:
+#: (workload, config) in the order they run
+PLAN = [("enqueue", "default"), ("bulk", "default"), ("gather", "default"), ("process", "default"),
+        ("process", "best"), ("commands", "best"), ("latency", "default"), ("idle", "default")]
+
+
+def measure(fw: str, n: int, repeat: int, broker: str, ledger: str, workloads: set[str]) -> dict[str, Any]:
     python = sys.executable if fw == "taskq" else peers_python()
     out: dict[str, Any] = {}
-    plan = [("enqueue", "default"), ("bulk", "default"), ("process", "default"), ("process", "best"),
-            ("commands", "best"), ("latency", "default"), ("idle", "default")]
-    for workload, config in plan:
+    for workload, config in PLAN:
+        if workload not in workloads:
+            continue
         runs = []
         for _ in range(1 if workload in ("idle", "commands") else repeat):
             result = run_one(python, fw, workload, config, n, broker, ledger)
@@ -77,7 +83,7 @@ def measure(fw: str, n: int, repeat: int, broker: str, ledger: str) -> dict[str,
         entry: dict[str, Any] = {"runs": runs}
         if ok:
             entry.update(config=ok[0].get("config"), version=ok[0].get("version"), note=ok[0].get("note"))
-            for metric in ("rate", "commands_per_job", "p50_ms", "p99_ms", "commands_per_s"):
+            for metric in ("rate", "commands_per_job", "p50_ms", "p99_ms", "commands_per_s", "stall_ms"):
                 entry[metric] = median_of(ok, metric)
         out[key] = entry
     return out
@@ -92,26 +98,31 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    rows = ["| framework | version | enqueue/s | bulk/s | process/s default | process/s best | "
-            "latency p50 / p99 ms | Redis cmds/job | idle cmds/s |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    rows = ["| framework | version | enqueue/s | bulk/s | asyncio gather/s (stall ms) | process/s default | "
+            "process/s best | latency p50 / p99 ms | Redis cmds/job | idle cmds/s |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for fw, r in results.items():
+        def e(key: str, r: dict[str, Any] = r) -> dict[str, Any]:
+            return dict(r.get(key, {}))
+
         version = next((r[k].get("version") for k in r if r[k].get("version")), "?")
-        lat = r.get("latency", {})
+        lat, gather = e("latency"), e("gather")
+        gathered = fmt(gather.get("rate"), "/s") + (f" ({fmt(gather['stall_ms'])})" if gather.get("stall_ms") else "")
         rows.append(
-            f"| {fw} | {version} | {fmt(r['enqueue'].get('rate'), '/s')} | "
-            f"{fmt(r['bulk'].get('rate'), '/s')} | {fmt(r['process_default'].get('rate'), '/s')} | "
-            f"{fmt(r['process_best'].get('rate'), '/s')} | {fmt(lat.get('p50_ms'))} / {fmt(lat.get('p99_ms'))} | "
-            f"{fmt(r['commands'].get('commands_per_job'))} | {fmt(r['idle'].get('commands_per_s'))} |")
+            f"| {fw} | {version} | {fmt(e('enqueue').get('rate'), '/s')} | {fmt(e('bulk').get('rate'), '/s')} | "
+            f"{gathered} | {fmt(e('process_default').get('rate'), '/s')} | "
+            f"{fmt(e('process_best').get('rate'), '/s')} | {fmt(lat.get('p50_ms'))} / {fmt(lat.get('p99_ms'))} | "
+            f"{fmt(e('commands').get('commands_per_job'))} | {fmt(e('idle').get('commands_per_s'))} |")
     configs = ["", "Configurations (default = the framework's documented default worker command; "
                "best = the fastest we found on this machine):", ""]
     for fw, r in results.items():
         small = [f"{k.split('_')[1]} process rate over n={run['n']}" for k in ("process_default", "process_best")
-                 for run in r[k].get("runs", [])[:1] if "n" in run]
-        configs.append(f"- **{fw}**: default `{r['process_default'].get('config')}`; "
-                       f"best `{r['process_best'].get('config')}`"
-                       + (f"; bulk: {r['bulk']['note']}" if r["bulk"].get("note") else "")
-                       + (f"; {', '.join(small)}" if small else ""))
+                 for run in r.get(k, {}).get("runs", [])[:1] if "n" in run]
+        notes = [f"{label}: {r[k]['note']}" for k, label in (("bulk", "bulk"), ("gather", "asyncio"))
+                 if r.get(k, {}).get("note")]
+        configs.append(f"- **{fw}**: default `{r.get('process_default', {}).get('config')}`; "
+                       f"best `{r.get('process_best', {}).get('config')}`"
+                       + "".join(f"; {n}" for n in notes) + (f"; {', '.join(small)}" if small else ""))
     errors = [f"- {fw} {k}: {run['error']}" for fw, r in results.items() for k, e in r.items()
               for run in e.get("runs", []) if "error" in run]
     if errors:
@@ -150,8 +161,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(FRAMEWORKS))
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--workloads", default=",".join(dict.fromkeys(w for w, _ in PLAN)),
+                        help="Run only these workloads (comma-separated).")
     parser.add_argument("--merge", action="store_true",
-                        help="Keep the other frameworks' results from the last run (rerun some only).")
+                        help="Keep the last run's results of what is not rerun (frameworks, workloads).")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     frameworks = ["taskq"] if args.smoke else [f for f in args.only.split(",") if f]
@@ -160,11 +173,11 @@ def main() -> None:
     with redis_url() as broker, redis_url() as ledger:
         for fw in frameworks:
             print(f"{fw}:", file=sys.stderr)
-            results[fw] = measure(fw, n, repeat, broker, ledger)
+            results[fw] = measure(fw, n, repeat, broker, ledger, set(args.workloads.split(",")))
     out = Path(args.out)
     if args.merge and out.with_suffix(".json").exists():
         previous = json.loads(out.with_suffix(".json").read_text())["results"]
-        merged = {**previous, **results}
+        merged = {fw: {**previous.get(fw, {}), **results.get(fw, {})} for fw in {**previous, **results}}
         results = {fw: merged[fw] for fw in [*FRAMEWORKS, *merged] if fw in merged}
     text = table(results)
     print(text)

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
 from taskq.broker import Broker
@@ -30,14 +30,20 @@ _Group = tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]
 #: delay_async calls one event loop checks, packs and sends per turn of the loop
 PACK_CHUNK = 100
 
+#: one packed delay_async call: (task, queue, job id, message, priority, the caller's future)
+_Sent = tuple[TaskBase[Any, Any], str, str, bytes, int, "asyncio.Future[Job[Any]]"]
+
 
 class _Line:
     """The delay_async calls of one event loop waiting to be packed and sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.calls: list[tuple[Any, ...]] = []
         self.draining = False
         self.task: asyncio.Task[None] | None = None
+        #: the tasks awaiting replies of chunks sent (held: a pending task is only weakly referenced)
+        self.answers: set[asyncio.Task[None]] = set()
 
 
 class Producing:
@@ -51,11 +57,12 @@ class Producing:
     _known_queues: set[str]
     #: per event loop, the delay_async calls waiting in line (submit_async)
     _submits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Line]
+    #: the line used last (most apps have one event loop)
+    _last_line: _Line | None = None
 
     @property
     def broker(self) -> Broker:
         raise NotImplementedError  # TaskQ's
-
 
     def submit(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
@@ -82,13 +89,16 @@ class Producing:
         """submit() on the event loop's client (used by TaskCall.delay_async). The call only
         waits in line here: the loop's drain checks, packs and sends PACK_CHUNK calls per turn of
         the loop, so a gather of thousands never holds the loop for all of them at once."""
-        if queue not in self._known_queues or queue in self.queue_policies:  # registers it, or may block
+        if queue not in self._known_queues or queue in self.queue_policies or self.after_submit is not None:
             return await self._submit_async_now(task, args, kwargs, queue=queue, priority=priority, delay=delay,
                                                 at=at, key=key, opts=opts, ordering_key=ordering_key)
         loop = asyncio.get_running_loop()
-        line = self._submits.get(loop)
-        if line is None:
-            line = self._submits[loop] = _Line()
+        line = self._last_line
+        if line is None or line.loop is not loop:  # WeakKeyDictionary lookups cost more than the rest
+            line = self._submits.get(loop)
+            if line is None:
+                line = self._submits[loop] = _Line(loop)
+            self._last_line = line
         future: asyncio.Future[Job[Any]] = loop.create_future()
         line.calls.append((task, args, kwargs, queue, priority, delay, at, key, opts, ordering_key, future))
         if not line.draining:
@@ -98,35 +108,74 @@ class Producing:
 
     async def _drain(self, line: _Line) -> None:
         """Check, pack and send the calls waiting in line, PACK_CHUNK per turn of the loop."""
-        aio = self.broker.aio
         try:
             while line.calls:
                 batch, line.calls = line.calls[:PACK_CHUNK], line.calls[PACK_CHUNK:]
-                sent: list[tuple[TaskBase[Any, Any], str, str, asyncio.Future[Any], asyncio.Future[Job[Any]]]] = []
-                for task, args, kwargs, queue, priority, delay, at, key, opts, order, future in batch:
-                    if future.done():  # its caller was cancelled
-                        continue
-                    try:
-                        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
-                        reply = aio.enqueue_soon(queue, new_id, body, priority, int(delay * 1000), _at_ms(at), key,
-                                                 order=order, gate=task.gate)
-                    except Exception as exc:
-                        future.set_exception(exc)
-                        continue
-                    sent.append((task, queue, new_id, reply, future))
-                replies = await asyncio.gather(*(s[3] for s in sent), return_exceptions=True)
-                for (task, queue, new_id, _, future), answer in zip(sent, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(answer, BaseException):
-                        future.set_exception(aio.error(answer))
-                    else:
-                        job_id = aio.enqueued(answer, new_id)
-                        self._enqueued(task, queue, [job_id])
-                        future.set_result(Job(self.broker, queue, job_id))
+                # the replies are awaited aside: the next chunk is packed while Redis stores this one
+                answers = line.loop.create_task(self._send_batch(batch))
+                line.answers.add(answers)
+                answers.add_done_callback(line.answers.discard)
                 await asyncio.sleep(0)  # the loop's other work runs between chunks
         finally:
             line.draining = False
+
+    def _send_batch(self, batch: list[tuple[Any, ...]]) -> Coroutine[Any, Any, None]:
+        """One chunk of the line, packed and handed to the loop's client now: calls without a
+        dedup key go out as one enqueue_many call per (queue, due time, ordering key, task gate),
+        as map() sends them, keyed calls one by one. Returns what settles their futures."""
+        aio = self.broker.aio
+        groups: dict[tuple[str, int, int, str | None, str | None], list[_Sent]] = {}
+        keyed: list[tuple[_Sent, asyncio.Future[Any]]] = []
+        for task, args, kwargs, queue, priority, delay, at, key, opts, order, future in batch:
+            if future.done():  # its caller was cancelled
+                continue
+            try:
+                new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
+                delay_ms, at_ms = int(delay * 1000), _at_ms(at)
+                if key is None:
+                    groups.setdefault((queue, delay_ms, at_ms, order, task.gate), []).append(
+                        (task, queue, new_id, body, priority, future))
+                else:
+                    reply = aio.enqueue_soon(queue, new_id, body, priority, delay_ms, at_ms, key, order=order,
+                                             gate=task.gate)
+                    keyed.append(((task, queue, new_id, body, priority, future), reply))
+            except Exception as exc:
+                future.set_exception(exc)
+        stores = [(sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent], delay_ms=delay_ms,
+                                               at_ms=at_ms, order=order, gate=gate))
+                  for (queue, delay_ms, at_ms, order, gate), sent in groups.items()]
+        return self._settle_batch(keyed, stores)
+
+    async def _settle_batch(self, keyed: list[tuple[_Sent, asyncio.Future[Any]]],
+                            stores: list[tuple[list[_Sent], asyncio.Future[Any]]]) -> None:
+        """Each call's future gets its Job, or the error of the script call that carried it."""
+        aio = self.broker.aio
+        replies = await asyncio.gather(*(r for _, r in keyed), *(r for _, r in stores), return_exceptions=True)
+        for (one, _), answer in zip(keyed, replies, strict=False):
+            self._answer(one, answer, lambda reply, new_id: aio.enqueued(reply, new_id))
+        for (sent, _), answer in zip(stores, replies[len(keyed):], strict=True):
+            if isinstance(answer, BaseException):
+                for one in sent:
+                    self._answer(one, answer, _new_id)
+                continue
+            broker, hooked = self.broker, self.hooks.wants(EventKind.ENQUEUED)
+            for task, queue, new_id, _, _, future in sent:
+                if not future.done():
+                    if hooked:
+                        self._enqueued(task, queue, [new_id])
+                    future.set_result(Job(broker, queue, new_id))
+
+    def _answer(self, sent: _Sent, answer: Any, job_id_of: Callable[[Any, str], str]) -> None:
+        """Settle one delay_async call's future with its Job, or with the error of its store."""
+        task, queue, new_id, _, _, future = sent
+        if future.done():
+            return
+        if isinstance(answer, BaseException):
+            future.set_exception(self.broker.aio.error(answer))
+            return
+        job_id = job_id_of(answer, new_id)
+        self._enqueued(task, queue, [job_id])
+        future.set_result(Job(self.broker, queue, job_id))
 
     async def _submit_async_now(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
@@ -146,7 +195,13 @@ class Producing:
                 queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
                 gate=task.gate))
         self._enqueued(task, queue, [job_id])
+        await self._after_submit_async(queue)
         return Job(self.broker, queue, job_id)
+
+    async def _after_submit_async(self, queue: str) -> None:
+        """The after_submit callback (eager mode's drain) in a thread: it blocks, the loop must not."""
+        if self.after_submit is not None:
+            await asyncio.to_thread(self.after_submit, queue)
 
     def _pack_call(self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
                    priority: int, key: str | None, opts: TaskOptions | None) -> tuple[str, bytes]:
@@ -186,6 +241,7 @@ class Producing:
         await with_room_async(self.queue_policies.get(queue), aio, lambda limit: aio.enqueue_many(
             queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate))
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
+        await self._after_submit_async(queue)
         return [Job(self.broker, queue, job_id) for job_id, _, _ in jobs]
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
@@ -251,6 +307,11 @@ class Producing:
         if queue not in self._known_queues:
             self.broker.register_queues([queue])
             self._known_queues.add(queue)
+
+
+def _new_id(_reply: Any, new_id: str) -> str:
+    """The id of a job stored by enqueue_many (always the new one: it has no dedup key)."""
+    return new_id
 
 
 def new_job_id() -> str:

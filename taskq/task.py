@@ -175,9 +175,10 @@ class TaskBase(Generic[P, R]):
         """Enqueue one job per item, called with the item as its one argument, in batches."""
         return self.options().map(items)
 
-    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
-        """delay() for code on an event loop: never blocks it; concurrent calls share round trips."""
-        return await self._defaults.delay_async(*args, **kwargs)
+    def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, Job[R]]:
+        """delay() for code on an event loop: never blocks it; concurrent calls share round trips.
+        (A plain function returning the one coroutine: a layer of coroutines per call is a cost.)"""
+        return self._defaults.delay_async(*args, **kwargs)
 
     async def map_async(self, items: Iterable[Any]) -> list[Job[R]]:
         """map() for code on an event loop."""
@@ -278,13 +279,12 @@ class TaskCall(Generic[P, R]):
         )
         return cast(Job[R], job)
 
-    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+    def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, Job[R]]:
         """delay() for code on an event loop: the same checks and errors, without blocking it."""
-        job = await self.task.producer.submit_async(
+        return cast(Coroutine[Any, Any, Job[R]], self.task.producer.submit_async(
             self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
             delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
-        )
-        return cast(Job[R], job)
+        ))
 
     def map(self, items: Iterable[Any]) -> list[Job[R]]:
         """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any

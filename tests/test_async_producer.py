@@ -88,7 +88,8 @@ def test_concurrent_delay_async_calls_share_round_trips(redis_url: str) -> None:
         await asyncio.gather(*(noop.delay_async(i) for i in range(100)))
         calls = command_calls(client)
         await app.aclose()
-        assert calls.get("evalsha") == 100  # every job was stored, in one pipeline on the open connection
+        assert calls.get("evalsha") == 1  # every job was stored by one enqueue_many, on the open connection
+        assert calls.get("hset") == 100
         assert client.info("stats")["total_connections_received"] <= 1  # (this check's own client)
 
     asyncio.run(go())
@@ -140,3 +141,44 @@ def test_calls_waiting_in_line_get_their_own_errors_and_results(app: taskq.TaskQ
 
     assert asyncio.run(go()) == ["EnqueueError", "SerializationError", 250, True]
     assert app.broker.depths("default").ready == 251  # the cancelled call wrote nothing
+
+
+def test_a_gather_of_mixed_calls_stores_each_as_asked(any_url: str) -> None:
+    """Calls that wait in line together are grouped per queue, due time, ordering key and task
+    limit (one enqueue_many each) and keyed calls go one by one; each caller gets its own job:
+    a dedup key names the live job already holding it."""
+    app = taskq.TaskQ(any_url)
+
+    @app.task
+    def plain(i: int) -> int:
+        return i
+
+    @app.task(queue="other", max_running=2)
+    def capped(i: int) -> int:
+        return i
+
+    async def go() -> dict[str, object]:
+        await plain.delay_async(-1)
+        await capped.delay_async(-1)  # both queues known: every call below waits in line
+        first = await plain.options(key="k").delay_async(100)
+        jobs = await asyncio.gather(
+            *(plain.delay_async(i) for i in range(3)),
+            plain.options(key="k").delay_async(101),
+            plain.options(key="k2").delay_async(102),
+            *(plain.options(delay=30).delay_async(i) for i in range(3, 5)),
+            *(plain.options(ordering_key="o").delay_async(i) for i in range(5, 7)),
+            *(capped.delay_async(i) for i in range(7, 9)),
+        )
+        states = await asyncio.gather(*(j.info_async() for j in jobs))
+        await app.aclose()
+        return {"ids": len({j.id for j in jobs}), "dedup": jobs[3].id == first.id,
+                "queues": [j.queue for j in jobs], "status": [s.status for s in states]}
+
+    out = asyncio.run(go())
+    assert out["ids"] == 11 and out["dedup"] is True  # the keyed call named the job holding "k"
+    assert out["queues"] == ["default"] * 9 + ["other"] * 2
+    assert out["status"] == ["queued"] * 5 + ["scheduled"] * 2 + ["queued"] * 4
+    d, o = app.broker.depths("default"), app.broker.depths("other")
+    assert (d.ready, d.scheduled, d.ordered) == (7, 2, 1)  # -1, 100 (k), 0-2, 102 (k2), 5; 6 waits behind 5
+    assert o.ready == 3
+    assert drain(app, advance=60) == 13

@@ -3,6 +3,7 @@ drain() with a fake clock for delays and retries, current_job() inline, and eage
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -66,6 +67,21 @@ def test_eager_runs_each_job_before_delay_returns(taskq_isolate: Callable[[taskq
     job = send_email.delay("eve@example.com")  # retries and backoffs included
     assert job.status() == "succeeded" and job.result(timeout=0.1) == "sent to eve@example.com"
     assert [j.status() for j in report.map(["a", "b"])] == ["succeeded", "succeeded"]
+
+
+def test_eager_covers_the_asyncio_producer(taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ],
+                                           taskq_eager: Callable[[taskq.TaskQ], taskq.TaskQ]) -> None:
+    taskq_eager(taskq_isolate(app))
+    sent.clear()
+
+    async def go() -> list[str]:
+        job = await send_email.delay_async("ann@example.com")
+        jobs = await report.map_async(["c"])
+        statuses = [await j.status_async() for j in (job, *jobs)]
+        await app.aclose()
+        return statuses
+
+    assert asyncio.run(go()) == ["succeeded", "succeeded"]
 
 
 def test_the_readme_test_module_passes_under_pytest(tmp_path: Path) -> None:

@@ -9,9 +9,16 @@ WORKLOAD is one of:
     bulk     n no-op jobs through the bulk API, if any   -> {"rate": jobs/s} or {"rate": null, "note": why}
     process  n jobs pre-enqueued, then the workers start -> {"rate": jobs/s}
     commands the same with min(n, 5000) jobs, counted     -> {"commands_per_job": float}
+    gather   n no-op jobs from asyncio, asyncio.gather of 100 enqueue calls at a time
+                                                          -> {"rate": jobs/s, "stall_ms": float}
+                                                             or {"rate": null, "note": why}
     latency  100 jobs/s for 5 s into idle workers        -> {"p50_ms": float, "p99_ms": float}
     idle     workers with nothing to do, 10 s            -> {"commands_per_s": float}
 The last stdout line is one JSON object: the result plus "framework", "version", "config".
+
+`gather` is what an asyncio web app does under load: many handlers enqueue at once. Its
+stall_ms is the longest gap a ticker coroutine (asyncio.sleep(0.001) in a loop) saw meanwhile,
+i.e. how long the producer held its event loop. One untimed round first opens the connections.
 
 Evidence lives on a second redis-server, the *ledger*, so the broker's INFO commandstats
 count only the framework's own commands. A no-op job `noop(i)` calls `mark(i)`: every 100th
@@ -28,6 +35,7 @@ separate from the timed one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -38,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis
@@ -116,6 +124,42 @@ class Adapter:
     reset: Callable[[], None] = lambda: None
     #: a smaller n for `process` in some config, when N jobs would take too long (noted in results)
     process_n: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: the awaitable enqueuing no-op job i from asyncio; None if the framework has no asyncio API
+    enqueue_async: Callable[[int], Awaitable[Any]] | None = None
+    #: runs a coroutine to the end on the adapter's event loop (where its asyncio client lives)
+    run_async: Callable[[Awaitable[Any]], Any] | None = None
+    #: why there is no asyncio producer API (shown in the table)
+    async_note: str = "no asyncio producer API"
+
+
+#: concurrent enqueue calls per asyncio.gather in the `gather` workload
+GATHER = 100
+
+
+async def _gather_rounds(enqueue_async: Callable[[int], Awaitable[Any]], n: int) -> tuple[float, float]:
+    """n jobs in gathers of GATHER after one untimed round -> (jobs/s, longest loop stall in ms)."""
+    await asyncio.gather(*(enqueue_async(0) for _ in range(GATHER)))  # opens the connections
+    longest = 0.0
+    stop = False
+
+    async def tick() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not stop:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest = max(longest, now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0.005)
+    t0 = time.perf_counter()
+    for start in range(0, n, GATHER):
+        await asyncio.gather(*(enqueue_async(i) for i in range(start, min(n, start + GATHER))))
+    elapsed = time.perf_counter() - t0
+    stop = True
+    await ticker
+    return n / elapsed, longest * 1000
 
 
 class CommandCounter:
@@ -203,6 +247,12 @@ def run(adapter: Adapter, workload: str, broker_url: str, ledger_url: str, n: in
             t0 = time.perf_counter()
             adapter.enqueue_bulk(range(n))
             result["rate"] = n / (time.perf_counter() - t0)
+    elif workload == "gather":
+        if adapter.enqueue_async is None or adapter.run_async is None:
+            result.update(rate=None, note=adapter.async_note)
+        else:
+            rate, stall = adapter.run_async(_gather_rounds(adapter.enqueue_async, n))
+            result.update(rate=rate, stall_ms=stall)
     elif workload in ("process", "commands"):
         if workload == "process" and config in adapter.process_n:
             n = min(n, adapter.process_n[config])
@@ -267,7 +317,7 @@ def run(adapter: Adapter, workload: str, broker_url: str, ledger_url: str, n: in
 def main(adapter_factory: Callable[[str], Adapter]) -> None:
     """Parse the command line, build the adapter for the broker URL, run, print the JSON line."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["enqueue", "bulk", "process", "commands", "latency", "idle"])
+    parser.add_argument("workload", choices=["enqueue", "bulk", "gather", "process", "commands", "latency", "idle"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--ledger", required=True)
     parser.add_argument("--n", type=int, default=20000)

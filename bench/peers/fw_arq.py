@@ -116,6 +116,7 @@ def adapter(url: str) -> common.Adapter:
         enqueue=mod._enqueue, enqueue_latency=mod._enqueue_latency,
         enqueue_bulk=None, bulk_note="arq has no bulk enqueue API (one enqueue_job transaction per job)",
         workers=mod.workers, env={"BENCH_BROKER_URL": url},
+        enqueue_async=lambda i: mod._enqueue_job("noop", i), run_async=mod._run,
     )
 
 

@@ -69,6 +69,7 @@ def adapter(url: str) -> common.Adapter:
         framework="celery", version=celery.__version__,
         enqueue=lambda i: noop.delay(i), enqueue_latency=lambda t: lat.delay(t),
         enqueue_bulk=enqueue_bulk,
+        async_note="Celery has no asyncio producer API (apply_async blocks the loop)",
         workers=workers, env={ENV: url},
     )
 

@@ -67,6 +67,7 @@ def adapter(url: str) -> common.Adapter:
         framework="dramatiq", version=dramatiq.__version__,
         enqueue=lambda i: noop.send(i), enqueue_latency=lambda t: lat.send(t),
         enqueue_bulk=enqueue_bulk,
+        async_note="Dramatiq has no asyncio producer API (send() blocks the loop)",
         workers=workers, env={ENV: url},
     )
 

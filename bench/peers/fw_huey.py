@@ -59,6 +59,7 @@ def adapter(url: str) -> common.Adapter:
         enqueue=lambda i: fw_huey.noop(i), enqueue_latency=lambda t: fw_huey.lat(t),
         # Task.map(): Huey's call for many jobs; it enqueues them one by one (an LPUSH each).
         enqueue_bulk=lambda r: fw_huey.noop.map(r),
+        async_note="Huey has no asyncio producer API (calling a task blocks the loop)",
         workers=workers, env={ENV: url},
     )
 

@@ -84,6 +84,7 @@ def adapter(url: str) -> common.Adapter:
     return common.Adapter(
         framework="rq", version=rq.__version__,
         enqueue=enqueue, enqueue_latency=enqueue_latency, enqueue_bulk=enqueue_bulk,
+        async_note="RQ has no asyncio producer API (Queue.enqueue blocks the loop)",
         workers=workers, env={url_env: url},
         process_n={"default": 2000},  # ~35 jobs/s: 20000 jobs would take 10 minutes per run
     )

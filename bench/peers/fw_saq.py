@@ -90,6 +90,7 @@ def adapter(url: str) -> common.Adapter:
         enqueue_bulk=None,
         bulk_note="SAQ has no bulk enqueue API (Queue.map gathers single enqueues and waits for the results)",
         workers=mod.workers, env={"BENCH_BROKER_URL": url},
+        enqueue_async=lambda i: mod.queue.enqueue("noop", i=i, ttl=-1), run_async=mod._run,
     )
 
 

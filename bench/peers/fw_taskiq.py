@@ -100,6 +100,7 @@ def adapter(url: str) -> common.Adapter:
         enqueue=mod._enqueue, enqueue_latency=mod._enqueue_latency,
         enqueue_bulk=None, bulk_note="taskiq has no bulk enqueue API (one kiq() per job)",
         workers=mod.workers, env={"BENCH_BROKER_URL": url}, reset=mod._reset,
+        enqueue_async=lambda i: mod.noop.kiq(i), run_async=mod._run,
     )
 
 

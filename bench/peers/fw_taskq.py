@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from collections.abc import Awaitable
+from typing import Any
 
 import common
 
@@ -29,6 +32,16 @@ def workers(config: str) -> tuple[str, list[list[str]]]:
     return "taskq worker -p 2 -c 16 --log-level warning", [[*base, "-p", "2", "-c", "16", "--log-level", "warning"]]
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _run_async(coro: Awaitable[Any]) -> Any:
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(coro)
+
+
 def adapter(url: str) -> common.Adapter:
     app.url = url
     return common.Adapter(
@@ -36,6 +49,7 @@ def adapter(url: str) -> common.Adapter:
         enqueue=lambda i: noop.delay(i), enqueue_latency=lambda t: lat.delay(t),
         enqueue_bulk=lambda r: noop.map(r),  # batches of 1000 per script call
         workers=workers, env={"TASKQ_URL": url},
+        enqueue_async=lambda i: noop.delay_async(i), run_async=_run_async,
     )
 
 

@@ -9,6 +9,7 @@ doing so changes nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from importlib import resources
@@ -45,6 +46,7 @@ def _expand(path: str, seen: set[str]) -> list[str]:
     return out
 
 
+@functools.cache  # each client of a process registers the same texts (and an event loop waits for it)
 def source(name: str, *, shebang: bool = True) -> str:
     """The text of operation `name` with its includes written out, with or without its `#!lua` line."""
     lines = _expand(f"ops/{name}", set())
