@@ -272,13 +272,13 @@ class TaskQ(Producing):
         """A handle on an existing job by id. Without `queue`, the job is looked up in every
         known queue at once (one round trip); raises JobNotFound if no queue has it."""
         if queue is not None:
-            return Job(self.broker, queue, job_id)
+            return Job(self.broker, queue, job_id, self.hooks)
         queues = self.known_queues()
         holding = self.broker.queues_holding(job_id, queues)
         if not holding:
             raise JobNotFound(f"no job {job_id} in any queue ({', '.join(queues) or 'none known'}): "
                               "never enqueued, or its record expired")
-        return Job(self.broker, holding[0], job_id)
+        return Job(self.broker, holding[0], job_id, self.hooks)
 
     def known_queues(self) -> list[str]:
         """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""

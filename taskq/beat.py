@@ -121,6 +121,10 @@ class Beat:
             self._promote(now)
         return min(now + self.lease_ms // 3, self._promote_at, *self._next.values())
 
+    def next_tick(self) -> int | None:
+        """The soonest tick this beat will fire next (unix ms), once it has led a step."""
+        return min(self._next.values(), default=None)
+
     # -- schedules --------------------------------------------------------
 
     def _remove_stale(self) -> None:

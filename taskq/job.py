@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobState, Status
+from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Status
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
+from taskq.events import EventKind, JobEvent
 from taskq.info import JobInfo
 from taskq.message import unpack_value
+
+if TYPE_CHECKING:
+    from taskq.hooks import Hooks
 
 R = TypeVar("R")
 
@@ -20,10 +24,12 @@ __all__ = ["TERMINAL", "Job", "Status"]
 class Job(Generic[R]):
     """A handle on an enqueued job. Cheap to create; holds no state but its id and queue."""
 
-    def __init__(self, broker: Handles, queue: str, job_id: str) -> None:
+    def __init__(self, broker: Handles, queue: str, job_id: str, hooks: Hooks | None = None) -> None:
         self.id = job_id
         self.queue = queue
         self._broker = broker
+        #: the app's hooks: a job this handle cancels gives its "cancelled" event here
+        self._hooks = hooks
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue!r}>"
@@ -107,6 +113,8 @@ class Job(Generic[R]):
         'aborted: <by>'. False if the job had already ended (or does not exist)."""
         who = by or f"job.abort() on {socket.gethostname()}:{os.getpid()}"
         before = self._broker.cancel(self.queue, self.id, abort=who)
+        if self._wants_cancelled(before):
+            self._cancelled(self._broker.job(self.queue, self.id))
         return before is not None and before not in TERMINAL
 
     async def status_async(self) -> Status:
@@ -125,10 +133,27 @@ class Job(Generic[R]):
 
     async def cancel_async(self) -> bool:
         """cancel() for code on an event loop."""
-        return await self._broker.aio.cancel(self.queue, self.id) in CANCELLABLE
+        before = await self._broker.aio.cancel(self.queue, self.id)
+        if self._wants_cancelled(before):
+            self._cancelled(await self._broker.aio.job(self.queue, self.id))
+        return before in CANCELLABLE
 
     def cancel(self) -> bool:
         """Cancel the job. True if it will never start again: it was queued, scheduled, waiting
         for a retry, or reserved by a worker but not started. A running job finishes its current
         attempt but is never retried (returns False)."""
-        return self._broker.cancel(self.queue, self.id) in CANCELLABLE
+        before = self._broker.cancel(self.queue, self.id)
+        if self._wants_cancelled(before):
+            self._cancelled(self._broker.job(self.queue, self.id))
+        return before in CANCELLABLE
+
+    def _wants_cancelled(self, before: Status | None) -> bool:
+        """This call ended the job (it had not started), and a "cancelled" hook listens. A
+        running job's end is its worker's event."""
+        return before in CANCELLABLE and self._hooks is not None and self._hooks.wants(EventKind.CANCELLED)
+
+    def _cancelled(self, record: JobRecord | None) -> None:
+        assert self._hooks is not None
+        info = None if record is None else JobInfo.of(record)
+        task, attempt, reason = ("?", 1, None) if info is None else (info.task or "?", info.attempt or 1, info.reason)
+        self._hooks.dispatch(JobEvent(EventKind.CANCELLED, self.id, task, self.queue, attempt, reason=reason))

@@ -79,7 +79,7 @@ class Producing:
         self._enqueued(task, queue, [job_id])
         if self.after_submit is not None:
             self.after_submit(queue)
-        return Job(broker, queue, job_id)
+        return Job(broker, queue, job_id, self.hooks)
 
     async def submit_async(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
@@ -163,7 +163,7 @@ class Producing:
                 if not future.done():
                     if hooked:
                         self._enqueued(task, queue, [new_id])
-                    future.set_result(Job(broker, queue, new_id))
+                    future.set_result(Job(broker, queue, new_id, self.hooks))
 
     def _answer(self, sent: _Sent, answer: Any, job_id_of: Callable[[Any, str], str]) -> None:
         """Settle one delay_async call's future with its Job, or with the error of its store."""
@@ -175,7 +175,7 @@ class Producing:
             return
         job_id = job_id_of(answer, new_id)
         self._enqueued(task, queue, [job_id])
-        future.set_result(Job(self.broker, queue, job_id))
+        future.set_result(Job(self.broker, queue, job_id, self.hooks))
 
     async def _submit_async_now(
         self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
@@ -196,7 +196,7 @@ class Producing:
                 gate=task.gate))
         self._enqueued(task, queue, [job_id])
         await self._after_submit_async(queue)
-        return Job(self.broker, queue, job_id)
+        return Job(self.broker, queue, job_id, self.hooks)
 
     async def _after_submit_async(self, queue: str) -> None:
         """The after_submit callback (eager mode's drain) in a thread: it blocks, the loop must not."""
@@ -242,7 +242,7 @@ class Producing:
             queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate))
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
         await self._after_submit_async(queue)
-        return [Job(self.broker, queue, job_id) for job_id, _, _ in jobs]
+        return [Job(self.broker, queue, job_id, self.hooks) for job_id, _, _ in jobs]
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
@@ -287,7 +287,7 @@ class Producing:
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
         if self.after_submit is not None:
             self.after_submit(queue)
-        return [Job(broker, queue, job_id) for job_id, _, _ in jobs]
+        return [Job(broker, queue, job_id, self.hooks) for job_id, _, _ in jobs]
 
     async def _register_queue_async(self, queue: str) -> None:
         if queue not in self._known_queues:

@@ -1,5 +1,5 @@
 """Helpers for users' own tests: an isolated in-memory broker, running jobs until none is left
-(with a fake clock for delays and retries), current_job() in tasks called inline, and an eager
+(with a fake clock for delays, retries and cron schedules), current_job() in tasks called inline, and an eager
 mode where .delay() runs the job before it returns. A pytest plugin offers them as fixtures
 (taskq/pytest_plugin.py)."""
 
@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from taskq.app import TaskQ
+from taskq.beat import Beat
+from taskq.broker import Broker
 from taskq.context import JobContext, running
 from taskq.context import job_context as _context_of
 from taskq.message import Message
@@ -24,25 +27,49 @@ def drain(app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int =
           timeout: float = 60.0, advance: float = 0.0) -> int:
     """Run jobs until ready, scheduled and running are all empty; return how many ran.
 
-    Scheduled jobs (delays, retry backoff) are waited for, unless `advance` is given: then the
-    clock of the queues' scheduled jobs moves forward instead, by up to `advance` seconds in
-    all, each time to the next job due (so a retry's backoff or a delay passes at once), and
-    jobs due later than that are left scheduled. Raises TimeoutError if the queues are not
-    empty after `timeout` seconds.
+    Scheduled jobs (delays, retry backoff) are waited for, unless `advance` is given: then a
+    fake clock moves forward instead, by up to `advance` seconds in all, each time to the next
+    moment something is due, so a retry's backoff or a delay passes at once and each cron tick
+    of the app's schedules in that time fires once (as `taskq beat` would) and its job runs;
+    jobs due later are left scheduled. The fake clock of an app's broker keeps its time from
+    one call to the next. Raises TimeoutError if the queues are not empty after `timeout` seconds.
     """
     if advance <= 0:
         return _run(app, queues, concurrency, timeout, wait_scheduled=True)
     ran, left_ms = 0, int(advance * 1000)
     names = list(queues or app.queues or ["default"])
-    while True:
-        ran += _run(app, names, concurrency, timeout, wait_scheduled=False)
-        dues = [due for due in (app.broker.promote(q, 0)[1] for q in names) if due is not None]
-        if not dues or min(dues) > left_ms:
-            return ran
-        step = max(1, min(dues))
-        for q in names:
-            app.broker.advance(q, step)
-        left_ms -= step
+    broker = app.broker
+    beat = Beat(app, beat_id=f"taskq.testing.drain:{uuid.uuid4().hex[:6]}") if app.schedules else None
+
+    def clock() -> int:
+        """The fake now: Redis's clock plus how far drains moved it."""
+        return broker.time_ms() + _clock_offsets.get(broker, 0)
+
+    try:
+        if beat is not None:
+            beat.step(clock())  # a new schedule starts at the fake now (its first tick is the next one)
+        while True:
+            ran += _run(app, names, concurrency, timeout, wait_scheduled=False)
+            dues = [due for due in (broker.promote(q, 0)[1] for q in names) if due is not None]
+            next_tick = None if beat is None else beat.next_tick()
+            if next_tick is not None:
+                dues.append(max(0, next_tick - clock()))
+            if not dues or min(dues) > left_ms:
+                return ran
+            step = max(1, min(dues))
+            for q in names:
+                broker.advance(q, step)
+            _clock_offsets[broker] = _clock_offsets.get(broker, 0) + step
+            left_ms -= step
+            if beat is not None:
+                beat.step(clock())  # fires the ticks the clock reached
+    finally:
+        if beat is not None:
+            broker.resign(beat.id)
+
+
+#: per broker, how far drain(advance=) moved its fake clock ahead of Redis's (cron ticks)
+_clock_offsets: weakref.WeakKeyDictionary[Broker, int] = weakref.WeakKeyDictionary()
 
 
 def _run(app: TaskQ, queues: Sequence[str] | None, concurrency: int, timeout: float, *,

@@ -3,6 +3,7 @@ and that a slow or failing hook never slows or fails a job."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -35,7 +36,33 @@ def test_hooks_see_every_kind_of_event(app: taskq.TaskQ) -> None:
         ("enqueued", "flaky", 1), ("enqueued", "flaky", 1), ("enqueued", "later", 1),
         ("started", "flaky", 1), ("succeeded", "flaky", 1),
         ("started", "flaky", 1), ("retrying", "flaky", 1), ("started", "flaky", 2), ("dead", "flaky", 2),
-    ])  # a job cancelled before it ran was never the worker's: no "cancelled" event in a worker
+        ("cancelled", "later", 1),  # by the process that cancelled it (it never reached a worker)
+    ])
+
+
+def test_a_job_cancelled_before_it_ran_gives_its_event_where_it_was_cancelled(app: taskq.TaskQ) -> None:
+    """cancel(), cancel_async(), abort() of a job not started, and app.job(id).cancel() (as the
+    CLI does): one "cancelled" event each, in the cancelling process; a second cancel gives none."""
+    seen: list[tuple[str, str, str | None]] = []
+    app.on("cancelled")(lambda e: seen.append((e.job_id, e.task, e.reason)))
+
+    @app.task
+    def later(i: int) -> None: ...
+
+    jobs = [later.options(delay=60).delay(i) for i in range(4)]
+    assert jobs[0].cancel() and not jobs[0].cancel()
+
+    async def go() -> bool:
+        done = await jobs[1].cancel_async()
+        await app.aclose()
+        return done
+
+    assert asyncio.run(go())
+    assert jobs[2].abort(by="ops")
+    assert app.job(jobs[3].id).cancel()
+    assert app.hooks.flush()
+    assert seen == [(jobs[0].id, "later", None), (jobs[1].id, "later", None), (jobs[2].id, "later", "aborted: ops"),
+                    (jobs[3].id, "later", None)]
 
 
 def test_a_running_job_cancelled_gives_a_cancelled_event(app: taskq.TaskQ) -> None:

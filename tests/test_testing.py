@@ -1,5 +1,5 @@
 """taskq.testing and the pytest plugin, as a user's test module uses them: an isolated broker,
-drain() with a fake clock for delays and retries, current_job() inline, and eager mode."""
+drain() with a fake clock for delays, retries and cron, current_job() inline, and eager mode."""
 
 from __future__ import annotations
 
@@ -42,6 +42,25 @@ def test_isolated_drain_moves_the_clock_through_backoffs_and_delays(
     assert taskq_drain(app, advance=3600) == 3  # two failures and the success, without waiting
     assert job.result(timeout=1) == "sent to ada@example.com" and sent == ["ada@example.com"]
     assert later.status() == "scheduled"  # due after the hour drain moved the clock by
+
+
+def test_drain_with_advance_fires_each_cron_tick_the_fake_clock_passes(
+        taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ], taskq_drain: Callable[..., int]) -> None:
+    """A 5-minute cron over a fake hour fires 12 times (as `taskq beat` would, each tick once),
+    between a delayed job's runs; the clock keeps its time in the next drain."""
+    cron_app = taskq_isolate(taskq.TaskQ("redis://127.0.0.1:1/0", name="cron-test"))
+    ticks: list[str] = []
+
+    @cron_app.task
+    def rollup() -> None:
+        ticks.append(taskq.current_job().id)
+
+    cron_app.schedule("rollup", rollup, cron="*/5 * * * *")
+    delayed = rollup.options(delay=1800).delay()
+    assert taskq_drain(cron_app, advance=3600) == 13  # 12 ticks and the delayed job
+    assert delayed.status() == "succeeded" and len(set(ticks)) == 13
+    assert taskq_drain(cron_app, advance=600) == 2  # the next ten minutes: two more ticks
+    assert taskq_drain(cron_app) == 0  # nothing is due without moving the clock
 
 
 def test_isolated_restores_the_app_after_the_block() -> None:
