@@ -141,9 +141,14 @@ class Producing:
                     keyed.append(((task, queue, new_id, body, priority, future), reply))
             except Exception as exc:
                 future.set_exception(exc)
-        stores = [(sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent], delay_ms=delay_ms,
-                                               at_ms=at_ms, order=order, gate=gate))
-                  for (queue, delay_ms, at_ms, order, gate), sent in groups.items()]
+        stores: list[tuple[list[_Sent], asyncio.Future[Any]]] = []
+        for (queue, delay_ms, at_ms, order, gate), sent in groups.items():
+            try:
+                stores.append((sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent],
+                                                           delay_ms=delay_ms, at_ms=at_ms, order=order, gate=gate)))
+            except Exception as exc:  # e.g. no client for this loop: every caller of the group hears it
+                for one in sent:
+                    self._answer(one, exc, _new_id)
         return self._settle_batch(keyed, stores)
 
     async def _settle_batch(self, keyed: list[tuple[_Sent, asyncio.Future[Any]]],

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import redis
-from redis_server import command_calls
+from redis_server import RedisServer, command_calls
 
 import taskq
 from taskq.testing import drain
@@ -182,3 +182,30 @@ def test_a_gather_of_mixed_calls_stores_each_as_asked(any_url: str) -> None:
     assert (d.ready, d.scheduled, d.ordered) == (7, 2, 1)  # -1, 100 (k), 0-2, 102 (k2), 5; 6 waits behind 5
     assert o.ready == 3
     assert drain(app, advance=60) == 13
+
+
+def test_calls_in_line_when_redis_dies_each_raise_cannot_reach_it() -> None:
+    """Redis gone between two gathers: every waiting call fails with the one-line error (none
+    hangs), and the next gather after Redis is back stores its jobs."""
+    server = RedisServer()
+    try:
+        app = taskq.TaskQ(server.url, timeout=1.0)
+
+        @app.task
+        def noop(i: int) -> None: ...
+
+        async def go() -> list[BaseException | object]:
+            await noop.delay_async(0)  # connected, the queue known: the calls below wait in line
+            server.kill()
+            failed = await asyncio.gather(*(noop.delay_async(i) for i in range(150)), return_exceptions=True)
+            server.start()
+            await asyncio.gather(*(noop.delay_async(i) for i in range(10)))
+            await app.aclose()
+            return failed
+
+        failed = asyncio.run(asyncio.wait_for(go(), 60))
+        assert all(isinstance(e, taskq.BrokerUnavailable) for e in failed)
+        assert all(str(e).startswith(f"cannot reach Redis at {server.url} (") for e in failed)
+        assert app.broker.depths("default").ready == 10  # the first job went with the killed server
+    finally:
+        server.stop()
