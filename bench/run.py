@@ -80,7 +80,7 @@ def measure(fw: str, n: int, repeat: int, broker: str, ledger: str, workloads: s
             runs.append(result)
         key = f"{workload}_{config}" if workload == "process" else workload
         ok = [r for r in runs if "error" not in r]
-        entry: dict[str, Any] = {"runs": runs}
+        entry: dict[str, Any] = {"runs": runs, "date": dt.date.today().isoformat()}
         if ok:
             entry.update(config=ok[0].get("config"), version=ok[0].get("version"), note=ok[0].get("note"))
             for metric in ("rate", "commands_per_job", "p50_ms", "p99_ms", "commands_per_s", "stall_ms"):
@@ -175,8 +175,10 @@ def main() -> None:
             print(f"{fw}:", file=sys.stderr)
             results[fw] = measure(fw, n, repeat, broker, ledger, set(args.workloads.split(",")))
     out = Path(args.out)
+    since = ""
     if args.merge and out.with_suffix(".json").exists():
-        previous = json.loads(out.with_suffix(".json").read_text())["results"]
+        last = json.loads(out.with_suffix(".json").read_text())
+        previous, since = last["results"], last["meta"].get("since") or last["meta"]["date"]
         merged = {fw: {**previous.get(fw, {}), **results.get(fw, {})} for fw in {**previous, **results}}
         results = {fw: merged[fw] for fw in [*FRAMEWORKS, *merged] if fw in merged}
     text = table(results)
@@ -189,6 +191,8 @@ def main() -> None:
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     meta = {"date": dt.date.today().isoformat(), "n": n, "repeat": repeat, "python": platform.python_version(),
             "redis": redis_version.removeprefix("v="), "cpus": os.cpu_count()}
+    if since and since != meta["date"]:  # merged: the oldest numbers shown are from then
+        meta["since"] = since
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
     png = out.with_suffix(".png")
@@ -196,7 +200,8 @@ def main() -> None:
     json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (results_dir / "latest.json").write_text(json_path.read_text())
     plot(results, png)
-    header = (f"Run {meta['date']}: N={n} no-op jobs, median of {repeat}, Python {meta['python']}, "
+    rerun = f" (merged: {args.workloads} of {args.only} rerun then, the rest from {since})" if meta.get("since") else ""
+    header = (f"Run {meta['date']}{rerun}: N={n} no-op jobs, median of {repeat}, Python {meta['python']}, "
               f"redis-server {meta['redis']}, {meta['cpus']} CPUs; `make bench` reproduces it.\n\n")
     block = f"{MARK_BEGIN}\n{header}{text}\n\n![throughput and latency]({png.name})\n{MARK_END}"
     doc = out.read_text() if out.exists() else f"# Benchmarks\n\n{MARK_BEGIN}\n{MARK_END}\n"

@@ -16,5 +16,5 @@ def test_bench_smoke_runs_every_workload() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     row = next(line for line in done.stdout.splitlines() if line.startswith("| taskq |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert len(cells) == 9 and "—" not in cells, row  # every workload produced a number
+    assert len(cells) == 10 and "—" not in cells, row  # every workload produced a number
     assert "error" not in done.stderr, done.stderr[-3000:]
