@@ -55,6 +55,15 @@ def test_a_job_becomes_ready_and_ends_in_one_place_only() -> None:
     assert all(pattern.search(lib) for rule, pattern in rules.items() if rule != "final status")
 
 
+def test_events_are_written_in_one_place_only() -> None:
+    """Only lib/events.lua appends to a stream; the steps of the transitions call its emit()."""
+    writers = [p.relative_to(LUA) for p in sorted(LUA.glob("*/*.lua")) if "'XADD'" in p.read_text()]
+    assert [str(p) for p in writers] == ["lib/events.lua"]
+    for step in ("lib/finish.lua", "lib/take.lua", "lib/job.lua", "ops/settle.lua", "ops/progress.lua",
+                 "ops/replay.lua", "ops/enqueue_many.lua", "ops/fetch.lua"):
+        assert "emit(" in (LUA / step).read_text(), step
+
+
 def test_key_names_agree_between_python_and_lua() -> None:
     k = Keys("ns").queue("q")
     lua = (LUA / "lib" / "keys.lua").read_text()

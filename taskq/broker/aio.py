@@ -15,7 +15,7 @@ import contextlib
 import functools
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -28,9 +28,10 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
-from taskq.broker.base import JobRecord, JobState, Status
+from taskq.broker.base import EventRecord, JobRecord, JobState, Status
 from taskq.broker.client import text
 from taskq.broker.redis import enqueued, job_state, status_of, stored
+from taskq.broker.stream import READ_COUNT, records
 from taskq.broker.urls import Kind, memory_server, parse
 
 if TYPE_CHECKING:
@@ -267,19 +268,21 @@ class AsyncBroker:
     # -- producing --------------------------------------------------------
 
     def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
-                     key: str | None, *, order: str | None, gate: str | None) -> asyncio.Future[Any]:
+                     key: str | None, *, order: str | None, gate: str | None,
+                     task: str | None = None) -> asyncio.Future[Any]:
         """enqueue() without a coroutine of its own (no max_ready): the raw reply, once the
         loop's next flush has sent it; read it with enqueued() (errors with error())."""
         keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=0,
-                                            order=order, gate=gate)
+                                            order=order, gate=gate, task=task)
         return self._here().call("enqueue", keys, args)
 
     def enqueue_many_soon(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int, at_ms: int,
-                          order: str | None, gate: str | None) -> asyncio.Future[Any]:
+                          order: str | None, gate: str | None,
+                     task: str | None = None) -> asyncio.Future[Any]:
         """One enqueue_many.lua call (at most ENQUEUE_BATCH jobs, no max_ready) the way
         enqueue_soon() sends one enqueue: the raw reply (how many were stored) once flushed."""
         keys, (args,) = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=0,
-                                                     order=order, gate=gate)
+                                                     order=order, gate=gate, task=task)
         return self._here().call("enqueue_many", keys, args)
 
     @staticmethod
@@ -293,16 +296,16 @@ class AsyncBroker:
 
     async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                       at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                      gate: str | None = None) -> str:
+                      gate: str | None = None, task: str | None = None) -> str:
         keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key,
-                                            max_ready=max_ready, order=order, gate=gate)
+                                            max_ready=max_ready, order=order, gate=gate, task=task)
         return enqueued(await self._run("enqueue", keys, args), queue, job_id, max_ready)
 
     async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                            at_ms: int = 0, max_ready: int = 0, order: str | None = None,
-                           gate: str | None = None) -> int:
+                           gate: str | None = None, task: str | None = None) -> int:
         keys, batches = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms,
-                                                     max_ready=max_ready, order=order, gate=gate)
+                                                     max_ready=max_ready, order=order, gate=gate, task=task)
         replies = await asyncio.gather(*(self._run("enqueue_many", keys, b) for b in batches))
         return stored(replies, queue, len(jobs), max_ready)
 
@@ -310,10 +313,34 @@ class AsyncBroker:
         with self._errors():
             await (await self._client()).sadd(self.sync.keys.queues, *queues)
 
+    async def set_events_max(self, queue: str, entries: int) -> None:
+        with self._errors():
+            await (await self._client()).set(self.sync.qk(queue).events_max, max(0, int(entries)))
+
     async def wait_room(self, queue: str, timeout: float) -> bool:
         with self._errors():
             return await (await self._client()).blpop([self.sync.qk(queue).room],
                                                    timeout=self.sync.conn.block(timeout)) is not None
+
+    # -- event streams (broker/stream.py) ---------------------------------
+
+    async def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
+        client = await self._client()
+        heads = {}
+        with self._errors():
+            for q in queues:  # one call per queue: on Cluster each stream is in its own slot
+                newest = await client.xrevrange(self.sync.qk(q).events, count=1)
+                heads[q] = text(newest[0][0]) if newest else "0-0"
+        return {q: h or "0-0" for q, h in heads.items()}
+
+    async def read_events(self, positions: Mapping[str, str], timeout: float,
+                          count: int = READ_COUNT) -> list[EventRecord]:
+        qk = self.sync.qk
+        client = await self._client()
+        with self._errors():
+            reply = await client.xread({qk(q).events: pos for q, pos in positions.items()}, count=count,
+                                       block=max(1, int(self.sync.conn.block(timeout) * 1000)))
+        return records(reply, {qk(q).events: q for q in positions})
 
     # -- job handles ------------------------------------------------------
 

@@ -22,6 +22,7 @@ from taskq.broker.records import (
     Delivery,
     Depths,
     Entry,
+    EventRecord,
     Fetched,
     Holds,
     JobRecord,
@@ -49,6 +50,7 @@ __all__ = [
     "Delivery",
     "Depths",
     "Entry",
+    "EventRecord",
     "Fetched",
     "Holds",
     "JobRecord",
@@ -73,14 +75,15 @@ __all__ = [
 class Producer(Protocol):
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                 at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                gate: str | None = None) -> str:
+                gate: str | None = None, task: str | None = None) -> str:
         """Store a job; return its id, or the id of the live job already holding `key`. With
         max_ready, raise QueueFull (nothing written) if the queue already holds that many ready.
         With `order` (an ordering key), the job runs after every job of that key that entered the
         queue before it has ended. `gate` names the task whose TaskLimit applies to the job."""
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
+                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None,
+                     task: str | None = None) -> int:
         """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch
         (with max_ready: one batch, refused whole with QueueFull if it would pass the limit).
         `order` and `gate` as in enqueue(), for every job of the call, which keep their order."""
@@ -158,18 +161,24 @@ class AsyncClient(AsyncHandles, Protocol):
 
     async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                       at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                      gate: str | None = None) -> str: ...
+                      gate: str | None = None, task: str | None = None) -> str: ...
     async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
                            at_ms: int = 0, max_ready: int = 0, order: str | None = None,
-                           gate: str | None = None) -> int: ...
+                           gate: str | None = None, task: str | None = None) -> int: ...
     def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
-                     key: str | None, *, order: str | None, gate: str | None) -> asyncio.Future[Any]: ...
+                     key: str | None, *, order: str | None, gate: str | None,
+                     task: str | None = None) -> asyncio.Future[Any]: ...
     def enqueue_many_soon(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int, at_ms: int,
-                          order: str | None, gate: str | None) -> asyncio.Future[Any]: ...
+                          order: str | None, gate: str | None,
+                     task: str | None = None) -> asyncio.Future[Any]: ...
     def enqueued(self, reply: Any, job_id: str) -> str: ...
     def error(self, exc: BaseException) -> BaseException: ...
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
     async def register_queues(self, queues: Sequence[str]) -> None: ...
+    async def set_events_max(self, queue: str, entries: int) -> None: ...
+    async def event_heads(self, queues: Sequence[str]) -> dict[str, str]: ...
+    async def read_events(self, positions: Mapping[str, str], timeout: float,
+                          count: int = 500) -> list[EventRecord]: ...
     async def aclose(self) -> None:
         """Close the running event loop's client."""
 
@@ -229,6 +238,26 @@ class Inspector(Protocol):
         """Delete dead jobs for good; ids that are not dead are left alone. Returns how many."""
 
 
+class Events(Protocol):
+    """Each queue's event stream: one entry per job transition, written by the transition."""
+
+    @property
+    def one_queue_per_read(self) -> bool:
+        """read_events() may name one queue only (Redis Cluster)."""
+
+    def set_events_max(self, queue: str, entries: int) -> None:
+        """About how many events the queue keeps; 0: none are written."""
+
+    def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
+        """Each queue's newest event id ("0-0" if none)."""
+
+    def read_events(self, positions: Mapping[str, str], timeout: float, count: int = 500) -> list[EventRecord]:
+        """Events after each queue's position, oldest first; blocks up to `timeout` s for one."""
+
+    def stream_length(self, queue: str) -> int:
+        ...
+
+
 class Registry(Protocol):
     def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
         """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
@@ -270,7 +299,7 @@ class Schedules(Protocol):
         """For tests: every scheduled job of the queue falls due `ms` sooner (how many moved)."""
 
 
-class Broker(Producer, Consumer, Handles, Inspector, Registry, Schedules, Protocol):
+class Broker(Producer, Consumer, Handles, Inspector, Events, Registry, Schedules, Protocol):
     """Every role: what `open_broker(url)` returns."""
 
     url: str

@@ -114,6 +114,16 @@ class QueueKeys:
         """Prefix of a task's own limit keys: :rate (sliding window), :leases (set), :held (list)."""
         return f"{self.base}:gate:{task}"
 
+    @property
+    def events(self) -> str:
+        """Stream: one entry per job transition (lua/lib/events.lua), capped near events_max."""
+        return f"{self.base}:events"
+
+    @property
+    def events_max(self) -> str:
+        """String: about how many entries the events stream keeps (absent: 10000; 0: none written)."""
+        return f"{self.base}:events:max"
+
     def wake(self, worker_id: str) -> str:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""

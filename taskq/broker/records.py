@@ -115,6 +115,9 @@ class Settlement:
     delay_ms: int = 0
     error: str = ""
     reason: str = ""
+    #: a retry's: the first line of its error ("Type: message", for its event) and its next attempt
+    summary: str = ""
+    attempt: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -256,6 +259,8 @@ class Claim:
     skip_overlap: bool = False
     #: the task's name if it has its own limits (TaskLimit), else ""
     gate: str = ""
+    #: the task's name (the job's record and events)
+    task: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -293,3 +298,26 @@ class Policy:
     dead_max: int = 10_000
     #: times a job may lose its worker before it is dead-lettered as poison
     max_lost: int = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One entry of a queue's event stream (written by the script of the transition)."""
+
+    queue: str
+    #: the entry's stream id ("<ms>-<seq>"): where a reader resumes after it
+    id: str
+    #: "enqueued" "started" "progress" "retrying" "succeeded" "dead" "cancelled"
+    kind: str
+    job_id: str
+    #: the task's name ("" if its producer did not say: a foreign producer's job)
+    task: str
+    attempt: int
+    #: the broker's clock when it happened (unix ms, from the id)
+    at_ms: int
+    error: str | None = None
+    reason: str | None = None
+    delay_ms: int | None = None
+    duration_ms: int | None = None
+    progress: float | None = None
+    text: str | None = None

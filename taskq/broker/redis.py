@@ -26,6 +26,7 @@ from taskq.broker.base import (
 )
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
+from taskq.broker.stream import Stream
 from taskq.broker.urls import Kind
 from taskq.broker.waits import SlotWaits
 from taskq.errors import QueueFull
@@ -73,7 +74,7 @@ def job_state(reply: Sequence[Any]) -> JobState:
     return JobState(status, reply[1], text(reply[2]), text(reply[3]))
 
 
-class RedisBroker(Admin):
+class RedisBroker(Admin, Stream):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:
@@ -131,36 +132,34 @@ class RedisBroker(Admin):
 
     def enqueue_call(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
                      key: str | None, *, max_ready: int, order: str | None,
-                     gate: str | None) -> tuple[list[str], tuple[Any, ...]]:
+                     gate: str | None, task: str | None = None) -> tuple[list[str], tuple[Any, ...]]:
         """The keys and arguments of one enqueue.lua call."""
         k = self.qk(queue)
         keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
-        args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority)
-        if order or gate:
-            args = (*args, max_ready, order or "", gate or "")
-        elif max_ready:
-            args = (*args, max_ready)
+        args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority,
+                                 max_ready, order or "", gate or "", task or "")
         return keys, args
 
     def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
                 at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                gate: str | None = None) -> str:
+                gate: str | None = None, task: str | None = None) -> str:
         keys, args = self.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=max_ready,
-                                       order=order, gate=gate)
+                                       order=order, gate=gate, task=task)
         return enqueued(self.conn.run("enqueue", keys, args), queue, job_id, max_ready)
 
     def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None) -> int:
+                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None,
+                     task: str | None = None) -> int:
         keys, batches = self.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=max_ready,
-                                                order=order, gate=gate)
+                                                order=order, gate=gate, task=task)
         return stored(self.conn.pipelined("enqueue_many", keys, batches), queue, len(jobs), max_ready)
 
     def enqueue_many_calls(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int,
                            at_ms: int, max_ready: int, order: str | None,
-                           gate: str | None) -> tuple[list[str], list[list[Any]]]:
+                           gate: str | None, task: str | None = None) -> tuple[list[str], list[list[Any]]]:
         """The keys and the argument lists of the enqueue_many.lua calls that store `jobs`."""
         k = self.qk(queue)
-        flow = f"{order or ''}\0{gate or ''}" if order or gate else None
+        flow = f"{order or ''}\0{gate or ''}\0{task or ''}" if order or gate or task else None
         keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
         batches: list[list[Any]] = []
         size = (len(jobs) or 1) if max_ready else ENQUEUE_BATCH  # a limit is checked for the call as a whole
@@ -271,9 +270,9 @@ class RedisBroker(Admin):
                 args.append(0)
             for o in chunk:
                 if o.kind is Outcome.OK:
-                    args += ("ok", o.id, o.token, o.result, "", "")
+                    args += ("ok", o.id, o.token, o.result)
                 elif o.kind is Outcome.RETRY:
-                    args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error)
+                    args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt)
                 else:
                     args += ("dead", o.id, o.token, o.reason, o.error, o.body)
             reply = self.conn.run("settle", base, args)

@@ -21,8 +21,8 @@ end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value), the record expires
 -- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
--- line, and a result() waiter is woken. `links` holds the job's fields dedup, waiter, order and
--- gate when the caller has read them (links_of), else nil: read here.
+-- line, a result() waiter is woken, and the event (its status, with its reason) is appended.
+-- `links` holds the job's LINKS fields when the caller has read them (links_of), else nil: read here.
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
 -- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
 -- (with the fields in `also`, a list of names), so the last holder's late calls are refused.
@@ -156,15 +156,55 @@ local function release_order(base, id, key)
     redis.call('LPOP', list)
   end
 end
-local function links_of(f, i)  -- from an HMGET whose fields i.. are dedup, waiter, order, gate
-  return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3]}
+-- The queue's event stream (docs/protocol.md §8): one entry per job transition, appended by the
+-- script that makes the transition, so an event is never missing or doubled. The stream
+-- <base>:events keeps about <base>:events:max entries (absent: 10000; 0: this queue writes
+-- none), trimmed as it grows (XADD MAXLEN ~). Its keys share the base's hash tag.
+local events_max = false  -- read once per script call
+
+-- append one event: kind, job id, task name, attempt, then `more` (a list of name, value; or nil)
+local function emit(base, kind, id, task, attempt, more)
+  if events_max == false then
+    events_max = tonumber(redis.call('GET', base .. ':events:max') or '10000') or 10000
+  end
+  if events_max <= 0 then return end
+  if more then
+    redis.call('XADD', base .. ':events', 'MAXLEN', '~', events_max, '*', 'kind', kind, 'job', id,
+      'task', task or '', 'attempt', attempt or '1', unpack(more))
+  else
+    redis.call('XADD', base .. ':events', 'MAXLEN', '~', events_max, '*', 'kind', kind, 'job', id,
+      'task', task or '', 'attempt', attempt or '1')
+  end
+end
+
+-- ms a run took, as an event field pair (nothing if it never started)
+local function ran_for(more, started_ms, now)
+  local started = tonumber(started_ms or '')
+  if started then
+    more[#more + 1] = 'duration_ms'
+    more[#more + 1] = now - started
+  end
+  return more
+end
+
+-- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms'}
+
+local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
+  return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
+    attempt = f[i + 5], started = f[i + 6]}
 end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
-  if links == nil then links = links_of(redis.call('HMGET', jk, 'dedup', 'waiter', 'order', 'gate'), 1) end
+  if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
   drop_lease(base, id, jk, gone, links.gate)
   redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
   redis.call('PEXPIRE', jk, ttl)
+  local more = {}
+  for i = 1, #fields, 2 do
+    if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
+  end
+  emit(base, status, id, links.task, links.attempt, ran_for(more, links.started, now))
   if links.dedup and redis.call('GET', links.dedup) == id then redis.call('DEL', links.dedup) end
   if links.order then release_order(base, id, links.order) end
   if links.waiter then

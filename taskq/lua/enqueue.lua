@@ -11,7 +11,8 @@
 -- ARGV: id, packed message, delay_ms, at_ms (0 = use delay), has_key ('1'/'0'), priority,
 --       and optionally: max_ready (0 or absent = no limit: the queue's ready jobs, all priorities,
 --       plus those waiting behind an ordering key), ordering key ('' or absent = none), gate (the
---       task's name if the task has its own rate_limit= or max_running=; '' or absent = none)
+--       task's name if the task has its own rate_limit= or max_running=; '' or absent = none),
+--       task name (for the job's record and its events; '' or absent = not told)
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
@@ -141,11 +142,43 @@ local function add_fields(list, name, value)
   list[#list + 1] = value
 end
 
--- create_job: a new job record (the message and the counters the other scripts rely on).
--- `extra` is a list of name, value pairs stored with it.
-local function create_job(jk, body, prio, now, extra)
+-- create_job: a new job record (the message, its task's name, and the counters the other scripts
+-- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
+-- The queue's event stream (docs/protocol.md §8): one entry per job transition, appended by the
+-- script that makes the transition, so an event is never missing or doubled. The stream
+-- <base>:events keeps about <base>:events:max entries (absent: 10000; 0: this queue writes
+-- none), trimmed as it grows (XADD MAXLEN ~). Its keys share the base's hash tag.
+local events_max = false  -- read once per script call
+
+-- append one event: kind, job id, task name, attempt, then `more` (a list of name, value; or nil)
+local function emit(base, kind, id, task, attempt, more)
+  if events_max == false then
+    events_max = tonumber(redis.call('GET', base .. ':events:max') or '10000') or 10000
+  end
+  if events_max <= 0 then return end
+  if more then
+    redis.call('XADD', base .. ':events', 'MAXLEN', '~', events_max, '*', 'kind', kind, 'job', id,
+      'task', task or '', 'attempt', attempt or '1', unpack(more))
+  else
+    redis.call('XADD', base .. ':events', 'MAXLEN', '~', events_max, '*', 'kind', kind, 'job', id,
+      'task', task or '', 'attempt', attempt or '1')
+  end
+end
+
+-- ms a run took, as an event field pair (nothing if it never started)
+local function ran_for(more, started_ms, now)
+  local started = tonumber(started_ms or '')
+  if started then
+    more[#more + 1] = 'duration_ms'
+    more[#more + 1] = now - started
+  end
+  return more
+end
+local function create_job(base, id, jk, body, prio, now, task, extra)
+  if task and task ~= '' then add_fields(extra, 'task', task) end
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, 'deliveries', 0, 'lost', 0,
     unpack(extra))
+  emit(base, 'enqueued', id, task, '1')
 end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
@@ -198,7 +231,7 @@ if order then
   if later then add_fields(extra, 'oseq', redis.call('INCR', base .. ':oseq')) end
 end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
-create_job(jk, ARGV[2], prio, now, extra)  -- one write of the record, status included
+create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')
 else

@@ -4,9 +4,12 @@ local function add_fields(list, name, value)
   list[#list + 1] = value
 end
 
--- create_job: a new job record (the message and the counters the other scripts rely on).
--- `extra` is a list of name, value pairs stored with it.
-local function create_job(jk, body, prio, now, extra)
+-- create_job: a new job record (the message, its task's name, and the counters the other scripts
+-- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
+-- @include lib/events
+local function create_job(base, id, jk, body, prio, now, task, extra)
+  if task and task ~= '' then add_fields(extra, 'task', task) end
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, 'deliveries', 0, 'lost', 0,
     unpack(extra))
+  emit(base, 'enqueued', id, task, '1')
 end

@@ -7,6 +7,10 @@
 -- @include lib/dead
 -- @include lib/room
 -- @include lib/gate
+-- @include lib/events
+
+-- what leasing reads of each job, in this order (f[1..7] below)
+local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt'}
 
 -- Who leases and under which limits, from ARGV[i..]: worker id, lease ms, suspect_lost (a job
 -- whose worker died this many times is always leased reserved, so the worker can run it alone),
@@ -25,7 +29,7 @@ local function new_taker(base, now, argv, i)
   return t, i + 7 + 4 * gates_n
 end
 
--- lease one job whose fields f = {msg, status, lost, deliveries} were read; appends it to out
+-- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now)
 local function lease_one(t, id, jk, f, g, out)
   local lost = tonumber(f[3] or '0') or 0
   local deliveries = (tonumber(f[4] or '0') or 0) + 1
@@ -34,6 +38,7 @@ local function lease_one(t, id, jk, f, g, out)
   if running then
     t.run = t.run - 1
     redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', t.now, 'deliveries', deliveries)
+    emit(t.base, 'started', id, f[6], f[7])
   else
     redis.call('HSET', jk, 'status', 'reserved', 'token', token, 'deliveries', deliveries)
     redis.call('SADD', t.reserved, id)
@@ -79,7 +84,7 @@ local function take(t, run, reserve, out)
       local back = {}  -- let go beyond what this call leases: to the front of ready, in order
       for _, id in ipairs(unpark(g or new_gate(base, task, 0, 0, 0), t.now, g and want - n or 1000, t.leases)) do
         local jk = job_key(base, id)
-        local f = redis.pcall('HMGET', jk, 'msg', 'status', 'lost', 'deliveries')
+        local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
         if not f.err and f[1] and f[2] ~= 'cancelled' then  -- a cancelled one was taken off already
           if n < want then
             lease_one(t, id, jk, f, g, out)
@@ -103,7 +108,7 @@ local function take(t, run, reserve, out)
       for _, id in ipairs(ids) do
         local jk = job_key(base, id)
         -- one read; a key that is not a hash answers with an error (no EXISTS and TYPE per job)
-        local f = redis.pcall('HMGET', jk, 'msg', 'status', 'lost', 'deliveries', 'gate')
+        local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
         local g = not f.err and f[5] and t.gates[f[5]]
         if f.err or not f[1] then
           bury_raw(base, id, f.err and 'unknown_job: ready entry whose job record is not a hash'

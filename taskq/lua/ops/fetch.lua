@@ -28,12 +28,13 @@ local pairs_n = 0
 for i = first_pair, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'status')
+  local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt')
   local ok = 0
   -- 'running' under the same token: this start ran before and its reply was lost (a retry)
   if f[1] == token and (f[2] == 'reserved' or f[2] == 'running') then
     redis.call('HSET', jk, 'status', 'running', 'started_ms', now)
     redis.call('SREM', t.reserved, id)
+    if f[2] == 'reserved' then emit(base, 'started', id, f[3], f[4]) end
     ok = 1
   end
   out[#out + 1] = ok

@@ -5,7 +5,8 @@
 --                                          fired_tick (the newest tick fired), job, by
 -- KEYS[3] <ns>:{q}:job:<id>          hash  the job record (created here when firing)
 -- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority, overlap ('skip' or absent),
---   gate (the task's name if it has its own rate_limit= or max_running=; '' or absent = none)
+--   gate (the task's name if it has its own rate_limit= or max_running=; '' or absent = none),
+--   task name (for the job's record and its events)
 --   mode 'fire':  if tick > last, enqueue the job and set last = tick; with overlap 'skip' and the
 --                 previous fired job not ended yet, set last = skipped_tick = tick without a job
 --   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
@@ -43,7 +44,7 @@ if mode == 'fire' then
     local prio = priority_of(ARGV[7])
     local extra = {'status', 'queued', 'fired_by', ARGV[4]}
     if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
-    create_job(jk, ARGV[6], prio, now, extra)
+    create_job(base, id, jk, ARGV[6], prio, now, ARGV[10], extra)
     ready(base, id, false, prio, false)
   end
   redis.call('HSET', sk, 'last', tick, 'fired_ms', now, 'fired_tick', tick, 'job', id, 'by', ARGV[4])

@@ -7,9 +7,9 @@
 -- ARGV: result ttl ms, dead ttl ms, dead max, refill (most jobs to lease as running for the
 --   slots the outcomes freed, 0: none; a worker asks when a cap holds the queue, so a freed slot
 --   is filled without another call), then if refill > 0 the taker's fields (lib/take.lua), then
---   6 per outcome:
---   'ok',    id, token, packed result, '', ''
---   'retry', id, token, packed next message, delay ms, error text
+--   per outcome, by its first value:
+--   'ok',    id, token, packed result
+--   'retry', id, token, packed next message, delay ms, error text, its first line, next attempt
 --   'dead',  id, token, reason, error text, packed message ('' = keep the stored one)
 -- Returns one code per outcome: 1 done, 0 lease lost (nothing written), 2 cancelled meanwhile
 -- (a retry of a job cancelled while it ran: it ends cancelled instead); then, with refill, the
@@ -28,35 +28,41 @@ local t, first = nil, 5
 if refill > 0 then t, first = new_taker(base, now, ARGV, 5) end
 local codes = {}
 local freed = 0
-for i = first, #ARGV, 6 do
+local STRIDE = {ok = 4, retry = 8, dead = 6}
+local i = first
+while i <= #ARGV do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'cancel', 'dedup', 'waiter', 'order', 'gate', 'priority', 'abort')
+  local f = redis.call('HMGET', jk, 'token', 'cancel', 'priority', 'abort', unpack(LINKS))
   local code = 1
   if f[1] ~= token then
     code = 0
   elseif kind == 'ok' then
-    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, links_of(f, 3))
+    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, links_of(f, 5))
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
-    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 3))
+    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 5))
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
     local fields = {'error', ARGV[i + 5]}
-    if f[8] then add_fields(fields, 'reason', 'aborted: ' .. f[8]) end
-    finish(base, id, jk, 'cancelled', now, result_ttl, fields, nil, links_of(f, 3))
+    if f[4] then add_fields(fields, 'reason', 'aborted: ' .. f[4]) end
+    finish(base, id, jk, 'cancelled', now, result_ttl, fields, nil, links_of(f, 5))
     code = 2
   else
-    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, f[6])  -- the next attempt starts over
-    redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5])
+    local links = links_of(f, 5)
+    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, links.gate)  -- the next attempt starts over
+    redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5], 'attempt', ARGV[i + 7])
     local delay = tonumber(ARGV[i + 4])
+    emit(base, 'retrying', id, links.task, links.attempt,
+      ran_for({'error', ARGV[i + 6], 'delay_ms', delay}, links.started, now))
     if delay <= 0 then
-      ready(base, id, jk, priority_of(f[7]), false)  -- it keeps its ordering key: it holds it
+      ready(base, id, jk, priority_of(f[3]), false)  -- it keeps its ordering key: it holds it
     else
       schedule(base, id, jk, now + delay, 'failed')
     end
   end
   codes[#codes + 1] = code
   if code ~= 0 then freed = freed + 1 end
+  i = i + (STRIDE[kind] or 6)
 end
 if t and freed > 0 then
   take(t, math.min(refill, freed), 0, codes)
