@@ -14,6 +14,8 @@ elif FLOW == "cap":
     app.queue("default", max_running=32)  # the fleet's total concurrency (2 workers x 16)
 elif FLOW == "ready":
     app.queue("default", max_ready=1_000_000)
+elif FLOW == "no_events":
+    app.queue("default", events=False)  # bench/events.py: the event stream's cost is "off" against this
 #: the task's own limits, for the task_rate and task_cap configurations
 LIMITS: dict[str, object] = {"task_rate": {"rate_limit": "1000000/s"}, "task_cap": {"max_running": 32}}.get(
     FLOW, {})  # type: ignore[assignment]

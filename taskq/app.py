@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.backoff import Backoff
@@ -13,12 +13,14 @@ from taskq.broker import Broker, Policy, open_broker, redact
 from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
-from taskq.flow import OnFull, QueuePolicy
+from taskq.events import JobEvent
+from taskq.flow import DEFAULT_EVENTS, OnFull, QueuePolicy
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
+from taskq.stream import Since, follow, follow_async
 from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions, check_queue
 
 P = ParamSpec("P")
@@ -143,7 +145,7 @@ class TaskQ(Producing):
 
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
               block_timeout: float = 30.0, rate_limit: str | None = None,
-              max_running: int | None = None) -> QueuePolicy:
+              max_running: int | None = None, events: bool | int = True) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -156,9 +158,12 @@ class TaskQ(Producing):
                 window lets the next one go.
             max_running: at most that many of the queue's jobs running (or prefetched) at once
                 across every worker; held by leases, so a dead worker's slots come back with them.
+            events: the queue's event stream (app.events()): True keeps about 10 000 events,
+                an int about that many, False writes none (each transition costs one XADD).
         """
         check_queue(name)
-        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running)
+        kept = DEFAULT_EVENTS if events is True else 0 if events is False else events
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept)
         self.queue_policies[name] = policy
         return policy
 
@@ -279,6 +284,26 @@ class TaskQ(Producing):
             raise JobNotFound(f"no job {job_id} in any queue ({', '.join(queues) or 'none known'}): "
                               "never enqueued, or its record expired")
         return Job(self.broker, holding[0], job_id, self.hooks)
+
+    def events(self, queues: Sequence[str] | None = None, *, since: Since = "$",
+               timeout: float | None = None) -> Iterator[JobEvent]:
+        """Follow the queues' event streams (default: every known queue): each transition of
+        each job (enqueued, started, progress, retrying, succeeded, dead, cancelled) as a
+        taskq.JobEvent, written by the script that made it, in order per queue. Blocks between
+        events without polling; ends after `timeout` seconds without one (None: never).
+
+        Args:
+            since: "$" what happens from now on, "0" the oldest event kept, an event id
+                (`event.event_id`) or a mapping queue -> event id: resume after it.
+        """
+        return follow(self.broker, list(queues or self.known_queues()), since, timeout)
+
+    def events_async(self, queues: Sequence[str] | None = None, *, since: Since = "$",
+                     timeout: float | None = None) -> AsyncIterator[JobEvent]:
+        """events() for code on an event loop: `async for event in app.events_async(...)`."""
+        broker = self.broker
+        return follow_async(broker.aio, broker.one_queue_per_read, list(queues or self.known_queues()), since,
+                            timeout)
 
     def known_queues(self) -> list[str]:
         """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""

@@ -221,6 +221,28 @@ def job(app_path: str, job_id: str, action: str | None, queue_name: str | None, 
     _echo(views.describe(app, record), as_json, render.job)
 
 
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("-q", "--queue", "queues", multiple=True, help="Follow this queue (repeatable); default every known one.")
+@click.option("--since", default="$", show_default=True,
+              help="'$' from now on, '0' from the oldest event kept, or an event id to resume after.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after this many seconds without an event.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_url_option
+def events(app_path: str, queues: tuple[str, ...], since: str, timeout: float | None, as_json: bool,
+           url: str | None) -> None:
+    """Follow the event streams: every transition of every job, as it happens, until Ctrl-C."""
+    app = _run(lambda: load_app(app_path, url))
+    names = _run(lambda: list(queues) or app.known_queues())
+    try:
+        with _one_line():
+            for event in app.events(names, since=since, timeout=timeout):
+                view = views.event_view(event)
+                click.echo(json.dumps(view, ensure_ascii=False) if as_json else render.event(view))
+    except KeyboardInterrupt:
+        return
+
+
 def _echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
     click.echo(json.dumps(data, indent=2, default=repr, ensure_ascii=False) if as_json else "\n".join(human(data)))
 

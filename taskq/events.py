@@ -24,6 +24,8 @@ class EventKind(enum.StrEnum):
     RETRYING = "retrying"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    #: a running job reported progress (in the event stream only: app.events())
+    PROGRESS = "progress"
     #: an outcome refused because the run had lost its lease (another delivery owns the job)
     LOST = "lost"
 
@@ -44,6 +46,13 @@ class JobEvent:
     reason: str | None = None
     #: seconds until the retry, for retrying
     delay_s: float | None = None
+    #: for progress: the fraction done and its text
+    progress: float | None = None
+    text: str | None = None
+    #: read from the event stream (app.events()): the entry's id, to resume after it, and when
+    #: it happened (unix ms, the broker's clock); None for a hook's event
+    event_id: str | None = None
+    at_ms: int | None = None
 
 
 Listener = Callable[[JobEvent], None]

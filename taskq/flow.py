@@ -44,6 +44,10 @@ class AsyncRoomWaiter(Protocol):
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
 
 
+#: events a queue's stream keeps by default (lua/lib/events.lua has the same default)
+DEFAULT_EVENTS = 10_000
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueuePolicy:
     """What app.queue() declared for one queue."""
@@ -58,6 +62,8 @@ class QueuePolicy:
     rate_limit: str | None = None
     #: most of the queue's jobs running (or reserved) at once across every worker (None: no cap)
     max_running: int | None = None
+    #: about how many events its stream keeps (app.events()); 0: the queue writes none
+    events: int = 10_000  # DEFAULT_EVENTS
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -73,6 +79,10 @@ class QueuePolicy:
                                              or isinstance(self.max_running, bool) or self.max_running < 1):
             raise ConfigError(f"queue {self.name!r}: max_running must be an int >= 1 or None, "
                               f"got {self.max_running!r}")
+
+        if not isinstance(self.events, int) or self.events < 0:
+            raise ConfigError(f"queue {self.name!r}: events must be True, False or an int >= 0 (entries kept), "
+                              f"got {self.events!r}")
 
     @property
     def rate(self) -> tuple[int, int] | None:

@@ -12,13 +12,13 @@ import datetime as dt
 import os
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 
 from taskq.broker import Broker
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
-from taskq.flow import QueuePolicy, with_room, with_room_async
+from taskq.flow import DEFAULT_EVENTS, QueuePolicy, with_room, with_room_async
 from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.task import TaskBase, TaskOptions
@@ -75,7 +75,7 @@ class Producing:
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
             queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-            gate=task.gate))
+            gate=task.gate, task=task.name))
         self._enqueued(task, queue, [job_id])
         if self.after_submit is not None:
             self.after_submit(queue)
@@ -124,7 +124,7 @@ class Producing:
         dedup key go out as one enqueue_many call per (queue, due time, ordering key, task gate),
         as map() sends them, keyed calls one by one. Returns what settles their futures."""
         aio = self.broker.aio
-        groups: dict[tuple[str, int, int, str | None, str | None], list[_Sent]] = {}
+        groups: dict[tuple[str, int, int, str | None, TaskBase[Any, Any]], list[_Sent]] = {}
         keyed: list[tuple[_Sent, asyncio.Future[Any]]] = []
         for task, args, kwargs, queue, priority, delay, at, key, opts, order, future in batch:
             if future.done():  # its caller was cancelled
@@ -133,19 +133,19 @@ class Producing:
                 new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
                 delay_ms, at_ms = int(delay * 1000), _at_ms(at)
                 if key is None:
-                    groups.setdefault((queue, delay_ms, at_ms, order, task.gate), []).append(
+                    groups.setdefault((queue, delay_ms, at_ms, order, task), []).append(
                         (task, queue, new_id, body, priority, future))
                 else:
                     reply = aio.enqueue_soon(queue, new_id, body, priority, delay_ms, at_ms, key, order=order,
-                                             gate=task.gate)
+                                             gate=task.gate, task=task.name)
                     keyed.append(((task, queue, new_id, body, priority, future), reply))
             except Exception as exc:
                 future.set_exception(exc)
         stores: list[tuple[list[_Sent], asyncio.Future[Any]]] = []
-        for (queue, delay_ms, at_ms, order, gate), sent in groups.items():
+        for (queue, delay_ms, at_ms, order, task), sent in groups.items():
             try:
-                stores.append((sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent],
-                                                           delay_ms=delay_ms, at_ms=at_ms, order=order, gate=gate)))
+                stores.append((sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent], delay_ms=delay_ms,
+                                                           at_ms=at_ms, order=order, gate=task.gate, task=task.name)))
             except Exception as exc:  # e.g. no client for this loop: every caller of the group hears it
                 for one in sent:
                     self._answer(one, exc, _new_id)
@@ -194,11 +194,11 @@ class Producing:
         policy = self.queue_policies.get(queue)
         if policy is None:  # the common case: no coroutine of with_room_async's per call
             job_id = await aio.enqueue(queue, new_id, body, priority, delay_ms, at_ms, key, order=ordering_key,
-                                       gate=task.gate)
+                                       gate=task.gate, task=task.name)
         else:
             job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(
                 queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-                gate=task.gate))
+                gate=task.gate, task=task.name))
         self._enqueued(task, queue, [job_id])
         await self._after_submit_async(queue)
         return Job(self.broker, queue, job_id, self.hooks)
@@ -244,7 +244,8 @@ class Producing:
         await self._register_queue_async(queue)
         delay_ms, at_ms = int(delay * 1000), _at_ms(at)
         await with_room_async(self.queue_policies.get(queue), aio, lambda limit: aio.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate))
+            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate,
+            task=task.name))
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
         await self._after_submit_async(queue)
         return [Job(self.broker, queue, job_id, self.hooks) for job_id, _, _ in jobs]
@@ -288,7 +289,7 @@ class Producing:
         gate = task.gate
         broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate))
+            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate, task=task.name))
         self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
         if self.after_submit is not None:
             self.after_submit(queue)
@@ -299,6 +300,8 @@ class Producing:
             self._known_queues.add(queue)  # now: the calls made meanwhile do not register it again
             try:
                 await self.broker.aio.register_queues([queue])
+                policy = self.queue_policies.get(queue)
+                await self.broker.aio.set_events_max(queue, DEFAULT_EVENTS if policy is None else policy.events)
             except BaseException:
                 self._known_queues.discard(queue)
                 raise
@@ -310,8 +313,17 @@ class Producing:
     def _register_queue(self, queue: str) -> None:
         """Tell Redis about a queue once per app (so `taskq status` lists it)."""
         if queue not in self._known_queues:
-            self.broker.register_queues([queue])
-            self._known_queues.add(queue)
+            self.register_queues([queue])
+
+    def register_queues(self, queues: Sequence[str]) -> None:
+        """Tell Redis about the queues (so `taskq status` lists them) and how many events each
+        keeps (app.queue(events=)); every worker does at start, a producer at its first enqueue."""
+        broker = self.broker
+        broker.register_queues(queues)
+        for queue in queues:
+            policy = self.queue_policies.get(queue)
+            broker.set_events_max(queue, DEFAULT_EVENTS if policy is None else policy.events)
+        self._known_queues.update(queues)
 
 
 def _new_id(_reply: Any, new_id: str) -> str:

@@ -117,3 +117,11 @@ def dead(rows: Sequence[DeadJob]) -> list[str]:
 def compact(value: Any) -> str:
     """A value as one line of JSON (repr for what JSON cannot show)."""
     return json.dumps(value, default=repr, ensure_ascii=False)
+
+
+def event(view: dict[str, Any]) -> str:
+    """One line per streamed event: time, kind, queue, task, job, attempt, then what it says."""
+    extra = [f"{name}={compact(view[name])}" for name in ("error", "reason", "delay_s", "duration_ms", "progress",
+                                                            "text") if name in view]
+    return "  ".join([str(view["at"]), f"{view['kind']:<9}", view["queue"], view["task"] or "?", view["job_id"],
+                      f"attempt {view['attempt']}", *extra])

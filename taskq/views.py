@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from taskq.broker.base import Broker, Depths, JobRecord, Status
 from taskq.cron import CronSpec
 from taskq.errors import JobNotFound, TaskqError
+from taskq.events import JobEvent
 from taskq.info import JobInfo
 from taskq.message import Message, unpack, unpack_value
 
@@ -293,3 +294,15 @@ def held(app: Source, queue: str, depth: Depths, now_ms: int) -> dict[str, Any]:
     by_cap = depth.ready if not by_rate and cap and depth.running + depth.reserved >= cap else 0
     return {"rate": by_rate, "cap": by_cap, "ordering_key": depth.ordered,
             "task_limits": sum(holds.by_task.values()), "by_task": holds.by_task}
+
+
+def event_view(event: JobEvent) -> dict[str, Any]:
+    """One streamed event as `taskq events` shows it (and its --json line)."""
+    view: dict[str, Any] = {"at": stamp(event.at_ms), "kind": event.kind.value, "queue": event.queue,
+                            "task": event.task, "job_id": event.job_id, "attempt": event.attempt}
+    for name in ("error", "reason", "delay_s", "duration_ms", "progress", "text"):
+        value = getattr(event, name)
+        if value is not None:
+            view[name] = value
+    view["event_id"] = event.event_id
+    return view

@@ -143,7 +143,7 @@ class Worker:
     def run(self) -> None:
         """Run until stop() is called (or, in burst mode, until the queues are empty)."""
         self.broker.ping()
-        self.broker.register_queues(self.queues)
+        self.app.register_queues(self.queues)
         self._info = {
             "host": socket.gethostname(), "pid": os.getpid(), "queues": ",".join(self.queues),
             "concurrency": self.concurrency, "processed": 0, "started_ms": int(time.time() * 1000),

@@ -50,9 +50,10 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
                         outcome.duration)
     if isinstance(outcome, execute.RetryLater):
         # a stored message may exceed a lowered limit a little: its retry still goes
-        body = message.packed(attempt=message.attempt + outcome.spend, limit=max(limit, len(d.body) + 64))
+        attempt = message.attempt + outcome.spend
+        body = message.packed(attempt=attempt, limit=max(limit, len(d.body) + 64))
         settlement = Settlement(Outcome.RETRY, d.id, d.token, body=body, delay_ms=int(outcome.delay * 1000),
-                                error=outcome.error)
+                                error=outcome.error, summary=outcome.summary or "", attempt=attempt)
         return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
                         outcome.delay)
     settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)

@@ -83,7 +83,7 @@ class Supervisor:
     def run(self) -> int:
         """Supervise until stop(); return the exit code (0 graceful, 1 after kill())."""
         self.app.broker.ping()
-        self.app.broker.register_queues(self.queues)
+        self.app.register_queues(self.queues)
         log.info("supervisor started", pid=os.getpid(), processes=self.processes, queues=self.queues,
                  url=redact(self.app.url), version=VERSION)
         try:
