@@ -191,8 +191,9 @@ def main() -> None:
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     meta = {"date": dt.date.today().isoformat(), "n": n, "repeat": repeat, "python": platform.python_version(),
             "redis": redis_version.removeprefix("v="), "cpus": os.cpu_count()}
-    if since and since != meta["date"]:  # merged: the oldest numbers shown are from then
+    if since:  # merged: the oldest numbers shown are from then
         meta["since"] = since
+        meta["rerun"] = f"{args.workloads} of {args.only}, median of {repeat}"
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
     png = out.with_suffix(".png")
@@ -200,8 +201,9 @@ def main() -> None:
     json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (results_dir / "latest.json").write_text(json_path.read_text())
     plot(results, png)
-    rerun = f" (merged: {args.workloads} of {args.only} rerun then, the rest from {since})" if meta.get("since") else ""
-    header = (f"Run {meta['date']}{rerun}: N={n} no-op jobs, median of {repeat}, Python {meta['python']}, "
+    rerun = f" (merged: {meta['rerun']}, rerun then; the rest from the run of {since})" if since else ""
+    medians = "" if since else f", median of {repeat}"
+    header = (f"Run {meta['date']}{rerun}: N={n} no-op jobs{medians}, Python {meta['python']}, "
               f"redis-server {meta['redis']}, {meta['cpus']} CPUs; `make bench` reproduces it.\n\n")
     block = f"{MARK_BEGIN}\n{header}{text}\n\n![throughput and latency]({png.name})\n{MARK_END}"
     doc = out.read_text() if out.exists() else f"# Benchmarks\n\n{MARK_BEGIN}\n{MARK_END}\n"
