@@ -29,7 +29,8 @@ from taskq.broker.keys import Keys, QueueKeys
 
 #: fields of a job hash read by job() (HMGET, so a huge result is read only when asked for)
 _FIELDS = ("status", "msg", "priority", "enqueued_ms", "started_ms", "finished_ms", "deliveries", "lost",
-           "token", "result", "error", "reason", "progress", "progress_text", "progress_ms", "cancel", "fired_by")
+           "token", "result", "error", "reason", "progress", "progress_text", "progress_ms", "cancel", "fired_by",
+           "place")
 
 
 def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | None:
@@ -55,7 +56,7 @@ def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | No
         finished_ms=integer(f["finished_ms"]), deliveries=integer(f["deliveries"]) or 0,
         lost=integer(f["lost"]) or 0, worker=token.rsplit(":", 1)[0] if token else None, result=f["result"],
         error=text(f["error"]), reason=text(f["reason"]), progress=progress,
-        cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]),
+        cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]), place=text(f["place"]),
         raw_status=raw_status if status is None else None,
     )
 

@@ -21,9 +21,11 @@ from taskq.broker.records import (
     ClaimResult,
     Delivery,
     Depths,
+    EndedStep,
     Entry,
     EventRecord,
     Fetched,
+    FlowStep,
     Holds,
     JobRecord,
     JobState,
@@ -49,8 +51,10 @@ __all__ = [
     "ClaimResult",
     "Delivery",
     "Depths",
+    "EndedStep",
     "Entry",
     "EventRecord",
+    "FlowStep",
     "Fetched",
     "Holds",
     "JobRecord",
@@ -258,6 +262,27 @@ class Events(Protocol):
         ...
 
 
+class Workflows(Protocol):
+    """Workflow steps (taskq/workflow.py): stored up front, continued through each queue's outbox."""
+
+    def stage(self, queue: str, steps: Sequence[FlowStep]) -> int:
+        """Store steps of one queue: ready if they have no parents, else waiting. How many were new."""
+
+    def ended_steps(self, queue: str, ids: Sequence[str] = (), n: int = 100,
+                    min_age_ms: int = 0) -> list[EndedStep]:
+        """The steps named in the queue's outbox (or its oldest n at least min_age_ms old), with
+        what their successors need."""
+
+    def arrive(self, queue: str, job_id: str, k: int, ok: bool, payload: bytes | str) -> int:
+        """Tell a step its parent k succeeded (packed result) or failed (reason); a steps.Arrival code."""
+
+    def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
+        """Remove the outbox entries of steps whose successors were told (unless one ended again)."""
+
+    def step_inputs(self, queue: str, job_id: str, parents: int) -> list[bytes] | None:
+        """The packed results of a step's parents in order; None unless all succeeded."""
+
+
 class Registry(Protocol):
     def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
         """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
@@ -299,7 +324,7 @@ class Schedules(Protocol):
         """For tests: every scheduled job of the queue falls due `ms` sooner (how many moved)."""
 
 
-class Broker(Producer, Consumer, Handles, Inspector, Events, Registry, Schedules, Protocol):
+class Broker(Producer, Consumer, Handles, Inspector, Events, Workflows, Registry, Schedules, Protocol):
     """Every role: what `open_broker(url)` returns."""
 
     url: str

@@ -124,6 +124,11 @@ class QueueKeys:
         """String: about how many entries the events stream keeps (absent: 10000; 0: none written)."""
         return f"{self.base}:events:max"
 
+    @property
+    def outbox(self) -> str:
+        """List: ids of workflow steps that ended with successors still to tell (lib/finish.lua)."""
+        return f"{self.base}:outbox"
+
     def wake(self, worker_id: str) -> str:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""

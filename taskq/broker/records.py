@@ -23,12 +23,14 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    #: a workflow step whose parents have not all succeeded yet (in no list; taskq/workflow.py)
+    WAITING = "waiting"
 
 
 #: statuses a job never leaves by itself
 TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 #: statuses in which cancel() stops a job before it ever starts
-CANCELLABLE = frozenset({Status.QUEUED, Status.SCHEDULED, Status.FAILED, Status.RESERVED})
+CANCELLABLE = frozenset({Status.QUEUED, Status.SCHEDULED, Status.FAILED, Status.RESERVED, Status.WAITING})
 
 
 class Settled(enum.IntEnum):
@@ -165,6 +167,8 @@ class JobRecord:
     progress: Progress | None = None
     cancel_requested: bool = False
     fired_by: str | None = None
+    #: a workflow step's place: "<flow id> <step> <steps>" (taskq/workflow.py), else None
+    place: str | None = None
     #: a status that is not one of taskq's (a foreign writer's), kept as text
     raw_status: str | None = None
 
@@ -298,6 +302,8 @@ class Policy:
     dead_max: int = 10_000
     #: times a job may lose its worker before it is dead-lettered as poison
     max_lost: int = 5
+    #: ms a workflow step waits for its parents before its record expires (refreshed by each)
+    flow_ttl_ms: int = 7 * 86_400_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -321,3 +327,36 @@ class EventRecord:
     duration_ms: int | None = None
     progress: float | None = None
     text: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlowStep:
+    """One step of a workflow as stage() stores it (ops/stage.lua)."""
+
+    id: str
+    message: bytes
+    priority: int
+    task: str
+    #: the task's name if it has its own limits (lib/gate.lua), else ""
+    gate: str
+    #: parents to hear from before it is ready (0: ready at once)
+    parents: int
+    #: successors to tell when it ends ("<queue>:<id>:<k>" separated by spaces), else ""
+    children: str
+    #: "<flow id> <step> <steps>"
+    place: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndedStep:
+    """A workflow step in its queue's outbox: it ended and its successors are to be told."""
+
+    id: str
+    #: its outbox entry's score (when it ended), as Redis wrote it: outbox_done() compares it
+    score: str
+    #: None if its record is gone (the entry is stale)
+    status: Status | None
+    result: bytes | None
+    children: str
+    task: str
+    reason: str | None

@@ -26,6 +26,7 @@ from taskq.broker.base import (
 )
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
+from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
 from taskq.broker.urls import Kind
 from taskq.broker.waits import SlotWaits
@@ -74,7 +75,7 @@ def job_state(reply: Sequence[Any]) -> JobState:
     return JobState(status, reply[1], text(reply[2]), text(reply[3]))
 
 
-class RedisBroker(Admin, Stream):
+class RedisBroker(Admin, Stream, Steps):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:

@@ -1,8 +1,9 @@
 #!lua flags=allow-oom
 -- GENERATED from taskq/lua/ops/cancel.lua and the taskq/lua/lib/ files it includes:
 -- edit those, then run `make lua`.
--- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry)
--- and reserved (prefetched, not started) jobs end cancelled and never start; a running one
+-- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry),
+-- reserved (prefetched, not started) and waiting (a workflow step whose parents have not all
+-- ended) jobs end cancelled and never start; a running one
 -- finishes its attempt but is never retried. Foreign producers may call this script
 -- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
 -- allow-oom: it ends a job, which frees memory.
@@ -21,7 +22,9 @@ end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value), the record expires
 -- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
--- line, a result() waiter is woken, and the event (its status, with its reason) is appended.
+-- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
+-- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
+-- dying right after cannot lose their continuation (taskq/worker/continuer.py drains it).
 -- `links` holds the job's LINKS fields when the caller has read them (links_of), else nil: read here.
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
 -- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
@@ -188,11 +191,11 @@ local function ran_for(more, started_ms, now)
 end
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7]}
 end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
@@ -212,6 +215,7 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     redis.call('RPUSH', done, '1')
     redis.call('PEXPIRE', done, ttl)
   end
+  if links.children then redis.call('ZADD', base .. ':outbox', now, id) end
 end
 -- A task's own limits (rate_limit= and max_running= on @app.task), checked as fetch leases its
 -- jobs (they carry the field gate = the task's name). A job over its task's limit is parked: it
@@ -315,7 +319,8 @@ if status == 'running' then
   if note then redis.call('HSET', jk, 'abort', note) end
   return status
 end
-if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved' then
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved'
+    and status ~= 'waiting' then
   return status
 end
 redis.call('ZREM', KEYS[2], id)

@@ -1,6 +1,7 @@
 #!lua flags=allow-oom
--- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry)
--- and reserved (prefetched, not started) jobs end cancelled and never start; a running one
+-- cancel: stop a job that has not finished. Queued, scheduled, failed (waiting for its retry),
+-- reserved (prefetched, not started) and waiting (a workflow step whose parents have not all
+-- ended) jobs end cancelled and never start; a running one
 -- finishes its attempt but is never retried. Foreign producers may call this script
 -- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
 -- allow-oom: it ends a job, which frees memory.
@@ -27,7 +28,8 @@ if status == 'running' then
   if note then redis.call('HSET', jk, 'abort', note) end
   return status
 end
-if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved' then
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and status ~= 'reserved'
+    and status ~= 'waiting' then
   return status
 end
 redis.call('ZREM', KEYS[2], id)

@@ -1,0 +1,90 @@
+"""Workflow steps on Redis (taskq/workflow.py builds them, taskq/worker/continuer.py continues
+them): a mixin of RedisBroker. Each call touches one queue's slot; a flow whose steps live in
+several slots is continued step by step through each queue's outbox (lib/finish.lua), so none
+needs a cross-slot script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from taskq.broker.client import Connection, text
+from taskq.broker.keys import QueueKeys
+from taskq.broker.records import EndedStep, FlowStep, Policy, Status
+
+#: steps one stage() script call stores at most
+STAGE_BATCH = 500
+
+
+class Arrival:
+    """What arrive() did to a step (ops/arrive.lua's reply codes)."""
+
+    HEARD_BEFORE = 0
+    NOTED = 1
+    ENDED = 2  #: it ended (a parent failed) and has successors: they are in its outbox now
+    READY = 3
+
+
+class Steps:
+    """The workflow role; mixed into RedisBroker, which provides these attributes."""
+
+    conn: Connection
+    policy: Policy
+
+    def qk(self, queue: str) -> QueueKeys:
+        raise NotImplementedError
+
+    def stage(self, queue: str, steps: Sequence[FlowStep]) -> int:
+        """Store a workflow's steps of one queue (ready at once if they have no parents, else
+        waiting); steps stored before are left as they are. Returns how many were new."""
+        base = self.qk(queue).base
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
+        for i in range(0, len(steps), STAGE_BATCH):
+            args: list[Any] = [self.policy.flow_ttl_ms]
+            for s in steps[i:i + STAGE_BATCH]:
+                args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, s.children, s.place]
+            calls.append(("stage", [base], args))
+        return sum(int(n) for n in self.conn.run_many(calls))
+
+    def ended_steps(self, queue: str, ids: Sequence[str] = (), n: int = 100,
+                    min_age_ms: int = 0) -> list[EndedStep]:
+        """The steps named that are in the queue's outbox, or (no ids) its oldest n entries at
+        least min_age_ms old, with what their successors need."""
+        reply = self.conn.run("outbox", [self.qk(queue).base], ["read", min_age_ms, n, *ids])
+        out = []
+        for i in range(0, len(reply), 7):
+            raw = text(reply[i + 2])
+            try:
+                status: Status | None = Status(raw) if raw else None
+            except ValueError:
+                status = None
+            out.append(EndedStep(text(reply[i]) or "", text(reply[i + 1]) or "", status, reply[i + 3] or None,
+                                 text(reply[i + 4]) or "", text(reply[i + 5]) or "", text(reply[i + 6])))
+        return out
+
+    def arrive(self, queue: str, job_id: str, k: int, ok: bool, payload: bytes | str) -> int:
+        """Tell step `job_id` that its parent number k (from 1) succeeded with the packed result
+        `payload`, or failed with the reason `payload`; an Arrival code."""
+        p = self.policy
+        return int(self.conn.run("arrive", [self.qk(queue).base], [
+            job_id, k, "ok" if ok else "failed", payload, p.flow_ttl_ms, p.result_ttl_ms, p.dead_ttl_ms,
+            p.dead_max]))
+
+    def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
+        """Take steps whose successors were all told off the queue's outbox, unless one ended
+        again since it was read. Returns how many left."""
+        if not steps:
+            return 0
+        args: list[Any] = ["done"]
+        for step in steps:
+            args += [step.id, step.score]
+        return int(self.conn.run("outbox", [self.qk(queue).base], args))
+
+    def step_inputs(self, queue: str, job_id: str, parents: int) -> list[bytes] | None:
+        """The packed results a step's parents gave it, in order; None unless every one succeeded."""
+        with self.conn.errors():
+            got = self.conn.client.hmget(self.qk(queue).job(job_id), *(f"in:{k}" for k in range(1, parents + 1)))
+        if any(v is None or v[:1] != b"+" for v in got):
+            return None
+        return [bytes(v[1:]) for v in got]
