@@ -27,6 +27,11 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@app.task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
 @app.task(queue="emails", retries=5, backoff=taskq.Backoff(base=1, factor=2, max=60), timeout=30)
 def send_email(to: str, subject: str) -> str:
     return f"sent {subject!r} to {to}"

@@ -35,6 +35,7 @@ from taskq.job import Job, Status
 from taskq.schedule import Schedule
 from taskq.task import AsyncTask, Task, TaskCall
 from taskq.worker import VERSION, Worker
+from taskq.workflow import Chain, Chord, Group, GroupJob, Signature, chain, chord, group
 
 __version__ = VERSION
 
@@ -49,7 +50,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Aborted", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
-    "BrokerUnavailable", "ConfigError", "EnqueueError", "EventKind", "Job", "JobCancelled", "JobContext",
+    "BrokerUnavailable", "Chain", "Chord", "ConfigError", "EnqueueError", "EventKind", "Group", "GroupJob", "Job",
+    "JobCancelled", "JobContext", "Signature", "chain", "chord", "group",
     "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject",
     "ResultTimeout", "Retry", "Schedule", "SerializationError", "Status", "Task", "TaskCall", "TaskFailed",
     "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "__version__", "current_job",

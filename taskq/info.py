@@ -45,6 +45,10 @@ class JobInfo:
     priority: int = 0
     cancel_requested: bool = False
     raw_status: str | None = None
+    #: a workflow step's flow id, and its place in the flow (step of steps, from 1)
+    flow: str | None = None
+    step: int | None = None
+    steps: int | None = None
 
     @classmethod
     def of(cls, record: JobRecord, limit: int = MAX_MESSAGE_BYTES) -> JobInfo:
@@ -57,8 +61,17 @@ class JobInfo:
         else:
             task, attempt, max_attempts = message.task, message.attempt, message.max_attempts
         p = record.progress
+        flow, step, steps = _place(record.place)
         return cls(record.id, record.queue, record.status, task, attempt, max_attempts,
                    None if p is None else p.fraction, None if p is None else p.text, record.error, record.reason,
                    record.worker, instant(record.enqueued_ms), instant(record.started_ms),
                    instant(record.finished_ms), record.deliveries, record.lost, record.priority,
-                   record.cancel_requested, record.raw_status)
+                   record.cancel_requested, record.raw_status, flow, step, steps)
+
+
+def _place(place: str | None) -> tuple[str | None, int | None, int | None]:
+    """(flow id, step, steps) of a record's place field ("<flow id> <step> <steps>")."""
+    parts = (place or "").split()
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None, None, None
+    return parts[0], int(parts[1]), int(parts[2])

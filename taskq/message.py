@@ -41,6 +41,9 @@ class Message:
     backoff: tuple[float, float, float, bool] | None = None
     #: the producer's trace context (W3C headers such as traceparent), or None (taskq.otel)
     trace: dict[str, str] | None = None
+    #: a workflow step's (flow id, inputs, parents, has successors): inputs "one" puts its one
+    #: parent's result first in args, "all" the list of its parents' results, "" nothing
+    flow: tuple[str, str, int, bool] | None = None
 
     def packed(self, *, attempt: int, limit: int = MAX_MESSAGE_BYTES) -> bytes:
         """The same call as wire bytes, at another attempt (a retry: attempt + 1; a replay: 1).
@@ -48,14 +51,14 @@ class Message:
         m = self
         return encode(id=m.id, task=m.task, queue=m.queue, args=m.args, kwargs=m.kwargs, attempt=attempt,
                       max_attempts=m.max_attempts, enqueued_at=m.enqueued_at, priority=m.priority,
-                      timeout=m.timeout, key=m.key, backoff=m.backoff, trace=m.trace, limit=limit)
+                      timeout=m.timeout, key=m.key, backoff=m.backoff, trace=m.trace, limit=limit, flow=m.flow)
 
 
 def encode(
     *, id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int,
     max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
     backoff: tuple[float, float, float, bool] | None = None, limit: int = MAX_MESSAGE_BYTES,
-    trace: dict[str, str] | None = None,
+    trace: dict[str, str] | None = None, flow: tuple[str, str, int, bool] | None = None,
 ) -> bytes:
     """The wire bytes of a call, without building a Message first (the enqueue hot path);
     raise SerializationError or MessageTooLarge on bad input. New calls are encoded by
@@ -72,6 +75,8 @@ def encode(
         out["backoff"] = list(backoff)
     if trace:
         out["trace"] = trace
+    if flow is not None:
+        out["flow"] = list(flow)
     try:
         data: bytes = packer().pack(out)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -160,6 +165,12 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
     if trace is not None and not (isinstance(trace, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
         raise MessageInvalid("bad_field", "field 'trace' must be a map of strings")
+    flow = raw.get("flow")
+    if flow is not None:
+        if not (isinstance(flow, list) and len(flow) == 4 and isinstance(flow[0], str)
+                and flow[1] in ("", "one", "all") and _is_int(flow[2]) and isinstance(flow[3], bool)):
+            raise MessageInvalid("bad_field", "field 'flow' must be [flow id, '' | 'one' | 'all', parents, bool]")
+        flow = (flow[0], flow[1], flow[2], flow[3])
     return Message(
         id=raw["id"],
         task=raw["task"],
@@ -174,6 +185,7 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         key=key,
         backoff=backoff,
         trace=trace,
+        flow=flow,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 
 from taskq.broker import Broker
+from taskq.broker.base import TERMINAL, FlowStep
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
 from taskq.flow import DEFAULT_EVENTS, QueuePolicy, with_room, with_room_async
@@ -216,6 +217,36 @@ class Producing:
         trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)
         return new_id, task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
                                     key=key, limit=self.max_message_bytes, opts=opts, trace=trace)
+
+    def new_flow_id(self) -> str:
+        return new_job_id()
+
+    def job_handle(self, queue: str, job_id: str) -> Job[Any]:
+        return Job(self.broker, queue, job_id, self.hooks)
+
+    def submit_steps(self, steps: Sequence[tuple[str, FlowStep]], tasks: Sequence[TaskBase[Any, Any]]) -> None:
+        """Store a workflow's steps (taskq/workflow.py): those waiting for parents first, queue by
+        queue, then the first steps, so no step can end before its successors exist."""
+        for queue in {q for q, _ in steps}:
+            self._register_queue(queue)
+        for first in (False, True):
+            by_queue: dict[str, list[FlowStep]] = {}
+            for queue, step in steps:
+                if (step.parents == 0) is first:
+                    by_queue.setdefault(queue, []).append(step)
+            for queue, batch in by_queue.items():
+                self.broker.stage(queue, batch)
+        for (queue, step), task in zip(steps, tasks, strict=True):
+            if step.parents == 0:
+                self._enqueued(task, queue, [step.id])
+        if self.after_submit is not None:  # eager mode: run the flow's queues until every step ended
+            queues = list(dict.fromkeys(q for q, _ in steps))
+            for _ in range(len(steps)):
+                for queue in queues:
+                    self.after_submit(queue)
+                states = [self.broker.state(q, step.id) for q, step in steps]
+                if all(s is None or s.status in TERMINAL for s in states):
+                    break
 
     def _enqueued(self, task: TaskBase[Any, Any], queue: str, job_ids: Iterable[str]) -> None:
         """The "enqueued" hooks of new jobs."""

@@ -83,6 +83,9 @@ def job(view: dict[str, Any]) -> list[str]:
     """The human form of views.describe(): one `name: value` line per field, then the traceback."""
     lines = [f"{'id':<10} {view['id']}", f"{'queue':<10} {view['queue']}", f"{'task':<10} {view['task']}",
              f"{'status':<10} {view['status']}"]
+    if view.get("flow"):
+        f = view["flow"]
+        lines.append(f"{'flow':<10} {f['id']} step {f['step']} of {f['steps']}")
     if view.get("attempt") is not None:
         lines.append(f"{'attempt':<10} {view['attempt']} of {view['max_attempts']}")
     if view.get("message_error"):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
+from taskq.broker.base import FlowStep
 from taskq.errors import ConfigError, EnqueueError
 from taskq.flow import parse_rate
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
+from taskq.workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,6 +127,20 @@ class Producer(Protocol):
         """submit_many() on the running event loop."""
         ...
 
+    max_message_bytes: int
+
+    def new_flow_id(self) -> str:
+        """A new workflow's id (its steps' job ids are `<id>-<n>`)."""
+        ...
+
+    def submit_steps(self, steps: Sequence[tuple[str, FlowStep]], tasks: Sequence[TaskBase[Any, Any]]) -> None:
+        """Store a workflow's (queue, step)s, the waiting ones first (taskq/workflow.py)."""
+        ...
+
+    def job_handle(self, queue: str, job_id: str) -> Job[Any]:
+        """A Job for an id in a queue."""
+        ...
+
 
 class TaskBase(Generic[P, R]):
     """What sync and async tasks share: name, options, enqueueing."""
@@ -146,7 +162,8 @@ class TaskBase(Generic[P, R]):
 
     def message(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, queue: str, priority: int,
                 enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES,
-                opts: TaskOptions | None = None, trace: dict[str, str] | None = None) -> bytes:
+                opts: TaskOptions | None = None, trace: dict[str, str] | None = None,
+                flow: tuple[str, str, int, bool] | None = None) -> bytes:
         """The wire bytes of one call of this task (with per-call `opts`, else the task's): the
         one place a call becomes a message. Raises SerializationError or MessageTooLarge first."""
         o = opts or self.opts
@@ -154,7 +171,7 @@ class TaskBase(Generic[P, R]):
         backoff = None if o is self.opts or b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
         return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
                       max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
-                      timeout=o.timeout, key=key, backoff=backoff, limit=limit, trace=trace)
+                      timeout=o.timeout, key=key, backoff=backoff, limit=limit, trace=trace, flow=flow)
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
@@ -174,6 +191,11 @@ class TaskBase(Generic[P, R]):
     def map(self, items: Iterable[Any]) -> list[Job[R]]:
         """Enqueue one job per item, called with the item as its one argument, in batches."""
         return self.options().map(items)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """This call as a workflow step (taskq.chain, group, chord); in a flow the parents'
+        results come before `args`."""
+        return self._defaults.s(*args, **kwargs)
 
     def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, Job[R]]:
         """delay() for code on an event loop: never blocks it; concurrent calls share round trips.
@@ -278,6 +300,10 @@ class TaskCall(Generic[P, R]):
             delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
         )
         return cast(Job[R], job)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """This call, with these options, as a workflow step (taskq.chain, group, chord)."""
+        return Signature(self, args, dict(kwargs))
 
     def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, Job[R]]:
         """delay() for code on an event loop: the same checks and errors, without blocking it."""

@@ -122,6 +122,8 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
     out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),
                finished=stamp(record.finished_ms), reason=info.reason, error=info.error,
                worker=info.worker, deliveries=info.deliveries, lost=info.lost)
+    if info.flow is not None:
+        out["flow"] = {"id": info.flow, "step": info.step, "steps": info.steps}
     if record.result is not None:
         try:
             out["result"] = unpack_value(record.result)
@@ -195,7 +197,12 @@ def dead_record(app: Source, job_id: str, queue: str | None) -> JobRecord:
 
 
 def replay(app: Source, record: JobRecord) -> bool:
-    """Put a dead job back on its ready list with attempts reset; False if it is not dead."""
+    """Put a dead job back on its ready list with attempts reset; False if it is not dead. A
+    workflow step ended by a failure upstream is not replayed: it resumes by itself once the step
+    its reason names is replayed and succeeds (taskq/workflow.py)."""
+    if record.reason and record.reason.startswith("upstream_failed:"):
+        raise TaskqError(f"job {record.id} waits for its workflow's failed step: replay that one "
+                         f"({record.reason.removeprefix('upstream_failed: ')}) and this one resumes")
     limit = max(app.max_message_bytes, len(record.message) + 64)
     return app.broker.replay(record.queue, record.id, message_of(app, record).packed(attempt=1, limit=limit))
 

@@ -31,6 +31,7 @@ from taskq.message import Message, unpack
 from taskq.outage import Outage
 from taskq.task import TaskBase
 from taskq.worker import intake as intake_mod
+from taskq.worker.continuer import Continuer, with_inputs
 from taskq.worker.intake import Intake
 from taskq.worker.leases import Leases
 from taskq.worker.pool import Pool
@@ -112,8 +113,9 @@ class Worker:
             self.events.add(metrics.observe)
         self.metrics = metrics
         self.outage = Outage(log, worker=self.id)
+        self.continuer = Continuer(self.broker, self.queues)
         self.leases = Leases(self.broker, self.queues, self.id, lease=app.lease, outage=self.outage,
-                             on_lost=self._lost, on_abort=self._abort)
+                             on_lost=self._lost, on_abort=self._abort, sweep=self.continuer.sweep)
         #: (queue, id) of running jobs whose abort was asked (current_job().abort_requested)
         self._aborting: set[tuple[str, str]] = set()
         self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency,
@@ -126,7 +128,7 @@ class Worker:
         self.intake.limits = task_limits(app.tasks.values())
         self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
                                on_recorded=self._recorded, after_batch=self._publish,
-                               refill=self.intake.refill, on_refill=self._refilled)
+                               refill=self.intake.refill, on_refill=self._refilled, continues=self._continue)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter, app.hooks.middleware)
         self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
@@ -275,6 +277,12 @@ class Worker:
         try:
             message = unpack(delivery.body, self.app.max_message_bytes)
             task = self.app.get_task(message.task)
+            if message.flow is not None and message.flow[1]:  # a workflow step: its parents' results first
+                message = with_inputs(self.broker, delivery.queue, message)
+        except BrokerError:  # its parents' results could not be read: it goes back, unblamed
+            self.intake.ended(delivery)
+            self._give_back([delivery])
+            return
         except Exception as exc:  # anything undecodable is dead-lettered, never fatal to the worker
             if isinstance(exc, MessageInvalid):
                 reason = str(exc)
@@ -289,6 +297,13 @@ class Worker:
         if delivery.lost >= intake_mod.SUSPECT_LOST and self.concurrency > 1:
             log.warning("running a suspect job alone", job_id=delivery.id, queue=delivery.queue, lost=delivery.lost)
         self.pool.submit(delivery, message, task)
+
+    def _continue(self, queue: str, ids: list[str]) -> None:
+        """Tell the successors of workflow steps that just ended; a sweep does it if this fails."""
+        try:
+            self.continuer.deliver(queue, ids)
+        except BrokerError as exc:
+            log.warning("could not continue workflow steps; a sweep will", queue=queue, error=str(exc))
 
     def _give_back(self, deliveries: list[Delivery]) -> int:
         """Release jobs this worker holds but will not run (no attempt, no blame)."""

@@ -28,8 +28,11 @@ class LeaseBroker(Consumer, Registry, Protocol):
 class Leases:
     def __init__(self, broker: LeaseBroker, queues: Sequence[str], worker_id: str, *, lease: float,
                  outage: Outage, on_lost: Callable[[list[Delivery]], None],
-                 on_abort: Callable[[list[Delivery]], None] = lambda d: None) -> None:
+                 on_abort: Callable[[list[Delivery]], None] = lambda d: None,
+                 sweep: Callable[[], object] = lambda: None) -> None:
         self.broker = broker
+        #: called after each recovery (the workflow outboxes' sweep: taskq/worker/continuer.py)
+        self.sweep = sweep
         self.queues = list(queues)
         self.worker_id = worker_id
         self.lease = lease
@@ -139,6 +142,7 @@ class Leases:
             try:
                 self.renew()
                 self.recover()
+                self.sweep()
                 heartbeat()
                 self.outage.ok("leases")
             except BrokerError as exc:

@@ -40,14 +40,17 @@ class Finished:
     delay: float | None = None
     #: set once Redis has it, so a batch tried again after an outage skips it
     recorded: bool = False
+    #: a workflow step with successors: once it ends, the settler tells them (continuer.py)
+    continues: bool = False
 
 
 def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, limit: int) -> Finished:
     """The outcome of a run as what to record (a retry carries its next attempt's message)."""
     d = delivery
+    continues = message.flow is not None and message.flow[3]
     if isinstance(outcome, execute.Succeeded):  # the common case first, positional: this runs per job
         return Finished(d, message.task, message.attempt, Settlement(Outcome.OK, d.id, d.token, outcome.result),
-                        outcome.duration)
+                        outcome.duration, continues=continues)
     if isinstance(outcome, execute.RetryLater):
         # a stored message may exceed a lowered limit a little: its retry still goes
         attempt = message.attempt + outcome.spend
@@ -57,7 +60,7 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
         return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
                         outcome.delay)
     settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)
-    return Finished(d, message.task, message.attempt, settlement, outcome.duration)
+    return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues)
 
 
 def undeliverable(delivery: Delivery, reason: str) -> Finished:
@@ -94,8 +97,10 @@ class Settler:
     def __init__(self, broker: Consumer, events: Emitter, outage: Outage, *, busy: Callable[[], bool],
                  on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool],
                  refill: Callable[[str, int], Refill | None] = lambda q, n: None,
-                 on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None) -> None:
+                 on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None,
+                 continues: Callable[[str, list[str]], None] = lambda q, ids: None) -> None:
         self.broker = broker
+        self.continues = continues
         self.refill = refill
         self.on_refill = on_refill
         self.events = events
@@ -179,9 +184,15 @@ class Settler:
                 results = self.broker.settle(q, [f.settlement for f in items])
             else:
                 results, leased = self.broker.settle_and_lease(q, [f.settlement for f in items], refill)
+            ended: list[str] = []
             for f, result in zip(items, results, strict=True):
                 f.recorded = True
                 self._emit(f, result)
+                if f.continues and result is not Settled.LOST and (
+                        f.settlement.kind is not Outcome.RETRY or result is Settled.CANCELLED):
+                    ended.append(f.settlement.id)
+            if ended:  # before on_recorded: a burst worker must see the successors it made ready
+                self.continues(q, ended)
             self.on_recorded(items)
             if leased:
                 self.on_refill(leased, sent)

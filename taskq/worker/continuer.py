@@ -1,0 +1,89 @@
+"""Continuer: tells the successors of workflow steps that ended (taskq/workflow.py).
+
+A step that ends is in its queue's outbox from the script of its end on (lib/finish.lua). The
+worker that settled it tells each successor at once (`deliver`, from the settler); every worker
+also sweeps the outboxes of its queues now and then (`sweep`, from the lease keeper), for what
+a worker that died half-way left. Telling twice is harmless: ops/arrive.lua keeps what each
+parent said, so a successor becomes ready exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import structlog
+
+from taskq.broker.base import EndedStep, Status, Workflows
+from taskq.broker.steps import Arrival
+from taskq.errors import MessageInvalid
+from taskq.message import Message, unpack_value
+
+log = structlog.get_logger("taskq.worker")
+
+#: ms an outbox entry waits before a sweep takes it (the worker that ended the step tells at once)
+SWEEP_AGE_MS = 2000
+#: outbox entries one sweep of a queue takes at most
+SWEEP_BATCH = 200
+
+
+def upstream_reason(step: EndedStep) -> str:
+    """What a failed step says to its successors: the reason it got from upstream, if it was
+    ended by a failure further up, else its own task and id."""
+    if step.reason and step.reason.startswith("upstream_failed:"):
+        return step.reason
+    return f"upstream_failed: {step.task} {step.id}"
+
+
+class Continuer:
+    def __init__(self, broker: Workflows, queues: Sequence[str]) -> None:
+        self.broker = broker
+        self.queues = list(queues)
+
+    def deliver(self, queue: str, ids: Sequence[str]) -> None:
+        """Tell the successors of these steps of one queue, which just ended."""
+        self._tell(queue, self.broker.ended_steps(queue, ids))
+
+    def sweep(self) -> int:
+        """Tell what older outbox entries of the worker's queues still owe; how many steps."""
+        told = 0
+        for queue in self.queues:
+            while True:
+                steps = self.broker.ended_steps(queue, (), SWEEP_BATCH, SWEEP_AGE_MS)
+                if steps:
+                    log.info("continuing workflow steps left in the outbox", queue=queue, steps=len(steps))
+                    self._tell(queue, steps)
+                    told += len(steps)
+                if len(steps) < SWEEP_BATCH:
+                    break
+        return told
+
+    def _tell(self, queue: str, steps: Sequence[EndedStep]) -> None:
+        """Each step's outcome to each successor, then the steps leave the outbox; a successor
+        that ended in turn (a failure passing down the flow) is told about next."""
+        pending = [(queue, list(steps))]
+        while pending:
+            q, batch = pending.pop()
+            for step in batch:
+                if step.status not in (Status.SUCCEEDED, Status.DEAD, Status.CANCELLED):
+                    continue  # gone, or replayed since: its next end tells its successors
+                ok = step.status is Status.SUCCEEDED
+                payload: bytes | str = (step.result or b"\xc0") if ok else upstream_reason(step)  # \xc0: nil
+                for child in step.children.split():
+                    child_queue, child_id, k = child.split(":")
+                    if self.broker.arrive(child_queue, child_id, int(k), ok, payload) == Arrival.ENDED:
+                        pending.append((child_queue, self.broker.ended_steps(child_queue, [child_id])))
+            self.broker.outbox_done(q, batch)
+
+
+def with_inputs(broker: Workflows, queue: str, message: Message) -> Message:
+    """A step's message with its parents' results put first in its args ("one": the result,
+    "all": their list), as the run and a retry see it. MessageInvalid if one is missing."""
+    assert message.flow is not None
+    flow_id, inputs, parents, successors = message.flow
+    packed = broker.step_inputs(queue, message.id, parents)
+    if packed is None:
+        raise MessageInvalid("upstream_missing", "a parent's result is gone (expired, or it never succeeded)")
+    values = [unpack_value(p) for p in packed]
+    first = values[0] if inputs == "one" else values
+    return dataclasses.replace(message, args=(first, *message.args), flow=(flow_id, "", parents, successors))
