@@ -27,9 +27,31 @@ def noop(i: int) -> None:
 
 
 def enqueue(n: int) -> None:
-    """n jobs; with "order", over 100 ordering keys (one map() per key, so each key's jobs are in line)."""
+    """n jobs; with "order", over 100 ordering keys (one map() per key, so each key's jobs are in
+    line); with "group", "chord" or "chain" (bench/workflows.py), as flows of 100, 100 and 10 jobs."""
+    if FLOW in WORKFLOWS:
+        WORKFLOWS[FLOW](n)
+        return
     if FLOW != "order":
         noop.map(range(n))
         return
     for key in range(100):
         noop.options(ordering_key=f"k{key}").map(range(key, n, 100))
+
+
+def _groups(n: int) -> None:
+    for start in range(0, n, 100):
+        taskq.group(noop.s(i) for i in range(start, start + 100)).delay()
+
+
+def _chords(n: int) -> None:  # 99 members and the callback
+    for start in range(0, n, 100):
+        taskq.chord(taskq.group(noop.s(i) for i in range(start, start + 99)), noop.s()).delay()
+
+
+def _chains(n: int) -> None:  # 10 steps one after the other
+    for start in range(0, n, 10):
+        taskq.chain(noop.s(start), *(noop.s() for _ in range(9))).delay()
+
+
+WORKFLOWS = {"group": _groups, "chord": _chords, "chain": _chains}
