@@ -44,6 +44,8 @@ class Message:
     #: a workflow step's (flow id, inputs, parents, has successors): inputs "one" puts its one
     #: parent's result first in args, "all" the list of its parents' results, "" nothing
     flow: tuple[str, str, int, bool] | None = None
+    #: a workflow step's parents' results, in order (added by Redis when the step became ready)
+    inputs: tuple[Any, ...] | None = None
 
     def packed(self, *, attempt: int, limit: int = MAX_MESSAGE_BYTES) -> bytes:
         """The same call as wire bytes, at another attempt (a retry: attempt + 1; a replay: 1).
@@ -51,7 +53,8 @@ class Message:
         m = self
         return encode(id=m.id, task=m.task, queue=m.queue, args=m.args, kwargs=m.kwargs, attempt=attempt,
                       max_attempts=m.max_attempts, enqueued_at=m.enqueued_at, priority=m.priority,
-                      timeout=m.timeout, key=m.key, backoff=m.backoff, trace=m.trace, limit=limit, flow=m.flow)
+                      timeout=m.timeout, key=m.key, backoff=m.backoff, trace=m.trace, limit=limit, flow=m.flow,
+                      inputs=m.inputs)
 
 
 def encode(
@@ -59,6 +62,7 @@ def encode(
     max_attempts: int, enqueued_at: float, priority: int, timeout: float | None, key: str | None,
     backoff: tuple[float, float, float, bool] | None = None, limit: int = MAX_MESSAGE_BYTES,
     trace: dict[str, str] | None = None, flow: tuple[str, str, int, bool] | None = None,
+    inputs: tuple[Any, ...] | None = None,
 ) -> bytes:
     """The wire bytes of a call, without building a Message first (the enqueue hot path);
     raise SerializationError or MessageTooLarge on bad input. New calls are encoded by
@@ -77,6 +81,8 @@ def encode(
         out["trace"] = trace
     if flow is not None:
         out["flow"] = list(flow)
+    if inputs is not None:
+        out["inputs"] = list(inputs)
     try:
         data: bytes = packer().pack(out)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -171,6 +177,9 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
                 and flow[1] in ("", "one", "all") and _is_int(flow[2]) and isinstance(flow[3], bool)):
             raise MessageInvalid("bad_field", "field 'flow' must be [flow id, '' | 'one' | 'all', parents, bool]")
         flow = (flow[0], flow[1], flow[2], flow[3])
+    inputs = raw.get("inputs")
+    if inputs is not None and not isinstance(inputs, list):
+        raise MessageInvalid("bad_field", "field 'inputs' must be an array")
     return Message(
         id=raw["id"],
         task=raw["task"],
@@ -186,6 +195,7 @@ def unpack(data: bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         backoff=backoff,
         trace=trace,
         flow=flow,
+        inputs=None if inputs is None else tuple(inputs),
     )
 
 

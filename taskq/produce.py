@@ -225,17 +225,17 @@ class Producing:
         return Job(self.broker, queue, job_id, self.hooks)
 
     def submit_steps(self, steps: Sequence[tuple[str, FlowStep]], tasks: Sequence[TaskBase[Any, Any]]) -> None:
-        """Store a workflow's steps (taskq/workflow.py): those waiting for parents first, queue by
-        queue, then the first steps, so no step can end before its successors exist."""
+        """Store a workflow's steps (taskq/workflow.py): those waiting for parents first, then the
+        first steps, so no step can end before its successors exist."""
         for queue in {q for q, _ in steps}:
             self._register_queue(queue)
-        for first in (False, True):
-            by_queue: dict[str, list[FlowStep]] = {}
-            for queue, step in steps:
-                if (step.parents == 0) is first:
-                    by_queue.setdefault(queue, []).append(step)
-            for queue, batch in by_queue.items():
-                self.broker.stage(queue, batch)
+        waiting = [s for s in steps if s[1].parents]
+        first = [s for s in steps if not s[1].parents]
+        if len({q for q, _ in steps}) == 1:
+            self.broker.stage(waiting + first)  # one script call stores them in this order
+        else:  # one slot at a time: every successor is stored before any first step
+            self.broker.stage(waiting)
+            self.broker.stage(first)
         for (queue, step), task in zip(steps, tasks, strict=True):
             if step.parents == 0:
                 self._enqueued(task, queue, [step.id])

@@ -265,22 +265,21 @@ class Events(Protocol):
 class Workflows(Protocol):
     """Workflow steps (taskq/workflow.py): stored up front, continued through each queue's outbox."""
 
-    def stage(self, queue: str, steps: Sequence[FlowStep]) -> int:
-        """Store steps of one queue: ready if they have no parents, else waiting. How many were new."""
+    def stage(self, steps: Sequence[tuple[str, FlowStep]]) -> int:
+        """Store (queue, step)s, in order per queue: ready if they have no parents, else waiting.
+        How many were new."""
 
     def ended_steps(self, queue: str, ids: Sequence[str] = (), n: int = 100,
                     min_age_ms: int = 0) -> list[EndedStep]:
         """The steps named in the queue's outbox (or its oldest n at least min_age_ms old), with
         what their successors need."""
 
-    def arrive(self, queue: str, job_id: str, k: int, ok: bool, payload: bytes | str) -> int:
-        """Tell a step its parent k succeeded (packed result) or failed (reason); a steps.Arrival code."""
+    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
+        """Tell steps (queue, id) that their parent k succeeded (ok, packed result) or failed (reason);
+        a steps.Arrival code each."""
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Remove the outbox entries of steps whose successors were told (unless one ended again)."""
-
-    def step_inputs(self, queue: str, job_id: str, parents: int) -> list[bytes] | None:
-        """The packed results of a step's parents in order; None unless all succeeded."""
 
 
 class Registry(Protocol):

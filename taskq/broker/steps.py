@@ -35,16 +35,20 @@ class Steps:
     def qk(self, queue: str) -> QueueKeys:
         raise NotImplementedError
 
-    def stage(self, queue: str, steps: Sequence[FlowStep]) -> int:
-        """Store a workflow's steps of one queue (ready at once if they have no parents, else
-        waiting); steps stored before are left as they are. Returns how many were new."""
-        base = self.qk(queue).base
+    def stage(self, steps: Sequence[tuple[str, FlowStep]]) -> int:
+        """Store (queue, step)s of a workflow, one pipeline for all, in order within each queue
+        (ready at once if they have no parents, else waiting); steps stored before are left as
+        they are. Returns how many were new."""
+        by_queue: dict[str, list[FlowStep]] = {}
+        for queue, step in steps:
+            by_queue.setdefault(queue, []).append(step)
         calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
-        for i in range(0, len(steps), STAGE_BATCH):
-            args: list[Any] = [self.policy.flow_ttl_ms]
-            for s in steps[i:i + STAGE_BATCH]:
-                args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, s.children, s.place]
-            calls.append(("stage", [base], args))
+        for queue, batch in by_queue.items():
+            for i in range(0, len(batch), STAGE_BATCH):
+                args: list[Any] = [self.policy.flow_ttl_ms]
+                for s in batch[i:i + STAGE_BATCH]:
+                    args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, s.children, s.place]
+                calls.append(("stage", [self.qk(queue).base], args))
         return sum(int(n) for n in self.conn.run_many(calls))
 
     def ended_steps(self, queue: str, ids: Sequence[str] = (), n: int = 100,
@@ -63,13 +67,17 @@ class Steps:
                                  text(reply[i + 4]) or "", text(reply[i + 5]) or "", text(reply[i + 6])))
         return out
 
-    def arrive(self, queue: str, job_id: str, k: int, ok: bool, payload: bytes | str) -> int:
-        """Tell step `job_id` that its parent number k (from 1) succeeded with the packed result
-        `payload`, or failed with the reason `payload`; an Arrival code."""
+    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
+        """Tell steps what a parent said, one pipeline for all: (queue, step id, k, ok, payload)
+        each: parent number k (from 1) succeeded with the packed result `payload`, or failed with
+        the reason `payload`. An Arrival code per arrival."""
+        if not arrivals:
+            return []
         p = self.policy
-        return int(self.conn.run("arrive", [self.qk(queue).base], [
-            job_id, k, "ok" if ok else "failed", payload, p.flow_ttl_ms, p.result_ttl_ms, p.dead_ttl_ms,
-            p.dead_max]))
+        return [int(code) for code in self.conn.run_many([
+            ("arrive", [self.qk(queue).base], [job_id, k, "ok" if ok else "failed", payload, p.flow_ttl_ms,
+                                               p.result_ttl_ms, p.dead_ttl_ms, p.dead_max])
+            for queue, job_id, k, ok, payload in arrivals])]
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Take steps whose successors were all told off the queue's outbox, unless one ended
@@ -80,11 +88,3 @@ class Steps:
         for step in steps:
             args += [step.id, step.score]
         return int(self.conn.run("outbox", [self.qk(queue).base], args))
-
-    def step_inputs(self, queue: str, job_id: str, parents: int) -> list[bytes] | None:
-        """The packed results a step's parents gave it, in order; None unless every one succeeded."""
-        with self.conn.errors():
-            got = self.conn.client.hmget(self.qk(queue).job(job_id), *(f"in:{k}" for k in range(1, parents + 1)))
-        if any(v is None or v[:1] != b"+" for v in got):
-            return None
-        return [bytes(v[1:]) for v in got]

@@ -278,11 +278,7 @@ class Worker:
             message = unpack(delivery.body, self.app.max_message_bytes)
             task = self.app.get_task(message.task)
             if message.flow is not None and message.flow[1]:  # a workflow step: its parents' results first
-                message = with_inputs(self.broker, delivery.queue, message)
-        except BrokerError:  # its parents' results could not be read: it goes back, unblamed
-            self.intake.ended(delivery)
-            self._give_back([delivery])
-            return
+                message = with_inputs(message)
         except Exception as exc:  # anything undecodable is dead-lettered, never fatal to the worker
             if isinstance(exc, MessageInvalid):
                 reason = str(exc)

@@ -17,7 +17,7 @@ import structlog
 from taskq.broker.base import EndedStep, Status, Workflows
 from taskq.broker.steps import Arrival
 from taskq.errors import MessageInvalid
-from taskq.message import Message, unpack_value
+from taskq.message import Message
 
 log = structlog.get_logger("taskq.worker")
 
@@ -64,6 +64,7 @@ class Continuer:
         pending = [(queue, list(steps))]
         while pending:
             q, batch = pending.pop()
+            arrivals: list[tuple[str, str, int, bool, bytes | str]] = []
             for step in batch:
                 if step.status not in (Status.SUCCEEDED, Status.DEAD, Status.CANCELLED):
                     continue  # gone, or replayed since: its next end tells its successors
@@ -71,19 +72,23 @@ class Continuer:
                 payload: bytes | str = (step.result or b"\xc0") if ok else upstream_reason(step)  # \xc0: nil
                 for child in step.children.split():
                     child_queue, child_id, k = child.split(":")
-                    if self.broker.arrive(child_queue, child_id, int(k), ok, payload) == Arrival.ENDED:
-                        pending.append((child_queue, self.broker.ended_steps(child_queue, [child_id])))
+                    arrivals.append((child_queue, child_id, int(k), ok, payload))
+            ended: dict[str, list[str]] = {}
+            for (child_queue, child_id, *_), code in zip(arrivals, self.broker.arrive(arrivals), strict=True):
+                if code == Arrival.ENDED:  # a failure passing down the flow: its successors next
+                    ended.setdefault(child_queue, []).append(child_id)
+            pending += [(cq, self.broker.ended_steps(cq, ids)) for cq, ids in ended.items()]
             self.broker.outbox_done(q, batch)
 
 
-def with_inputs(broker: Workflows, queue: str, message: Message) -> Message:
+def with_inputs(message: Message) -> Message:
     """A step's message with its parents' results put first in its args ("one": the result,
-    "all": their list), as the run and a retry see it. MessageInvalid if one is missing."""
+    "all": their list), as the run and a retry see it. MessageInvalid if they are missing."""
     assert message.flow is not None
     flow_id, inputs, parents, successors = message.flow
-    packed = broker.step_inputs(queue, message.id, parents)
-    if packed is None:
-        raise MessageInvalid("upstream_missing", "a parent's result is gone (expired, or it never succeeded)")
-    values = [unpack_value(p) for p in packed]
-    first = values[0] if inputs == "one" else values
-    return dataclasses.replace(message, args=(first, *message.args), flow=(flow_id, "", parents, successors))
+    if message.inputs is None or len(message.inputs) != parents:
+        raise MessageInvalid("upstream_missing", "the message lacks its parents' results (it was not made "
+                             "ready by its workflow)")
+    first = message.inputs[0] if inputs == "one" else list(message.inputs)
+    return dataclasses.replace(message, args=(first, *message.args), flow=(flow_id, "", parents, successors),
+                               inputs=None)
