@@ -6,12 +6,10 @@ import contextlib
 import importlib
 import json
 import os
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import Any, cast
 
 import click
@@ -19,6 +17,7 @@ import click
 from taskq import render, views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
+from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, serve_metrics
 from taskq.errors import ConfigError, TaskqError
 from taskq.log import configure
 from taskq.worker.options import WorkerOptions
@@ -71,7 +70,7 @@ def main() -> None:
     """taskq: distributed tasks on Redis."""
 
 
-@main.command()
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @WorkerOptions.click_options
 @_url_option
@@ -95,9 +94,9 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
         from taskq import metrics
 
         registry, counters = metrics.worker_registry(app, list(opts.queues) or app.queues or ["default"])
-        _serve(registry, opts.metrics_port, opts.metrics_host)
+        serve_metrics(registry, opts.metrics_port, opts.metrics_host)
     w = _run(lambda: opts.worker(app, counters))
-    _on_stop_signals(w.stop)
+    on_stop_signals(w.stop)
     _run(w.run)
 
 
@@ -111,11 +110,11 @@ def _supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) 
         from taskq import metrics
 
         fleet = metrics.Fleet(app, consumed)
-        _serve(fleet.registry, opts.metrics_port, opts.metrics_host)
+        serve_metrics(fleet.registry, opts.metrics_port, opts.metrics_host)
     sup = Supervisor(app, lambda child_id: opts.child_argv(app_path, os.getpid(), child_id), opts.processes,
                      consumed, grace=opts.grace, env=fleet.child_env() if fleet else None,
                      on_child_exit=fleet.child_exited if fleet else None)
-    _on_stop_signals(sup.stop, sup.kill)
+    on_stop_signals(sup.stop, sup.kill)
     try:
         return int(_run(sup.run))
     finally:
@@ -123,36 +122,7 @@ def _supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) 
             fleet.close()
 
 
-def _serve(registry: Any, port: int, host: str) -> None:
-    from taskq import metrics
-
-    try:
-        metrics.serve(registry, port, host)
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
-
-
-def _on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None = None) -> None:
-    """First SIGTERM/SIGINT stops gracefully; a second one exits at once (leases bring jobs back)."""
-    seen: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if seen and kill is not None:
-            click.echo("taskq: second signal, killing the worker processes now", err=True)
-            kill()
-            return
-        if seen:
-            click.echo("taskq: second signal, exiting now; unfinished jobs return when their leases lapse",
-                       err=True)
-            os._exit(1)
-        seen.append(signum)
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-@main.command()
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.option("--lease", default=LEASE, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds the leader lease lasts; another beat takes over this long after the leader dies.")
@@ -167,12 +137,12 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
     if metrics_port is not None:
         from taskq import metrics
 
-        _serve(metrics.beat_registry(b, app), metrics_port, metrics_host)
-    _on_stop_signals(b.stop)
+        serve_metrics(metrics.beat_registry(b, app), metrics_port, metrics_host)
+    on_stop_signals(b.stop)
     _run(b.run)
 
 
-@main.command()
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
@@ -198,7 +168,7 @@ def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str 
             click.echo("")
 
 
-@main.command()
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.argument("job_id", metavar="ID")
 @click.argument("action", required=False, type=click.Choice(["cancel", "abort"]))
@@ -221,7 +191,7 @@ def job(app_path: str, job_id: str, action: str | None, queue_name: str | None, 
     _echo(views.describe(app, record), as_json, render.job)
 
 
-@main.command()
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.option("-q", "--queue", "queues", multiple=True, help="Follow this queue (repeatable); default every known one.")
 @click.option("--since", default="$", show_default=True,
@@ -247,7 +217,7 @@ def _echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
     click.echo(json.dumps(data, indent=2, default=repr, ensure_ascii=False) if as_json else "\n".join(human(data)))
 
 
-@main.group()
+@main.group(cls=AppGroup)
 @click.argument("app_path", metavar="APP")
 @click.pass_context
 def dlq(ctx: click.Context, app_path: str) -> None:
@@ -255,7 +225,7 @@ def dlq(ctx: click.Context, app_path: str) -> None:
     ctx.obj = app_path
 
 
-def _dlq_app(ctx: click.Context, url: str | None) -> TaskQ:
+def _group_app(ctx: click.Context, url: str | None) -> TaskQ:
     return cast(TaskQ, _run(lambda: load_app(ctx.obj, url)))
 
 
@@ -267,7 +237,7 @@ def _dlq_app(ctx: click.Context, url: str | None) -> TaskQ:
 @click.pass_context
 def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bool, url: str | None) -> None:
     """Dead jobs, newest first: id, queue, task, attempts, dead since, reason."""
-    app = _dlq_app(ctx, url)
+    app = _group_app(ctx, url)
     rows = _run(lambda: views.dead_jobs(app, views.check_queue(app, queue_name), limit))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
@@ -283,7 +253,7 @@ def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bo
 @click.pass_context
 def dlq_show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
     """One dead job with its arguments and full traceback."""
-    app = _dlq_app(ctx, url)
+    app = _group_app(ctx, url)
     record = _run(lambda: views.dead_record(app, job_id, queue_name))
     _echo(views.describe(app, record), as_json, render.job)
 
@@ -298,7 +268,7 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
     """Put dead jobs back on their ready list with their attempts reset."""
     if bool(job_id) == every:
         raise click.UsageError("give exactly one of --id ID or --all")
-    app = _dlq_app(ctx, url)
+    app = _group_app(ctx, url)
     if job_id:
         record = _run(lambda: views.dead_record(app, job_id, queue_name))
         if not _run(lambda: views.replay(app, record)):
@@ -336,7 +306,7 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
         raise click.UsageError("give exactly one of --id ID or --all --yes")
     if every and not yes:
         raise click.UsageError("--all deletes every dead job for good; add --yes to confirm")
-    app = _dlq_app(ctx, url)
+    app = _group_app(ctx, url)
     if job_id:
         record = _run(lambda: views.dead_record(app, job_id, queue_name))
         _run(lambda: views.purge(app, record))
@@ -347,7 +317,62 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
     click.echo(f"purged {done} job(s)")
 
 
-@main.command()
+@main.group(cls=AppGroup)
+@click.argument("app_path", metavar="APP")
+@click.pass_context
+def queue(ctx: click.Context, app_path: str) -> None:
+    """The app's queues: list them, pause or resume one for every worker, purge one."""
+    ctx.obj = app_path
+
+
+@queue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@_url_option
+@click.pass_context
+def queue_list(ctx: click.Context, as_json: bool, url: str | None) -> None:
+    """Every known queue: its depths and whether it is paused."""
+    app = _group_app(ctx, url)
+    _echo(_run(lambda: views.queue_list(app)), as_json, render.queues)
+
+
+@queue.command("pause")
+@click.argument("name", metavar="Q")
+@_url_option
+@click.pass_context
+def queue_pause(ctx: click.Context, name: str, url: str | None) -> None:
+    """Stop every worker leasing jobs from Q (jobs still enter it; running ones finish)."""
+    app = _group_app(ctx, url)
+    changed = _run(lambda: views.pause(app, name, True))
+    click.echo(f"paused {name}" if changed else f"{name} was paused already")
+
+
+@queue.command("resume")
+@click.argument("name", metavar="Q")
+@_url_option
+@click.pass_context
+def queue_resume(ctx: click.Context, name: str, url: str | None) -> None:
+    """Let workers lease jobs from Q again (an idle one wakes at once)."""
+    app = _group_app(ctx, url)
+    changed = _run(lambda: views.pause(app, name, False))
+    click.echo(f"resumed {name}" if changed else f"{name} was not paused")
+
+
+@queue.command("purge")
+@click.argument("name", metavar="Q")
+@click.option("--yes", is_flag=True, help="Really cancel them.")
+@_url_option
+@click.pass_context
+def queue_purge(ctx: click.Context, name: str, yes: bool, url: str | None) -> None:
+    """Cancel every job of Q that has not started (ready, held by limits, scheduled, waiting for
+    a retry); running jobs are left. Needs --yes."""
+    if not yes:
+        raise click.UsageError(f"this cancels every job of {name!r} not started yet: add --yes")
+    app = _group_app(ctx, url)
+    done = _run(lambda: views.empty(app, name, f"taskq queue purge on {socket.gethostname()}"))
+    click.echo(f"cancelled {done} job(s) of {name}")
+
+
+@main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.argument("task_name", metavar="TASK")
 @click.option("--args", "args_json", default="[]", help="JSON list of positional arguments.")
@@ -358,22 +383,11 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
 def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, delay: float,
             queue_name: str | None, url: str | None) -> None:
     """Enqueue one call of TASK and print its job id."""
-    args, kwargs = _json_arg(args_json, "--args", list), _json_arg(kwargs_json, "--kwargs", dict)
+    args, kwargs = json_arg(args_json, "--args", list), json_arg(kwargs_json, "--kwargs", dict)
     app = _run(lambda: load_app(app_path, url))
     task = _run(lambda: app.get_task(task_name))
     job = _run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
     click.echo(job.id)
-
-
-def _json_arg(text: str, option: str, kind: type) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint=f"'{option}'") from None
-    if not isinstance(value, kind):
-        raise click.BadParameter(f"must be a JSON {'list' if kind is list else 'object'}, got {text!r}",
-                                 param_hint=f"'{option}'")
-    return value
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def status(data: dict[str, Any]) -> list[str]:
              f"{'oldest ready':>13}"]
     for q, d in data["queues"].items():
         lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['reserved']:>9} {d['running']:>8} "
-                     f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}")
+                     f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}{'  paused' if d.get('paused') else ''}")
     if data.get("limits") or data.get("task_limits"):
         lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items()),
                   *(f"limits of task {t}: {limit}" for t, limit in data.get("task_limits", {}).items())]
@@ -105,6 +105,16 @@ def job(view: dict[str, Any]) -> list[str]:
         lines.append(f"{'reason':<10} {view['reason']}")
     if view.get("error"):
         lines += ["error:", *("  " + line for line in view["error"].rstrip().splitlines())]
+    return lines
+
+
+def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq queue list`: one line per queue."""
+    width = max([len("queue"), *(len(r["queue"]) for r in rows)])
+    lines = [f"{'queue':<{width}} {'ready':>8} {'scheduled':>10} {'reserved':>9} {'running':>8} {'dead':>8}  state"]
+    for r in rows:
+        lines.append(f"{r['queue']:<{width}} {r['ready']:>8} {r['scheduled']:>10} {r['reserved']:>9} "
+                     f"{r['running']:>8} {r['dead']:>8}  {'paused' if r['paused'] else 'active'}")
     return lines
 
 

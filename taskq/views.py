@@ -259,12 +259,13 @@ def snapshot(app: Source) -> dict[str, Any]:
         })
     depths = {}
     running = []
+    paused = broker.paused(app.known_queues())
     for q in app.known_queues():
         oldest = broker.oldest_ready_ms(q)
         depth = broker.depths(q)
         depths[q] = {**depth.as_dict(),
                      "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3),
-                     "held_by": held(app, q, depth, now)}
+                     "held_by": held(app, q, depth, now), "paused": q in paused}
         leased = broker.running(q, RUNNING_SHOWN)
         for record in broker.jobs(q, [e.id for e in leased]):
             if record is None or record.status is not Status.RUNNING:
@@ -313,3 +314,22 @@ def event_view(event: JobEvent) -> dict[str, Any]:
             view[name] = value
     view["event_id"] = event.event_id
     return view
+
+
+def queue_list(app: Source) -> list[dict[str, Any]]:
+    """`taskq queue list`: each known queue's depths and whether it is paused."""
+    queues = app.known_queues()
+    paused = app.broker.paused(queues)
+    return [{"queue": q, **app.broker.depths(q).as_dict(), "paused": q in paused} for q in queues]
+
+
+def pause(app: Source, queue: str, paused: bool) -> bool:
+    """Pause (or resume) a known queue for every worker; whether that changed it."""
+    check_queue(app, queue)
+    return app.broker.pause(queue, paused)
+
+
+def empty(app: Source, queue: str, by: str) -> int:
+    """Cancel every job of a known queue that has not started; how many."""
+    check_queue(app, queue)
+    return app.broker.empty(queue, f"purged: {by}")

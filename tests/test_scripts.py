@@ -27,7 +27,8 @@ def test_scripts_carry_the_oom_shebang() -> None:
     # only scripts that free memory or touch no new data may run at maxmemory (and the beat
     # leader lease and worker heartbeats, small keys, so a full Redis does not make them lapse)
     allow_oom = {n for n in scripts.NAMES if "allow-oom" in scripts.source(n).splitlines()[0]}
-    assert allow_oom == {"settle", "renew", "recover", "cancel", "watch", "leader", "heartbeat", "purge", "outbox"}
+    assert allow_oom == {"settle", "renew", "recover", "cancel", "watch", "leader", "heartbeat", "purge", "outbox",
+                         "empty", "pause"}
 
 
 def test_the_public_scripts_are_their_sources_with_includes_written_out() -> None:

@@ -148,6 +148,24 @@ class Admin:
     def purge(self, queue: str, job_ids: Sequence[str]) -> int:
         return int(self.conn.run("purge", [self.qk(queue).base], list(job_ids)))
 
+    def pause(self, queue: str, paused: bool = True) -> bool:
+        return bool(self.conn.run("pause", [self.qk(queue).base], ["1" if paused else "0"]))
+
+    def paused(self, queues: Sequence[str]) -> set[str]:
+        with self.conn.errors():
+            pipe = self.conn.client.pipeline(transaction=False)
+            for q in queues:
+                pipe.exists(self.qk(q).paused)
+            return {q for q, on in zip(queues, pipe.execute() if queues else [], strict=True) if on}
+
+    def empty(self, queue: str, reason: str, batch: int = 1000) -> int:
+        cancelled = 0
+        while True:
+            n, taken = self.conn.run("empty", [self.qk(queue).base], [self.policy.result_ttl_ms, batch, reason])
+            cancelled += int(n)
+            if int(taken) == 0:
+                return cancelled
+
     # -- workers ----------------------------------------------------------
 
     def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:

@@ -241,6 +241,16 @@ class Inspector(Protocol):
     def purge(self, queue: str, job_ids: Sequence[str]) -> int:
         """Delete dead jobs for good; ids that are not dead are left alone. Returns how many."""
 
+    def pause(self, queue: str, paused: bool = True) -> bool:
+        """Stop (or, paused=False, start again) leasing from a queue for every worker; whether
+        that changed it."""
+
+    def paused(self, queues: Sequence[str]) -> set[str]:
+        """Which of these queues are paused."""
+
+    def empty(self, queue: str, reason: str, batch: int = 1000) -> int:
+        """Cancel every job of the queue not started (ready, held, scheduled); how many."""
+
 
 class Events(Protocol):
     """Each queue's event stream: one entry per job transition, written by the transition."""

@@ -125,6 +125,11 @@ class QueueKeys:
         return f"{self.base}:events:max"
 
     @property
+    def paused(self) -> str:
+        """String: set while the queue is paused (`taskq queue pause`): no job is leased from it."""
+        return f"{self.base}:paused"
+
+    @property
     def outbox(self) -> str:
         """List: ids of workflow steps that ended with successors still to tell (lib/finish.lua)."""
         return f"{self.base}:outbox"

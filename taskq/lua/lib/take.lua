@@ -64,9 +64,10 @@ local function within(t, left)
 end
 
 -- Lease up to `run` jobs as running and `reserve` more as reserved, appending 6 values per job
--- to `out`; returns how many. Held jobs of tasks with room go first (they waited longest), then
+-- to `out`; returns how many (none while the queue is paused). Held jobs of tasks with room go first (they waited longest), then
 -- the ready lists, highest priority first; a job over its task's limit is parked.
 local function take(t, run, reserve, out)
+  if redis.call('EXISTS', t.base .. ':paused') == 1 then run, reserve = 0, 0 end  -- taskq queue pause
   t.run, t.reserve = run, reserve
   if t.rate_n > 0 then
     redis.call('ZREMRANGEBYSCORE', t.rate_key, '-inf', t.now - t.rate_window)
