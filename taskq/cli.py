@@ -18,7 +18,7 @@ from taskq import render, views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, serve_metrics
-from taskq.errors import ConfigError, TaskqError
+from taskq.errors import BrokerError, ConfigError, TaskqError
 from taskq.log import configure
 from taskq.worker.options import WorkerOptions
 from taskq.worker.supervisor import Supervisor
@@ -152,18 +152,32 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
 def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str | None) -> None:
     """Queue depths, running jobs and their progress, live workers, the beat leader, cron schedules."""
     app = _run(lambda: load_app(app_path, url))
-    while True:
+    if not watch:
         data = _run(lambda: views.snapshot(app))
-        text = json.dumps(data, indent=None if watch else 2) if as_json else "\n".join(render.status(data))
-        if watch and not as_json and sys.stdout.isatty():
+        click.echo(json.dumps(data, indent=2) if as_json else "\n".join(render.status(data)))
+        return
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch, at any moment
+        _watch(app, as_json, interval)
+
+
+def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
+    """`status --watch`: a screen per interval; through a Redis outage it says so and keeps trying."""
+    while True:
+        try:
+            data = views.snapshot(app)
+        except BrokerError as exc:
+            data = {"time": views.stamp(int(time.time() * 1000), seconds=True), "unreachable": str(exc)}
+        if as_json:
+            text = json.dumps(data)
+        elif "unreachable" in data:
+            text = (f"taskq status  {data['time']}\n\n"
+                    f"Redis unreachable, retrying every {interval:g} s: {data['unreachable']}")
+        else:
+            text = "\n".join([f"taskq status  {data['time']}", "", *render.status(data)])
+        if not as_json and sys.stdout.isatty():
             click.clear()
         click.echo(text)
-        if not watch:
-            return
-        try:
-            time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+        time.sleep(interval)
         if not as_json and not sys.stdout.isatty():
             click.echo("")
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from harness import HERE
+from harness import HERE, wait_for
 from redis_server import RedisServer, free_port
 
 Case = tuple[list[str], int, str]
@@ -84,3 +84,34 @@ def test_the_worker_started_line_never_shows_a_password(password_redis: RedisSer
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "s3cret-pw" not in out
+
+
+def test_status_watch_rides_out_a_redis_restart(tmp_path: object) -> None:
+    """`taskq status --watch` says "Redis unreachable, retrying" while Redis is down (it does not
+    exit), shows the queues again once Redis is back, and stops at Ctrl-C with exit code 0."""
+    server = RedisServer()
+    out = open(os.path.join(str(tmp_path), "watch.txt"), "w+b")  # noqa: SIM115 - read while it grows
+    proc = subprocess.Popen([sys.executable, "-m", "taskq.cli", "status", "faultapp:app", "--watch", "--interval",
+                             "0.2", "--url", server.url], cwd=HERE, stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(HERE)})
+
+    def screen() -> str:
+        out.seek(0)
+        return out.read().decode(errors="replace")
+
+    try:
+        wait_for(lambda: "taskq status  20" in screen() and "queue" in screen(), "the first screen")
+        server.kill()
+        wait_for(lambda: "Redis unreachable, retrying" in screen(), "the outage banner")
+        assert proc.poll() is None  # still watching
+        seen = len(screen())
+        server.start()
+        wait_for(lambda: "queue" in screen()[seen:] and "ready" in screen()[seen:], "the screen after the restart")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0, screen()
+        assert "Traceback" not in screen()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+        out.close()
