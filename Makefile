@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit redis-server bench clean lua
+.PHONY: demo test lint typecheck unit redis-server chromium bench clean lua
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ redis-server:
 	  echo "installing redis-server from the OS packages"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# the dashboard's browser test drives Debian's headless Chromium; install it if missing
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  echo "installing chromium and chromium-driver from the OS packages"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
@@ -29,7 +35,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict taskq
 	$(VENV)/bin/mypy --strict tests/typing
 
-unit: $(STAMP) redis-server
+unit: $(STAMP) redis-server chromium
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit

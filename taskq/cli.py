@@ -388,6 +388,30 @@ def queue_purge(ctx: click.Context, name: str, yes: bool, url: str | None) -> No
 
 @main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="TASKQ_DASHBOARD_TOKEN", help="Require this token (Bearer, or /?token=T once).")
+@click.option("--read-only", is_flag=True, help="Show everything, change nothing.")
+@click.option("--insecure-no-auth", is_flag=True, help="Listen beyond loopback without a token (not advised).")
+@_url_option
+def dashboard(app_path: str, host: str, port: int, token: str | None, read_only: bool, insecure_no_auth: bool,
+              url: str | None) -> None:
+    """The web dashboard: queues, jobs, dead letters, workers, schedules, and their actions."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not token and not insecure_no_auth:
+        raise click.UsageError(f"--host {host} reaches beyond this machine: give --token T (or --insecure-no-auth)")
+    try:
+        import uvicorn
+
+        from taskq.web import create_app
+    except ImportError as exc:
+        raise click.ClickException(f"the dashboard needs the extra: pip install 'taskq[dashboard]' ({exc})") from None
+    app = _run(lambda: load_app(app_path, url))
+    click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
+    uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
+
+
+@main.command(cls=AppCommand)
+@click.argument("app_path", metavar="APP")
 @click.argument("task_name", metavar="TASK")
 @click.option("--args", "args_json", default="[]", help="JSON list of positional arguments.")
 @click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")

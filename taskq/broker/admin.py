@@ -101,6 +101,31 @@ class Admin:
             rows = self.conn.client.zrange(self.qk(queue).leases, 0, limit - 1, withscores=True)
         return [Entry(text(i) or "", int(score)) for i, score in rows]
 
+    def job_ids(self, queue: str, state: str, offset: int = 0, limit: int = 50) -> list[str]:
+        k = self.qk(queue)
+        with self.conn.errors():
+            c = self.conn.client
+            if state == "scheduled":
+                rows = c.zrange(k.scheduled, offset, offset + limit - 1)
+            elif state == "running":
+                rows = c.zrange(k.leases, offset, offset + limit - 1)
+            elif state == "dead":
+                rows = c.zrevrange(k.dead, offset, offset + limit - 1)
+            elif state == "ready":  # in the order they will run: highest priority first
+                rows, skip = [], offset
+                for prio in range(9, -1, -1):
+                    size = int(c.llen(k.ready(prio)))
+                    if skip >= size:
+                        skip -= size
+                        continue
+                    rows += c.lrange(k.ready(prio), skip, skip + limit - len(rows) - 1)
+                    skip = 0
+                    if len(rows) >= limit:
+                        break
+            else:
+                raise ValueError(f"unknown state {state!r}")
+        return [text(r) or "" for r in rows]
+
     def job(self, queue: str, job_id: str) -> JobRecord | None:
         return self.jobs(queue, [job_id])[0]
 

@@ -222,6 +222,11 @@ class Inspector(Protocol):
     def running(self, queue: str, limit: int = 100) -> list[Entry]:
         """Leased jobs (running or reserved) with their lease deadline, the longest-held first."""
 
+    def job_ids(self, queue: str, state: str, offset: int = 0, limit: int = 50) -> list[str]:
+        """Ids of a queue's jobs in one state, a page at a time: "ready" (in the order they will
+        run), "scheduled" (soonest due first), "running" (leased: running or reserved), "dead"
+        (newest first)."""
+
     def job(self, queue: str, job_id: str) -> JobRecord | None:
         ...
 
@@ -267,6 +272,9 @@ class Events(Protocol):
 
     def read_events(self, positions: Mapping[str, str], timeout: float, count: int = 500) -> list[EventRecord]:
         """Events after each queue's position, oldest first; blocks up to `timeout` s for one."""
+
+    def events_between(self, queue: str, since_ms: int, count: int = 20_000) -> list[EventRecord]:
+        """The queue's events from since_ms on, oldest first (what the stream still holds)."""
 
     def stream_length(self, queue: str) -> int:
         ...

@@ -82,6 +82,13 @@ class Stream:
             reply = self.conn.client.xread(streams, count=count, block=max(1, int(self.conn.block(timeout) * 1000)))
         return records(reply, queue_of)
 
+    def events_between(self, queue: str, since_ms: int, count: int = 20_000) -> list[EventRecord]:
+        """The queue's events from `since_ms` (unix ms, Redis's clock) on, oldest first, at most count."""
+        key = self.qk(queue).events
+        with self.conn.errors():
+            rows = self.conn.client.xrange(key, min=f"{since_ms}-0", max="+", count=count)
+        return records([[key, rows]], {key: queue})
+
     def stream_length(self, queue: str) -> int:
         """How many events the queue's stream holds now."""
         with self.conn.errors():

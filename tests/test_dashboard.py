@@ -1,0 +1,129 @@
+"""The web dashboard over HTTP: every page and action, escaping, the CSRF token, read-only mode,
+the bearer token and its session cookie, and `taskq dashboard` refusing to listen beyond
+loopback without a token. (tests/test_dashboard_browser.py drives it in headless Chromium.)"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+import taskq
+from taskq import cli
+from taskq.testing import drain
+from taskq.web import create_app
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+@pytest.fixture
+def shop(app: taskq.TaskQ) -> taskq.TaskQ:
+    @app.task(retries=0)
+    def greet(name: str) -> str:
+        if name == "boom":
+            raise ValueError("no <b>boom</b>")
+        return f"hello {name}"
+
+    @app.task(queue="mail", cron="0 * * * *")
+    def digest() -> None: ...
+
+    greet.delay("<script>alert(1)</script>")
+    greet.delay("boom")
+    drain(app)
+    greet.delay("ada")  # ready
+    greet.options(delay=600).delay("later")  # scheduled
+    digest.delay()
+    return app
+
+
+def test_every_page_renders_and_escapes(shop: taskq.TaskQ) -> None:
+    client = TestClient(create_app(shop))
+    home = client.get("/")
+    assert home.status_code == 200 and "Queues" in home.text and 'href="/queues/default"' in home.text
+    assert "<svg" in home.text and "redis://" not in home.text and "memory://" not in home.text
+    queue = client.get("/queues/default?state=ready")
+    assert queue.status_code == 200 and "greet" in queue.text
+    scheduled = client.get("/queues/default", params={"state": "scheduled"}).text
+    assert scheduled.count("/jobs/") == 1
+    dead = client.get("/dead")
+    assert dead.status_code == 200 and "retries_exhausted" in dead.text
+    dead_id = re.search(r'href="/jobs/([0-9a-f]{32})\?queue=default"', dead.text).group(1)  # type: ignore[union-attr]
+    job = client.get(f"/jobs/{dead_id}")
+    assert job.status_code == 200 and "ValueError" in job.text
+    assert "<b>boom</b>" not in job.text and "&lt;b&gt;boom&lt;/b&gt;" in job.text  # the traceback is escaped
+    page = client.get("/workers")
+    assert page.status_code == 200 and "digest" in page.text and "0 * * * *" in page.text
+    partial = client.get("/", headers={"X-Partial": "1"})
+    assert partial.status_code == 200 and "<html" not in partial.text and "Queues" in partial.text
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.get("/queues/nope").status_code == 400
+    assert client.get("/search", params={"id": dead_id}, follow_redirects=False).headers["location"] == \
+        f"/jobs/{dead_id}"
+
+
+def test_arguments_are_escaped(app: taskq.TaskQ) -> None:
+    @app.task
+    def echo(text: str) -> str:
+        return text
+
+    job = echo.delay("<script>alert(1)</script>")
+    html = TestClient(create_app(app)).get(f"/jobs/{job.id}").text
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_actions_need_the_csrf_token_and_do_what_they_say(shop: taskq.TaskQ) -> None:
+    client = TestClient(create_app(shop))
+    dead = client.get("/dead").text
+    dead_id = re.search(r'href="/jobs/([0-9a-f]{32})\?queue=default"', dead).group(1)  # type: ignore[union-attr]
+    refused = client.post(f"/jobs/{dead_id}/replay", data={"queue": "default"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert shop.job(dead_id).status() is taskq.Status.DEAD
+    token = csrf_of(dead)
+    replayed = client.post(f"/jobs/{dead_id}/replay", data={"queue": "default", "csrf": token}, follow_redirects=False)
+    assert replayed.status_code == 303 and shop.job(dead_id).status() is taskq.Status.QUEUED
+    assert "replay" in client.get(replayed.headers["location"]).text
+    ready = shop.broker.job_ids("default", "ready")
+    assert client.post(f"/jobs/{ready[0]}/cancel", data={"csrf": token}).status_code == 200
+    assert shop.job(ready[0]).status() is taskq.Status.CANCELLED
+    assert client.post("/queues/default/pause", data={"csrf": token}).status_code == 200
+    assert shop.broker.paused(["default"]) == {"default"} and "paused" in client.get("/").text
+    assert client.post("/queues/default/resume", data={"csrf": token}).status_code == 200
+    assert shop.broker.paused(["default"]) == set()
+    drain(shop, advance=1)  # the replayed job fails again: dead once more
+    assert client.post("/dead/purge", data={"csrf": token}).status_code == 200
+    assert shop.broker.depths("default").dead == 0
+
+
+def test_read_only_hides_and_refuses_actions(shop: taskq.TaskQ) -> None:
+    client = TestClient(create_app(shop, read_only=True))
+    dead = client.get("/dead").text
+    assert "read-only" in dead and 'method="post"' not in dead
+    dead_id = re.search(r'href="/jobs/([0-9a-f]{32})\?queue=default"', dead).group(1)  # type: ignore[union-attr]
+    refused = client.post(f"/jobs/{dead_id}/purge", data={"queue": "default"})
+    assert refused.status_code == 403 and "read-only" in refused.text
+    assert shop.job(dead_id).status() is taskq.Status.DEAD
+
+
+def test_a_token_is_required_by_header_or_session_cookie(shop: taskq.TaskQ) -> None:
+    client = TestClient(create_app(shop, token="s3cret"))
+    assert client.get("/").status_code == 401 and client.get("/dead").status_code == 401
+    assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    opened = client.get("/?token=s3cret", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/"  # the token leaves the URL
+    assert "s3cret" not in opened.headers.get("set-cookie", "")
+    assert client.get("/dead").status_code == 200  # the session cookie from now on
+    assert TestClient(create_app(shop, token="s3cret")).get("/?token=nope").status_code == 401
+
+
+def test_the_cli_refuses_to_listen_beyond_loopback_without_a_token(shop: taskq.TaskQ,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
+    out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--host", "0.0.0.0"])
+    assert out.exit_code == 2 and "--token" in out.output

@@ -1,0 +1,124 @@
+"""The dashboard in a real browser: headless Chromium (Debian's chromium + chromium-driver, which
+`make test` installs) loads the overview of a queue with jobs in every state, opens a dead job,
+clicks replay, and sees the job succeed. The overview's screenshot is saved; with
+$TASKQ_DASHBOARD_SCREENSHOT set, also to that path (docs/dashboard.png is made so)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+import taskq
+from taskq.testing import drain
+from taskq.web import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+#: a hang guard for one browser step, not a timing assertion
+GUARD = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    driver.set_page_load_timeout(GUARD)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def served(redis_url: str) -> Iterator[tuple[taskq.TaskQ, str, dict[str, bool]]]:
+    """An app with jobs in every state, its dashboard on a free loopback port, and a worker."""
+    app = taskq.TaskQ(redis_url, lease=2)
+    state = {"fixed": False}
+
+    @app.task(retries=0)
+    def charge(cents: int) -> str:
+        if cents < 0 and not state["fixed"]:
+            raise ValueError(f"card declined for {cents}")
+        return f"charged {cents}"
+
+    @app.task(queue="slow")
+    def crunch(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    charge.delay(100)
+    charge.delay(-5)  # dead
+    drain(app, ["default"])
+    charge.options(delay=3600).delay(7)  # scheduled
+    for i in range(3):
+        charge.options(queue="backlog").delay(i)  # ready: nobody consumes "backlog"
+    crunch.delay(60)  # running while the page is open (the worker is stopped at the end)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    worker = taskq.Worker(app, ["default", "slow"], concurrency=2, grace=0.5)
+    threading.Thread(target=worker.run, daemon=True).start()
+    deadline = time.monotonic() + GUARD
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    try:
+        yield app, f"http://127.0.0.1:{port}", state
+    finally:
+        worker.stop()
+        server.should_exit = True
+
+
+def test_the_overview_then_replaying_a_dead_job_until_it_succeeds(
+    browser: webdriver.Chrome, served: tuple[taskq.TaskQ, str, dict[str, bool]], tmp_path: Path
+) -> None:
+    _, base, state = served
+    wait = WebDriverWait(browser, GUARD)
+    browser.get(base + "/")
+    wait.until(lambda d: "running" in d.find_element(By.ID, "queues").text
+               and d.find_element(By.TAG_NAME, "main").text.count("crunch") >= 1)
+    rows = {r.find_elements(By.TAG_NAME, "td")[0].text: [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "#queues tr")[1:]}
+    assert rows["backlog"][1] == "3" and rows["default"][2] == "1" and rows["default"][5] == "1"
+    assert rows["slow"][4] == "1"  # running
+    shot = tmp_path / "overview.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("TASKQ_DASHBOARD_SCREENSHOT"):
+        shutil.copy(shot, os.environ["TASKQ_DASHBOARD_SCREENSHOT"])
+
+    browser.find_element(By.LINK_TEXT, "Dead letters").click()
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "dead")))
+    assert "card declined for -5" in browser.find_element(By.ID, "dead").text
+    browser.find_element(By.CSS_SELECTOR, "#dead td a").click()
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "dead")
+    state["fixed"] = True  # the card works now
+    browser.find_element(By.CSS_SELECTOR, "#actions button[value=replay]").click()
+    wait.until(lambda d: "replay" in d.find_element(By.CLASS_NAME, "flash").text)
+    # the page refreshes itself: the job runs again on the worker and the page says so
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "succeeded")
+    assert "charged -5" in browser.find_element(By.ID, "job").text
