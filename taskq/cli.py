@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import click
 
-from taskq import render, views
+from taskq import listing, render, views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, serve_metrics
@@ -184,16 +184,25 @@ def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
 
 @main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
-@click.argument("job_id", metavar="ID")
-@click.argument("action", required=False, type=click.Choice(["cancel", "abort"]))
+@click.argument("job_id", metavar="[ID", required=False)
+@click.argument("action", metavar="[ACTION]]", required=False, type=click.Choice(["cancel", "abort"]))
 @click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
+@click.option("--state", type=click.Choice(listing.STATES), help="List the queue's jobs in this state (no ID).")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="With --state: which 50.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @_url_option
-def job(app_path: str, job_id: str, action: str | None, queue_name: str | None, as_json: bool,
-        url: str | None) -> None:
+def job(app_path: str, job_id: str | None, action: str | None, queue_name: str | None, state: str | None,
+        page: int, as_json: bool, url: str | None) -> None:
     """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
-    started never runs; a running one is not retried) or abort (a running one is stopped too)."""
+    started never runs; a running one is not retried) or abort (a running one is stopped too).
+    Without ID, `--queue Q --state S` lists Q's jobs in state S, 50 a page."""
     app = _run(lambda: load_app(app_path, url))
+    if job_id is None:
+        if not (queue_name and state):
+            raise click.UsageError("give a job ID, or --queue Q --state S to list jobs")
+        rows = _run(lambda: listing.jobs(app, queue_name, state, (page - 1) * 50, 50))
+        _echo(rows, as_json, render.job_rows)
+        return
     record = _run(lambda: views.find(app, job_id, queue_name))
     if action is not None:
         handle = app.job(record.id, record.queue)

@@ -108,6 +108,15 @@ def job(view: dict[str, Any]) -> list[str]:
     return lines
 
 
+def job_rows(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq job --queue Q --state S`: one line per job."""
+    lines = [f"{'id':<34} {'task':<20} {'status':<10} {'try':>3} {'enqueued':<20}  reason"]
+    for r in rows:
+        lines.append(f"{r['id']:<34} {r['task'] or '?':<20} {r['status'] or '?':<10} {r['attempt'] or '?':>3} "
+                     f"{r['enqueued'] or '':<20}  {r['reason'] or ''}".rstrip())
+    return lines or ["no jobs"]
+
+
 def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
     """`taskq queue list`: one line per queue."""
     width = max([len("queue"), *(len(r["queue"]) for r in rows)])

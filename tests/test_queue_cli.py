@@ -117,3 +117,27 @@ def test_pause_and_purge_on_cluster_and_sentinel(deployment_url: str) -> None:
     assert app.broker.empty("q1", "purged: test") == 5
     assert {j.status() for j in firsts} == {taskq.Status.CANCELLED}
     assert app.broker.pause("q1", False) and app.broker.paused(["q1", "q2"]) == set()
+
+
+def test_taskq_job_lists_a_queues_jobs_by_state(app: taskq.TaskQ, runner: CliRunner) -> None:
+    @app.task(retries=0)
+    def maybe(i: int) -> int:
+        if i < 0:
+            raise ValueError("negative")
+        return i
+
+    maybe.delay(-1)
+    drain(app)
+    ready = maybe.map(range(60))
+    later = maybe.options(delay=600).delay(7)
+    first = runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "ready", "--json"])
+    assert first.exit_code == 0 and [r["id"] for r in json.loads(first.output)] == [j.id for j in ready[:50]]
+    second = runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "ready", "--page", "2"])
+    assert second.exit_code == 0 and [line.split()[0] for line in second.output.splitlines()[1:]] == \
+        [j.id for j in ready[50:]]
+    scheduled = runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "scheduled"]).output
+    assert later.id in scheduled
+    dead = runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "dead"]).output
+    assert "retries_exhausted: ValueError: negative" in dead
+    assert runner.invoke(cli.main, ["job", "x:app"]).exit_code == 2
+    assert runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "nope"]).exit_code == 2
