@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import taskq
@@ -48,3 +50,10 @@ def test_no_password_is_ever_printed(url: str) -> None:
     with pytest.raises(taskq.BrokerError) as info:
         taskq.TaskQ(url, timeout=0.5).broker.ping()
     assert "hunter2" not in str(info.value) and "cannot reach Redis at" in str(info.value)
+
+
+def test_memory_without_its_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fakeredis", None)  # as if taskq[memory] were not installed
+    app = taskq.TaskQ("memory://no-extra")
+    with pytest.raises(taskq.ConfigError, match=r"memory:// needs fakeredis and lupa: pip install 'taskq\[memory\]'"):
+        app.broker.ping()

@@ -64,7 +64,7 @@ def _pack_in_c(client: Any) -> Any:
 def _client(url: str, kind: str, timeout: float) -> Any:
     """The asyncio client for a URL (validated by the sync broker already)."""
     if kind == Kind.MEMORY:
-        import fakeredis
+        import fakeredis  # memory_server() said already if the extra is missing
 
         return fakeredis.FakeAsyncRedis(server=memory_server(url))
     if kind == Kind.REDIS:

@@ -123,11 +123,10 @@ def _sentinel(url: str, timeout: float) -> Any:
 
 
 def _memory(url: str, timeout: float) -> Any:
-    try:
-        import fakeredis  # only memory:// needs it at run time
-    except ImportError:  # pragma: no cover - the extra is part of the dev install
-        raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq[memory]'") from None
-    return fakeredis.FakeRedis(server=memory_server(url))
+    server = memory_server(url)
+    import fakeredis
+
+    return fakeredis.FakeRedis(server=server)
 
 
 #: URL scheme -> how to build its client, and what it talks to
@@ -145,7 +144,11 @@ CLIENTS: dict[str, tuple[Callable[[str, float], Any], str]] = {
 
 def memory_server(url: str) -> Any:
     """The fakeredis server of a memory:// URL (one per name, shared by its sync and async clients)."""
-    import fakeredis
+    try:
+        import fakeredis  # only memory:// needs it (the extra taskq[memory])
+        import lupa  # noqa: F401 - fakeredis runs taskq's Lua scripts with it
+    except ImportError:
+        raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq[memory]'") from None
 
     with _memory_lock:
         return _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))
