@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit redis-server chromium bench clean lua
+.PHONY: demo test lint typecheck docs unit redis-server chromium bench clean lua
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ typecheck: $(STAMP)
 unit: $(STAMP) redis-server chromium
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+# the API reference from the docstrings (pdoc), into docs/api/; any warning fails it
+docs: $(STAMP)
+	rm -rf docs/api
+	PDOC_ALLOW_EXEC=1 $(PY) -W error -m pdoc taskq taskq.testing taskq.otel taskq.web -o docs/api
+
+test: lint typecheck docs unit
 
 # every framework through the same workloads (installs the peers into bench/.peers-venv once)
 bench: $(STAMP) redis-server
