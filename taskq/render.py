@@ -1,12 +1,38 @@
-"""Plain-text tables for the CLI: status, one job, the dead-letter list. Data in, lines out."""
+"""Plain-text tables for the CLI: status, one job, the dead-letter list. Data in, lines out.
+Tables are rich's: as wide as the terminal (long values cut with an ellipsis), as wide as they
+need when the output is not a terminal (so a pipe or a file gets whole values)."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
+import shutil
+import sys
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from taskq.views import DeadJob
+
+#: columns a table may take when the output is not a terminal
+WIDE = 400
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], right: Collection[int] = ()) -> list[str]:
+    """Aligned columns, two spaces apart, no borders; the columns numbered in `right` right-aligned.
+    Values are shown as text (never read as rich markup)."""
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="", padding=(0, 1))
+    for i, name in enumerate(header):
+        t.add_column(name, justify="right" if i in right else "left", no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        t.add_row(*(Text(str(cell)) for cell in row))
+    width = shutil.get_terminal_size((WIDE, 24)).columns if sys.stdout.isatty() else WIDE
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, highlight=False, emoji=False, markup=False).print(t)
+    return [line.rstrip() for line in out.getvalue().splitlines()]
 
 
 def bar(fraction: float, width: int = 10) -> str:
@@ -33,11 +59,10 @@ def age(seconds: float | None) -> str:
 
 def status(data: dict[str, Any]) -> list[str]:
     """The human form of status.snapshot()."""
-    lines = [f"{'queue':<20} {'ready':>8} {'scheduled':>10} {'reserved':>9} {'running':>8} {'dead':>8} "
-             f"{'oldest ready':>13}"]
-    for q, d in data["queues"].items():
-        lines.append(f"{q:<20} {d['ready']:>8} {d['scheduled']:>10} {d['reserved']:>9} {d['running']:>8} "
-                     f"{d['dead']:>8} {age(d['oldest_ready_age_s']):>13}{'  paused' if d.get('paused') else ''}")
+    lines = table(["queue", "ready", "scheduled", "reserved", "running", "dead", "oldest ready", ""],
+                  [[q, d["ready"], d["scheduled"], d["reserved"], d["running"], d["dead"],
+                    age(d["oldest_ready_age_s"]), "paused" if d.get("paused") else ""]
+                   for q, d in data["queues"].items()], right=range(1, 7))
     if data.get("limits") or data.get("task_limits"):
         lines += ["", *(f"limits of {q}: {limit}" for q, limit in data["limits"].items()),
                   *(f"limits of task {t}: {limit}" for t, limit in data.get("task_limits", {}).items())]
@@ -53,29 +78,25 @@ def status(data: dict[str, Any]) -> list[str]:
                 parts.append(f"{h['task_limits']} by task limits ({tasks})")
             lines.append(f"held in {q}: {', '.join(parts)}")
     if data["running"]:
-        lines += ["", f"{'running job':<34} {'queue':<12} {'task':<20} {'try':>3} {'for':>8}  progress"]
-        for r in data["running"]:
-            progress = r["progress"]
-            shown = f"{bar(progress['fraction'])} {progress['text']}".rstrip() if progress else "-"
-            lines.append(f"{r['id']:<34} {r['queue']:<12} {r['task'] or '?':<20} {r['attempt'] or '?':>3} "
-                         f"{age(r['running_s']):>8}  {shown}")
+        shown = [f"{bar(r['progress']['fraction'])} {r['progress']['text']}".rstrip() if r["progress"] else "-"
+                 for r in data["running"]]
+        lines += ["", *table(["running job", "queue", "task", "try", "for", "progress"],
+                             [[r["id"], r["queue"], r["task"] or "?", r["attempt"] or "?", age(r["running_s"]), p]
+                              for r, p in zip(data["running"], shown, strict=True)], right=(3, 4))]
     lines += ["", f"live workers: {len(data['workers'])}"]
     if data["workers"]:
-        lines.append(f"{'worker':<34} {'host':<16} {'pid':>7} {'conc':>5} {'done':>9} {'beat':>6}  queues")
-        for w in data["workers"]:
-            lines.append(f"{w['id']:<34} {w['host']:<16} {w['pid']:>7} {w['concurrency']:>5} {w['processed']:>9} "
-                         f"{w['heartbeat_age_s']:>5.1f}s  {','.join(w['queues'])}")
+        lines += table(["worker", "host", "pid", "conc", "done", "beat", "queues"],
+                       [[w["id"], w["host"], w["pid"], w["concurrency"], w["processed"], f"{w['heartbeat_age_s']:.1f}s",
+                         ",".join(w["queues"])] for w in data["workers"]], right=range(2, 6))
     if data["schedules"]:
         beat = data["beat"]
         lines.append("")
         lines.append(f"beat leader: {beat['leader']} (lease {beat['lease_left_s']:.1f}s left)" if beat["leader"]
                      else "beat leader: none (no `taskq beat` is running)")
-        lines.append(f"{'schedule':<20} {'cron':<16} {'tz':<16} {'catchup':<8} {'last fired':<24} {'next fire':<24}"
-                     " last skipped (overlap)")
-        for s in data["schedules"]:
-            skipped = s["last_skipped"] or ("never" if s["overlap"] == "skip" else "-")
-            lines.append(f"{s['name']:<20} {s['cron']:<16} {s['tz']:<16} {s['catchup']:<8} "
-                         f"{s['last_fired'] or 'never':<24} {s['next_fire']:<24} {skipped}")
+        lines += table(["schedule", "cron", "tz", "catchup", "last fired", "next fire", "last skipped (overlap)"],
+                       [[s["name"], s["cron"], s["tz"], s["catchup"], s["last_fired"] or "never", s["next_fire"],
+                         s["last_skipped"] or ("never" if s["overlap"] == "skip" else "-")]
+                        for s in data["schedules"]])
     return lines
 
 
@@ -110,30 +131,25 @@ def job(view: dict[str, Any]) -> list[str]:
 
 def job_rows(rows: Sequence[dict[str, Any]]) -> list[str]:
     """`taskq job --queue Q --state S`: one line per job."""
-    lines = [f"{'id':<34} {'task':<20} {'status':<10} {'try':>3} {'enqueued':<20}  reason"]
-    for r in rows:
-        lines.append(f"{r['id']:<34} {r['task'] or '?':<20} {r['status'] or '?':<10} {r['attempt'] or '?':>3} "
-                     f"{r['enqueued'] or '':<20}  {r['reason'] or ''}".rstrip())
-    return lines or ["no jobs"]
+    if not rows:
+        return ["no jobs"]
+    return table(["id", "task", "status", "try", "enqueued", "reason"],
+                 [[r["id"], r["task"] or "?", r["status"] or "?", r["attempt"] or "?", r["enqueued"] or "",
+                   r["reason"] or ""] for r in rows], right=(3,))
 
 
 def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
     """`taskq queue list`: one line per queue."""
-    width = max([len("queue"), *(len(r["queue"]) for r in rows)])
-    lines = [f"{'queue':<{width}} {'ready':>8} {'scheduled':>10} {'reserved':>9} {'running':>8} {'dead':>8}  state"]
-    for r in rows:
-        lines.append(f"{r['queue']:<{width}} {r['ready']:>8} {r['scheduled']:>10} {r['reserved']:>9} "
-                     f"{r['running']:>8} {r['dead']:>8}  {'paused' if r['paused'] else 'active'}")
-    return lines
+    return table(["queue", "ready", "scheduled", "reserved", "running", "dead", "state"],
+                 [[r["queue"], r["ready"], r["scheduled"], r["reserved"], r["running"], r["dead"],
+                   "paused" if r["paused"] else "active"] for r in rows], right=range(1, 6))
 
 
 def dead(rows: Sequence[DeadJob]) -> list[str]:
     """`taskq dlq list`: one line per dead job."""
-    lines = [f"{'id':<34} {'queue':<12} {'task':<20} {'tries':>5} {'dead since':<24}  reason"]
-    for r in rows:
-        lines.append(f"{r.id:<34} {r.queue:<12} {r.task or '?':<20} {r.attempts or '?':>5} "
-                     f"{r.dead_since or '?':<24}  {r.reason}")
-    return lines
+    return table(["id", "queue", "task", "tries", "dead since", "reason"],
+                 [[r.id, r.queue, r.task or "?", r.attempts or "?", r.dead_since or "?", r.reason] for r in rows],
+                 right=(3,))
 
 
 def compact(value: Any) -> str:

@@ -141,3 +141,16 @@ def test_taskq_job_lists_a_queues_jobs_by_state(app: taskq.TaskQ, runner: CliRun
     assert "retries_exhausted: ValueError: negative" in dead
     assert runner.invoke(cli.main, ["job", "x:app"]).exit_code == 2
     assert runner.invoke(cli.main, ["job", "x:app", "--queue", "default", "--state", "nope"]).exit_code == 2
+
+
+def test_tables_stay_aligned_with_long_queue_names(app: taskq.TaskQ, runner: CliRunner) -> None:
+    long = "q" * 45
+
+    @app.task(queue=long)
+    def noop() -> None: ...
+
+    noop.delay()
+    status = runner.invoke(cli.main, ["status", "x:app"]).output.split("\n\n")[0].splitlines()
+    header, row = status[0], next(line for line in status if line.startswith(long))
+    assert row.split()[:6] == [long, "1", "0", "0", "0", "0"]
+    assert header.index("ready") + len("ready") == row.index(" 1 ") + 2  # right-aligned under its header
