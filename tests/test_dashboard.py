@@ -5,6 +5,7 @@ loopback without a token. (tests/test_dashboard_browser.py drives it in headless
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from click.testing import CliRunner
@@ -91,6 +92,11 @@ def test_actions_need_the_csrf_token_and_do_what_they_say(shop: taskq.TaskQ) -> 
     ready = shop.broker.job_ids("default", "ready")
     assert client.post(f"/jobs/{ready[0]}/cancel", data={"csrf": token}).status_code == 200
     assert shop.job(ready[0]).status() is taskq.Status.CANCELLED
+    later = shop.broker.job_ids("default", "scheduled")[0]
+    aborted = client.post(f"/jobs/{later}/abort", data={"csrf": token})
+    assert aborted.status_code == 200 and "abort" in aborted.text
+    assert shop.job(later).info().reason == f"aborted: dashboard on {socket.gethostname()}"
+    assert client.post(f"/jobs/{later}/explode", data={"csrf": token}).status_code == 400
     assert client.post("/queues/default/pause", data={"csrf": token}).status_code == 200
     assert shop.broker.paused(["default"]) == {"default"} and "paused" in client.get("/").text
     assert client.post("/queues/default/resume", data={"csrf": token}).status_code == 200
