@@ -364,9 +364,7 @@ def queue_list(ctx: click.Context, as_json: bool, url: str | None) -> None:
 @click.pass_context
 def queue_pause(ctx: click.Context, name: str, url: str | None) -> None:
     """Stop every worker leasing jobs from Q (jobs still enter it; running ones finish)."""
-    app = _group_app(ctx, url)
-    changed = _run(lambda: views.pause(app, name, True))
-    click.echo(f"paused {name}" if changed else f"{name} was paused already")
+    _set_paused(ctx, name, url, True)
 
 
 @queue.command("resume")
@@ -375,9 +373,14 @@ def queue_pause(ctx: click.Context, name: str, url: str | None) -> None:
 @click.pass_context
 def queue_resume(ctx: click.Context, name: str, url: str | None) -> None:
     """Let workers lease jobs from Q again (an idle one wakes at once)."""
+    _set_paused(ctx, name, url, False)
+
+
+def _set_paused(ctx: click.Context, name: str, url: str | None, paused: bool) -> None:
     app = _group_app(ctx, url)
-    changed = _run(lambda: views.pause(app, name, False))
-    click.echo(f"resumed {name}" if changed else f"{name} was not paused")
+    changed = _run(lambda: views.pause(app, name, paused))
+    word = "paused" if paused else "resumed"
+    click.echo(f"{word} {name}" if changed else f"{name} was {'paused already' if paused else 'not paused'}")
 
 
 @queue.command("purge")
