@@ -8,7 +8,8 @@ commandstats `usec` of EVAL/EVALSHA, which includes their inner commands; the co
 listed too, inner ones included), and Redis
 memory per queued job and per finished job (INFO memory `used_memory`, the records kept for
 result_ttl). Then the same n jobs again, run by a `taskq worker -c 16 --burst` subprocess under
-py-spy (every thread sampled): where the worker's CPU goes, by module and by function.
+py-spy (every thread sampled; `pip install py-spy`): where the worker's samples go, by module and
+by function (samples blocked on a socket count too: they show waiting for Redis).
 """
 
 from __future__ import annotations
@@ -50,13 +51,18 @@ def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
 
 
 def spy(url: str, n: int, log_level: str, top: int) -> tuple[dict[str, float], list[tuple[str, float]]]:
-    """Share of the worker's samples per module and per function (own frame), under py-spy."""
+    """Share of the worker's samples per module and per function (own frame), under py-spy
+    (nothing if py-spy is not installed)."""
+    binary = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(binary):
+        print("py-spy is not installed (pip install py-spy): no profile", file=sys.stderr)
+        return {}, []
     env = {**os.environ, "TASKQ_URL": url, "TASKQ_FLOW": "off",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.enqueue({n})"], env=env, cwd=HERE, check=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "stacks.txt")
-        subprocess.run([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--format", "raw",
+        subprocess.run([binary, "record", "--format", "raw",
                         "--rate", "500", "--nonblocking", "-o", out, "--", sys.executable, "-m", "taskq", "worker",
                         "flow_app:app", "-c", "16", "--burst", "--log-level", log_level],
                        env=env, cwd=HERE, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
