@@ -50,7 +50,10 @@ def calls(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k.removeprefix("cmdstat_") not in NOT_TASKQ)
 
 
-def run_once(url: str, queues: list[str], n: int, masters: list[redis.Redis]) -> tuple[float, list[int]]:
+def run_once(url: str, queues: list[str], n: int, masters: list[redis.Redis],
+             processes: int = 2) -> tuple[float, list[int]]:
+    """n jobs over the queues, then `processes` burst workers timed from start to exit: (jobs/s,
+    commands each master served meanwhile)."""
     env = {**os.environ, "TASKQ_URL": url,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     enqueue = (f"import cluster_app\nqs = {queues!r}\n"
@@ -61,7 +64,7 @@ def run_once(url: str, queues: list[str], n: int, masters: list[redis.Redis]) ->
     cmd = [sys.executable, "-m", "taskq", "worker", "cluster_app:app", "-c", "16", "--burst",
            "--log-level", "error", *(a for q in queues for a in ("-q", q))]
     start = time.perf_counter()
-    procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(processes)]
     for p in procs:
         if p.wait() != 0:
             raise RuntimeError("a worker failed")

@@ -19,33 +19,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from cluster import balanced_queues, calls  # noqa: E402
+from cluster import balanced_queues, run_once  # noqa: E402
 from redis_groups import ClusterGroup  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
 PROCESSES = (1, 2, 4)
 QUEUES = (1, 4, 16)
-
-
-def run(url: str, queues: list[str], n: int, processes: int, masters: list) -> tuple[float, list[int]]:  # type: ignore[type-arg]
-    import os
-    import subprocess
-    import time
-
-    env = {**os.environ, "TASKQ_URL": url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    enqueue = (f"import cluster_app\nqs = {queues!r}\n"
-               f"for k, q in enumerate(qs):\n"
-               f"    cluster_app.noop.options(queue=q).map(range(k, {n}, len(qs)))\n")
-    subprocess.run([sys.executable, "-c", enqueue], env=env, cwd=HERE, check=True)
-    before = [calls(m) for m in masters]
-    cmd = [sys.executable, "-m", "taskq", "worker", "cluster_app:app", "-c", "16", "--burst",
-           "--log-level", "error", *(a for q in queues for a in ("-q", q))]
-    start = time.perf_counter()
-    procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(processes)]
-    if any(p.wait() != 0 for p in procs):
-        raise RuntimeError("a worker failed")
-    return n / (time.perf_counter() - start), [calls(m) - b for m, b in zip(masters, before, strict=True)]
 
 
 def main() -> None:
@@ -65,9 +44,9 @@ def main() -> None:
             single_rates, cluster_rates, shares = [], [], []
             for _ in range(args.repeat):
                 single.client().flushall()
-                single_rates.append(run(single.url, queues, args.n, processes, [single.client()])[0])
+                single_rates.append(run_once(single.url, queues, args.n, [single.client()], processes)[0])
                 group.reset()
-                rate, per = run(group.url, queues, args.n, processes, masters)
+                rate, per = run_once(group.url, queues, args.n, masters, processes)
                 cluster_rates.append(rate)
                 shares.append([round(c / max(1, sum(per)), 3) for c in per])
             rows.append({"queues": queues_n, "processes": processes,
