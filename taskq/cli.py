@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import click
@@ -17,11 +17,10 @@ import click
 from taskq import listing, render, views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
-from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, serve_metrics
-from taskq.errors import BrokerError, ConfigError, TaskqError
+from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
+from taskq.errors import BrokerError, ConfigError
 from taskq.log import configure
 from taskq.worker.options import WorkerOptions
-from taskq.worker.supervisor import Supervisor
 
 
 def load_app(path: str, url: str | None = None) -> TaskQ:
@@ -47,20 +46,6 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
     return app
 
 
-def _run(call: Callable[[], Any]) -> Any:
-    with _one_line():
-        return call()
-
-
-@contextlib.contextmanager
-def _one_line() -> Iterator[None]:
-    """A taskq error inside the block becomes click's one-line error and exit code 1."""
-    try:
-        yield
-    except TaskqError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 _url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
 
 
@@ -82,9 +67,9 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
         raise click.UsageError("--max-jobs-per-child and --max-memory-per-child need -p/--processes")
     if opts.burst and opts.processes:
         raise click.UsageError("--burst cannot be combined with -p/--processes")
-    app = _run(lambda: load_app(app_path, url))
+    app = run(lambda: load_app(app_path, url))
     if opts.processes:
-        sys.exit(_supervise(app_path, app, opts, url))
+        sys.exit(supervise(app_path, app, opts, url))
     counters = None
     if opts.child and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from taskq import metrics  # prometheus-client only in processes that count
@@ -95,31 +80,9 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
 
         registry, counters = metrics.worker_registry(app, list(opts.queues) or app.queues or ["default"])
         serve_metrics(registry, opts.metrics_port, opts.metrics_host)
-    w = _run(lambda: opts.worker(app, counters))
+    w = run(lambda: opts.worker(app, counters))
     on_stop_signals(w.stop)
-    _run(w.run)
-
-
-def _supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) -> int:
-    """`-p P`: P worker processes with the same options, under a supervisor; its exit code."""
-    if url:
-        os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
-    consumed = list(opts.queues) or app.queues or ["default"]
-    fleet = None
-    if opts.metrics_port is not None:
-        from taskq import metrics
-
-        fleet = metrics.Fleet(app, consumed)
-        serve_metrics(fleet.registry, opts.metrics_port, opts.metrics_host)
-    sup = Supervisor(app, lambda child_id: opts.child_argv(app_path, os.getpid(), child_id), opts.processes,
-                     consumed, grace=opts.grace, env=fleet.child_env() if fleet else None,
-                     on_child_exit=fleet.child_exited if fleet else None)
-    on_stop_signals(sup.stop, sup.kill)
-    try:
-        return int(_run(sup.run))
-    finally:
-        if fleet is not None:
-            fleet.close()
+    run(w.run)
 
 
 @main.command(cls=AppCommand)
@@ -132,14 +95,14 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
          metrics_port: int | None, metrics_host: str) -> None:
     """Fire the app's cron schedules and promote due delayed jobs (run as many as you like)."""
     configure(log_level, log_format)
-    app = _run(lambda: load_app(app_path, url))
+    app = run(lambda: load_app(app_path, url))
     b = Beat(app, lease=lease)
     if metrics_port is not None:
         from taskq import metrics
 
         serve_metrics(metrics.beat_registry(b, app), metrics_port, metrics_host)
     on_stop_signals(b.stop)
-    _run(b.run)
+    run(b.run)
 
 
 @main.command(cls=AppCommand)
@@ -151,9 +114,9 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
 @_url_option
 def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str | None) -> None:
     """Queue depths, running jobs and their progress, live workers, the beat leader, cron schedules."""
-    app = _run(lambda: load_app(app_path, url))
+    app = run(lambda: load_app(app_path, url))
     if not watch:
-        data = _run(lambda: views.snapshot(app))
+        data = run(lambda: views.snapshot(app))
         click.echo(json.dumps(data, indent=2) if as_json else "\n".join(render.status(data)))
         return
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch, at any moment
@@ -196,21 +159,21 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
     """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
     started never runs; a running one is not retried) or abort (a running one is stopped too).
     Without ID, `--queue Q --state S` lists Q's jobs in state S, 50 a page."""
-    app = _run(lambda: load_app(app_path, url))
+    app = run(lambda: load_app(app_path, url))
     if job_id is None:
         if not (queue_name and state):
             raise click.UsageError("give a job ID, or --queue Q --state S to list jobs")
-        rows = _run(lambda: listing.jobs(app, queue_name, state, (page - 1) * 50, 50))
+        rows = run(lambda: listing.jobs(app, queue_name, state, (page - 1) * 50, 50))
         _echo(rows, as_json, render.job_rows)
         return
-    record = _run(lambda: views.find(app, job_id, queue_name))
+    record = run(lambda: views.find(app, job_id, queue_name))
     if action is not None:
         handle = app.job(record.id, record.queue)
         by = f"taskq job {action} on {socket.gethostname()}"
-        done = _run(lambda: handle.abort(by) if action == "abort" else handle.cancel())
+        done = run(lambda: handle.abort(by) if action == "abort" else handle.cancel())
         said = "done" if done else "the job had ended" if action == "abort" else "not started again, or had ended"
         click.echo(f"{action}: {said} ({record.id}, was {record.status or record.raw_status})", err=as_json)
-        record = _run(lambda: views.find(app, job_id, record.queue))
+        record = run(lambda: views.find(app, job_id, record.queue))
     _echo(views.describe(app, record), as_json, render.job)
 
 
@@ -225,10 +188,10 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
 def events(app_path: str, queues: tuple[str, ...], since: str, timeout: float | None, as_json: bool,
            url: str | None) -> None:
     """Follow the event streams: every transition of every job, as it happens, until Ctrl-C."""
-    app = _run(lambda: load_app(app_path, url))
-    names = _run(lambda: list(queues) or app.known_queues())
+    app = run(lambda: load_app(app_path, url))
+    names = run(lambda: list(queues) or app.known_queues())
     try:
-        with _one_line():
+        with one_line():
             for event in app.events(names, since=since, timeout=timeout):
                 view = views.event_view(event)
                 click.echo(json.dumps(view, ensure_ascii=False) if as_json else render.event(view))
@@ -249,7 +212,7 @@ def dlq(ctx: click.Context, app_path: str) -> None:
 
 
 def _group_app(ctx: click.Context, url: str | None) -> TaskQ:
-    return cast(TaskQ, _run(lambda: load_app(ctx.obj, url)))
+    return cast(TaskQ, run(lambda: load_app(ctx.obj, url)))
 
 
 @dlq.command("list")
@@ -261,7 +224,7 @@ def _group_app(ctx: click.Context, url: str | None) -> TaskQ:
 def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bool, url: str | None) -> None:
     """Dead jobs, newest first: id, queue, task, attempts, dead since, reason."""
     app = _group_app(ctx, url)
-    rows = _run(lambda: views.dead_jobs(app, views.check_queue(app, queue_name), limit))
+    rows = run(lambda: views.dead_jobs(app, views.check_queue(app, queue_name), limit))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
     else:
@@ -277,7 +240,7 @@ def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bo
 def dlq_show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
     """One dead job with its arguments and full traceback."""
     app = _group_app(ctx, url)
-    record = _run(lambda: views.dead_record(app, job_id, queue_name))
+    record = run(lambda: views.dead_record(app, job_id, queue_name))
     _echo(views.describe(app, record), as_json, render.job)
 
 
@@ -293,8 +256,8 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
         raise click.UsageError("give exactly one of --id ID or --all")
     app = _group_app(ctx, url)
     if job_id:
-        record = _run(lambda: views.dead_record(app, job_id, queue_name))
-        if not _run(lambda: views.replay(app, record)):
+        record = run(lambda: views.dead_record(app, job_id, queue_name))
+        if not run(lambda: views.replay(app, record)):
             raise click.ClickException(f"job {job_id} left the dead-letter list meanwhile; nothing replayed")
         click.echo(f"replayed 1 job ({job_id}, queue {record.queue})")
         return
@@ -303,7 +266,7 @@ def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: 
     def skipped(dead_id: str, why: str) -> None:
         click.echo(f"not replayed: {dead_id}: {why}", err=True)
 
-    with _one_line():
+    with one_line():
         for q in views.check_queue(app, queue_name):
             count, replays = views.replay_many(app, q, skipped)
             if not count:
@@ -331,11 +294,11 @@ def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, qu
         raise click.UsageError("--all deletes every dead job for good; add --yes to confirm")
     app = _group_app(ctx, url)
     if job_id:
-        record = _run(lambda: views.dead_record(app, job_id, queue_name))
-        _run(lambda: views.purge(app, record))
+        record = run(lambda: views.dead_record(app, job_id, queue_name))
+        run(lambda: views.purge(app, record))
         click.echo(f"purged 1 job ({job_id}, queue {record.queue})")
         return
-    with _one_line():
+    with one_line():
         done = sum(views.purge_all(app, q) for q in views.check_queue(app, queue_name))
     click.echo(f"purged {done} job(s)")
 
@@ -355,7 +318,7 @@ def queue(ctx: click.Context, app_path: str) -> None:
 def queue_list(ctx: click.Context, as_json: bool, url: str | None) -> None:
     """Every known queue: its depths and whether it is paused."""
     app = _group_app(ctx, url)
-    _echo(_run(lambda: views.queue_list(app)), as_json, render.queues)
+    _echo(run(lambda: views.queue_list(app)), as_json, render.queues)
 
 
 @queue.command("pause")
@@ -378,7 +341,7 @@ def queue_resume(ctx: click.Context, name: str, url: str | None) -> None:
 
 def _set_paused(ctx: click.Context, name: str, url: str | None, paused: bool) -> None:
     app = _group_app(ctx, url)
-    changed = _run(lambda: views.pause(app, name, paused))
+    changed = run(lambda: views.pause(app, name, paused))
     word = "paused" if paused else "resumed"
     click.echo(f"{word} {name}" if changed else f"{name} was {'paused already' if paused else 'not paused'}")
 
@@ -394,7 +357,7 @@ def queue_purge(ctx: click.Context, name: str, yes: bool, url: str | None) -> No
     if not yes:
         raise click.UsageError(f"this cancels every job of {name!r} not started yet: add --yes")
     app = _group_app(ctx, url)
-    done = _run(lambda: views.empty(app, name, f"taskq queue purge on {socket.gethostname()}"))
+    done = run(lambda: views.empty(app, name, f"taskq queue purge on {socket.gethostname()}"))
     click.echo(f"cancelled {done} job(s) of {name}")
 
 
@@ -417,7 +380,7 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
         from taskq.web import create_app
     except ImportError as exc:
         raise click.ClickException(f"the dashboard needs the extra: pip install 'taskq[dashboard]' ({exc})") from None
-    app = _run(lambda: load_app(app_path, url))
+    app = run(lambda: load_app(app_path, url))
     click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
     uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
 
@@ -434,9 +397,9 @@ def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, del
             queue_name: str | None, url: str | None) -> None:
     """Enqueue one call of TASK and print its job id."""
     args, kwargs = json_arg(args_json, "--args", list), json_arg(kwargs_json, "--kwargs", dict)
-    app = _run(lambda: load_app(app_path, url))
-    task = _run(lambda: app.get_task(task_name))
-    job = _run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
+    app = run(lambda: load_app(app_path, url))
+    task = run(lambda: app.get_task(task_name))
+    job = run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
     click.echo(job.id)
 
 

@@ -1,18 +1,27 @@
-"""Parts of the `taskq` command that are not commands: APP taken from $TASKQ_APP, the signal
-handling of the long-running commands, the metrics endpoint, JSON options."""
+"""Parts of the `taskq` command that are not commands: taskq errors as one-line click errors,
+APP taken from $TASKQ_APP, the signal handling of the long-running commands, the supervisor of
+`-p`, the metrics endpoint, JSON options."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from taskq.errors import TaskqError
+from taskq.worker.options import WorkerOptions
+from taskq.worker.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
 
 
 def names_an_app(token: str) -> bool:
@@ -28,6 +37,21 @@ def names_an_app(token: str) -> bool:
         return importlib.util.find_spec(token.split(".")[0]) is not None
     except (ImportError, ValueError):
         return False
+
+
+def run(call: Callable[[], Any]) -> Any:
+    """call(), with a taskq error as click's one-line error (exit code 1)."""
+    with one_line():
+        return call()
+
+
+@contextlib.contextmanager
+def one_line() -> Iterator[None]:
+    """A taskq error inside the block becomes click's one-line error and exit code 1."""
+    try:
+        yield
+    except TaskqError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class _AppFromEnv:
@@ -93,3 +117,23 @@ def json_arg(text: str, option: str, kind: type) -> Any:
     return value
 
 
+def supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) -> int:
+    """`-p P`: P worker processes with the same options, under a supervisor; its exit code."""
+    if url:
+        os.environ["TASKQ_URL"] = url  # children read it; kept out of argv (ps shows argv)
+    consumed = list(opts.queues) or app.queues or ["default"]
+    fleet = None
+    if opts.metrics_port is not None:
+        from taskq import metrics
+
+        fleet = metrics.Fleet(app, consumed)
+        serve_metrics(fleet.registry, opts.metrics_port, opts.metrics_host)
+    sup = Supervisor(app, lambda child_id: opts.child_argv(app_path, os.getpid(), child_id), opts.processes,
+                     consumed, grace=opts.grace, env=fleet.child_env() if fleet else None,
+                     on_child_exit=fleet.child_exited if fleet else None)
+    on_stop_signals(sup.stop, sup.kill)
+    try:
+        return int(run(sup.run))
+    finally:
+        if fleet is not None:
+            fleet.close()
