@@ -259,8 +259,9 @@ def snapshot(app: Source) -> dict[str, Any]:
         })
     depths = {}
     running = []
-    paused = broker.paused(app.known_queues())
-    for q in app.known_queues():
+    queues = app.known_queues()  # one read of the registry for the whole snapshot
+    paused = broker.paused(queues)
+    for q in queues:
         oldest = broker.oldest_ready_ms(q)
         depth = broker.depths(q)
         depths[q] = {**depth.as_dict(),

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import taskq
 import taskq.testing
 from taskq import cli, views
+from taskq.broker.base import FlowStep
 from taskq.testing import drain
 from taskq.worker import Worker
 from taskq.worker import continuer as continuer_mod
@@ -237,3 +238,21 @@ def test_eager_mode_runs_a_whole_flow_across_queues(app: taskq.TaskQ) -> None:
     with taskq.testing.isolated(app), taskq.testing.eager(app):
         done = taskq.chain(taskq.chord(taskq.group(inc.s(i) for i in range(3)), total.s()), inc.s()).delay()
         assert done.status() is taskq.Status.SUCCEEDED and done.result(timeout=1) == 7
+
+
+def test_a_step_without_its_parents_results_goes_to_the_dead_letters(app: taskq.TaskQ) -> None:
+    """Promise 3: a step message that says it takes its parents' results but carries none (a
+    foreign writer's, or a broken one) is dead-lettered with a reason; the worker keeps running."""
+    @app.task
+    def inc(x: int) -> int:
+        return x + 1
+
+    body = inc.message("f-2", (), {}, queue="default", priority=0, enqueued_at=time.time(),
+                       flow=("f", "one", 1, False))
+    app.register_queues(["default"])
+    assert app.broker.stage([("default", FlowStep("f-2", body, 0, "inc", "", 0, "", "f 2 2"))]) == 1
+    after = inc.delay(1)
+    drain(app)
+    info = app.job("f-2").info()
+    assert info.status is taskq.Status.DEAD and (info.reason or "").startswith("upstream_missing:")
+    assert after.result(timeout=5) == 2
