@@ -14,7 +14,7 @@ from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import JobEvent
-from taskq.flow import DEFAULT_EVENTS, OnFull, QueuePolicy
+from taskq.flow import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, OnFull, QueuePolicy
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES
@@ -145,7 +145,8 @@ class TaskQ(Producing):
 
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
               block_timeout: float = 30.0, rate_limit: str | None = None,
-              max_running: int | None = None, events: bool | int = True) -> QueuePolicy:
+              max_running: int | None = None, events: bool | int = True,
+              keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -160,10 +161,15 @@ class TaskQ(Producing):
                 across every worker; held by leases, so a dead worker's slots come back with them.
             events: the queue's event stream (app.events()): True keeps about 10 000 events,
                 an int about that many, False writes none (each transition costs one XADD).
+            keep_succeeded: the newest N succeeded job records the queue keeps (result(),
+                info(), the dashboard), each also for at most result_ttl; an older one is deleted
+                as a newer job succeeds. None: no cap. A record someone's result() waits on, and
+                a workflow step's, are kept for result_ttl and not counted. A succeeded record
+                keeps status, times, attempt, task and result; not the arguments.
         """
         check_queue(name)
         kept = DEFAULT_EVENTS if events is True else 0 if events is False else events
-        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept)
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept, keep_succeeded)
         self.queue_policies[name] = policy
         return policy
 

@@ -46,6 +46,9 @@ class AsyncRoomWaiter(Protocol):
 
 #: events a queue's stream keeps by default (lua/lib/events.lua has the same default)
 DEFAULT_EVENTS = 10_000
+#: succeeded job records a queue keeps by default (lua/lib/finish.lua has the same default): at
+#: about 250 bytes each, 25 MB of Redis per queue at any speed; each also expires after result_ttl
+DEFAULT_KEEP_SUCCEEDED = 100_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +67,9 @@ class QueuePolicy:
     max_running: int | None = None
     #: about how many events its stream keeps (app.events()); 0: the queue writes none
     events: int = 10_000  # DEFAULT_EVENTS
+    #: the newest N succeeded records kept (older ones deleted as jobs succeed; None: each
+    #: until result_ttl); one a result() waits on, and a workflow step's, are not counted
+    keep_succeeded: int | None = 100_000  # DEFAULT_KEEP_SUCCEEDED
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -83,6 +89,9 @@ class QueuePolicy:
         if not isinstance(self.events, int) or self.events < 0:
             raise ConfigError(f"queue {self.name!r}: events must be True, False or an int >= 0 (entries kept), "
                               f"got {self.events!r}")
+        kept = self.keep_succeeded
+        if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
+            raise ConfigError(f"queue {self.name!r}: keep_succeeded must be an int >= 0 or None, got {kept!r}")
 
     @property
     def rate(self) -> tuple[int, int] | None:

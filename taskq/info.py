@@ -27,6 +27,7 @@ class JobInfo:
     task: str | None
     #: the attempt running now, or the last one (1 for the first run)
     attempt: int | None
+    #: None once the job succeeded (its record keeps the result, not the message)
     max_attempts: int | None
     #: last progress a run reported (0.0 to 1.0) and its note; a new attempt starts without
     progress: float | None
@@ -53,7 +54,7 @@ class JobInfo:
     @classmethod
     def of(cls, record: JobRecord, limit: int = MAX_MESSAGE_BYTES) -> JobInfo:
         """The info of a stored job record (a message stored before a limit was lowered still reads)."""
-        task = attempt = max_attempts = None
+        task, attempt, max_attempts = record.task, record.attempt, None  # a succeeded job keeps no message
         try:
             message = unpack(record.message, max(limit, len(record.message)))
         except TaskqError:

@@ -41,7 +41,8 @@ class Job(Generic[R]):
         return hash((self.id, self.queue))
 
     def _missing(self) -> JobNotFound:
-        return JobNotFound(f"no job {self.id} in queue {self.queue!r} (never enqueued, or expired)")
+        return JobNotFound(f"no job {self.id} in queue {self.queue!r} "
+                           "(never enqueued, expired, or dropped by its queue's keep_succeeded cap)")
 
     def status(self) -> Status:
         """The job's current status; raises JobNotFound if there is no record."""

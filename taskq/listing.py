@@ -27,11 +27,12 @@ def jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int = 50) 
     for job_id, record in zip(ids, app.broker.jobs(queue, ids), strict=True):
         if record is None:
             continue
+        task, attempt = record.task, record.attempt  # all a succeeded job's record keeps
         try:
             message = message_of(app, record)
             task, attempt = message.task, message.attempt
         except TaskqError:
-            task, attempt = None, None
+            pass
         status = record.status.value if record.status is not None else record.raw_status
         rows.append({"id": job_id, "queue": queue, "task": task, "status": status, "attempt": attempt,
                      "enqueued": stamp(record.enqueued_ms, seconds=True),

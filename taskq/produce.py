@@ -19,7 +19,7 @@ from taskq.broker import Broker
 from taskq.broker.base import TERMINAL, FlowStep
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
-from taskq.flow import DEFAULT_EVENTS, QueuePolicy, with_room, with_room_async
+from taskq.flow import QueuePolicy, with_room, with_room_async
 from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.task import TaskBase, TaskOptions
@@ -331,8 +331,8 @@ class Producing:
             self._known_queues.add(queue)  # now: the calls made meanwhile do not register it again
             try:
                 await self.broker.aio.register_queues([queue])
-                policy = self.queue_policies.get(queue)
-                await self.broker.aio.set_events_max(queue, DEFAULT_EVENTS if policy is None else policy.events)
+                policy = self.queue_policies.get(queue) or QueuePolicy(queue)
+                await self.broker.aio.set_retention(queue, policy.events, policy.keep_succeeded)
             except BaseException:
                 self._known_queues.discard(queue)
                 raise
@@ -347,13 +347,14 @@ class Producing:
             self.register_queues([queue])
 
     def register_queues(self, queues: Sequence[str]) -> None:
-        """Tell Redis about the queues (so `taskq status` lists them) and how many events each
-        keeps (app.queue(events=)); every worker does at start, a producer at its first enqueue."""
+        """Tell Redis about the queues (so `taskq status` lists them), how many events and
+        succeeded records each keeps (app.queue(events=, keep_succeeded=)); every worker does at
+        start, a producer at its first enqueue."""
         broker = self.broker
         broker.register_queues(queues)
         for queue in queues:
-            policy = self.queue_policies.get(queue)
-            broker.set_events_max(queue, DEFAULT_EVENTS if policy is None else policy.events)
+            policy = self.queue_policies.get(queue) or QueuePolicy(queue)
+            broker.set_retention(queue, policy.events, policy.keep_succeeded)
         self._known_queues.update(queues)
 
 

@@ -101,6 +101,10 @@ def first_line(text: str | None, width: int = 100) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+#: what describe() says of the arguments of a job that succeeded (lib/finish.lua keeps no message)
+NOT_KEPT = "arguments not kept: a succeeded job's record keeps its result, not its message"
+
+
 def message_of(app: Source, record: JobRecord) -> Message:
     """The stored message, decoded; one stored before a limit was lowered still reads."""
     return unpack(record.message, max(app.max_message_bytes, len(record.message)))
@@ -116,7 +120,8 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
     try:
         message = message_of(app, record)
     except TaskqError as exc:
-        out.update(args=None, kwargs=None, message_error=str(exc))
+        why = NOT_KEPT if record.status is Status.SUCCEEDED and not record.message else str(exc)
+        out.update(args=None, kwargs=None, message_error=why)
     else:
         out.update(args=list(message.args), kwargs=message.kwargs, priority=message.priority)
     out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),

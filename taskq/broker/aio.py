@@ -30,6 +30,7 @@ from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
 from taskq.broker.base import EventRecord, JobRecord, JobState, Status
 from taskq.broker.client import text
+from taskq.broker.keys import retention
 from taskq.broker.redis import enqueued, job_state, status_of, stored
 from taskq.broker.stream import READ_COUNT, records
 from taskq.broker.urls import Kind, memory_server, parse
@@ -313,9 +314,9 @@ class AsyncBroker:
         with self._errors():
             await (await self._client()).sadd(self.sync.keys.queues, *queues)
 
-    async def set_events_max(self, queue: str, entries: int) -> None:
+    async def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
         with self._errors():
-            await (await self._client()).set(self.sync.qk(queue).events_max, max(0, int(entries)))
+            await (await self._client()).mset(retention(self.sync.qk(queue), events, succeeded))
 
     async def wait_room(self, queue: str, timeout: float) -> bool:
         with self._errors():

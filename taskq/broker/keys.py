@@ -125,6 +125,16 @@ class QueueKeys:
         return f"{self.base}:events:max"
 
     @property
+    def succeeded(self) -> str:
+        """List: ids of the queue's succeeded jobs in the order they ended, for keep_succeeded."""
+        return f"{self.base}:succeeded"
+
+    @property
+    def succeeded_max(self) -> str:
+        """String: how many succeeded records the queue keeps (absent: 100000; -1: no cap)."""
+        return f"{self.base}:succeeded:max"
+
+    @property
     def paused(self) -> str:
         """String: set while the queue is paused (`taskq queue pause`): no job is leased from it."""
         return f"{self.base}:paused"
@@ -138,6 +148,11 @@ class QueueKeys:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""
         return f"{self.base}:wake:{worker_id}"
+
+
+def retention(qk: QueueKeys, events: int, succeeded: int | None) -> dict[str, int]:
+    """The keys (and values) that say what a queue keeps: events and succeeded records."""
+    return {qk.events_max: max(0, int(events)), qk.succeeded_max: -1 if succeeded is None else max(0, int(succeeded))}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

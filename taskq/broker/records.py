@@ -171,6 +171,10 @@ class JobRecord:
     place: str | None = None
     #: a status that is not one of taskq's (a foreign writer's), kept as text
     raw_status: str | None = None
+    #: the task's name and the attempt, as stored beside the message (a succeeded job's record
+    #: keeps these, not its message: `message` is then empty)
+    task: str | None = None
+    attempt: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

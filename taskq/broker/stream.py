@@ -12,7 +12,7 @@ from typing import Any
 
 from taskq.broker.base import EventRecord
 from taskq.broker.client import Connection, text
-from taskq.broker.keys import QueueKeys
+from taskq.broker.keys import QueueKeys, retention
 from taskq.broker.urls import Kind
 
 #: entries one read returns at most
@@ -57,10 +57,11 @@ class Stream:
         """A read names one queue only (Redis Cluster: each queue's stream is in its own slot)."""
         return self.conn.kind == Kind.CLUSTER
 
-    def set_events_max(self, queue: str, entries: int) -> None:
-        """About how many events the queue's stream keeps; 0: its scripts write none."""
+    def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
+        """About how many events the queue's stream keeps (0: its scripts write none), and how
+        many succeeded records (lib/finish.lua; -1 stored for None: no cap). One slot: one MSET."""
         with self.conn.errors():
-            self.conn.client.set(self.qk(queue).events_max, max(0, int(entries)))
+            self.conn.client.mset(retention(self.qk(queue), events, succeeded))
 
     def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
         """The id of each queue's newest event ("0-0" if none): reading from there gets what

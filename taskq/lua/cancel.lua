@@ -20,7 +20,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
--- `gone`), final status and finished_ms plus `fields` (a list of name, value), the record expires
+-- `gone`), final status and finished_ms plus `fields` (a list of name, value; a succeeded job's
+-- record is rewritten small and capped per queue, see compact and keep_newest), the record expires
 -- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
 -- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
@@ -198,10 +199,55 @@ local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
     attempt = f[i + 5], started = f[i + 6], children = f[i + 7]}
 end
 
+-- what a succeeded job's record keeps besides its status, end, attempt and result: what
+-- result(), info() and the dashboard read, not the message (docs/protocol.md §3)
+local KEPT = {'enqueued_ms', 'started_ms', 'deliveries', 'lost', 'priority', 'task', 'place', 'children', 'fired_by'}
+local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
+local keep_max = false  -- read once per script call
+
+-- write a succeeded job's record anew with only KEPT (lost and priority 0 left out: absent reads
+-- as 0), so Redis stores it as a small listpack again (HDEL would leave it a hash table); its place
+local function compact(jk, now, fields, attempt)
+  local v = redis.call('HMGET', jk, unpack(KEPT))
+  local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', attempt or 1}
+  for i = 1, #KEPT do
+    if v[i] and not ((i == 4 or i == 5) and v[i] == '0') then
+      out[#out + 1] = KEPT[i]
+      out[#out + 1] = v[i]
+    end
+  end
+  for i = 1, #fields do out[#out + 1] = fields[i] end
+  redis.call('DEL', jk)
+  redis.call('HSET', jk, unpack(out))
+  return v[7]
+end
+
+-- the queue keeps its newest keep_succeeded succeeded records (a list in the order they ended;
+-- one the list names that is no longer a succeeded record, replaced or expired, is left alone)
+local function keep_newest(base, id)
+  if keep_max == false then
+    keep_max = tonumber(redis.call('GET', base .. ':succeeded:max') or KEEP_DEFAULT) or KEEP_DEFAULT
+  end
+  if keep_max < 0 then return end
+  local list = base .. ':succeeded'
+  local n = redis.call('RPUSH', list, id)
+  if n <= keep_max then return end
+  for _, old in ipairs(redis.call('LPOP', list, n - keep_max)) do
+    local ok = job_key(base, old)
+    if redis.call('HGET', ok, 'status') == 'succeeded' then redis.call('DEL', ok) end
+  end
+end
+
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
   drop_lease(base, id, jk, gone, links.gate)
-  redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+  if status == 'succeeded' then
+    local place = compact(jk, now, fields, links.attempt)
+    -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl
+    if not links.waiter and not place then keep_newest(base, id) end
+  else
+    redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+  end
   redis.call('PEXPIRE', jk, ttl)
   local more = {}
   for i = 1, #fields, 2 do

@@ -24,7 +24,8 @@ local jk = job_key(base, id)
 local slot = 'in:' .. k
 local f = redis.call('HMGET', jk, 'status', slot, 'children', 'priority', 'reason', 'task')
 local status, had = f[1], f[2]
-if not status then return 0 end
+-- a step that succeeded heard from every parent (its record no longer keeps what they said)
+if not status or status == 'succeeded' then return 0 end
 
 local function go()  -- every parent succeeded
   step_ready(base, id, jk, priority_of(f[4]), f[6])
