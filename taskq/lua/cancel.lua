@@ -200,8 +200,10 @@ local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt and result: what
--- result(), info() and the dashboard read, not the message (docs/protocol.md §3)
-local KEPT = {'enqueued_ms', 'started_ms', 'deliveries', 'lost', 'priority', 'task', 'place', 'children', 'fired_by'}
+-- result(), info() and the dashboard read (the last progress a run reported too), not the message
+-- (docs/protocol.md §3)
+local KEPT = {'enqueued_ms', 'started_ms', 'deliveries', 'lost', 'priority', 'task', 'place', 'children', 'fired_by',
+  'progress', 'progress_text', 'progress_ms'}
 local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
 local keep_max = false  -- read once per script call
 
