@@ -29,7 +29,8 @@ end
 -- `links` holds the job's LINKS fields when the caller has read them (links_of), else nil: read here.
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
 -- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
--- (with the fields in `also`, a list of names), so the last holder's late calls are refused.
+-- (with the fields in `also`, a list of names; false: the caller rewrites the record), so the last
+-- holder's late calls are refused.
 -- `gate` is the job's field of that name when the caller has read it (nil: read it here).
 -- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
 -- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
@@ -86,6 +87,7 @@ local function drop_lease(base, id, jk, also, gate)
     local gk = gate_key(base, gate)
     if redis.call('SREM', gk .. ':leases', id) == 1 and redis.call('EXISTS', gk .. ':held') == 1 then wake(base) end
   end
+  if also == false then return end  -- the caller writes the record anew (lib/finish.lua)
   if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
 end
 -- Ordering keys: jobs of one queue with the same ordering key run one at a time, in the order
@@ -242,7 +244,7 @@ end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
-  drop_lease(base, id, jk, gone, links.gate)
+  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate)
   if status == 'succeeded' then
     local place = compact(jk, now, fields, links.attempt)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl

@@ -61,7 +61,7 @@ end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
-  drop_lease(base, id, jk, gone, links.gate)
+  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate)
   if status == 'succeeded' then
     local place = compact(jk, now, fields, links.attempt)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl

@@ -1,6 +1,7 @@
 -- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
 -- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
--- (with the fields in `also`, a list of names), so the last holder's late calls are refused.
+-- (with the fields in `also`, a list of names; false: the caller rewrites the record), so the last
+-- holder's late calls are refused.
 -- `gate` is the job's field of that name when the caller has read it (nil: read it here).
 -- @include lib/keys
 -- @include lib/wake
@@ -15,5 +16,6 @@ local function drop_lease(base, id, jk, also, gate)
     local gk = gate_key(base, gate)
     if redis.call('SREM', gk .. ':leases', id) == 1 and redis.call('EXISTS', gk .. ':held') == 1 then wake(base) end
   end
+  if also == false then return end  -- the caller writes the record anew (lib/finish.lua)
   if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
 end
