@@ -88,7 +88,7 @@ def main() -> None:
         points: list[tuple[int, float]] = []
         sent, start = 0, time.perf_counter()
         try:
-            next_mark = 0
+            next_mark = every  # from the first mark: at 0 the worker is still importing
             while True:
                 depths = rss_app.app.broker.depths("default")
                 done = sent - depths.ready - depths.reserved - depths.running
