@@ -66,10 +66,10 @@ class QueuePolicy:
     #: most of the queue's jobs running (or reserved) at once across every worker (None: no cap)
     max_running: int | None = None
     #: about how many events its stream keeps (app.events()); 0: the queue writes none
-    events: int = 10_000  # DEFAULT_EVENTS
+    events: int = DEFAULT_EVENTS
     #: the newest N succeeded records kept (older ones deleted as jobs succeed; None: each
     #: until result_ttl); one a result() waits on, and a workflow step's, are not counted
-    keep_succeeded: int | None = 100_000  # DEFAULT_KEEP_SUCCEEDED
+    keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskq.errors import TaskqError
-from taskq.views import Source, check_queue, message_of, stamp
+from taskq.info import JobInfo
+from taskq.views import Source, check_queue, stamp
 
 #: the states a queue's jobs are listed by
 STATES = ("ready", "scheduled", "running", "dead")
@@ -27,12 +28,8 @@ def jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int = 50) 
     for job_id, record in zip(ids, app.broker.jobs(queue, ids), strict=True):
         if record is None:
             continue
-        task, attempt = record.task, record.attempt  # all a succeeded job's record keeps
-        try:
-            message = message_of(app, record)
-            task, attempt = message.task, message.attempt
-        except TaskqError:
-            pass
+        info = JobInfo.of(record, app.max_message_bytes)  # task and attempt, with or without the message
+        task, attempt = info.task, info.attempt
         status = record.status.value if record.status is not None else record.raw_status
         rows.append({"id": job_id, "queue": queue, "task": task, "status": status, "attempt": attempt,
                      "enqueued": stamp(record.enqueued_ms, seconds=True),

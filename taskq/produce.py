@@ -331,8 +331,7 @@ class Producing:
             self._known_queues.add(queue)  # now: the calls made meanwhile do not register it again
             try:
                 await self.broker.aio.register_queues([queue])
-                policy = self.queue_policies.get(queue) or QueuePolicy(queue)
-                await self.broker.aio.set_retention(queue, policy.events, policy.keep_succeeded)
+                await self.broker.aio.set_retention(queue, *self._retention(queue))
             except BaseException:
                 self._known_queues.discard(queue)
                 raise
@@ -353,9 +352,13 @@ class Producing:
         broker = self.broker
         broker.register_queues(queues)
         for queue in queues:
-            policy = self.queue_policies.get(queue) or QueuePolicy(queue)
-            broker.set_retention(queue, policy.events, policy.keep_succeeded)
+            broker.set_retention(queue, *self._retention(queue))
         self._known_queues.update(queues)
+
+    def _retention(self, queue: str) -> tuple[int, int | None]:
+        """What the queue keeps, as app.queue() declared it (or the defaults): events, succeeded."""
+        policy = self.queue_policies.get(queue) or QueuePolicy(queue)
+        return policy.events, policy.keep_succeeded
 
 
 def _new_id(_reply: Any, new_id: str) -> str:

@@ -128,3 +128,36 @@ def test_the_cap_holds_on_cluster_and_sentinel(deployment_url: str) -> None:
 def test_a_bad_keep_succeeded_is_refused(app: taskq.TaskQ, bad: object) -> None:
     with pytest.raises(taskq.ConfigError, match="keep_succeeded must be an int >= 0 or None"):
         app.queue("q", keep_succeeded=bad)  # type: ignore[arg-type]
+
+
+def test_the_cap_never_deletes_a_record_that_is_not_a_succeeded_one(app: taskq.TaskQ) -> None:
+    """The list may name an id whose record is live again (or gone): evicting it leaves it be."""
+    app.queue("capped", keep_succeeded=1)
+
+    @app.task(queue="capped")
+    def noop(i: int) -> int:
+        return i
+
+    later = noop.options(delay=3600).delay(0)  # scheduled all through: its id is pushed by hand
+    qk = Keys("taskq").queue("capped")
+    app.broker.conn.client.rpush(qk.succeeded, later.id, "gone-long-ago")
+    first, second = noop.delay(1), noop.delay(2)
+    worker = taskq.Worker(app, ["capped"], concurrency=1, burst=True)
+    worker.burst_waits_for_scheduled = False
+    worker.run()
+    assert later.status() is taskq.Status.SCHEDULED  # evicted from the list, its record untouched
+    assert _records(app, "capped", [first.id, second.id, later.id]) == [second.id, later.id]
+
+
+def test_a_late_word_to_a_step_that_succeeded_changes_nothing(app: taskq.TaskQ) -> None:
+    @app.task
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    last = taskq.chain(add.s(1), add.s(2)).delay()
+    drain(app)
+    assert last.result(timeout=5) == 3
+    key = Keys("taskq").queue("default").job(last.id)
+    before = app.broker.conn.client.hgetall(key)
+    assert app.broker.arrive([("default", last.id, 1, True, b"\x05"), ("default", last.id, 1, False, "x")]) == [0, 0]
+    assert app.broker.conn.client.hgetall(key) == before

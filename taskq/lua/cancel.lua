@@ -21,7 +21,7 @@ local function now_ms()
 end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value; a succeeded job's
--- record is rewritten small and capped per queue, see compact and keep_newest), the record expires
+-- record is written anew instead, small, and capped per queue: compact, keep_newest), the record expires
 -- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
 -- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
@@ -201,29 +201,37 @@ local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
     attempt = f[i + 5], started = f[i + 6], children = f[i + 7]}
 end
 
--- what a succeeded job's record keeps besides its status, end, attempt and result: what
--- result(), info() and the dashboard read (the last progress a run reported too), not the message
--- (docs/protocol.md §3)
-local KEPT = {'enqueued_ms', 'started_ms', 'deliveries', 'lost', 'priority', 'task', 'place', 'children', 'fired_by',
-  'progress', 'progress_text', 'progress_ms'}
+-- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
+-- fields task, started_ms and children: what result(), info() and the dashboard read (the last
+-- progress a run reported too), not the message (docs/protocol.md §3)
+local KEPT = {'enqueued_ms', 'deliveries', 'lost', 'priority', 'place', 'fired_by', 'progress', 'progress_text',
+  'progress_ms'}
 local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
 local keep_max = false  -- read once per script call
 
--- write a succeeded job's record anew with only KEPT (lost and priority 0 left out: absent reads
--- as 0), so Redis stores it as a small listpack again (HDEL would leave it a hash table); its place
-local function compact(jk, now, fields, attempt)
+local function keep(out, name, value)  -- append the pair if there is a value
+  if value then
+    out[#out + 1] = name
+    out[#out + 1] = value
+  end
+end
+
+-- write a succeeded job's record anew with only what it keeps (lost and priority 0 left out:
+-- absent reads as 0), so Redis stores it as a small listpack again (HDEL would leave it a hash
+-- table); returns its place (a workflow step's), or nil
+local function compact(jk, now, fields, links)
   local v = redis.call('HMGET', jk, unpack(KEPT))
-  local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', attempt or 1}
+  local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', links.attempt or 1}
+  keep(out, 'task', links.task)
+  keep(out, 'started_ms', links.started)
+  keep(out, 'children', links.children)
   for i = 1, #KEPT do
-    if v[i] and not ((i == 4 or i == 5) and v[i] == '0') then
-      out[#out + 1] = KEPT[i]
-      out[#out + 1] = v[i]
-    end
+    if not ((KEPT[i] == 'lost' or KEPT[i] == 'priority') and v[i] == '0') then keep(out, KEPT[i], v[i]) end
   end
   for i = 1, #fields do out[#out + 1] = fields[i] end
   redis.call('DEL', jk)
   redis.call('HSET', jk, unpack(out))
-  return v[7]
+  return v[5]
 end
 
 -- the queue keeps its newest keep_succeeded succeeded records (a list in the order they ended;
@@ -244,9 +252,10 @@ end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
+  -- false: no HDEL of fields from a record that compact() writes anew
   drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate)
   if status == 'succeeded' then
-    local place = compact(jk, now, fields, links.attempt)
+    local place = compact(jk, now, fields, links)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl
     if not links.waiter and not place then keep_newest(base, id) end
   else

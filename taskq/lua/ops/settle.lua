@@ -38,7 +38,7 @@ while i <= #ARGV do
   if f[1] ~= token then
     code = 0
   elseif kind == 'ok' then
-    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, {'error', 'reason'}, links_of(f, 5))
+    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, nil, links_of(f, 5))
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
     bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 5))
