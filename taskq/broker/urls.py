@@ -111,12 +111,12 @@ def _sentinel(url: str, timeout: float) -> Any:
     if t.query:
         raise ConfigError(f"redis+sentinel:// takes only the options password, username, sentinel_password, "
                           f"client_name; got {', '.join(sorted(t.query))}")
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         t.nodes, socket_timeout=timeout, socket_connect_timeout=timeout,
         sentinel_kwargs={"password": sentinel_password, "ssl": t.tls, "socket_timeout": timeout,
                          "socket_connect_timeout": timeout, "retry": _retry()},
     )
-    return sentinel.master_for(  # type: ignore[no-untyped-call]
+    return sentinel.master_for(
         t.path[0], db=db, username=t.username, password=t.password, ssl=t.tls,
         socket_timeout=timeout, socket_connect_timeout=timeout, retry=_retry(), client_name=client_name,
     )
