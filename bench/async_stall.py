@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 
 
 async def one_round(n: int) -> tuple[float, float, float]:
-    import flow_app
+    import noop_app
 
     gaps: list[float] = []
     stop = asyncio.Event()
@@ -43,13 +43,13 @@ async def one_round(n: int) -> tuple[float, float, float]:
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.01)
     start = time.perf_counter()
-    jobs = await asyncio.gather(*(flow_app.noop.delay_async(i) for i in range(n)))
+    jobs = await asyncio.gather(*(noop_app.noop.delay_async(i) for i in range(n)))
     enqueued = time.perf_counter() - start
     during_enqueue = max(gaps)
     await asyncio.gather(*(j.result_async(timeout=60) for j in jobs))
     stop.set()
     await ticker
-    await flow_app.app.aclose()
+    await noop_app.app.aclose()
     return during_enqueue, max(gaps), n / enqueued
 
 
@@ -64,10 +64,10 @@ def main() -> None:
         os.environ["TASKQ_URL"] = url
         sys.path.insert(0, str(HERE))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-        worker = subprocess.Popen([sys.executable, "-m", "taskq", "worker", "flow_app:app", "-c", "16",
+        worker = subprocess.Popen([sys.executable, "-m", "taskq", "worker", "noop_app:app", "-c", "16",
                                    "--log-level", "error"], env=env, cwd=HERE)
         try:
-            import flow_app  # noqa: F401  (imported before the freeze, as an app's modules are)
+            import noop_app  # noqa: F401  (imported before the freeze, as an app's modules are)
 
             if args.freeze:
                 gc.freeze()

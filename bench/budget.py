@@ -57,14 +57,14 @@ def spy(url: str, n: int, log_level: str, top: int) -> tuple[dict[str, float], l
     if not os.path.exists(binary):
         print("py-spy is not installed (pip install py-spy): no profile", file=sys.stderr)
         return {}, []
-    env = {**os.environ, "TASKQ_URL": url, "TASKQ_FLOW": "off",
+    env = {**os.environ, "TASKQ_URL": url, "TASKQ_BENCH": "off",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.enqueue({n})"], env=env, cwd=HERE, check=True)
+    subprocess.run([sys.executable, "-c", f"import noop_app; noop_app.enqueue({n})"], env=env, cwd=HERE, check=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "stacks.txt")
         subprocess.run([binary, "record", "--format", "raw",
                         "--rate", "500", "--nonblocking", "-o", out, "--", sys.executable, "-m", "taskq", "worker",
-                        "flow_app:app", "-c", "16", "--burst", "--log-level", log_level],
+                        "noop_app:app", "-c", "16", "--burst", "--log-level", log_level],
                        env=env, cwd=HERE, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lines = Path(out).read_text().splitlines()
     modules: collections.Counter[str] = collections.Counter()

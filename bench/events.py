@@ -2,7 +2,7 @@
 default) against off (`app.queue("default", events=False)`), in one run.
 
 Usage: python bench/events.py [--n 20000] [--repeat 5]
-Processing: bench/flow.py's run (a fresh redis-server, n no-op jobs, two `taskq worker -c 16
+Processing: bench/limits.py's run (a fresh redis-server, n no-op jobs, two `taskq worker -c 16
 --burst` processes timed from start to exit) with the stream on ("off" there: no flow control)
 and off ("no_events"). Enqueue: in this process, n jobs through map() and 2000 through delay(),
 on a fresh redis-server each. Each round runs both back to back; "cost" is the median over
@@ -17,7 +17,7 @@ import statistics
 import time
 
 from _redis import redis_url
-from flow import run_once
+from limits import run_once
 
 import taskq
 

@@ -1,7 +1,7 @@
 """What workflows cost: the same n no-op jobs sent as flows against plain jobs, in one run.
 
 Usage: python bench/workflows.py [--n 20000] [--repeat 3]
-Processing: bench/flow.py's run (a fresh redis-server, n jobs stored, two `taskq worker -c 16
+Processing: bench/limits.py's run (a fresh redis-server, n jobs stored, two `taskq worker -c 16
 --burst` processes timed from start to exit) for n jobs sent by map() ("off") and as groups of
 100, chords of 99 members and a callback, and chains of 10 steps (each step runs only after the
 one before it ended and the worker told it). Enqueue: in this process, the same shapes stored on
@@ -17,22 +17,22 @@ import statistics
 import time
 
 from _redis import redis_url
-from flow import run_once
+from limits import run_once
 
 SHAPES = ("off", "group", "chord", "chain")
 
 
 def enqueue_rate(url: str, shape: str, n: int) -> float:
-    os.environ["TASKQ_URL"], os.environ["TASKQ_FLOW"] = url, shape
+    os.environ["TASKQ_URL"], os.environ["TASKQ_BENCH"] = url, shape
     import importlib
 
-    import flow_app
+    import noop_app
 
-    importlib.reload(flow_app)  # its app reads the URL and the shape at import
+    importlib.reload(noop_app)  # its app reads the URL and the shape at import
     start = time.perf_counter()
-    flow_app.enqueue(n)
+    noop_app.enqueue(n)
     rate = n / (time.perf_counter() - start)
-    flow_app.app.broker.close()
+    noop_app.app.broker.close()
     return rate
 
 

@@ -14,13 +14,13 @@ from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import JobEvent
-from taskq.flow import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, OnFull, QueuePolicy
+from taskq.follow import Since, follow, follow_async
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
+from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, OnFull, QueuePolicy
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
-from taskq.stream import Since, follow, follow_async
 from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions, check_queue
 
 P = ParamSpec("P")

@@ -19,9 +19,9 @@ from taskq.broker import Broker
 from taskq.broker.base import TERMINAL, FlowStep
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
-from taskq.flow import QueuePolicy, with_room, with_room_async
 from taskq.hooks import Hooks
 from taskq.job import Job
+from taskq.limits import QueuePolicy, with_room, with_room_async
 from taskq.task import TaskBase, TaskOptions
 
 #: what a group of enqueue_many() calls shares: the task, and its calls' (args, kwargs)

@@ -11,8 +11,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 from taskq.backoff import Backoff
 from taskq.broker.base import FlowStep
 from taskq.errors import ConfigError, EnqueueError
-from taskq.flow import parse_rate
 from taskq.job import Job
+from taskq.limits import parse_rate
 from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
 from taskq.workflow import Signature
 

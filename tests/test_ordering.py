@@ -10,12 +10,12 @@ import time
 import pytest
 from peak import Peak
 from prometheus_client import CollectorRegistry, generate_latest
-from test_flow import run_fleet
+from test_limits import run_fleet
 
 import taskq
-from taskq.flow import task_limits
+from taskq.cli.render import status
+from taskq.limits import task_limits
 from taskq.metrics import QueueCollector
-from taskq.render import status
 from taskq.views import snapshot
 
 

@@ -1,5 +1,5 @@
 """The web dashboard (`taskq dashboard`, extra taskq[dashboard]): server-rendered pages over the
-read model (views.py, listing.py) and the same actions as the CLI. Pages refresh their content
+read model (views.py) and the same actions as the CLI. Pages refresh their content
 from the server every 2 s (one request per open page); every state change is a POST carrying
 the CSRF token; `read_only` hides and refuses them. It never shows a Redis URL or password.
 """
@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskq import listing, views
+from taskq import views
 from taskq.app import TaskQ
 from taskq.errors import BrokerError, JobNotFound, TaskqError
 from taskq.web.auth import Guard
@@ -54,7 +54,7 @@ def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False)
     async def overview(request: Request) -> Response:
         try:
             data = views.snapshot(app)
-            minutes = listing.per_minute(app, list(data["queues"]))
+            minutes = views.per_minute(app, list(data["queues"]))
         except TaskqError as exc:
             return failure(request, exc)
         return page(request, "overview.html", data=data, chart=bars(minutes["succeeded"], minutes["failed"]),
@@ -66,13 +66,13 @@ def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False)
         number = max(1, int(request.query_params.get("page", "1") or 1)) if request.query_params.get(
             "page", "1").isdigit() else 1
         try:
-            rows = listing.jobs(app, name, state, (number - 1) * PAGE, PAGE)
+            rows = views.queue_jobs(app, name, state, (number - 1) * PAGE, PAGE)
             depths = app.broker.depths(name).as_dict()
             paused = name in app.broker.paused([name])
         except TaskqError as exc:
             return failure(request, exc)
         return page(request, "queue.html", name=name, state=state, rows=rows, number=number, depths=depths,
-                    states=listing.STATES, paused=paused, more=len(rows) == PAGE)
+                    states=views.STATES, paused=paused, more=len(rows) == PAGE)
 
     async def job_page(request: Request) -> Response:
         try:

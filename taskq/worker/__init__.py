@@ -25,7 +25,7 @@ from taskq.broker import redact
 from taskq.broker.base import Delivery
 from taskq.errors import Aborted, BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
 from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
-from taskq.flow import task_limits
+from taskq.limits import task_limits
 from taskq.log import get_logger
 from taskq.message import Message, unpack
 from taskq.outage import Outage

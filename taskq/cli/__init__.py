@@ -14,13 +14,14 @@ from typing import Any, cast
 
 import click
 
-from taskq import listing, render, views
+from taskq import views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
-from taskq.cli_parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
+from taskq.cli import render
+from taskq.cli.options import WorkerOptions
+from taskq.cli.parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
 from taskq.errors import BrokerError, ConfigError
 from taskq.log import configure
-from taskq.worker.options import WorkerOptions
 
 
 def load_app(path: str, url: str | None = None) -> TaskQ:
@@ -150,7 +151,7 @@ def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
 @click.argument("job_id", metavar="[ID", required=False)
 @click.argument("action", metavar="[ACTION]]", required=False, type=click.Choice(["cancel", "abort"]))
 @click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
-@click.option("--state", type=click.Choice(listing.STATES), help="List the queue's jobs in this state (no ID).")
+@click.option("--state", type=click.Choice(views.STATES), help="List the queue's jobs in this state (no ID).")
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="With --state: which 50.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @_url_option
@@ -163,7 +164,7 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
     if job_id is None:
         if not (queue_name and state):
             raise click.UsageError("give a job ID, or --queue Q --state S to list jobs")
-        rows = run(lambda: listing.jobs(app, queue_name, state, (page - 1) * 50, 50))
+        rows = run(lambda: views.queue_jobs(app, queue_name, state, (page - 1) * 50, 50))
         _echo(rows, as_json, render.job_rows)
         return
     record = run(lambda: views.find(app, job_id, queue_name))
@@ -402,6 +403,3 @@ def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, del
     job = run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
     click.echo(job.id)
 
-
-if __name__ == "__main__":
-    main()

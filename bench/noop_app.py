@@ -1,4 +1,5 @@
-"""The app bench/flow.py runs: one no-op task, its flow control chosen by $TASKQ_FLOW."""
+"""The no-op app the processing benchmarks run (bench/limits.py, budget.py, workflows.py, events.py): one
+no-op task; $TASKQ_BENCH picks its flow control configuration or workflow shape ("off": neither)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import os
 import taskq
 
 app = taskq.TaskQ(os.environ.get("TASKQ_URL"))
-FLOW = os.environ.get("TASKQ_FLOW", "off")
-if FLOW == "rate":
+SHAPE = os.environ.get("TASKQ_BENCH", "off")
+if SHAPE == "rate":
     app.queue("default", rate_limit="1000000/s")  # far above what 2 cores reach: only its cost shows
-elif FLOW == "cap":
+elif SHAPE == "cap":
     app.queue("default", max_running=32)  # the fleet's total concurrency (2 workers x 16)
-elif FLOW == "ready":
+elif SHAPE == "ready":
     app.queue("default", max_ready=1_000_000)
-elif FLOW == "no_events":
+elif SHAPE == "no_events":
     app.queue("default", events=False)  # bench/events.py: the event stream's cost is "off" against this
 #: the task's own limits, for the task_rate and task_cap configurations
 LIMITS: dict[str, object] = {"task_rate": {"rate_limit": "1000000/s"}, "task_cap": {"max_running": 32}}.get(
-    FLOW, {})  # type: ignore[assignment]
+    SHAPE, {})  # type: ignore[assignment]
 
 
 @app.task(**LIMITS)  # type: ignore[call-overload]
@@ -29,10 +30,10 @@ def noop(i: int) -> None:
 def enqueue(n: int) -> None:
     """n jobs; with "order", over 100 ordering keys (one map() per key, so each key's jobs are in
     line); with "group", "chord" or "chain" (bench/workflows.py), as flows of 100, 100 and 10 jobs."""
-    if FLOW in WORKFLOWS:
-        WORKFLOWS[FLOW](n)
+    if SHAPE in WORKFLOWS:
+        WORKFLOWS[SHAPE](n)
         return
-    if FLOW != "order":
+    if SHAPE != "order":
         noop.map(range(n))
         return
     for key in range(100):

@@ -9,7 +9,7 @@ import pytest
 from peak import Peak
 
 import taskq
-from taskq.render import status
+from taskq.cli.render import status
 from taskq.views import snapshot
 
 

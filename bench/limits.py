@@ -1,6 +1,6 @@
 """Processing throughput with each flow-control feature switched on, against off, in one run.
 
-Usage: python bench/flow.py [--n 20000] [--repeat 3]
+Usage: python bench/limits.py [--n 20000] [--repeat 3]
 Each run: a fresh redis-server, `n` no-op jobs enqueued (task.map), then two
 `taskq worker -c 16 --burst` processes, timed from start to exit (start-up included, the same
 for every configuration); "vs_off" is the median over rounds of each round's ratio to its own
@@ -28,11 +28,11 @@ CONFIGS = ("off", "rate", "cap", "ready", "task_rate", "task_cap", "order")
 
 
 def run_once(url: str, flow: str, n: int) -> float:
-    env = {**os.environ, "TASKQ_URL": url, "TASKQ_FLOW": flow,
+    env = {**os.environ, "TASKQ_URL": url, "TASKQ_BENCH": flow,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    subprocess.run([sys.executable, "-c", f"import flow_app; flow_app.enqueue({n})"], env=env, cwd=HERE,
+    subprocess.run([sys.executable, "-c", f"import noop_app; noop_app.enqueue({n})"], env=env, cwd=HERE,
                    check=True)
-    cmd = [sys.executable, "-m", "taskq", "worker", "flow_app:app", "-c", "16", "--burst", "--log-level", "error"]
+    cmd = [sys.executable, "-m", "taskq", "worker", "noop_app:app", "-c", "16", "--burst", "--log-level", "error"]
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
     if any(p.wait() != 0 for p in procs):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from taskq.cli.options import WorkerOptions
 from taskq.errors import TaskqError
-from taskq.worker.options import WorkerOptions
 from taskq.worker.supervisor import Supervisor
 
 if TYPE_CHECKING:
