@@ -8,31 +8,23 @@ asyncio twins on the broker's asyncio client.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 
 from taskq.broker import Broker
-from taskq.broker.base import TERMINAL, FlowStep
+from taskq.broker.base import TERMINAL, FlowStep, NewJob
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
 from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.limits import QueuePolicy, with_room, with_room_async
-from taskq.task import TaskBase, TaskOptions
-
-#: what a group of enqueue_many() calls shares: the task, and its calls' (args, kwargs)
-_Group = tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]
-
+from taskq.task import TaskBase, TaskCall
 
 #: delay_async calls one event loop checks, packs and sends per turn of the loop
 PACK_CHUNK = 100
-
-#: one packed delay_async call: (task, queue, job id, message, priority, the caller's future)
-_Sent = tuple[TaskBase[Any, Any], str, str, bytes, int, "asyncio.Future[Job[Any]]"]
 
 
 class _Line:
@@ -40,7 +32,8 @@ class _Line:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.calls: list[tuple[Any, ...]] = []
+        #: (call, args, kwargs, the caller's future) each
+        self.calls: list[tuple[TaskCall[Any, Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Job[Any]]]] = []
         self.draining = False
         self.task: asyncio.Task[None] | None = None
         #: the tasks awaiting replies of chunks sent (held: a pending task is only weakly referenced)
@@ -65,34 +58,25 @@ class Producing:
     def broker(self) -> Broker:
         raise NotImplementedError  # TaskQ's
 
-    def submit(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
+    def submit(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
-        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
-        self._register_queue(queue)
-        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
-        job_id = with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue(
-            queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-            gate=task.gate, task=task.name))
-        self._enqueued(task, queue, [job_id])
+        job = self._pack_call(call, args, kwargs)
+        self._register_queue(call.queue)
+        broker = self.broker
+        job_id = with_room(self.queue_policies.get(call.queue), broker,
+                           lambda limit: broker.enqueue(job, max_ready=limit))
+        self._enqueued(call.task.name, call.queue, [job_id])
         if self.after_submit is not None:
-            self.after_submit(queue)
-        return Job(broker, queue, job_id, self.hooks)
+            self.after_submit(call.queue)
+        return Job(broker, call.queue, job_id, self.hooks)
 
-    async def submit_async(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
+    async def submit_async(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """submit() on the event loop's client (used by TaskCall.delay_async). The call only
         waits in line here: the loop's drain checks, packs and sends PACK_CHUNK calls per turn of
         the loop, so a gather of thousands never holds the loop for all of them at once."""
+        queue = call.queue
         if queue not in self._known_queues or queue in self.queue_policies or self.after_submit is not None:
-            return await self._submit_async_now(task, args, kwargs, queue=queue, priority=priority, delay=delay,
-                                                at=at, key=key, opts=opts, ordering_key=ordering_key)
+            return await self._submit_async_now(call, args, kwargs)
         loop = asyncio.get_running_loop()
         line = self._last_line
         if line is None or line.loop is not loop:  # WeakKeyDictionary lookups cost more than the rest
@@ -101,7 +85,7 @@ class Producing:
                 line = self._submits[loop] = _Line(loop)
             self._last_line = line
         future: asyncio.Future[Job[Any]] = loop.create_future()
-        line.calls.append((task, args, kwargs, queue, priority, delay, at, key, opts, ordering_key, future))
+        line.calls.append((call, args, kwargs, future))
         if not line.draining:
             line.draining = True
             line.task = loop.create_task(self._drain(line))  # held: a pending task is only weakly referenced
@@ -120,103 +104,72 @@ class Producing:
         finally:
             line.draining = False
 
-    def _send_batch(self, batch: list[tuple[Any, ...]]) -> Coroutine[Any, Any, None]:
-        """One chunk of the line, packed and handed to the loop's client now: calls without a
-        dedup key go out as one enqueue_many call per (queue, due time, ordering key, task gate),
-        as map() sends them, keyed calls one by one. Returns what settles their futures."""
-        aio = self.broker.aio
-        groups: dict[tuple[str, int, int, str | None, TaskBase[Any, Any]], list[_Sent]] = {}
-        keyed: list[tuple[_Sent, asyncio.Future[Any]]] = []
-        for task, args, kwargs, queue, priority, delay, at, key, opts, order, future in batch:
+    def _send_batch(self, batch: list[tuple[TaskCall[Any, Any], tuple[Any, ...], dict[str, Any],
+                                            asyncio.Future[Job[Any]]]]) -> Coroutine[Any, Any, None]:
+        """One chunk of the line, packed and handed to the loop's client now (it pipelines them:
+        one enqueue_many per placement, keyed calls one by one). Returns what settles their futures."""
+        jobs: list[NewJob] = []
+        waiting: list[tuple[TaskCall[Any, Any], asyncio.Future[Job[Any]]]] = []
+        for call, args, kwargs, future in batch:
             if future.done():  # its caller was cancelled
                 continue
             try:
-                new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
-                delay_ms, at_ms = int(delay * 1000), _at_ms(at)
-                if key is None:
-                    groups.setdefault((queue, delay_ms, at_ms, order, task), []).append(
-                        (task, queue, new_id, body, priority, future))
-                else:
-                    reply = aio.enqueue_soon(queue, new_id, body, priority, delay_ms, at_ms, key, order=order,
-                                             gate=task.gate, task=task.name)
-                    keyed.append(((task, queue, new_id, body, priority, future), reply))
+                jobs.append(self._pack_call(call, args, kwargs))
+                waiting.append((call, future))
             except Exception as exc:
                 future.set_exception(exc)
-        stores: list[tuple[list[_Sent], asyncio.Future[Any]]] = []
-        for (queue, delay_ms, at_ms, order, task), sent in groups.items():
-            try:
-                stores.append((sent, aio.enqueue_many_soon(queue, [(s[2], s[3], s[4]) for s in sent], delay_ms=delay_ms,
-                                                           at_ms=at_ms, order=order, gate=task.gate, task=task.name)))
-            except Exception as exc:  # e.g. no client for this loop: every caller of the group hears it
-                for one in sent:
-                    self._answer(one, exc, _new_id)
-        return self._settle_batch(keyed, stores)
-
-    async def _settle_batch(self, keyed: list[tuple[_Sent, asyncio.Future[Any]]],
-                            stores: list[tuple[list[_Sent], asyncio.Future[Any]]]) -> None:
-        """Each call's future gets its Job, or the error of the script call that carried it."""
-        aio = self.broker.aio
-        replies = await asyncio.gather(*(r for _, r in keyed), *(r for _, r in stores), return_exceptions=True)
-        for (one, _), answer in zip(keyed, replies, strict=False):
-            self._answer(one, answer, lambda reply, new_id: aio.enqueued(reply, new_id))
-        for (sent, _), answer in zip(stores, replies[len(keyed):], strict=True):
-            if isinstance(answer, BaseException):
-                for one in sent:
-                    self._answer(one, answer, _new_id)
-                continue
-            broker, hooked = self.broker, self.hooks.wants(EventKind.ENQUEUED)
-            for task, queue, new_id, _, _, future in sent:
+        try:
+            answers = self.broker.aio.enqueue_batch(jobs)
+        except Exception as exc:  # e.g. no client for this loop: every caller hears it
+            for _, future in waiting:
                 if not future.done():
-                    if hooked:
-                        self._enqueued(task, queue, [new_id])
-                    future.set_result(Job(broker, queue, new_id, self.hooks))
+                    future.set_exception(exc)
+            return asyncio.sleep(0)
+        return self._settle_batch(waiting, answers)
 
-    def _answer(self, sent: _Sent, answer: Any, job_id_of: Callable[[Any, str], str]) -> None:
-        """Settle one delay_async call's future with its Job, or with the error of its store."""
-        task, queue, new_id, _, _, future = sent
-        if future.done():
-            return
-        if isinstance(answer, BaseException):
-            future.set_exception(self.broker.aio.error(answer))
-            return
-        job_id = job_id_of(answer, new_id)
-        self._enqueued(task, queue, [job_id])
-        future.set_result(Job(self.broker, queue, job_id, self.hooks))
+    async def _settle_batch(self, waiting: list[tuple[TaskCall[Any, Any], asyncio.Future[Job[Any]]]],
+                            answers: Awaitable[list[str | BaseException]]) -> None:
+        """Each call's future gets its Job, or the error of the script call that carried it."""
+        broker, hooked = self.broker, self.hooks.wants(EventKind.ENQUEUED)
+        for (call, future), answer in zip(waiting, await answers, strict=True):
+            if future.done():
+                continue
+            if isinstance(answer, BaseException):
+                future.set_exception(answer)
+                continue
+            if hooked:
+                self._enqueued(call.task.name, call.queue, [answer])
+            future.set_result(Job(broker, call.queue, answer, self.hooks))
 
-    async def _submit_async_now(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
-        new_id, body = self._pack_call(task, args, kwargs, queue, priority, key, opts)
+    async def _submit_async_now(self, call: TaskCall[Any, Any], args: tuple[Any, ...],
+                                kwargs: dict[str, Any]) -> Job[Any]:
+        job = self._pack_call(call, args, kwargs)
         aio = self.broker.aio
-        await self._register_queue_async(queue)
-        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
-        policy = self.queue_policies.get(queue)
+        await self._register_queue_async(call.queue)
+        policy = self.queue_policies.get(call.queue)
         if policy is None:  # the common case: no coroutine of with_room_async's per call
-            job_id = await aio.enqueue(queue, new_id, body, priority, delay_ms, at_ms, key, order=ordering_key,
-                                       gate=task.gate, task=task.name)
+            job_id = await aio.enqueue(job)
         else:
-            job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(
-                queue, new_id, body, priority, delay_ms, at_ms, key, max_ready=limit, order=ordering_key,
-                gate=task.gate, task=task.name))
-        self._enqueued(task, queue, [job_id])
-        await self._after_submit_async(queue)
-        return Job(self.broker, queue, job_id, self.hooks)
+            job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(job, max_ready=limit))
+        self._enqueued(call.task.name, call.queue, [job_id])
+        await self._after_submit_async(call.queue)
+        return Job(self.broker, call.queue, job_id, self.hooks)
 
     async def _after_submit_async(self, queue: str) -> None:
         """The after_submit callback (eager mode's drain) in a thread: it blocks, the loop must not."""
         if self.after_submit is not None:
             await asyncio.to_thread(self.after_submit, queue)
 
-    def _pack_call(self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], queue: str,
-                   priority: int, key: str | None, opts: TaskOptions | None) -> tuple[str, bytes]:
-        """A new job id and its message, validated before any I/O."""
+    def _pack_call(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewJob:
+        """The call as a job to store (a new id, its message, its placement), validated before any I/O:
+        the one place a call becomes a stored job."""
+        task = call.task
         task.check_args(args, kwargs)
         new_id = new_job_id()
-        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)
-        return new_id, task.message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=time.time(),
-                                    key=key, limit=self.max_message_bytes, opts=opts, trace=trace)
+        trace = None if self.hooks.trace is None else self.hooks.trace(task.name, call.queue)
+        body = task.message(new_id, args, kwargs, queue=call.queue, priority=call.priority, enqueued_at=time.time(),
+                            key=call.key, limit=self.max_message_bytes, opts=call.opts, trace=trace)
+        return NewJob(call.place, new_id, body, call.priority, call.key)
 
     def new_flow_id(self) -> str:
         return new_job_id()
@@ -238,7 +191,7 @@ class Producing:
             self.broker.stage(first)
         for (queue, step), task in zip(steps, tasks, strict=True):
             if step.parents == 0:
-                self._enqueued(task, queue, [step.id])
+                self._enqueued(task.name, queue, [step.id])
         if self.after_submit is not None:  # eager mode: run the flow's queues until every step ended
             queues = list(dict.fromkeys(q for q, _ in steps))
             for _ in range(len(steps)):
@@ -248,83 +201,73 @@ class Producing:
                 if all(s is None or s.status in TERMINAL for s in states):
                     break
 
-    def _enqueued(self, task: TaskBase[Any, Any], queue: str, job_ids: Iterable[str]) -> None:
+    def _enqueued(self, task: str, queue: str, job_ids: Iterable[str]) -> None:
         """The "enqueued" hooks of new jobs."""
         if self.hooks.wants(EventKind.ENQUEUED):
             for job_id in job_ids:
-                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task.name, queue, 1))
+                self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task, queue, 1))
 
-    def submit_many(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
+    def submit_many(self, call: TaskCall[Any, Any],
+                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
         """Validate and pack every call, then store them in batches (used by map/starmap).
         Raises before writing anything if any call is bad."""
-        return self._store_many(task, queue, self._pack_calls(task, calls, queue, priority, opts), delay, at,
-                                order=ordering_key)
+        return self._store_many(call, self._pack_calls(call, calls))
 
-    async def submit_many_async(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
+    async def submit_many_async(self, call: TaskCall[Any, Any],
+                                calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
         """submit_many() on the event loop's client (used by map_async)."""
-        jobs = self._pack_calls(task, calls, queue, priority, opts)
+        jobs = self._pack_calls(call, calls)
         aio = self.broker.aio
-        await self._register_queue_async(queue)
-        delay_ms, at_ms = int(delay * 1000), _at_ms(at)
-        await with_room_async(self.queue_policies.get(queue), aio, lambda limit: aio.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=ordering_key, gate=task.gate,
-            task=task.name))
-        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
-        await self._after_submit_async(queue)
-        return [Job(self.broker, queue, job_id, self.hooks) for job_id, _, _ in jobs]
+        await self._register_queue_async(call.queue)
+        await with_room_async(self.queue_policies.get(call.queue), aio,
+                              lambda limit: aio.enqueue_many(jobs, max_ready=limit))
+        self._enqueued(call.task.name, call.queue, (job.id for job in jobs))
+        await self._after_submit_async(call.queue)
+        return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args) or
         (task, args, kwargs), with the task's default options. Nothing is written if any
         call is bad (not a task of this app, wrong arguments, not msgpack-able)."""
-        groups: dict[tuple[str, str, int], _Group] = {}
-        order: list[tuple[tuple[str, str, int], int]] = []
+        groups: dict[str, tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]] = {}
+        order: list[tuple[str, int]] = []
         for item in calls:
             task, args, kwargs = (*item, {}) if len(item) == 2 else item
             if not isinstance(task, TaskBase) or self.tasks.get(task.name) is not task:
                 raise ConfigError(f"enqueue_many: {task!r} is not a task of this app")
-            key = (task.name, task.opts.queue, task.opts.priority)
-            entry = groups.setdefault(key, (task, []))
-            order.append((key, len(entry[1])))
+            entry = groups.setdefault(task.name, (task, []))
+            order.append((task.name, len(entry[1])))
             entry[1].append((tuple(args), dict(kwargs)))
-        packed = {key: self._pack_calls(task, items, key[1], key[2]) for key, (task, items) in groups.items()}
-        done = {key: self._store_many(groups[key][0], key[1], jobs, 0, None)
-                for key, jobs in packed.items()}
-        return [done[key][index] for key, index in order]
+        packed = {name: (task.defaults, self._pack_calls(task.defaults, items))
+                  for name, (task, items) in groups.items()}
+        done = {name: self._store_many(call, jobs) for name, (call, jobs) in packed.items()}
+        return [done[name][index] for name, index in order]
 
-    def _pack_calls(self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
-                    queue: str, priority: int, opts: TaskOptions | None = None) -> list[tuple[str, bytes, int]]:
+    def _pack_calls(self, call: TaskCall[Any, Any],
+                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[NewJob]:
         now = time.time()
-        jobs: list[tuple[str, bytes, int]] = []
+        jobs: list[NewJob] = []
+        task, place, priority, queue, opts = call.task, call.place, call.priority, call.queue, call.opts
         limit, message, check = self.max_message_bytes, task.message, task.check_args
         trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)  # one for the call
         ids = _job_ids()
         for args, kwargs in calls:
             check(args, kwargs)
             new_id = next(ids)
-            jobs.append((new_id, message(new_id, args, kwargs, queue=queue, priority=priority, enqueued_at=now,
-                                         limit=limit, opts=opts, trace=trace), priority))
+            jobs.append(NewJob(place, new_id, message(new_id, args, kwargs, queue=queue, priority=priority,
+                                                      enqueued_at=now, limit=limit, opts=opts, trace=trace),
+                               priority))
         return jobs
 
-    def _store_many(self, task: TaskBase[Any, Any], queue: str, jobs: list[tuple[str, bytes, int]], delay: float,
-                    at: dt.datetime | None, *, order: str | None = None) -> list[Job[Any]]:
+    def _store_many(self, call: TaskCall[Any, Any], jobs: list[NewJob]) -> list[Job[Any]]:
+        queue = call.queue
         self._register_queue(queue)
-        gate = task.gate
-        broker, delay_ms, at_ms = self.broker, int(delay * 1000), _at_ms(at)
-        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(
-            queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=limit, order=order, gate=gate, task=task.name))
-        self._enqueued(task, queue, (job_id for job_id, _, _ in jobs))
+        broker = self.broker
+        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(jobs, max_ready=limit))
+        self._enqueued(call.task.name, queue, (job.id for job in jobs))
         if self.after_submit is not None:
             self.after_submit(queue)
-        return [Job(broker, queue, job_id, self.hooks) for job_id, _, _ in jobs]
+        return [Job(broker, queue, job.id, self.hooks) for job in jobs]
 
     async def _register_queue_async(self, queue: str) -> None:
         if queue not in self._known_queues:
@@ -361,11 +304,6 @@ class Producing:
         return policy.events, policy.keep_succeeded
 
 
-def _new_id(_reply: Any, new_id: str) -> str:
-    """The id of a job stored by enqueue_many (always the new one: it has no dedup key)."""
-    return new_id
-
-
 def new_job_id() -> str:
     """32 random hex digits (as uuid4().hex reads, at a fraction of its cost)."""
     return os.urandom(16).hex()
@@ -377,11 +315,3 @@ def _job_ids() -> Iterator[str]:
         pool = os.urandom(16 * 256).hex()
         for i in range(0, len(pool), 32):
             yield pool[i:i + 32]
-
-
-def _at_ms(at: dt.datetime | None) -> int:
-    """A due time as unix ms (0 = none); a naive datetime is local time."""
-    if at is None:
-        return 0
-    stamp = at if at.tzinfo is not None else at.astimezone()
-    return max(1, int(stamp.timestamp() * 1000))

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from newjobs import new_job
 
 import taskq
 from taskq.broker.base import Depths
@@ -112,7 +113,7 @@ def test_unreachable_redis_raises_broker_unavailable() -> None:
 
 
 def _raw_enqueue(app: taskq.TaskQ, job_id: str, body: bytes) -> None:
-    app.broker.enqueue("default", job_id, body)
+    app.broker.enqueue(new_job("default", job_id, body))
 
 
 def test_garbage_messages_go_to_dead_letters_and_the_worker_keeps_going(app: taskq.TaskQ) -> None:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import redis
+from newjobs import new_job, new_jobs
 
 import taskq
 from taskq.broker import Broker, Policy, open_broker
@@ -45,7 +46,7 @@ def short_leases(url: str, lease_ms: int, max_lost: int = 5) -> Broker:
 
 
 def enqueue(broker: Broker, job_id: str, priority: int = 0) -> None:
-    broker.enqueue("q", job_id, b"body-" + job_id.encode(), priority=priority)
+    broker.enqueue(new_job("q", job_id, b"body-" + job_id.encode(), priority=priority))
 
 
 def ok(d: object, result: bytes = b"\xc0") -> Settlement:
@@ -166,8 +167,8 @@ def test_starting_again_after_a_lost_reply_is_harmless(broker: Broker) -> None:
 def test_a_bulk_batch_sent_twice_stores_each_job_once(broker: Broker) -> None:
     """A batch whose reply was lost is sent again: the ids are the producer's, so nothing doubles."""
     jobs = [("a", b"1", 0), ("b", b"2", 0)]
-    assert broker.enqueue_many("q", jobs) == 2
-    assert broker.enqueue_many("q", jobs) == 0
+    assert broker.enqueue_many(new_jobs("q", jobs)) == 2
+    assert broker.enqueue_many(new_jobs("q", jobs)) == 0
     assert broker.depths("q") == Depths(ready=2)
 
 
@@ -213,8 +214,8 @@ def test_release_gives_jobs_back_to_the_front_in_order(broker: Broker) -> None:
 
 
 def test_fetch_promotes_due_jobs_and_reports_the_next_due(broker: Broker) -> None:
-    broker.enqueue("q", "soon", b"x", delay_ms=100)
-    broker.enqueue("q", "later", b"y", delay_ms=60_000)
+    broker.enqueue(new_job("q", "soon", b"x", delay_ms=100))
+    broker.enqueue(new_job("q", "later", b"y", delay_ms=60_000))
     got = broker.fetch("q", 10, 0, "w")
     assert got.deliveries == [] and got.next_due is not None and 0 < got.next_due <= 0.1
     time.sleep(0.15)
@@ -223,7 +224,7 @@ def test_fetch_promotes_due_jobs_and_reports_the_next_due(broker: Broker) -> Non
 
 
 def test_promote_moves_due_jobs_without_leasing(broker: Broker) -> None:
-    broker.enqueue("q", "soon", b"x", delay_ms=300)
+    broker.enqueue(new_job("q", "soon", b"x", delay_ms=300))
     moved, due = broker.promote("q")
     assert moved == 0 and due is not None and 0 <= due <= 300
     deadline = time.monotonic() + 10  # a hang guard: promoted once due
@@ -240,17 +241,17 @@ def test_priorities_and_fifo_within_a_priority(broker: Broker) -> None:
 
 
 def test_same_job_id_enqueued_twice_is_stored_once(broker: Broker) -> None:
-    assert broker.enqueue("q", "a", b"1") == "a"
-    assert broker.enqueue("q", "a", b"2") == "a"
+    assert broker.enqueue(new_job("q", "a", b"1")) == "a"
+    assert broker.enqueue(new_job("q", "a", b"2")) == "a"
     assert broker.depths("q").ready == 1
 
 
 def test_a_dedup_key_holds_until_its_job_ends(broker: Broker) -> None:
-    assert broker.enqueue("q", "a", b"1", key="k") == "a"
-    assert broker.enqueue("q", "b", b"2", key="k") == "a"
+    assert broker.enqueue(new_job("q", "a", b"1", key="k")) == "a"
+    assert broker.enqueue(new_job("q", "b", b"2", key="k")) == "a"
     [d] = broker.fetch("q", 1, 0, "w").deliveries
     broker.settle("q", [ok(d)])
-    assert broker.enqueue("q", "c", b"3", key="k") == "c"
+    assert broker.enqueue(new_job("q", "c", b"3", key="k")) == "c"
 
 
 def test_wait_wakes_on_enqueue(broker: Broker) -> None:
@@ -263,12 +264,12 @@ def test_wait_wakes_on_enqueue(broker: Broker) -> None:
 def test_a_wait_on_queues_in_many_slots_names_the_woken_queue_and_holds_no_token_after(broker: Broker) -> None:
     queues = [f"m{i}" for i in range(6)]  # six slots on a Cluster: one block each
     assert broker.wait(queues, "w", 0.05) is None
-    broker.enqueue("m4", "a", b"x")
+    broker.enqueue(new_job("m4", "a", b"x"))
     assert broker.wait(queues, "w", 5) == ["m4"]
     # w no longer waits: a job's token its other blocks take goes back, for whoever waits
-    broker.enqueue("m1", "b", b"x")
+    broker.enqueue(new_job("m1", "b", b"x"))
     assert broker.wait(queues, "peer", 5) == ["m1"]
-    broker.enqueue("m2", "c", b"x")
+    broker.enqueue(new_job("m2", "c", b"x"))
     assert broker.wait(queues, "w", 5) == ["m2"]  # and w's blocks still watch every slot
     broker.wake("w", queues)
     assert broker.wait(queues, "w", 5) == []  # its own wake-up: no queue
@@ -277,7 +278,7 @@ def test_a_wait_on_queues_in_many_slots_names_the_woken_queue_and_holds_no_token
 def test_a_burst_passes_the_wake_up_on_to_every_idle_worker(broker: Broker) -> None:
     """One token waits at most; a fetch that leaves ready jobs behind passes it on, so each idle
     worker wakes in turn; the last fetch, which empties the queue, leaves none."""
-    broker.enqueue_many("q", [(f"j{i}", b"x", 0) for i in range(6)])
+    broker.enqueue_many(new_jobs("q", [(f"j{i}", b"x", 0) for i in range(6)]))
     assert broker.client.llen("taskq:{q}:notify") == 1  # type: ignore[attr-defined]
     for worker in ("w1", "w2"):
         assert broker.wait(["q"], worker, 1) == ["q"]
@@ -333,7 +334,7 @@ def test_a_concurrency_cap_holds_across_workers_and_a_freed_slot_wakes_one(url: 
 
 
 def test_job_records_are_typed(broker: Broker) -> None:
-    broker.enqueue("q", "a", b"msg", priority=3)
+    broker.enqueue(new_job("q", "a", b"msg", priority=3))
     [d] = broker.fetch("q", 1, 0, "host:1:abc").deliveries
     assert broker.progress("q", "a", d.token, 0.25, "a quarter")
     record = broker.job("q", "a")
@@ -347,7 +348,7 @@ def test_job_records_are_typed(broker: Broker) -> None:
 
 def test_namespaces_never_see_each_other(url: str) -> None:
     shop, blog = open_broker(url, namespace="shop"), open_broker(url, namespace="blog")
-    shop.enqueue("default", "a", b"x")
+    shop.enqueue(new_job("default", "a", b"x"))
     shop.register_queues(["default"])
     assert blog.fetch("default", 10, 0, "w").deliveries == [] and blog.queues() == []
     assert blog.queues_holding("a", ["default"]) == [] and blog.state("default", "a") is None

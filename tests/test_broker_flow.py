@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import time
 
+from newjobs import new_job, new_jobs
 from test_broker import broker_fixture, ok, short_leases, url_fixture  # noqa: F401  (the contract's fixtures)
 
 from taskq.broker import Broker
 from taskq.broker.base import Outcome, Recovered, Refill, Settled, Settlement, Status, TaskLimit
 
 
-def put(broker: Broker, job_id: str, order: str | None = "k", **kw: object) -> None:
-    broker.enqueue("q", job_id, b"m-" + job_id.encode(), order=order, **kw)  # type: ignore[arg-type]
+def put(broker: Broker, job_id: str, order: str | None = "k", max_ready: int = 0, **kw: object) -> None:
+    broker.enqueue(new_job("q", job_id, b"m-" + job_id.encode(), order=order, **kw), max_ready=max_ready)
 
 
 def ids(broker: Broker, n: int = 10, worker: str = "w1", **kw: object) -> list[str]:
@@ -86,7 +87,7 @@ def test_delayed_jobs_of_one_key_fall_due_in_enqueue_order(broker: Broker) -> No
     at = broker.time_ms() + 150  # the same due time for all: the set alone would order them by id
     for job_id in ("z", "m", "a", "q"):
         put(broker, job_id, at_ms=at)
-    broker.enqueue_many("q", [(f"b{i}", b"m", 0) for i in (3, 1, 2)], at_ms=at, order="k")
+    broker.enqueue_many(new_jobs("q", [(f"b{i}", b"m", 0) for i in (3, 1, 2)], at_ms=at, order="k"))
     time.sleep(0.2)
     seen = []
     for _ in range(7):
@@ -110,8 +111,8 @@ def test_a_holder_whose_worker_died_keeps_the_key_until_it_ends(url: str) -> Non
 
 
 def test_a_bulk_enqueue_with_a_key_runs_its_jobs_in_order(broker: Broker) -> None:
-    broker.enqueue_many("q", [(f"j{i}", b"m", 9 - i) for i in range(4)], order="k")
-    broker.enqueue_many("q", [("x", b"m", 0)], order="k", gate="t")
+    broker.enqueue_many(new_jobs("q", [(f"j{i}", b"m", 9 - i) for i in range(4)], order="k"))
+    broker.enqueue_many(new_jobs("q", [("x", b"m", 0)], order="k", gate="t"))
     seen = []
     for _ in range(5):
         [d] = broker.fetch("q", 10, 0, "w1").deliveries

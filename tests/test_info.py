@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import redis
+from newjobs import new_job
 from redis_server import command_calls
 
 import taskq
@@ -68,6 +69,6 @@ def test_info_is_one_round_trip(redis_url: str) -> None:
 
 
 def test_info_of_an_undecodable_message_still_reads(app: taskq.TaskQ) -> None:
-    app.broker.enqueue("default", "raw1", b"\xc1 not msgpack")
+    app.broker.enqueue(new_job("default", "raw1", b"\xc1 not msgpack"))
     info = app.job("raw1", "default").info()
     assert info.status is taskq.Status.QUEUED and info.task is None and info.attempt is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from newjobs import new_job
 
 from taskq.broker import Broker, Policy, open_broker
 from taskq.broker.base import Depths, Outcome, Refill, Settlement, Status
@@ -35,7 +36,7 @@ def intake(broker: Broker, clock: Clock, *, concurrency: int = 2, prefetch: int 
 def jobs(broker: Broker, n: int) -> list[str]:
     ids = [f"j{i}" for i in range(n)]
     for job_id in ids:
-        broker.enqueue("q", job_id, b"body")
+        broker.enqueue(new_job("q", job_id, b"body"))
     return ids
 
 
@@ -132,7 +133,7 @@ def test_the_budget_bounds_starts_and_prefetch(broker: Broker) -> None:
 
 
 def test_an_empty_queue_makes_the_step_idle(broker: Broker) -> None:
-    broker.enqueue("q", "later", b"x", delay_ms=60_000)
+    broker.enqueue(new_job("q", "later", b"x", delay_ms=60_000))
     step = intake(broker, Clock()).step()
     assert step.idle and step.run == [] and step.next_due is not None and 59 < step.next_due <= 60
 
@@ -140,7 +141,7 @@ def test_an_empty_queue_makes_the_step_idle(broker: Broker) -> None:
 def test_queues_are_served_in_turn_and_a_woken_queue_first(broker: Broker) -> None:
     for q in ("a", "b", "c"):
         for i in range(3):
-            broker.enqueue(q, f"{q}{i}", b"body")
+            broker.enqueue(new_job(q, f"{q}{i}", b"body"))
     taker = Intake(broker, ["a", "b", "c"], "w", concurrency=1, prefetch=0, lease=LEASE, clock=Clock())
     order = []
     for _ in range(6):

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -28,10 +28,10 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
-from taskq.broker.base import EventRecord, JobRecord, JobState, Status
+from taskq.broker.base import EventRecord, JobRecord, JobState, NewJob, Placement, Status
+from taskq.broker.calls import ENQUEUE_BATCH, enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
 from taskq.broker.client import text
 from taskq.broker.keys import retention
-from taskq.broker.redis import enqueued, job_state, status_of, stored
 from taskq.broker.stream import READ_COUNT, records
 from taskq.broker.urls import Kind, memory_server, parse
 
@@ -268,45 +268,53 @@ class AsyncBroker:
 
     # -- producing --------------------------------------------------------
 
-    def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
-                     key: str | None, *, order: str | None, gate: str | None,
-                     task: str | None = None) -> asyncio.Future[Any]:
-        """enqueue() without a coroutine of its own (no max_ready): the raw reply, once the
-        loop's next flush has sent it; read it with enqueued() (errors with error())."""
-        keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=0,
-                                            order=order, gate=gate, task=task)
-        return self._here().call("enqueue", keys, args)
+    def enqueue_batch(self, jobs: Sequence[NewJob]) -> Awaitable[list[str | BaseException]]:
+        """Queue the jobs' script calls for this loop's next flush now (keyed jobs one enqueue.lua
+        call each, the others one enqueue_many.lua call per placement); the awaitable gives each
+        job's id, or the taskq error of the call that carried it, in order."""
+        here, qk = self._here(), self.sync.qk
+        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
+        runs: dict[Placement, list[int]] = {}
+        for i, job in enumerate(jobs):
+            if job.key is None:
+                runs.setdefault(job.place, []).append(i)
+            else:
+                keys, args = enqueue_call(qk(job.queue), job)
+                sent.append((here.call("enqueue", keys, args), [i]))
+        for place, run in runs.items():
+            for start in range(0, len(run), ENQUEUE_BATCH):
+                part = run[start:start + ENQUEUE_BATCH]
+                keys, (args,) = enqueue_many_calls(qk(place.queue), [jobs[i] for i in part])
+                sent.append((here.call("enqueue_many", keys, args), part))
+        return self._answers(jobs, sent)
 
-    def enqueue_many_soon(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int, at_ms: int,
-                          order: str | None, gate: str | None,
-                     task: str | None = None) -> asyncio.Future[Any]:
-        """One enqueue_many.lua call (at most ENQUEUE_BATCH jobs, no max_ready) the way
-        enqueue_soon() sends one enqueue: the raw reply (how many were stored) once flushed."""
-        keys, (args,) = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=0,
-                                                     order=order, gate=gate, task=task)
-        return self._here().call("enqueue_many", keys, args)
-
-    @staticmethod
-    def enqueued(reply: Any, job_id: str) -> str:
-        """The id an enqueue_soon() reply names (the live job holding the key, if any)."""
-        return enqueued(reply, "", job_id, 0)
+    async def _answers(self, jobs: Sequence[NewJob],
+                       sent: list[tuple[asyncio.Future[Any], list[int]]]) -> list[str | BaseException]:
+        replies = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+        out: list[str | BaseException] = [""] * len(jobs)
+        for (_, indices), reply in zip(sent, replies, strict=True):
+            for i in indices:
+                if isinstance(reply, BaseException):
+                    out[i] = self.error(reply)
+                elif jobs[i].key is not None:
+                    out[i] = enqueued(reply, jobs[i], 0)
+                else:  # a new id: enqueue_many stores it, or stored it before (a resent batch)
+                    out[i] = jobs[i].id
+        return out
 
     def error(self, exc: BaseException) -> BaseException:
         """The taskq error for a redis-py one (anything else as it is)."""
         return self.sync.conn.error(exc) if isinstance(exc, (redis.RedisError, RedisClusterException)) else exc
 
-    async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                      at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                      gate: str | None = None, task: str | None = None) -> str:
-        keys, args = self.sync.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key,
-                                            max_ready=max_ready, order=order, gate=gate, task=task)
-        return enqueued(await self._run("enqueue", keys, args), queue, job_id, max_ready)
+    async def enqueue(self, job: NewJob, *, max_ready: int = 0) -> str:
+        keys, args = enqueue_call(self.sync.qk(job.queue), job, max_ready)
+        return enqueued(await self._run("enqueue", keys, args), job, max_ready)
 
-    async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                           at_ms: int = 0, max_ready: int = 0, order: str | None = None,
-                           gate: str | None = None, task: str | None = None) -> int:
-        keys, batches = self.sync.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms,
-                                                     max_ready=max_ready, order=order, gate=gate, task=task)
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, max_ready: int = 0) -> int:
+        if not jobs:
+            return 0
+        queue = jobs[0].queue
+        keys, batches = enqueue_many_calls(self.sync.qk(queue), jobs, max_ready)
         replies = await asyncio.gather(*(self._run("enqueue_many", keys, b) for b in batches))
         return stored(replies, queue, len(jobs), max_ready)
 

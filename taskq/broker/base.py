@@ -9,10 +9,10 @@ every move of a leased job, so a stale holder's late call is refused.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol
 
+from taskq.broker.placement import NewJob, Placement
 from taskq.broker.records import (
     CANCELLABLE,
     TERMINAL,
@@ -61,7 +61,9 @@ __all__ = [
     "JobState",
     "LeadResult",
     "Leader",
+    "NewJob",
     "Outcome",
+    "Placement",
     "Policy",
     "Progress",
     "Recovered",
@@ -77,20 +79,17 @@ __all__ = [
 
 
 class Producer(Protocol):
-    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                gate: str | None = None, task: str | None = None) -> str:
-        """Store a job; return its id, or the id of the live job already holding `key`. With
+    def enqueue(self, job: NewJob, *, max_ready: int = 0) -> str:
+        """Store a job; return its id, or the id of the live job already holding its key. With
         max_ready, raise QueueFull (nothing written) if the queue already holds that many ready.
-        With `order` (an ordering key), the job runs after every job of that key that entered the
-        queue before it has ended. `gate` names the task whose TaskLimit applies to the job."""
+        With an ordering key, the job runs after every job of that key that entered the queue
+        before it has ended; a gate names the task whose TaskLimit applies to the job; a job not
+        started by its placement's deadline ends cancelled ("expired: ...") instead."""
 
-    def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None,
-                     task: str | None = None) -> int:
-        """Store new jobs (id, packed message, priority) of one queue; all or nothing per batch
-        (with max_ready: one batch, refused whole with QueueFull if it would pass the limit).
-        `order` and `gate` as in enqueue(), for every job of the call, which keep their order."""
+    def enqueue_many(self, jobs: Sequence[NewJob], *, max_ready: int = 0) -> int:
+        """Store new jobs of one queue (no dedup keys), in order; all or nothing per placement
+        and batch (with max_ready: one batch per placement, refused whole with QueueFull if it
+        would pass the limit). How many were stored (a batch stored before counts 0)."""
 
     def wait_room(self, queue: str, timeout: float) -> bool:
         """Block until a fetch makes room in a queue that refused a job for max_ready."""
@@ -163,20 +162,12 @@ class AsyncHandles(Protocol):
 class AsyncClient(AsyncHandles, Protocol):
     """The producer's calls and the handles on an event loop (`broker.aio`), as the sync ones."""
 
-    async def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                      at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                      gate: str | None = None, task: str | None = None) -> str: ...
-    async def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                           at_ms: int = 0, max_ready: int = 0, order: str | None = None,
-                           gate: str | None = None, task: str | None = None) -> int: ...
-    def enqueue_soon(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
-                     key: str | None, *, order: str | None, gate: str | None,
-                     task: str | None = None) -> asyncio.Future[Any]: ...
-    def enqueue_many_soon(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int, at_ms: int,
-                          order: str | None, gate: str | None,
-                     task: str | None = None) -> asyncio.Future[Any]: ...
-    def enqueued(self, reply: Any, job_id: str) -> str: ...
-    def error(self, exc: BaseException) -> BaseException: ...
+    async def enqueue(self, job: NewJob, *, max_ready: int = 0) -> str: ...
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, max_ready: int = 0) -> int: ...
+    def enqueue_batch(self, jobs: Sequence[NewJob]) -> Awaitable[list[str | BaseException]]:
+        """Hand the jobs (of any queues, no max_ready) to the loop's next pipelined flush now; the
+        awaitable gives each job's id (the key holder's, for a keyed one) or the taskq error of
+        the call that carried it, in order."""
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
     async def register_queues(self, queues: Sequence[str]) -> None: ...
     async def set_retention(self, queue: str, events: int, succeeded: int | None) -> None: ...

@@ -24,55 +24,22 @@ from taskq.broker.base import (
     Status,
     TaskLimit,
 )
+from taskq.broker.calls import enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
+from taskq.broker.placement import NewJob
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
 from taskq.broker.urls import Kind
 from taskq.broker.waits import SlotWaits
-from taskq.errors import QueueFull
 
 if TYPE_CHECKING:
     from taskq.broker.aio import AsyncBroker
 
-#: most jobs stored by one enqueue_many script call
-ENQUEUE_BATCH = 1000
 #: most outcomes recorded by one settle script call
 SETTLE_BATCH = 256
 #: settle.lua's reply codes (a tuple lookup: Enum(code) costs about a microsecond per outcome)
 _SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
-
-
-def status_of(value: Any) -> Status | None:
-    try:
-        return Status(text(value) or "")
-    except ValueError:
-        return None
-
-
-def enqueued(reply: Sequence[Any], queue: str, job_id: str, max_ready: int) -> str:
-    """The id an enqueue.lua reply names (the live job holding the key, if any), or QueueFull."""
-    found, created = reply
-    if created == -1:
-        raise QueueFull(f"queue {queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
-    return text(found) or job_id
-
-
-def stored(replies: Sequence[Any], queue: str, jobs: int, max_ready: int) -> int:
-    """How many jobs the enqueue_many.lua replies stored, or QueueFull (nothing was)."""
-    counts = [int(n) for n in replies]
-    if -1 in counts:
-        raise QueueFull(f"queue {queue!r} is full: {jobs} more would pass its {max_ready} ready jobs "
-                        "(max_ready); nothing was enqueued")
-    return sum(counts)
-
-
-def job_state(reply: Sequence[Any]) -> JobState:
-    """A job's (status, result, error, reason) fields as a JobState."""
-    status = status_of(reply[0])
-    if status is None:  # a foreign writer's status: treat the job as not ended
-        status = Status.QUEUED
-    return JobState(status, reply[1], text(reply[2]), text(reply[3]))
 
 
 class RedisBroker(Admin, Stream, Steps):
@@ -131,49 +98,16 @@ class RedisBroker(Admin, Stream, Steps):
 
         return AsyncBroker(self)
 
-    def enqueue_call(self, queue: str, job_id: str, body: bytes, priority: int, delay_ms: int, at_ms: int,
-                     key: str | None, *, max_ready: int, order: str | None,
-                     gate: str | None, task: str | None = None) -> tuple[list[str], tuple[Any, ...]]:
-        """The keys and arguments of one enqueue.lua call."""
-        k = self.qk(queue)
-        keys = [k.job(job_id), k.ready(priority), k.scheduled, k.notify, k.dedup(key or "")]
-        args: tuple[Any, ...] = (job_id, body, delay_ms, at_ms, "0" if key is None else "1", priority,
-                                 max_ready, order or "", gate or "", task or "")
-        return keys, args
+    def enqueue(self, job: NewJob, *, max_ready: int = 0) -> str:
+        keys, args = enqueue_call(self.qk(job.queue), job, max_ready)
+        return enqueued(self.conn.run("enqueue", keys, args), job, max_ready)
 
-    def enqueue(self, queue: str, job_id: str, body: bytes, priority: int = 0, delay_ms: int = 0,
-                at_ms: int = 0, key: str | None = None, *, max_ready: int = 0, order: str | None = None,
-                gate: str | None = None, task: str | None = None) -> str:
-        keys, args = self.enqueue_call(queue, job_id, body, priority, delay_ms, at_ms, key, max_ready=max_ready,
-                                       order=order, gate=gate, task=task)
-        return enqueued(self.conn.run("enqueue", keys, args), queue, job_id, max_ready)
-
-    def enqueue_many(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int = 0,
-                     at_ms: int = 0, max_ready: int = 0, order: str | None = None, gate: str | None = None,
-                     task: str | None = None) -> int:
-        keys, batches = self.enqueue_many_calls(queue, jobs, delay_ms=delay_ms, at_ms=at_ms, max_ready=max_ready,
-                                                order=order, gate=gate, task=task)
+    def enqueue_many(self, jobs: Sequence[NewJob], *, max_ready: int = 0) -> int:
+        if not jobs:
+            return 0
+        queue = jobs[0].queue
+        keys, batches = enqueue_many_calls(self.qk(queue), jobs, max_ready)
         return stored(self.conn.pipelined("enqueue_many", keys, batches), queue, len(jobs), max_ready)
-
-    def enqueue_many_calls(self, queue: str, jobs: Sequence[tuple[str, bytes, int]], *, delay_ms: int,
-                           at_ms: int, max_ready: int, order: str | None,
-                           gate: str | None, task: str | None = None) -> tuple[list[str], list[list[Any]]]:
-        """The keys and the argument lists of the enqueue_many.lua calls that store `jobs`."""
-        k = self.qk(queue)
-        flow = f"{order or ''}\0{gate or ''}\0{task or ''}" if order or gate or task else None
-        keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
-        batches: list[list[Any]] = []
-        size = (len(jobs) or 1) if max_ready else ENQUEUE_BATCH  # a limit is checked for the call as a whole
-        for start in range(0, len(jobs), size):
-            args: list[Any] = [f"{k.base}:job:", delay_ms, at_ms]
-            for job in jobs[start:start + size]:
-                args.extend(job)
-            if flow is not None:
-                args += (max_ready, flow)
-            elif max_ready:
-                args.append(max_ready)
-            batches.append(args)
-        return keys, batches
 
     def wait_room(self, queue: str, timeout: float) -> bool:
         key = self.qk(queue).room

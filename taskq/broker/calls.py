@@ -1,0 +1,104 @@
+"""The enqueue scripts' KEYS and ARGV, built from NewJobs, and their replies read back: what the
+sync broker (broker/redis.py) and the asyncio one (broker/aio.py) share. The argument lists are
+docs/protocol.md §6 (foreign producers send the same)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from taskq.broker.client import text
+from taskq.broker.keys import QueueKeys
+from taskq.broker.placement import NewJob, Placement
+from taskq.broker.records import JobState, Status
+from taskq.errors import ConfigError, QueueFull
+
+#: most jobs stored by one enqueue_many script call
+ENQUEUE_BATCH = 1000
+
+def enqueue_call(k: QueueKeys, job: NewJob, max_ready: int = 0) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of one enqueue.lua call."""
+    p = job.place
+    keys = [k.job(job.id), k.ready(job.priority), k.scheduled, k.notify, k.dedup(job.key or "")]
+    args: list[Any] = [job.id, job.body, p.delay_ms, p.at_ms, "0" if job.key is None else "1", job.priority, max_ready,
+            p.order or "", p.gate or "", p.task or ""]
+    if p.expires_ms or p.expires_at_ms:
+        args += (p.expires_ms, p.expires_at_ms)
+    return keys, args
+
+
+def groups(jobs: Sequence[NewJob]) -> Iterator[tuple[Placement, list[NewJob]]]:
+    """The jobs in runs that share one placement, in order (one enqueue_many call's header each)."""
+    if not jobs:
+        return
+    place = jobs[0].place
+    run: list[NewJob] = []
+    for job in jobs:
+        if job.place is not place and job.place != place:
+            yield place, run
+            place, run = job.place, []
+        run.append(job)
+    yield place, run
+
+
+def enqueue_many_calls(k: QueueKeys, jobs: Sequence[NewJob], max_ready: int = 0) -> tuple[list[str], list[list[Any]]]:
+    """The KEYS and the ARGV lists of the enqueue_many.lua calls that store `jobs` (of one queue, in
+    order): one call per placement and ENQUEUE_BATCH jobs; with max_ready, one per placement (its
+    limit is checked for it whole)."""
+    keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
+    batches: list[list[Any]] = []
+    for place, run in groups(jobs):
+        if place.queue != k.queue:
+            raise ConfigError(f"enqueue_many: a job of queue {place.queue!r} among jobs of {k.queue!r}")
+        header: list[Any] = [f"{k.base}:job:", place.delay_ms, place.at_ms]
+        tail = _many_tail(place, max_ready)
+        size = len(run) if max_ready else ENQUEUE_BATCH
+        for start in range(0, len(run), size):
+            args = header.copy()
+            for job in run[start:start + size]:
+                args += (job.id, job.body, job.priority)
+            batches.append(args + tail)
+    return keys, batches
+
+
+def _many_tail(place: Placement, max_ready: int) -> list[Any]:
+    """What enqueue_many.lua reads after the jobs: nothing, max_ready, or max_ready and the
+    placement's ordering key, gate, task, expiry joined by NUL bytes (docs/protocol.md §6)."""
+    parts = [place.order or "", place.gate or "", place.task or ""]
+    if place.expires_ms or place.expires_at_ms:
+        parts += (str(place.expires_ms), str(place.expires_at_ms))
+    if any(parts):
+        return [max_ready, "\0".join(parts)]
+    return [max_ready] if max_ready else []
+
+
+def enqueued(reply: Sequence[Any], job: NewJob, max_ready: int) -> str:
+    """The id an enqueue.lua reply names (the live job holding the key, if any), or QueueFull."""
+    found, created = reply
+    if created == -1:
+        raise QueueFull(f"queue {job.queue!r} is full: {max_ready} ready jobs (max_ready); nothing was enqueued")
+    return text(found) or job.id
+
+
+def stored(replies: Sequence[Any], queue: str, jobs: int, max_ready: int) -> int:
+    """How many jobs the enqueue_many.lua replies stored, or QueueFull (nothing was)."""
+    counts = [int(n) for n in replies]
+    if -1 in counts:
+        raise QueueFull(f"queue {queue!r} is full: {jobs} more would pass its {max_ready} ready jobs "
+                        "(max_ready); nothing was enqueued")
+    return sum(counts)
+
+
+def status_of(value: Any) -> Status | None:
+    try:
+        return Status(text(value) or "")
+    except ValueError:
+        return None
+
+
+def job_state(reply: Sequence[Any]) -> JobState:
+    """A job's (status, result, error, reason) fields as a JobState."""
+    status = status_of(reply[0])
+    if status is None:  # a foreign writer's status: treat the job as not ended
+        status = Status.QUEUED
+    return JobState(status, reply[1], text(reply[2]), text(reply[3]))

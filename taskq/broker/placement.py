@@ -1,0 +1,48 @@
+"""What a producer hands the broker to store a job: `NewJob`, its message and `Placement`.
+
+A call's placement (queue, due time, ordering key, task gate, deadline) is shared by every job
+of that call, so it is one object: bulk enqueues group their jobs by it, and a new per-call
+option is one field here, one in `TaskCall` (taskq/task.py) and one argument of the enqueue
+scripts (broker/calls.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placement:
+    """Where and when the jobs of one call wait, and under which keys of the queue."""
+
+    queue: str
+    #: due this many ms after the broker stores the job (0: now), unless at_ms is given
+    delay_ms: int = 0
+    #: due at this unix ms (0: use delay_ms)
+    at_ms: int = 0
+    #: ordering key: jobs of the queue with the same one run one at a time, in the order they entered
+    order: str | None = None
+    #: the task's name when the task has its own limits (lib/gate.lua), else None
+    gate: str | None = None
+    #: the task's name, for the job's record and its events
+    task: str | None = None
+    #: a job not started this many ms after its due time never starts (0: no deadline)
+    expires_ms: int = 0
+    #: or a job not started by this unix ms never starts (0: none); wins over expires_ms
+    expires_at_ms: int = 0
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job enqueued
+class NewJob:
+    """One job to store: its id and packed message, where it goes, its priority and dedup key."""
+
+    place: Placement
+    id: str
+    body: bytes
+    priority: int = 0
+    #: deduplication key: while a live job holds it, storing another with it returns that job's id
+    key: str | None = None
+
+    @property
+    def queue(self) -> str:
+        return self.place.queue
