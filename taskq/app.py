@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import weakref
@@ -186,6 +187,7 @@ class TaskQ(Producing):
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
+        expires: float | dt.timedelta | dt.datetime | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -196,6 +198,7 @@ class TaskQ(Producing):
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
+        expires: float | dt.timedelta | dt.datetime | None = None,
     ) -> Any:
         """Register a function as a task, bare (`@app.task`) or with options.
 
@@ -212,6 +215,9 @@ class TaskQ(Producing):
                 window, across every worker (the rest wait, queued, for the window).
             max_running: at most N of the task's jobs running (or prefetched) at once, across
                 every worker; held by leases, so a dead worker's slots come back with them.
+            expires: a job not started within these seconds (or timedelta) of its due time, or by
+                this datetime, never starts: it ends cancelled, reason "expired: ..." (a cron
+                tick's job: of its tick). Per call: `task.options(expires=)`.
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz, catchup and overlap: see schedule().
         """
@@ -221,7 +227,7 @@ class TaskQ(Producing):
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
             retry_on=_types(retry_on), dont_retry_on=_types(dont_retry_on) or (),
-            rate_limit=rate_limit, max_running=max_running,
+            rate_limit=rate_limit, max_running=max_running, expires=expires,
         )
 
         def register(func: Callable[..., Any]) -> Any:

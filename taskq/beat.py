@@ -184,7 +184,8 @@ class Beat:
     def _claim(self, items: list[tuple[Schedule, int, ClaimMode]], now: int) -> None:
         claims = [Claim(s.queue, s.name, mode, tick, s.cron.fingerprint, self.id, s.job_id(tick),
                         s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority,
-                        s.overlap == "skip", s.task.gate or "", s.task.name)
+                        s.overlap == "skip", s.task.gate or "", s.task.name, s.task.defaults.place.expires_ms,
+                        s.task.defaults.place.expires_at_ms)
                   for s, tick, mode in items]
         for (s, tick, mode), done in zip(items, self.broker.fire_many(claims), strict=True):
             if done is ClaimResult.CLAIMED:

@@ -100,7 +100,7 @@ class Job(Generic[R]):
         if state.status is Status.DEAD:
             raise TaskFailed(self.id, state.reason or "dead", state.error)
         if state.status is Status.CANCELLED:
-            raise JobCancelled(f"job {self.id} was cancelled")
+            raise JobCancelled(f"job {self.id} was cancelled" + (f": {state.reason}" if state.reason else ""))
         left = 5.0 if deadline is None else deadline - time.monotonic()
         if left <= 0:
             raise ResultTimeout(f"job {self.id} has no result after {timeout}s (status {state.status})")

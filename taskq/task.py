@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
-from taskq.broker.base import FlowStep
+from taskq.broker.base import FlowStep, Placement
 from taskq.errors import ConfigError, EnqueueError
 from taskq.job import Job
 from taskq.limits import parse_rate
@@ -48,6 +48,9 @@ class TaskOptions:
     rate_limit: str | None = None
     #: at most N jobs of this task running (or prefetched) at once across every worker
     max_running: int | None = None
+    #: a job not started within this many seconds of its due time (or by this datetime) never
+    #: starts: it ends cancelled, reason "expired: ..."
+    expires: float | dt.timedelta | dt.datetime | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -68,6 +71,7 @@ class TaskOptions:
         if self.max_running is not None and (not isinstance(self.max_running, int)
                                              or isinstance(self.max_running, bool) or self.max_running < 1):
             raise ConfigError(f"max_running must be an int >= 1 or None, got {self.max_running!r}")
+        check_expires(self.expires)
 
     @property
     def limited(self) -> bool:
@@ -87,6 +91,23 @@ def check_queue(queue: object) -> None:
         raise ConfigError(f"queue name must be a non-empty string without braces, colons or spaces, got {queue!r}")
 
 
+def check_expires(expires: object) -> None:
+    """expires= is seconds > 0, a positive timedelta, a datetime, or None."""
+    if expires is None or isinstance(expires, dt.datetime):
+        return
+    seconds = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
+        raise ConfigError(f"expires must be seconds > 0, a timedelta or a datetime, got {expires!r}")
+
+
+def unix_ms(at: dt.datetime | None) -> int:
+    """A datetime as unix ms (0 = none); a naive datetime is local time."""
+    if at is None:
+        return 0
+    stamp = at if at.tzinfo is not None else at.astimezone()
+    return max(1, int(stamp.timestamp() * 1000))
+
+
 def check_priority(priority: object) -> None:
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
         raise ConfigError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {priority!r}")
@@ -95,35 +116,22 @@ def check_priority(priority: object) -> None:
 class Producer(Protocol):
     """What a task needs from its app to enqueue (implemented by TaskQ)."""
 
-    def submit(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
+    def submit(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """Validate, pack and enqueue one call."""
         ...
 
-    def submit_many(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
+    def submit_many(self, call: TaskCall[Any, Any],
+                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
         """Validate, pack and enqueue many calls in batches."""
         ...
 
-    async def submit_async(
-        self, task: TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, key: str | None,
-        opts: TaskOptions | None = None, ordering_key: str | None = None,
-    ) -> Job[Any]:
+    async def submit_async(self, call: TaskCall[Any, Any], args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> Job[Any]:
         """submit() on the running event loop."""
         ...
 
-    async def submit_many_async(
-        self, task: TaskBase[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], *,
-        queue: str, priority: int, delay: float, at: dt.datetime | None, opts: TaskOptions | None = None,
-        ordering_key: str | None = None,
-    ) -> list[Job[Any]]:
+    async def submit_many_async(self, call: TaskCall[Any, Any],
+                                calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
         """submit_many() on the running event loop."""
         ...
 
@@ -155,10 +163,16 @@ class TaskBase(Generic[P, R]):
         self.gate = name if options.limited else None
         self._signature = inspect.signature(fn)
         self._positional = _positional_range(self._signature)
-        self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None, options)
+        self._defaults: TaskCall[P, R] = TaskCall(self, options.queue, options.priority, 0.0, None, None, options,
+                                                  expires=options.expires)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
+
+    @property
+    def defaults(self) -> TaskCall[P, R]:
+        """A call with the task's own options."""
+        return self._defaults
 
     def message(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, queue: str, priority: int,
                 enqueued_at: float, key: str | None = None, limit: int = MAX_MESSAGE_BYTES,
@@ -214,13 +228,15 @@ class TaskBase(Generic[P, R]):
         self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
         queue: str | None = None, priority: int | None = None, key: str | None = None,
         retries: int | None = None, timeout: float | _Unset | None = UNSET, backoff: Backoff | None = None,
-        ordering_key: str | None = None,
+        ordering_key: str | None = None, expires: float | dt.timedelta | dt.datetime | _Unset | None = UNSET,
     ) -> TaskCall[P, R]:
         """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
         priority (0-9, higher first), key (deduplicates while a job with it is live), the
-        task's retries, timeout (None: no limit) and backoff for this call only, and
+        task's retries, timeout (None: no limit) and backoff for this call only,
         ordering_key: jobs of one queue with the same ordering key run one at a time, in the
-        order they entered the queue (a delayed job enters when it falls due)."""
+        order they entered the queue (a delayed job enters when it falls due), and expires
+        (seconds or timedelta after the due time, or a datetime; None: no deadline): a job not
+        started by then never starts, it ends cancelled with the reason "expired: ..."."""
         seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
@@ -237,6 +253,8 @@ class TaskBase(Generic[P, R]):
         if ordering_key is not None and (not isinstance(ordering_key, str) or not ordering_key
                                          or "\0" in ordering_key):
             raise ConfigError(f"ordering_key must be a non-empty string without NUL bytes, got {ordering_key!r}")
+        if not isinstance(expires, _Unset):
+            check_expires(expires)
         opts = self.opts
         if retries is not None or not isinstance(timeout, _Unset) or backoff is not None:
             opts = dataclasses.replace(  # validated as at decoration
@@ -245,6 +263,7 @@ class TaskBase(Generic[P, R]):
         return TaskCall(
             self, queue or self.opts.queue,
             self.opts.priority if priority is None else priority, float(seconds), at, key, opts, ordering_key,
+            self.opts.expires if isinstance(expires, _Unset) else expires,
         )
 
 
@@ -292,14 +311,22 @@ class TaskCall(Generic[P, R]):
     opts: TaskOptions
     #: jobs with the same ordering key (in one queue) run one at a time, in enqueue order
     ordering_key: str | None = None
+    #: not started within these seconds (or timedelta) of its due time, or by this datetime: never runs
+    expires: float | dt.timedelta | dt.datetime | None = None
+    #: where and when the call's jobs wait (the broker's view of the options above)
+    place: Placement = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        e = self.expires
+        expires_ms = 0 if e is None or isinstance(e, dt.datetime) else int(
+            (e.total_seconds() if isinstance(e, dt.timedelta) else e) * 1000) or 1
+        object.__setattr__(self, "place", Placement(  # frozen: set once, here
+            self.queue, int(self.delay_seconds * 1000), unix_ms(self.at), self.ordering_key, self.task.gate,
+            self.task.name, expires_ms, unix_ms(e) if isinstance(e, dt.datetime) else 0))
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""
-        job = self.task.producer.submit(
-            self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
-        )
-        return cast(Job[R], job)
+        return cast(Job[R], self.task.producer.submit(self, args, kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """This call, with these options, as a workflow step (taskq.chain, group, chord)."""
@@ -307,10 +334,7 @@ class TaskCall(Generic[P, R]):
 
     def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, Job[R]]:
         """delay() for code on an event loop: the same checks and errors, without blocking it."""
-        return cast(Coroutine[Any, Any, Job[R]], self.task.producer.submit_async(
-            self.task, args, dict(kwargs), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, key=self.key, opts=self.opts, ordering_key=self.ordering_key,
-        ))
+        return cast(Coroutine[Any, Any, Job[R]], self.task.producer.submit_async(self, args, kwargs))
 
     def map(self, items: Iterable[Any]) -> list[Job[R]]:
         """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any
@@ -325,10 +349,7 @@ class TaskCall(Generic[P, R]):
         """starmap() for code on an event loop."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
-        jobs = await self.task.producer.submit_many_async(
-            self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, opts=self.opts, ordering_key=self.ordering_key,
-        )
+        jobs = await self.task.producer.submit_many_async(self, ((tuple(item), {}) for item in items))
         return cast(list[Job[R]], jobs)
 
     def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
@@ -336,8 +357,5 @@ class TaskCall(Generic[P, R]):
         item is bad. With an ordering key, the jobs run one at a time in the items' order."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
-        jobs = self.task.producer.submit_many(
-            self.task, ((tuple(item), {}) for item in items), queue=self.queue, priority=self.priority,
-            delay=self.delay_seconds, at=self.at, opts=self.opts, ordering_key=self.ordering_key,
-        )
+        jobs = self.task.producer.submit_many(self, ((tuple(item), {}) for item in items))
         return cast(list[Job[R]], jobs)

@@ -269,6 +269,10 @@ class Claim:
     gate: str = ""
     #: the task's name (the job's record and events)
     task: str = ""
+    #: the tick's job never starts later than this many ms after the tick (0: no deadline)
+    expires_ms: int = 0
+    #: or later than this unix ms (0: none)
+    expires_at_ms: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@
 --       and optionally: max_ready (0 or absent = no limit: the queue's ready jobs, all priorities,
 --       plus those waiting behind an ordering key), ordering key ('' or absent = none), gate (the
 --       task's name if the task has its own rate_limit= or max_running=; '' or absent = none),
---       task name (for the job's record and its events; '' or absent = not told)
+--       task name (for the job's record and its events; '' or absent = not told), expires in (ms
+--       after the due time a job may still start; '0' or absent = no deadline), expires at (a unix
+--       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
@@ -142,6 +144,15 @@ local function add_fields(list, name, value)
   list[#list + 1] = value
 end
 
+-- a job due at `due` may start until this unix ms (false: no deadline): `expires_at` (unix ms) if
+-- given, else `expires_in` ms after its due time (each '' , '0' or nil for none)
+local function deadline(due, expires_in, expires_at)
+  local at = tonumber(expires_at or '0') or 0
+  if at > 0 then return at end
+  local within = tonumber(expires_in or '0') or 0
+  return within > 0 and due + within
+end
+
 -- create_job: a new job record (the message, its task's name, and the counters the other scripts
 -- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
 -- The queue's event stream (docs/protocol.md §8): one entry per job transition, appended by the
@@ -231,6 +242,8 @@ if order then
   if later then add_fields(extra, 'oseq', redis.call('INCR', base .. ':oseq')) end
 end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
+local expires = deadline(due, ARGV[11], ARGV[12])
+if expires then add_fields(extra, 'expires_ms', expires) end
 create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')

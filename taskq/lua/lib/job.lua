@@ -4,6 +4,15 @@ local function add_fields(list, name, value)
   list[#list + 1] = value
 end
 
+-- a job due at `due` may start until this unix ms (false: no deadline): `expires_at` (unix ms) if
+-- given, else `expires_in` ms after its due time (each '' , '0' or nil for none)
+local function deadline(due, expires_in, expires_at)
+  local at = tonumber(expires_at or '0') or 0
+  if at > 0 then return at end
+  local within = tonumber(expires_in or '0') or 0
+  return within > 0 and due + within
+end
+
 -- create_job: a new job record (the message, its task's name, and the counters the other scripts
 -- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
 -- @include lib/events

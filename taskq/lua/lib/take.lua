@@ -9,8 +9,18 @@
 -- @include lib/gate
 -- @include lib/events
 
--- what leasing reads of each job, in this order (f[1..7] below)
-local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt'}
+-- what leasing reads of each job, in this order (f[1..8] below)
+local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms'}
+
+-- A job past its deadline (expires=) never starts: true if `by` (its expires_ms field) has passed,
+-- and then it ends cancelled here (its record kept like a dead job's, dead_ttl).
+local function expire(base, id, jk, by, now)
+  by = tonumber(by or '')
+  if not by or by >= now then return false end
+  finish(base, id, jk, 'cancelled', now, dead_ttl,
+    {'reason', 'expired: not started by its deadline (expires=), ' .. (now - by) .. ' ms past it'})
+  return true
+end
 
 -- Who leases and under which limits, from ARGV[i..]: worker id, lease ms, suspect_lost (a job
 -- whose worker died this many times is always leased reserved, so the worker can run it alone),
@@ -29,8 +39,10 @@ local function new_taker(base, now, argv, i)
   return t, i + 7 + 4 * gates_n
 end
 
--- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now)
+-- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now);
+-- false if it expired instead
 local function lease_one(t, id, jk, f, g, out)
+  if f[8] and expire(t.base, id, jk, f[8], t.now) then return false end
   local lost = tonumber(f[3] or '0') or 0
   local deliveries = (tonumber(f[4] or '0') or 0) + 1
   local token = t.worker .. ':' .. deliveries
@@ -52,6 +64,7 @@ local function lease_one(t, id, jk, f, g, out)
   out[#out + 1] = deliveries
   out[#out + 1] = lost
   out[#out + 1] = running and 1 or 0
+  return true
 end
 
 -- lease at most `left` more jobs, running ones first; true if that cut the request
@@ -88,8 +101,7 @@ local function take(t, run, reserve, out)
         local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
         if not f.err and f[1] and f[2] ~= 'cancelled' then  -- a cancelled one was taken off already
           if n < want then
-            lease_one(t, id, jk, f, g, out)
-            n = n + 1
+            if lease_one(t, id, jk, f, g, out) then n = n + 1 end
           else
             back[#back + 1] = id
           end
@@ -100,9 +112,10 @@ local function take(t, run, reserve, out)
       end
     end
   end
-  local parks = 0  -- jobs parked by this call: bounded, so a flood of one task's jobs is met in steps
+  -- jobs parked or expired by this call: bounded, so a flood of one task's jobs is met in steps
+  local passed = 0
   for prio = 9, 0, -1 do
-    if n >= want or parks >= 1000 then break end
+    if n >= want or passed >= 1000 then break end
     t.stopped = prio
     local ids = redis.call('LPOP', ready_key(base, prio), want - n)
     while ids do
@@ -116,14 +129,13 @@ local function take(t, run, reserve, out)
             or 'unknown_job: ready entry with no job record', t.now)
         elseif g and f[2] ~= 'cancelled' and gate_room(g, t.now, t.leases) <= 0 then
           park(g, id)
-          parks = parks + 1
+          passed = passed + 1
         elseif f[2] ~= 'cancelled' then
-          lease_one(t, id, jk, f, g, out)
-          n = n + 1
+          if lease_one(t, id, jk, f, g, out) then n = n + 1 else passed = passed + 1 end
         end
       end
-      -- parked jobs left room: take more of this priority before going down to the next
-      ids = n < want and parks > 0 and parks < 1000 and redis.call('LPOP', ready_key(base, prio), want - n)
+      -- parked or expired jobs left room: take more of this priority before going down to the next
+      ids = n < want and passed > 0 and passed < 1000 and redis.call('LPOP', ready_key(base, prio), want - n)
     end
   end
   make_room(base, n)

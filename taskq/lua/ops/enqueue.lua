@@ -10,7 +10,9 @@
 --       and optionally: max_ready (0 or absent = no limit: the queue's ready jobs, all priorities,
 --       plus those waiting behind an ordering key), ordering key ('' or absent = none), gate (the
 --       task's name if the task has its own rate_limit= or max_running=; '' or absent = none),
---       task name (for the job's record and its events; '' or absent = not told)
+--       task name (for the job's record and its events; '' or absent = not told), expires in (ms
+--       after the due time a job may still start; '0' or absent = no deadline), expires at (a unix
+--       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- @include lib/now
@@ -42,6 +44,8 @@ if order then
   if later then add_fields(extra, 'oseq', redis.call('INCR', base .. ':oseq')) end
 end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
+local expires = deadline(due, ARGV[11], ARGV[12])
+if expires then add_fields(extra, 'expires_ms', expires) end
 create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')

@@ -10,7 +10,7 @@
 -- task's limit waits in <base>:gate:<task>:held, still queued, until its task has room.
 -- Returns {ms until the next scheduled job or until a rate limit lets the next job go, whichever
 --   comes first (-1 if neither), number of pairs, 1 if a cap (the queue's or a task's) left jobs
---   behind else 0, 1/0 per pair (started, or refused: cancelled or lease lost), then id, msg,
+--   behind else 0, 1/0 per pair (started, or refused: cancelled, expired or lease lost), then id, msg,
 --   token, deliveries, lost, 1 if running else 0 per leased job}.
 -- @include lib/now
 -- @include lib/promote
@@ -28,8 +28,11 @@ local pairs_n = 0
 for i = first_pair, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt')
+  local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt', 'expires_ms')
   local ok = 0
+  if f[1] == token and f[2] == 'reserved' and f[5] and expire(base, id, jk, f[5], now) then
+    f[1] = false  -- past its deadline while prefetched: it never starts (refused below)
+  end
   -- 'running' under the same token: this start ran before and its reply was lost (a retry)
   if f[1] == token and (f[2] == 'reserved' or f[2] == 'running') then
     redis.call('HSET', jk, 'status', 'running', 'started_ms', now)

@@ -6,7 +6,8 @@
 -- KEYS[3] <ns>:{q}:job:<id>          hash  the job record (created here when firing)
 -- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority, overlap ('skip' or absent),
 --   gate (the task's name if it has its own rate_limit= or max_running=; '' or absent = none),
---   task name (for the job's record and its events)
+--   task name (for the job's record and its events), expires in (ms after the tick the job may
+--   still start; '0' or absent = no deadline), expires at (a unix ms deadline instead; '0' or absent)
 --   mode 'fire':  if tick > last, enqueue the job and set last = tick; with overlap 'skip' and the
 --                 previous fired job not ended yet, set last = skipped_tick = tick without a job
 --   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
@@ -44,6 +45,8 @@ if mode == 'fire' then
     local prio = priority_of(ARGV[7])
     local extra = {'status', 'queued', 'fired_by', ARGV[4]}
     if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
+    local expires = deadline(tick, ARGV[11], ARGV[12])
+    if expires then add_fields(extra, 'expires_ms', expires) end
     create_job(base, id, jk, ARGV[6], prio, now, ARGV[10], extra)
     ready(base, id, false, prio, false)
   end
