@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from taskq.log import enabled, get_logger
 
@@ -56,6 +57,14 @@ class JobEvent:
 
 
 Listener = Callable[[JobEvent], None]
+
+
+class Sink(Protocol):
+    """Where a producer's job events go (the app's @app.on hooks, taskq/hooks.py): asked first
+    whether anyone wants a kind, so an unwanted event is never built."""
+
+    def wants(self, kind: EventKind) -> bool: ...
+    def dispatch(self, event: JobEvent) -> None: ...
 
 
 class Emitter:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Status
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
-from taskq.events import EventKind, JobEvent
+from taskq.events import EventKind, JobEvent, Sink
 from taskq.info import JobInfo
 from taskq.message import unpack_value
-
-if TYPE_CHECKING:
-    from taskq.hooks import Hooks
 
 R = TypeVar("R")
 
@@ -24,7 +21,7 @@ __all__ = ["TERMINAL", "Job", "Status"]
 class Job(Generic[R]):
     """A handle on an enqueued job. Cheap to create; holds no state but its id and queue."""
 
-    def __init__(self, broker: Handles, queue: str, job_id: str, hooks: Hooks | None = None) -> None:
+    def __init__(self, broker: Handles, queue: str, job_id: str, hooks: Sink | None = None) -> None:
         self.id = job_id
         self.queue = queue
         self._broker = broker
