@@ -330,6 +330,12 @@ def queue_list(app: Source) -> list[dict[str, Any]]:
     return [{"queue": q, **app.broker.depths(q).as_dict(), "paused": q in paused} for q in queues]
 
 
+def queue_state(app: Source, queue: str) -> dict[str, Any]:
+    """One known queue's depths and whether it is paused (the dashboard's queue page)."""
+    check_queue(app, queue)
+    return {**app.broker.depths(queue).as_dict(), "paused": queue in app.broker.paused([queue])}
+
+
 def pause(app: Source, queue: str, paused: bool) -> bool:
     """Pause (or resume) a known queue for every worker; whether that changed it."""
     check_queue(app, queue)

@@ -4,11 +4,13 @@ loopback without a token. (tests/test_dashboard_browser.py drives it in headless
 
 from __future__ import annotations
 
+import inspect
 import re
 import socket
 
 import pytest
 from click.testing import CliRunner
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import taskq
@@ -133,3 +135,11 @@ def test_the_cli_refuses_to_listen_beyond_loopback_without_a_token(shop: taskq.T
     monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
     out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--host", "0.0.0.0"])
     assert out.exit_code == 2 and "--token" in out.output
+
+
+def test_pages_run_off_the_event_loop(shop: taskq.TaskQ) -> None:
+    """The read model blocks on Redis: a page handler must be a plain function (Starlette runs it
+    on its thread pool), never a coroutine that would hold the server's event loop."""
+    routes = [r for r in create_app(shop).routes if isinstance(r, Route) and "GET" in (r.methods or ())]
+    assert len(routes) == 6
+    assert [r.path for r in routes if inspect.iscoroutinefunction(r.endpoint)] == []

@@ -2,16 +2,22 @@
 read model (views.py) and the same actions as the CLI. Pages refresh their content
 from the server every 2 s (one request per open page); every state change is a POST carrying
 the CSRF token; `read_only` hides and refuses them. It never shows a Redis URL or password.
+
+Pages are plain functions: Starlette runs them on its thread pool, so the blocking Redis calls of
+the read model never hold the event loop; an action's form is read on the loop, its work on the pool.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -21,12 +27,14 @@ from starlette.staticfiles import StaticFiles
 
 from taskq import views
 from taskq.app import TaskQ
+from taskq.broker.base import CANCELLABLE, Status
 from taskq.errors import BrokerError, JobNotFound, TaskqError
 from taskq.web.auth import Guard
 from taskq.web.charts import bars
 
 #: rows per page of a queue's jobs
 PAGE = 50
+#: what can be done to a job from its page
 ACTIONS = ("cancel", "abort", "replay", "purge")
 #: what base.html puts around the part of a page that live refreshes replace
 LIVE_BEGIN, LIVE_END = "<main data-live>", "</main>"
@@ -35,145 +43,163 @@ LIVE_BEGIN, LIVE_END = "<main data-live>", "</main>"
 def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False) -> Starlette:
     """The dashboard of `app` as an ASGI application."""
     guard = Guard(token)
-    env = Environment(loader=PackageLoader("taskq.web", "templates"), autoescape=select_autoescape(default=True))
-    by = f"dashboard on {socket.gethostname()}"
-
-    def page(request: Request, template_name: str, status: int = 200, **ctx: Any) -> Response:
-        ctx.update(read_only=read_only, csrf=guard.csrf, done=request.query_params.get("done"),
-                   path=request.url.path, app_name=app.name)
-        html = env.get_template(template_name).render(ctx)
-        if request.headers.get("x-partial") == "1":  # live refresh: what <main> holds, only
-            html = html.split(LIVE_BEGIN, 1)[1].rsplit(LIVE_END, 1)[0]
-        return HTMLResponse(html, status_code=status)
-
-    def failure(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, BrokerError):
-            return page(request, "error.html", 503, message=f"Redis unreachable: {exc}")
-        return page(request, "error.html", 404 if isinstance(exc, JobNotFound) else 400, message=str(exc))
-
-    async def overview(request: Request) -> Response:
-        try:
-            data = views.snapshot(app)
-            minutes = views.per_minute(app, list(data["queues"]))
-        except TaskqError as exc:
-            return failure(request, exc)
-        return page(request, "overview.html", data=data, chart=bars(minutes["succeeded"], minutes["failed"]),
-                    minutes=minutes, done_total=sum(minutes["succeeded"]), failed_total=sum(minutes["failed"]))
-
-    async def queue_page(request: Request) -> Response:
-        name = request.path_params["name"]
-        state = request.query_params.get("state", "ready")
-        number = max(1, int(request.query_params.get("page", "1") or 1)) if request.query_params.get(
-            "page", "1").isdigit() else 1
-        try:
-            rows = views.queue_jobs(app, name, state, (number - 1) * PAGE, PAGE)
-            depths = app.broker.depths(name).as_dict()
-            paused = name in app.broker.paused([name])
-        except TaskqError as exc:
-            return failure(request, exc)
-        return page(request, "queue.html", name=name, state=state, rows=rows, number=number, depths=depths,
-                    states=views.STATES, paused=paused, more=len(rows) == PAGE)
-
-    async def job_page(request: Request) -> Response:
-        try:
-            record = views.find(app, request.path_params["job_id"], request.query_params.get("queue") or None)
-            view = views.describe(app, record)
-        except TaskqError as exc:
-            return failure(request, exc)
-        return page(request, "job.html", job=view, actions=_actions(view["status"]))
-
-    async def dead_page(request: Request) -> Response:
-        try:
-            rows = views.dead_jobs(app, app.known_queues(), 100)
-        except TaskqError as exc:
-            return failure(request, exc)
-        return page(request, "dead.html", rows=[r.as_dict() for r in rows])
-
-    async def workers_page(request: Request) -> Response:
-        try:
-            data = views.snapshot(app)
-        except TaskqError as exc:
-            return failure(request, exc)
-        return page(request, "workers.html", data=data)
-
-    async def search(request: Request) -> Response:
-        job_id = (request.query_params.get("id") or "").strip()
-        return RedirectResponse(f"/jobs/{quote(job_id, safe='')}" if job_id else "/", status_code=303)
-
-    async def act(request: Request, do: Any, back: str) -> Response:
-        """One POSTed action: refused when read-only or without the CSRF token; then back to the page."""
-        if read_only:
-            return page(request, "error.html", 403, message="this dashboard is read-only")
-        form = await request.form()
-        if not guard.csrf_ok(str(form.get("csrf") or "") or None):
-            return page(request, "error.html", 403, message="missing or wrong CSRF token: reload the page")
-        try:
-            said = do(form)
-        except TaskqError as exc:
-            return failure(request, exc)
-        return RedirectResponse(f"{back}?{urlencode({'done': said})}", status_code=303)
-
-    async def job_action(request: Request) -> Response:
-        job_id, action = request.path_params["job_id"], request.path_params["action"]
-
-        def do(form: Any) -> str:
-            record = views.find(app, job_id, str(form.get("queue") or "") or None)
-            if action not in ACTIONS:
-                raise TaskqError(f"unknown action {action!r}")
-            if action in ("replay", "purge"):
-                done = views.replay(app, record) if action == "replay" else views.purge(app, record) > 0
-            else:
-                handle = app.job(record.id, record.queue)
-                done = handle.abort(by) if action == "abort" else handle.cancel()
-            return f"{action} {job_id}: {'done' if done else 'nothing to do (it had moved on)'}"
-
-        return await act(request, do, f"/jobs/{quote(job_id, safe='')}")
-
-    async def queue_action(request: Request) -> Response:
-        name, action = request.path_params["name"], request.path_params["action"]
-
-        def do(form: Any) -> str:
-            if action not in ("pause", "resume"):
-                raise TaskqError(f"unknown action {action!r}")
-            changed = views.pause(app, name, action == "pause")
-            return f"{action} {name}: {'done' if changed else 'it was already so'}"
-
-        return await act(request, do, f"/queues/{quote(name, safe='')}")
-
-    async def dead_action(request: Request) -> Response:
-        action = request.path_params["action"]
-
-        def do(form: Any) -> str:
-            queues = views.check_queue(app, str(form.get("queue") or "") or None)
-            if action == "replay":
-                count = 0
-                for q in queues:
-                    _, replays = views.replay_many(app, q, lambda job_id, why: None)
-                    count += sum(replays)
-                return f"replayed {count} dead job(s)"
-            if action == "purge":
-                return f"purged {sum(views.purge_all(app, q) for q in queues)} dead job(s)"
-            raise TaskqError(f"unknown action {action!r}")
-
-        return await act(request, do, "/dead")
-
+    d = Dashboard(app, guard, read_only)
     routes = [
-        Route("/", overview), Route("/queues/{name}", queue_page), Route("/jobs/{job_id}", job_page),
-        Route("/dead", dead_page), Route("/workers", workers_page), Route("/search", search),
-        Route("/jobs/{job_id}/{action}", job_action, methods=["POST"]),
-        Route("/queues/{name}/{action}", queue_action, methods=["POST"]),
-        Route("/dead/{action}", dead_action, methods=["POST"]),
+        Route("/", d.overview), Route("/queues/{name}", d.queue_page), Route("/jobs/{job_id}", d.job_page),
+        Route("/dead", d.dead_page), Route("/workers", d.workers_page), Route("/search", d.search),
+        Route("/jobs/{job_id}/{action}", d.job_action, methods=["POST"]),
+        Route("/queues/{name}/{action}", d.queue_action, methods=["POST"]),
+        Route("/dead/{action}", d.dead_action, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("taskq.web", "static")]), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
 
 
+class Dashboard:
+    """The pages and actions of one app's dashboard."""
+
+    def __init__(self, app: TaskQ, guard: Guard, read_only: bool) -> None:
+        self.app = app
+        self.guard = guard
+        self.read_only = read_only
+        self.env = Environment(loader=PackageLoader("taskq.web", "templates"),
+                               autoescape=select_autoescape(default=True))
+        #: who asks, when an action aborts a job
+        self.by = f"dashboard on {socket.gethostname()}"
+
+    def page(self, request: Request, template_name: str, status: int = 200, **ctx: Any) -> Response:
+        ctx.update(read_only=self.read_only, csrf=self.guard.csrf, done=request.query_params.get("done"),
+                   path=request.url.path, app_name=self.app.name)
+        html = self.env.get_template(template_name).render(ctx)
+        if request.headers.get("x-partial") == "1":  # live refresh: what <main> holds, only
+            html = html.split(LIVE_BEGIN, 1)[1].rsplit(LIVE_END, 1)[0]
+        return HTMLResponse(html, status_code=status)
+
+    def failure(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, BrokerError):
+            return self.page(request, "error.html", 503, message=f"Redis unreachable: {exc}")
+        return self.page(request, "error.html", 404 if isinstance(exc, JobNotFound) else 400, message=str(exc))
+
+    def render(self, request: Request, template_name: str, read: Callable[[], dict[str, Any]]) -> Response:
+        """A page from what `read` gets of the read model, or the error page if it fails."""
+        try:
+            ctx = read()
+        except TaskqError as exc:
+            return self.failure(request, exc)
+        return self.page(request, template_name, **ctx)
+
+    # -- pages (plain functions: Starlette runs them on its thread pool) ---------------------
+
+    def overview(self, request: Request) -> Response:
+        def read() -> dict[str, Any]:
+            data = views.snapshot(self.app)
+            minutes = views.per_minute(self.app, list(data["queues"]))
+            return {"data": data, "chart": bars(minutes["succeeded"], minutes["failed"]), "minutes": minutes,
+                    "done_total": sum(minutes["succeeded"]), "failed_total": sum(minutes["failed"])}
+
+        return self.render(request, "overview.html", read)
+
+    def queue_page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        state = request.query_params.get("state", "ready")
+        asked = request.query_params.get("page", "1")
+        number = max(1, int(asked)) if asked.isdigit() else 1
+
+        def read() -> dict[str, Any]:
+            rows = views.queue_jobs(self.app, name, state, (number - 1) * PAGE, PAGE)
+            depths = views.queue_state(self.app, name)
+            paused = depths.pop("paused")
+            return {"name": name, "state": state, "rows": rows, "number": number, "depths": depths,
+                    "states": views.STATES, "paused": paused, "more": len(rows) == PAGE}
+
+        return self.render(request, "queue.html", read)
+
+    def job_page(self, request: Request) -> Response:
+        def read() -> dict[str, Any]:
+            record = views.find(self.app, request.path_params["job_id"], request.query_params.get("queue") or None)
+            view = views.describe(self.app, record)
+            return {"job": view, "actions": _actions(view["status"])}
+
+        return self.render(request, "job.html", read)
+
+    def dead_page(self, request: Request) -> Response:
+        return self.render(request, "dead.html", lambda: {
+            "rows": [r.as_dict() for r in views.dead_jobs(self.app, self.app.known_queues(), 100)]})
+
+    def workers_page(self, request: Request) -> Response:
+        return self.render(request, "workers.html", lambda: {"data": views.snapshot(self.app)})
+
+    def search(self, request: Request) -> Response:
+        job_id = (request.query_params.get("id") or "").strip()
+        return RedirectResponse(f"/jobs/{quote(job_id, safe='')}" if job_id else "/", status_code=303)
+
+    # -- actions ------------------------------------------------------------
+
+    async def act(self, request: Request, do: Callable[[FormData], str], back: str) -> Response:
+        """One POSTed action: refused when read-only or without the CSRF token; its work on the
+        thread pool; then back to the page, saying what it did."""
+        if self.read_only:
+            return self.page(request, "error.html", 403, message="this dashboard is read-only")
+        form = await request.form()
+        if not self.guard.csrf_ok(str(form.get("csrf") or "") or None):
+            return self.page(request, "error.html", 403, message="missing or wrong CSRF token: reload the page")
+        try:
+            said = await run_in_threadpool(do, form)
+        except TaskqError as exc:
+            return self.failure(request, exc)
+        return RedirectResponse(f"{back}?{urlencode({'done': said})}", status_code=303)
+
+    async def job_action(self, request: Request) -> Response:
+        job_id, action = request.path_params["job_id"], request.path_params["action"]
+
+        def do(form: FormData) -> str:
+            record = views.find(self.app, job_id, str(form.get("queue") or "") or None)
+            if action not in ACTIONS:
+                raise TaskqError(f"unknown action {action!r}")
+            if action in ("replay", "purge"):
+                done = views.replay(self.app, record) if action == "replay" else views.purge(self.app, record) > 0
+            else:
+                handle = self.app.job(record.id, record.queue)
+                done = handle.abort(self.by) if action == "abort" else handle.cancel()
+            return f"{action} {job_id}: {'done' if done else 'nothing to do (it had moved on)'}"
+
+        return await self.act(request, do, f"/jobs/{quote(job_id, safe='')}")
+
+    async def queue_action(self, request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+
+        def do(form: FormData) -> str:
+            if action not in ("pause", "resume"):
+                raise TaskqError(f"unknown action {action!r}")
+            changed = views.pause(self.app, name, action == "pause")
+            return f"{action} {name}: {'done' if changed else 'it was already so'}"
+
+        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+
+    async def dead_action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+
+        def do(form: FormData) -> str:
+            queues = views.check_queue(self.app, str(form.get("queue") or "") or None)
+            if action == "replay":
+                count = 0
+                for q in queues:
+                    _, replays = views.replay_many(self.app, q, lambda job_id, why: None)
+                    count += sum(replays)
+                return f"replayed {count} dead job(s)"
+            if action == "purge":
+                return f"purged {sum(views.purge_all(self.app, q) for q in queues)} dead job(s)"
+            raise TaskqError(f"unknown action {action!r}")
+
+        return await self.act(request, do, "/dead")
+
+
 def _actions(status: str | None) -> list[str]:
     """What can be done to a job in this status."""
-    if status in ("queued", "scheduled", "failed", "reserved", "waiting"):
+    if status in {s.value for s in CANCELLABLE}:
         return ["cancel"]
-    if status == "running":
+    if status == Status.RUNNING:
         return ["abort"]
-    if status == "dead":
+    if status == Status.DEAD:
         return ["replay", "purge"]
     return []
