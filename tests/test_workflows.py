@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import taskq
 import taskq.testing
 from taskq import cli, views
-from taskq.broker.base import FlowStep
+from taskq.broker.base import Arrival, FlowStep
 from taskq.testing import drain
 from taskq.worker import Worker
 from taskq.worker import continuer as continuer_mod
@@ -166,6 +166,18 @@ def test_a_successor_is_made_ready_once_however_often_it_is_told(url: str, monke
     assert last.result(timeout=5) == {"tag": "", "values": 3}
     assert pending.result(timeout=5) == {"tag": "two", "values": [2, 10]}
     assert again.result(timeout=5) == {"tag": "swept", "values": 4}
+
+
+def test_telling_a_step_says_what_it_did_to_it(any_url: str) -> None:
+    """arrive() answers with an Arrival per step told: noted, heard before, now ready, or ended
+    (a failed parent of a step with successors of its own)."""
+    broker = taskq.TaskQ(any_url).broker
+    assert broker.stage([("default", FlowStep("s-2", b"m", 0, "t", "", 2, "", "s 2 3")),
+                         ("default", FlowStep("s-3", b"m", 0, "t", "", 1, "other:s-4:1", "s 3 4"))]) == 2
+    said = broker.arrive([("default", "s-2", 1, True, b"\x01"), ("default", "s-2", 1, True, b"\x01"),
+                          ("default", "s-2", 2, True, b"\x02"), ("default", "s-3", 1, False, "upstream_failed: t s-1")])
+    assert said == [Arrival.NOTED, Arrival.HEARD_BEFORE, Arrival.READY, Arrival.ENDED]
+    assert all(type(code) is Arrival for code in said)
 
 
 def test_cancelling_a_waiting_step_cancels_the_rest(app: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from taskq.broker.records import (
     CANCELLABLE,
     TERMINAL,
+    Arrival,
     Claim,
     ClaimMode,
     ClaimResult,
@@ -46,6 +47,7 @@ from taskq.broker.records import (
 
 __all__ = [
     "CANCELLABLE",
+    "Arrival",
     "Claim",
     "ClaimMode",
     "ClaimResult",
@@ -293,9 +295,9 @@ class Workflows(Protocol):
         """The steps named in the queue's outbox (or its oldest n at least min_age_ms old), with
         what their successors need."""
 
-    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
+    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[Arrival]:
         """Tell steps (queue, id) that their parent k succeeded (ok, packed result) or failed (reason);
-        a steps.Arrival code each."""
+        what it did to each."""
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Remove the outbox entries of steps whose successors were told (unless one ended again)."""

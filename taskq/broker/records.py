@@ -49,6 +49,15 @@ class LeadResult(enum.IntEnum):
     TAKEN = 2  #: a new term
 
 
+class Arrival(enum.IntEnum):
+    """What telling a workflow step about one of its parents did (ops/arrive.lua's reply codes)."""
+
+    HEARD_BEFORE = 0  #: told this before, or the step is gone: nothing changed
+    NOTED = 1
+    ENDED = 2  #: it ended (a parent failed) and has successors: they are in its outbox now
+    READY = 3
+
+
 class ClaimMode(enum.StrEnum):
     """What a cron claim does with a tick (see fire.lua)."""
 

@@ -11,19 +11,10 @@ from typing import Any
 
 from taskq.broker.client import Connection, text
 from taskq.broker.keys import QueueKeys
-from taskq.broker.records import EndedStep, FlowStep, Policy, Status
+from taskq.broker.records import Arrival, EndedStep, FlowStep, Policy, Status
 
 #: steps one stage() script call stores at most
 STAGE_BATCH = 500
-
-
-class Arrival:
-    """What arrive() did to a step (ops/arrive.lua's reply codes)."""
-
-    HEARD_BEFORE = 0
-    NOTED = 1
-    ENDED = 2  #: it ended (a parent failed) and has successors: they are in its outbox now
-    READY = 3
 
 
 class Steps:
@@ -67,14 +58,14 @@ class Steps:
                                  text(reply[i + 4]) or "", text(reply[i + 5]) or "", text(reply[i + 6])))
         return out
 
-    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
+    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[Arrival]:
         """Tell steps what a parent said, one pipeline for all: (queue, step id, k, ok, payload)
         each: parent number k (from 1) succeeded with the packed result `payload`, or failed with
-        the reason `payload`. An Arrival code per arrival."""
+        the reason `payload`. What it did to each."""
         if not arrivals:
             return []
         p = self.policy
-        return [int(code) for code in self.conn.run_many([
+        return [Arrival(int(code)) for code in self.conn.run_many([
             ("arrive", [self.qk(queue).base], [job_id, k, "ok" if ok else "failed", payload, p.flow_ttl_ms,
                                                p.result_ttl_ms, p.dead_ttl_ms, p.dead_max])
             for queue, job_id, k, ok, payload in arrivals])]

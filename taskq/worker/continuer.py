@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from taskq.broker.base import EndedStep, Status, Workflows
-from taskq.broker.steps import Arrival
+from taskq.broker.base import Arrival, EndedStep, Status, Workflows
 from taskq.errors import MessageInvalid
 from taskq.message import Message
 
@@ -75,7 +74,7 @@ class Continuer:
                     arrivals.append((child_queue, child_id, int(k), ok, payload))
             ended: dict[str, list[str]] = {}
             for (child_queue, child_id, *_), code in zip(arrivals, self.broker.arrive(arrivals), strict=True):
-                if code == Arrival.ENDED:  # a failure passing down the flow: its successors next
+                if code is Arrival.ENDED:  # a failure passing down the flow: its successors next
                     ended.setdefault(child_queue, []).append(child_id)
             pending += [(cq, self.broker.ended_steps(cq, ids)) for cq, ids in ended.items()]
             self.broker.outbox_done(q, batch)
