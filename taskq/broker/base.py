@@ -41,6 +41,7 @@ from taskq.broker.records import (
     Settled,
     Settlement,
     Status,
+    StepRef,
     TaskLimit,
     WorkerRecord,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Settled",
     "Settlement",
     "Status",
+    "StepRef",
     "TERMINAL",
     "TaskLimit",
     "WorkerRecord",
@@ -295,9 +297,9 @@ class Workflows(Protocol):
         """The steps named in the queue's outbox (or its oldest n at least min_age_ms old), with
         what their successors need."""
 
-    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[Arrival]:
-        """Tell steps (queue, id) that their parent k succeeded (ok, packed result) or failed (reason);
-        what it did to each."""
+    def arrive(self, arrivals: Sequence[tuple[StepRef, bool, bytes | str]]) -> list[Arrival]:
+        """Tell successors (step, ok, payload) that their parent succeeded (ok, its packed result)
+        or failed (the reason); what it did to each."""
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Remove the outbox entries of steps whose successors were told (unless one ended again)."""

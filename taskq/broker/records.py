@@ -343,6 +343,16 @@ class EventRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StepRef:
+    """A successor of a workflow step: its queue and id, and which of its parents the step is
+    (from 1)."""
+
+    queue: str
+    id: str
+    parent_index: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FlowStep:
     """One step of a workflow as stage() stores it (ops/stage.lua)."""
 
@@ -354,8 +364,8 @@ class FlowStep:
     gate: str
     #: parents to hear from before it is ready (0: ready at once)
     parents: int
-    #: successors to tell when it ends ("<queue>:<id>:<k>" separated by spaces), else ""
-    children: str
+    #: successors to tell when it ends
+    children: tuple[StepRef, ...]
     #: "<flow id> <step> <steps>"
     place: str
 
@@ -369,7 +379,8 @@ class EndedStep:
     score: str
     #: None if its record is gone (the entry is stale)
     status: Status | None
+    #: a succeeded step's packed result (a packed None if none is stored), else None
     result: bytes | None
-    children: str
+    children: tuple[StepRef, ...]
     task: str
     reason: str | None
