@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.backoff import Backoff
 from taskq.broker import Broker, Policy, open_broker, redact
-from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
+from taskq.broker.base import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import JobEvent

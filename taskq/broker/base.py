@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from taskq.broker.records import (
     CANCELLABLE,
+    DEFAULT_NAMESPACE,
+    NAMESPACE_RE,
     TERMINAL,
     Arrival,
     Claim,
@@ -48,6 +50,8 @@ from taskq.broker.records import (
 
 __all__ = [
     "CANCELLABLE",
+    "DEFAULT_NAMESPACE",
+    "NAMESPACE_RE",
     "Arrival",
     "Claim",
     "ClaimMode",

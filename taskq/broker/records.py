@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Sequence
+
+#: the namespace when neither TaskQ(namespace=) nor $TASKQ_NAMESPACE gives one
+DEFAULT_NAMESPACE = "taskq"
+#: namespaces become the first part of every key: plain words only (no braces, colons, spaces)
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class Status(enum.StrEnum):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq.broker.admin import Admin
 from taskq.broker.base import (
+    DEFAULT_NAMESPACE,
     Delivery,
     Fetched,
     JobState,
@@ -25,7 +26,7 @@ from taskq.broker.base import (
     TaskLimit,
 )
 from taskq.broker.client import TIMEOUT, Connection, text
-from taskq.broker.keys import DEFAULT_NAMESPACE, Keys, QueueKeys
+from taskq.broker.keys import Keys, QueueKeys
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
 from taskq.broker.urls import Kind
