@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 import taskq
 from taskq.broker.client import redact
-from taskq.broker.urls import parse
+from taskq.broker.urls import CLIENTS, parse
 
 
 def test_a_cluster_url_lists_its_startup_nodes_and_credentials() -> None:
@@ -57,3 +60,68 @@ def test_memory_without_its_extra_says_which_to_install(monkeypatch: pytest.Monk
     app = taskq.TaskQ("memory://no-extra")
     with pytest.raises(taskq.ConfigError, match=r"memory:// needs fakeredis and lupa: pip install 'taskq\[memory\]'"):
         app.broker.ping()
+
+
+def _retry(retry: Any) -> tuple[Any, ...] | None:
+    if retry is None:
+        return None
+    backoff = retry._backoff
+    return (retry._retries, type(backoff).__name__, getattr(backoff, "_cap", None), getattr(backoff, "_base", None))
+
+
+def _options(kwargs: Mapping[str, Any], tls: bool, retry: Any) -> dict[str, Any]:
+    """What a client was told: timeouts, credentials, name, database, TLS and its retries."""
+    return {"timeouts": (kwargs.get("socket_timeout"), kwargs.get("socket_connect_timeout")),
+            "credentials": (kwargs.get("username"), kwargs.get("password")), "name": kwargs.get("client_name"),
+            "db": kwargs.get("db"), "tls": tls, "retry": _retry(retry)}
+
+
+def _pooled(client: Any) -> dict[str, Any]:
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    return _options(kwargs, "SSL" in pool.connection_class.__name__, kwargs.get("retry"))
+
+
+def _told(client: Any) -> dict[str, Any]:
+    """The options of a client of any scheme (and of a Sentinel client's sentinels)."""
+    if hasattr(client, "nodes_manager"):  # Cluster: the sync client keeps them in its nodes manager
+        kwargs = getattr(client, "connection_kwargs", None) or client.nodes_manager.connection_kwargs
+        tls = bool(kwargs.get("ssl")) or kwargs.get("connection_class", type).__name__.startswith("SSL")
+        return _options(kwargs, tls, client.retry)
+    told = _pooled(client)
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    if manager is not None:
+        told["sentinels"] = [_pooled(s) for s in manager.sentinels]
+    return told
+
+
+@pytest.mark.parametrize("url", [
+    "rediss://ada:pw@127.0.0.1:1/2?client_name=me",
+    "unix:///tmp/taskq-none.sock?db=3",
+    "rediss+sentinel://ada:pw@127.0.0.1:1,127.0.0.1:2/mymaster/4?sentinel_password=sp&client_name=me",
+    "cluster",
+])
+def test_the_sync_and_the_asyncio_client_of_a_url_get_the_same_options(url: str,
+                                                                         request: pytest.FixtureRequest) -> None:
+    """One builder per scheme: the asyncio producer's client has the worker's timeouts, name,
+    credentials, TLS, sentinel password and retries."""
+    if url == "cluster":  # the sync Cluster client reads the slot map as it is built
+        nodes = str(request.getfixturevalue("cluster_url")).split("://", 1)[1]
+        url = f"redis+cluster://{nodes}?client_name=me"
+    builders = CLIENTS[url.split("://", 1)[0]]
+    sync, aio = builders.sync(url, 3.0), builders.aio(url, 3.0)
+    try:
+        told = _told(sync)
+        assert told["timeouts"] == (3.0, 3.0) and told["retry"] is not None
+        assert told["name"] == ("me" if "client_name" in url else None)
+        assert told["tls"] == url.startswith("rediss")
+        assert _told(aio) == told
+    finally:
+        sync.close()
+
+
+def test_a_memory_urls_two_clients_share_one_server() -> None:
+    builders = CLIENTS["memory"]
+    sync, aio = builders.sync("memory://shared", 3.0), builders.aio("memory://shared", 3.0)
+    sync.set("k", "v")
+    assert asyncio.run(aio.get("k")) == b"v"

@@ -61,7 +61,9 @@ class Connection:
         if scheme not in CLIENTS or "://" not in url:
             raise ConfigError(f"unsupported broker URL {redact(url)!r}: use "
                               f"{', '.join(s + '://' for s in CLIENTS)}")
-        self._build, self.kind = CLIENTS[scheme]
+        #: how this URL's clients are built (the asyncio broker builds its own with them)
+        self.builders = CLIENTS[scheme]
+        self.kind = self.builders.kind
         self.url = url
         self.timeout = timeout
         #: longest blocking wait per call: well inside the reply timeout, so a block is not an outage
@@ -84,7 +86,7 @@ class Connection:
             if "client" in self.__dict__:  # another thread built it while this one waited
                 return self.__dict__["client"]
             try:
-                return self._build(self.url, self.timeout)
+                return self.builders.sync(self.url, self.timeout)
             except (redis.RedisError, RedisClusterException) as exc:
                 raise self.error(exc) from None
 

@@ -1,4 +1,5 @@
-"""Broker URL -> redis-py client: single Redis, Cluster, Sentinel, or fakeredis for memory://.
+"""Broker URL -> redis-py clients (blocking and asyncio): single Redis, Cluster, Sentinel, or
+fakeredis for memory://.
 
 Slot routing and failover are redis-py's (`RedisCluster`, `Sentinel`); this module only reads
 the URL forms of docs/protocol.md §1 and passes what they say on.
@@ -13,10 +14,14 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.retry
+import redis.sentinel
 from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.retry import Retry
-from redis.sentinel import Sentinel
 
 from taskq.errors import ConfigError
 
@@ -73,31 +78,35 @@ def parse(url: str, default_port: int) -> Target:
                   [unquote(p) for p in path.split("/") if p], params)
 
 
-def _retry() -> Retry:
-    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 1)
+def _retry(aio: bool, retries: int = 1, cap: float = 0.5, base: float = 0.05) -> Any:
+    """The retry policy of a client (redis-py has one class per client flavour)."""
+    backoff = ExponentialBackoff(cap=cap, base=base)
+    return redis.asyncio.retry.Retry(backoff, retries) if aio else redis.retry.Retry(backoff, retries)
 
 
-def _redis(url: str, timeout: float) -> Any:
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=_retry())
+def _redis(url: str, timeout: float, aio: bool) -> Any:
+    flavour: Any = redis.asyncio.Redis if aio else redis.Redis
+    return flavour.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=_retry(aio))
 
 
-def _cluster(url: str, timeout: float) -> Any:
+def _cluster(url: str, timeout: float, aio: bool) -> Any:
     t = parse(url, 6379)
     client_name = t.query.pop("client_name", None)
     if t.path or t.query:
         raise ConfigError("a redis+cluster:// URL takes no database and only the options password, "
                           "username, client_name: redis+cluster://[user:pass@]host:port[,host:port...]")
-    # it asks the startup nodes for the slot map right away (Connection builds it on first use)
-    return RedisCluster(
-        startup_nodes=[ClusterNode(h, p) for h, p in t.nodes],  # type: ignore[no-untyped-call]
-        username=t.username, password=t.password,
+    flavour: Any = redis.asyncio.cluster if aio else redis.cluster
+    # the sync client asks the startup nodes for the slot map right away (Connection builds it on
+    # first use), the asyncio one on initialize()
+    return flavour.RedisCluster(
+        startup_nodes=[flavour.ClusterNode(h, p) for h, p in t.nodes], username=t.username, password=t.password,
         ssl=t.tls, socket_connect_timeout=timeout, socket_timeout=timeout, client_name=client_name,
         # a failover takes a few seconds: keep trying (redis-py re-reads the slot map each time)
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 6),
+        retry=_retry(aio, 6, cap=1.0, base=0.1),
     )
 
 
-def _sentinel(url: str, timeout: float) -> Any:
+def _sentinel(url: str, timeout: float, aio: bool) -> Any:
     t = parse(url, 26379)
     if not t.path or len(t.path) > 2:
         raise ConfigError("a redis+sentinel:// URL names its primary: "
@@ -111,34 +120,51 @@ def _sentinel(url: str, timeout: float) -> Any:
     if t.query:
         raise ConfigError(f"redis+sentinel:// takes only the options password, username, sentinel_password, "
                           f"client_name; got {', '.join(sorted(t.query))}")
-    sentinel = Sentinel(
+    flavour: Any = redis.asyncio.sentinel if aio else redis.sentinel
+    sentinel = flavour.Sentinel(
         t.nodes, socket_timeout=timeout, socket_connect_timeout=timeout,
         sentinel_kwargs={"password": sentinel_password, "ssl": t.tls, "socket_timeout": timeout,
-                         "socket_connect_timeout": timeout, "retry": _retry()},
+                         "socket_connect_timeout": timeout, "retry": _retry(aio)},
     )
     return sentinel.master_for(
         t.path[0], db=db, username=t.username, password=t.password, ssl=t.tls,
-        socket_timeout=timeout, socket_connect_timeout=timeout, retry=_retry(), client_name=client_name,
+        socket_timeout=timeout, socket_connect_timeout=timeout, retry=_retry(aio), client_name=client_name,
     )
 
 
-def _memory(url: str, timeout: float) -> Any:
+def _memory(url: str, timeout: float, aio: bool) -> Any:
     server = memory_server(url)
     import fakeredis
 
-    return fakeredis.FakeRedis(server=server)
+    return fakeredis.FakeAsyncRedis(server=server) if aio else fakeredis.FakeRedis(server=server)
 
 
-#: URL scheme -> how to build its client, and what it talks to
-CLIENTS: dict[str, tuple[Callable[[str, float], Any], str]] = {
-    "redis": (_redis, Kind.REDIS),
-    "rediss": (_redis, Kind.REDIS),
-    "unix": (_redis, Kind.REDIS),
-    "redis+cluster": (_cluster, Kind.CLUSTER),
-    "rediss+cluster": (_cluster, Kind.CLUSTER),
-    "redis+sentinel": (_sentinel, Kind.SENTINEL),
-    "rediss+sentinel": (_sentinel, Kind.SENTINEL),
-    "memory": (_memory, Kind.MEMORY),
+@dataclasses.dataclass(frozen=True, slots=True)
+class Builders:
+    """How the clients of one URL scheme are built: the blocking one (threads) and the asyncio
+    one (event loops), from one reading of the URL, so both get the same options."""
+
+    #: what the clients talk to (a Kind)
+    kind: str
+    build: Callable[[str, float, bool], Any]
+
+    def sync(self, url: str, timeout: float) -> Any:
+        return self.build(url, timeout, False)
+
+    def aio(self, url: str, timeout: float) -> Any:
+        return self.build(url, timeout, True)
+
+
+#: URL scheme -> how to build its clients, and what they talk to
+CLIENTS: dict[str, Builders] = {
+    "redis": Builders(Kind.REDIS, _redis),
+    "rediss": Builders(Kind.REDIS, _redis),
+    "unix": Builders(Kind.REDIS, _redis),
+    "redis+cluster": Builders(Kind.CLUSTER, _cluster),
+    "rediss+cluster": Builders(Kind.CLUSTER, _cluster),
+    "redis+sentinel": Builders(Kind.SENTINEL, _sentinel),
+    "rediss+sentinel": Builders(Kind.SENTINEL, _sentinel),
+    "memory": Builders(Kind.MEMORY, _memory),
 }
 
 
