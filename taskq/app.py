@@ -307,9 +307,7 @@ class TaskQ(Producing):
     def events_async(self, queues: Sequence[str] | None = None, *, since: Since = "$",
                      timeout: float | None = None) -> AsyncIterator[JobEvent]:
         """events() for code on an event loop: `async for event in app.events_async(...)`."""
-        broker = self.broker
-        return follow_async(broker.aio, broker.one_queue_per_read, list(queues or self.known_queues()), since,
-                            timeout)
+        return follow_async(self.broker.aio, list(queues or self.known_queues()), since, timeout)
 
     def known_queues(self) -> list[str]:
         """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""

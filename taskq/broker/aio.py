@@ -310,6 +310,9 @@ class AsyncBroker:
                 heads[q] = text(newest[0][0]) if newest else "0-0"
         return {q: h or "0-0" for q, h in heads.items()}
 
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]:
+        return self.sync.read_sets(queues)
+
     async def read_events(self, positions: Mapping[str, str], timeout: float,
                           count: int = READ_COUNT) -> list[EventRecord]:
         qk = self.sync.qk
