@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import redis
+from redis_server import command_calls
 
 import taskq
-from taskq.broker.client import redact
-from taskq.broker.urls import CLIENTS, parse
+from taskq.broker.urls import CLIENTS, parse, redact
 
 
 def test_a_cluster_url_lists_its_startup_nodes_and_credentials() -> None:
@@ -125,3 +127,31 @@ def test_a_memory_urls_two_clients_share_one_server() -> None:
     sync, aio = builders.sync("memory://shared", 3.0), builders.aio("memory://shared", 3.0)
     sync.set("k", "v")
     assert asyncio.run(aio.get("k")) == b"v"
+
+
+def test_a_redis_client_asks_whether_it_is_on_a_cluster_node_once(redis_url: str) -> None:
+    """The check of a redis:// URL costs one INFO per client (sync, and asyncio per loop), not
+    one per connection or command: the hot path has no extra round trip."""
+    app = taskq.TaskQ(redis_url)
+
+    @app.task
+    def noop(i: int) -> None: ...
+
+    probe = redis.Redis.from_url(redis_url)
+    probe.config_resetstat()
+    assert app.broker  # opened (no I/O yet); each thread opens a connection of its own at once
+    threads = [threading.Thread(target=lambda: [noop.delay(i) for i in range(20)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    app.broker.ping()
+    assert app.broker.depths("default").ready == 80
+
+    async def go() -> None:
+        await asyncio.gather(*(noop.delay_async(i) for i in range(300)))  # several pipelined flushes
+        await app.aclose()
+
+    asyncio.run(go())
+    calls = command_calls(probe)
+    assert calls.get("info") == 2 and calls.get("evalsha", 0) + calls.get("eval", 0) >= 80, calls

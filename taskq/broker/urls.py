@@ -7,11 +7,13 @@ the URL forms of docs/protocol.md §1 and passes what they say on.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -27,6 +29,31 @@ from taskq.errors import ConfigError
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
+
+#: URL query parameters whose values are secrets
+_SECRET_PARAMS = re.compile(r"^(password|sentinel_password|ssl_password)$", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """The URL with every password (user:PASS@ and ?password=) replaced by ***, for logs and errors."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_PARAMS.match(k) for k, _ in pairs):
+            query = urlencode([(k, "***" if _SECRET_PARAMS.match(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def cluster_node_error(url: str) -> ConfigError:
+    """The error for a redis:// URL that names a node of a Redis Cluster."""
+    hosts = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    return ConfigError(f"Redis at {redact(url)} is a node of a Redis Cluster: use redis+cluster://{hosts}")
 
 
 class Kind:
@@ -84,9 +111,58 @@ def _retry(aio: bool, retries: int = 1, cap: float = 0.5, base: float = 0.05) ->
     return redis.asyncio.retry.Retry(backoff, retries) if aio else redis.retry.Retry(backoff, retries)
 
 
+class NotAClusterNode:
+    """A redis:// client's connect hook: its first connection asks `INFO cluster` (once per
+    client, not per command), and if the server is a node of a Redis Cluster, that connection and
+    every later one fail with the one-line error naming the cluster scheme; a command sent to the
+    node would otherwise see the keys of the node's own slots only (an empty `taskq status`, a
+    job stored beside the cluster's), or fail with a MOVED much later."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        #: whether the server is a cluster node; None until a connection asked
+        self.node: bool | None = None
+        #: connections opened at once (a worker's threads, a loop's tasks) wait for the first to ask
+        self._lock = threading.Lock()
+        self._aio_lock: asyncio.Lock | None = None  # the asyncio client's: it belongs to one loop
+
+    def __call__(self, conn: Any) -> None:
+        conn.on_connect()
+        if self.node is None:
+            with self._lock:
+                if self.node is None:
+                    try:
+                        conn.send_command("INFO", "cluster")
+                        self._heard(conn.read_response())
+                    except redis.ResponseError:  # INFO renamed or not allowed: there is no telling, go on
+                        self.node = False
+        if self.node:
+            raise cluster_node_error(self.url)
+
+    async def aio(self, conn: Any) -> None:
+        await conn.on_connect()
+        if self.node is None:
+            self._aio_lock = self._aio_lock or asyncio.Lock()
+            async with self._aio_lock:
+                if self.node is None:
+                    try:
+                        await conn.send_command("INFO", "cluster")
+                        self._heard(await conn.read_response())
+                    except redis.ResponseError:
+                        self.node = False
+        if self.node:
+            raise cluster_node_error(self.url)
+
+    def _heard(self, reply: Any) -> None:
+        info = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        self.node = "cluster_enabled:1" in info
+
+
 def _redis(url: str, timeout: float, aio: bool) -> Any:
+    check = NotAClusterNode(url)
     flavour: Any = redis.asyncio.Redis if aio else redis.Redis
-    return flavour.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=_retry(aio))
+    return flavour.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=_retry(aio),
+                            redis_connect_func=check.aio if aio else check)
 
 
 def _cluster(url: str, timeout: float, aio: bool) -> Any:
