@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import structlog
-
 from taskq.broker.base import TERMINAL, Arrival, EndedStep, Status, StepRef, Workflows
 from taskq.errors import MessageInvalid
+from taskq.log import get_logger
 from taskq.message import Message
 
-log = structlog.get_logger("taskq.worker")
+log = get_logger("taskq.worker")
 
 #: ms an outbox entry waits before a sweep takes it (the worker that ended the step tells at once)
 SWEEP_AGE_MS = 2000
