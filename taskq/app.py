@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from taskq.backoff import Backoff
 from taskq.broker import Broker, Policy, open_broker, redact
-from taskq.broker.keys import DEFAULT_NAMESPACE, NAMESPACE_RE
+from taskq.broker.base import DEFAULT_NAMESPACE, NAMESPACE_RE
 from taskq.cron import CronSpec
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import JobEvent
@@ -313,9 +313,7 @@ class TaskQ(Producing):
     def events_async(self, queues: Sequence[str] | None = None, *, since: Since = "$",
                      timeout: float | None = None) -> AsyncIterator[JobEvent]:
         """events() for code on an event loop: `async for event in app.events_async(...)`."""
-        broker = self.broker
-        return follow_async(broker.aio, broker.one_queue_per_read, list(queues or self.known_queues()), since,
-                            timeout)
+        return follow_async(self.broker.aio, list(queues or self.known_queues()), since, timeout)
 
     def known_queues(self) -> list[str]:
         """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""

@@ -2,9 +2,9 @@
 `taskq events`): every transition of every job, as taskq.JobEvent, in the order each queue's
 scripts wrote them, blocking without polling, resumable from an event id.
 
-Each queue has its own stream (broker/stream.py). Where one read may name every queue, one
-blocking read follows them all; on Redis Cluster (a stream per slot) a thread or task per queue
-does, feeding one iterator.
+Each queue has its own stream (broker/stream.py). One blocking read follows every queue of a
+set the broker says one read may name (`read_sets`: all of them on one server); several sets
+(Redis Cluster: a set per slot) get a thread or task each, feeding one iterator.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def follow(broker: Broker, queues: Sequence[str], since: Since = "$",
     """The events of `queues` from `since` on; ends after `timeout` seconds without one (None:
     never)."""
     positions = _positions(queues, since, broker.event_heads(list(queues)))
-    if broker.one_queue_per_read and len(positions) > 1:
-        yield from _follow_each(broker, positions, timeout)
+    sets = broker.read_sets(list(positions))
+    if len(sets) > 1:
+        yield from _follow_each(broker, [{q: positions[q] for q in s} for s in sets], timeout)
         return
     deadline = None if timeout is None else time.monotonic() + timeout
     while positions:
@@ -79,22 +80,22 @@ def follow(broker: Broker, queues: Sequence[str], since: Since = "$",
             deadline = time.monotonic() + timeout
 
 
-def _follow_each(broker: Broker, positions: dict[str, str], timeout: float | None) -> Iterator[JobEvent]:
-    """follow() with one reading thread per queue (each read names one queue)."""
+def _follow_each(broker: Broker, parts: list[dict[str, str]], timeout: float | None) -> Iterator[JobEvent]:
+    """follow() with one reading thread per set of queues (the positions of each)."""
     inbox: queue_mod.SimpleQueue[EventRecord | BaseException] = queue_mod.SimpleQueue()
     stop = threading.Event()
 
-    def read(q: str, position: str) -> None:
+    def read(part: dict[str, str]) -> None:
         try:
             while not stop.is_set():
-                for rec in broker.read_events({q: position}, READ_WAIT):
-                    position = rec.id
+                for rec in broker.read_events(part, READ_WAIT):
+                    part[rec.queue] = rec.id
                     inbox.put(rec)
         except BaseException as exc:  # the iterator raises it
             inbox.put(exc)
 
-    for q, position in positions.items():
-        threading.Thread(target=read, args=(q, position), name=f"taskq-events-{q}", daemon=True).start()
+    for part in parts:
+        threading.Thread(target=read, args=(part,), name=f"taskq-events-{min(part)}", daemon=True).start()
     try:
         while True:
             try:
@@ -110,7 +111,7 @@ def _follow_each(broker: Broker, positions: dict[str, str], timeout: float | Non
         stop.set()  # each thread ends after its current read
 
 
-async def follow_async(aio: AsyncClient, cluster: bool, queues: Sequence[str], since: Since = "$",
+async def follow_async(aio: AsyncClient, queues: Sequence[str], since: Since = "$",
                        timeout: float | None = None) -> AsyncIterator[JobEvent]:
     """follow() on an event loop: reads on the loop's client, never blocking it."""
     positions = _positions(queues, since, await aio.event_heads(list(queues)))
@@ -125,7 +126,7 @@ async def follow_async(aio: AsyncClient, cluster: bool, queues: Sequence[str], s
         except Exception as exc:  # the iterator raises it
             inbox.put_nowait(exc)
 
-    parts = [{q: p} for q, p in positions.items()] if cluster else [positions]
+    parts = [{q: positions[q] for q in s} for s in aio.read_sets(list(positions))]
     readers = [asyncio.ensure_future(read(part)) for part in parts if part]
     try:
         while readers:

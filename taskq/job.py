@@ -11,7 +11,7 @@ from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobStat
 from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
 from taskq.events import EventKind, JobEvent, Sink
 from taskq.info import JobInfo
-from taskq.message import unpack_value
+from taskq.message import PACKED_NONE, unpack_value
 
 R = TypeVar("R")
 
@@ -93,7 +93,7 @@ class Job(Generic[R]):
         if state is None:
             raise self._missing()
         if state.status is Status.SUCCEEDED:
-            return True, cast(R, unpack_value(state.result or b"\xc0")), 0.0
+            return True, cast(R, unpack_value(state.result or PACKED_NONE)), 0.0
         if state.status is Status.DEAD:
             raise TaskFailed(self.id, state.reason or "dead", state.error)
         if state.status is Status.CANCELLED:

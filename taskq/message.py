@@ -16,6 +16,8 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 512 * 1024
 #: priorities run from 0 (default) to MAX_PRIORITY; higher runs first
 MAX_PRIORITY = 9
+#: pack_value(None): msgpack's nil, the result of a job that stored none
+PACKED_NONE = b"\xc0"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

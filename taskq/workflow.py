@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from taskq.broker.base import FlowStep
+from taskq.broker.base import FlowStep, StepRef
 from taskq.errors import ConfigError, ResultTimeout
 from taskq.job import Job
 
@@ -193,7 +193,7 @@ def _submit(node: Node) -> list[Job[Any]]:
         if step.sig.call.task.producer is not producer:
             raise ConfigError("every step of a workflow must belong to one app")
         task.check_args(((None,) if step.inputs else ()) + step.sig.args, step.sig.kwargs)
-        children = " ".join(f"{steps[c].sig.call.queue}:{ids[c]}:{k}" for c, k in step.children)
+        children = tuple(StepRef(steps[c].sig.call.queue, ids[c], k) for c, k in step.children)
         body = task.message(ids[n], step.sig.args, step.sig.kwargs, queue=call.queue, priority=call.priority,
                             enqueued_at=now, opts=call.opts, limit=producer.max_message_bytes,
                             flow=(flow_id, step.inputs, len(step.parents), bool(step.children)))

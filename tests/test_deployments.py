@@ -4,7 +4,9 @@ with two beats, `taskq status`, and a `redis://` URL pointed at a cluster node."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import threading
 import time
 
@@ -118,6 +120,35 @@ def test_a_redis_url_on_a_cluster_node_names_the_cluster_scheme(cluster_url: str
         with pytest.raises(taskq.ConfigError, match=r"is a node of a Redis Cluster: use redis\+cluster://") as info:
             call()
         assert "\n" not in str(info.value)
+
+
+def test_every_command_refuses_a_redis_url_of_any_cluster_node(cluster_url: str, cluster_group: ClusterGroup,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the node holding the global slot `taskq status` printed an empty table and exited 0,
+    and on the one holding a queue's slot a job was stored beside the cluster's: every client
+    asks once, as it connects, and refuses a cluster node with one line."""
+    import cli_app
+
+    monkeypatch.setattr(cli_app.app, "url", cluster_url)
+    monkeypatch.setattr(cli_app.app, "_broker", None)
+    refused = r"is a node of a Redis Cluster: use redis\+cluster://127\.0\.0\.1:"
+    urls = [f"redis://127.0.0.1:{node.port}/0" for node in cluster_group.masters()]
+    for command in (["status"], ["job", "some-id"], ["enqueue", "add", "--args", "[1, 2]"], ["dlq", "list"],
+                    ["worker", "--burst"]):
+        for url in urls:
+            code, out = run(command[0], "cli_app:app", *command[1:], "--url", url)
+            assert code == 1 and re.search(refused, out) and len(out.strip().splitlines()) == 1, (command, out)
+    for url in urls:
+        app = taskq.TaskQ(url)
+
+        @app.task
+        def noop() -> None: ...
+
+        with pytest.raises(taskq.ConfigError, match=refused):
+            noop.delay()
+        with pytest.raises(taskq.ConfigError, match=refused):
+            asyncio.run(noop.delay_async())
+    assert all(n.client().dbsize() == 0 for n in cluster_group.masters())  # nothing was written anywhere
 
 
 def test_an_idle_worker_on_every_master_blocks_per_slot_and_wakes_for_each_queue(

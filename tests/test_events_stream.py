@@ -139,6 +139,21 @@ def test_the_cap_bounds_the_stream_and_a_queue_can_turn_it_off(any_url: str) -> 
         app.queue("bad", events=-1)
 
 
+def test_the_read_sets_hold_every_queue_once_and_each_is_read_in_one_call(any_url: str,
+                                                                         request: pytest.FixtureRequest) -> None:
+    """The broker splits the queues for its readers (a set per slot on Cluster), so the library
+    never asks which deployment it runs on."""
+    broker = taskq.TaskQ(any_url).broker
+    queues = [f"q{i}" for i in range(12)]
+    sets = broker.read_sets(queues)
+    assert sorted(q for s in sets for q in s) == sorted(queues)
+    assert len(sets) == (12 if "cluster" in request.node.name else 1)  # these 12 are in 12 slots
+    heads = broker.event_heads(queues)
+    for s in sets:  # one read per set (a read of streams in two slots is refused on Cluster)
+        assert broker.read_events({q: heads[q] for q in s}, 0.01) == []
+    assert broker.aio.read_sets(queues) == sets
+
+
 def test_events_async_follows_several_queues_without_blocking_the_loop(any_url: str) -> None:
     app = taskq.TaskQ(any_url)
 

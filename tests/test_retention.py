@@ -7,6 +7,7 @@ import pytest
 import redis
 
 import taskq
+from taskq.broker.base import Arrival, StepRef
 from taskq.broker.keys import Keys
 from taskq.testing import drain
 from taskq.views import NOT_KEPT, describe, find
@@ -159,5 +160,6 @@ def test_a_late_word_to_a_step_that_succeeded_changes_nothing(app: taskq.TaskQ) 
     assert last.result(timeout=5) == 3
     key = Keys("taskq").queue("default").job(last.id)
     before = app.broker.conn.client.hgetall(key)
-    assert app.broker.arrive([("default", last.id, 1, True, b"\x05"), ("default", last.id, 1, False, "x")]) == [0, 0]
+    assert app.broker.arrive([(StepRef("default", last.id, 1), True, b"\x05"),
+                              (StepRef("default", last.id, 1), False, "x")]) == [Arrival.HEARD_BEFORE] * 2
     assert app.broker.conn.client.hgetall(key) == before

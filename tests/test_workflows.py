@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import taskq
 import taskq.testing
 from taskq import cli, views
-from taskq.broker.base import FlowStep
+from taskq.broker.base import Arrival, FlowStep, Outcome, Settled, Settlement, StepRef
+from taskq.broker.keys import Keys
 from taskq.testing import drain
 from taskq.worker import Worker
 from taskq.worker import continuer as continuer_mod
@@ -168,6 +169,35 @@ def test_a_successor_is_made_ready_once_however_often_it_is_told(url: str, monke
     assert again.result(timeout=5) == {"tag": "swept", "values": 4}
 
 
+def test_telling_a_step_says_what_it_did_to_it(any_url: str) -> None:
+    """arrive() answers with an Arrival per step told: noted, heard before, now ready, or ended
+    (a failed parent of a step with successors of its own)."""
+    broker = taskq.TaskQ(any_url).broker
+    s2, s3, s4 = StepRef("default", "s-2", 1), StepRef("default", "s-3", 1), StepRef("other", "s-4", 1)
+    assert broker.stage([("default", FlowStep("s-2", b"m", 0, "t", "", 2, (), "s 2 3")),
+                         ("default", FlowStep("s-3", b"m", 0, "t", "", 1, (s4,), "s 3 4"))]) == 2
+    said = broker.arrive([(s2, True, b"\x01"), (s2, True, b"\x01"), (StepRef("default", "s-2", 2), True, b"\x02"),
+                          (s3, False, "upstream_failed: t s-1")])
+    assert said == [Arrival.NOTED, Arrival.HEARD_BEFORE, Arrival.READY, Arrival.ENDED]
+    assert all(type(code) is Arrival for code in said)
+
+
+def test_a_steps_successors_are_stored_as_before_and_read_back_as_step_refs(any_url: str) -> None:
+    """Successors are StepRefs in the contract and "<queue>:<id>:<k>" separated by spaces in
+    the stored record (docs/protocol.md), so flows stored by an earlier version go on."""
+    broker = taskq.TaskQ(any_url).broker
+    children = (StepRef("other", "r-4", 1), StepRef("third", "r-5", 2))
+    broker.stage([("default", FlowStep("r-3", b"m", 0, "t", "", 1, children, "r 3 5"))])
+    stored = broker.client.hget(Keys("taskq").queue("default").job("r-3"), "children")  # type: ignore[attr-defined]
+    assert stored == b"other:r-4:1 third:r-5:2"
+    assert broker.arrive([(StepRef("default", "r-3", 1), True, b"\x07")]) == [Arrival.READY]
+    [ready] = broker.fetch("default", 1, 0, "w").deliveries
+    assert broker.settle("default", [Settlement(Outcome.OK, ready.id, ready.token, result=b"")]) == [Settled.DONE]
+    [ended] = broker.ended_steps("default", ["r-3"])
+    assert ended.status is taskq.Status.SUCCEEDED and ended.children == children
+    assert ended.result == b"\xc0"  # none stored: its successors hear None
+
+
 def test_cancelling_a_waiting_step_cancels_the_rest(app: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> None:
     @app.task
     def inc(x: int) -> int:
@@ -250,7 +280,7 @@ def test_a_step_without_its_parents_results_goes_to_the_dead_letters(app: taskq.
     body = inc.message("f-2", (), {}, queue="default", priority=0, enqueued_at=time.time(),
                        flow=("f", "one", 1, False))
     app.register_queues(["default"])
-    assert app.broker.stage([("default", FlowStep("f-2", body, 0, "inc", "", 0, "", "f 2 2"))]) == 1
+    assert app.broker.stage([("default", FlowStep("f-2", body, 0, "inc", "", 0, (), "f 2 2"))]) == 1
     after = inc.delay(1)
     drain(app)
     info = app.job("f-2").info()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from taskq.broker import aio as _aio  # noqa: F401 - now, not on an event loop's first call (it holds the loop)
-from taskq.broker.base import Broker, Policy
-from taskq.broker.client import TIMEOUT, redact
-from taskq.broker.keys import DEFAULT_NAMESPACE
+from taskq.broker.base import DEFAULT_NAMESPACE, Broker, Policy
+from taskq.broker.client import TIMEOUT
 from taskq.broker.redis import RedisBroker
+from taskq.broker.urls import redact
 from taskq.errors import ConfigError
 
 __all__ = ["SCHEMES", "Broker", "Policy", "open_broker", "redact"]

@@ -19,9 +19,6 @@ from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.asyncio.sentinel
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import NoScriptError, RedisClusterException
 from redis.utils import HIREDIS_AVAILABLE
@@ -33,7 +30,7 @@ from taskq.broker.calls import ENQUEUE_BATCH, enqueue_call, enqueue_many_calls, 
 from taskq.broker.client import text
 from taskq.broker.keys import retention
 from taskq.broker.stream import READ_COUNT, records
-from taskq.broker.urls import Kind, memory_server, parse
+from taskq.broker.urls import Kind
 
 if TYPE_CHECKING:
     from taskq.broker.redis import RedisBroker
@@ -54,35 +51,13 @@ def _packing_in_c(connection_class: type) -> type:
     return type(connection_class.__name__, (_PackInC, connection_class), {})
 
 
-def _pack_in_c(client: Any) -> Any:
-    """The client, its pool now opening connections that pack in C (when hiredis is there)."""
-    if HIREDIS_AVAILABLE:
+def _pack_in_c(client: Any, kind: str) -> Any:
+    """The client, its pool now opening connections that pack in C (when hiredis is there; one
+    server: a Cluster client has a pool per node, fakeredis packs nothing)."""
+    if HIREDIS_AVAILABLE and kind in (Kind.REDIS, Kind.SENTINEL):
         pool = client.connection_pool
         pool.connection_class = _packing_in_c(pool.connection_class)
     return client
-
-
-def _client(url: str, kind: str, timeout: float) -> Any:
-    """The asyncio client for a URL (validated by the sync broker already)."""
-    if kind == Kind.MEMORY:
-        import fakeredis  # memory_server() said already if the extra is missing
-
-        return fakeredis.FakeAsyncRedis(server=memory_server(url))
-    if kind == Kind.REDIS:
-        return _pack_in_c(redis.asyncio.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout))
-    if kind == Kind.CLUSTER:
-        t = parse(url, 6379)
-        return redis.asyncio.cluster.RedisCluster(
-            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in t.nodes],
-            username=t.username, password=t.password, ssl=t.tls, socket_connect_timeout=timeout,
-            socket_timeout=timeout, client_name=t.query.get("client_name"))
-    t = parse(url, 26379)
-    sentinel = redis.asyncio.sentinel.Sentinel(
-        t.nodes, socket_timeout=timeout, socket_connect_timeout=timeout,
-        sentinel_kwargs={"password": t.query.get("sentinel_password"), "socket_timeout": timeout})
-    return _pack_in_c(sentinel.master_for(
-        t.path[0], db=int(t.path[1]) if len(t.path) == 2 else 0, username=t.username, password=t.password,
-        ssl=t.tls, socket_timeout=timeout, socket_connect_timeout=timeout, client_name=t.query.get("client_name")))
 
 
 #: most script calls sent in one pipeline
@@ -234,7 +209,8 @@ class AsyncBroker:
         if here is None:
             conn = self.sync.conn
             with self._errors():
-                here = self._loops[loop] = _Loop(_client(conn.url, conn.kind, conn.timeout), conn.kind)
+                here = self._loops[loop] = _Loop(_pack_in_c(conn.builders.aio(conn.url, conn.timeout), conn.kind),
+                                                 conn.kind)
         self._last = (loop, here)
         return here
 
@@ -341,6 +317,9 @@ class AsyncBroker:
                 newest = await client.xrevrange(self.sync.qk(q).events, count=1)
                 heads[q] = text(newest[0][0]) if newest else "0-0"
         return {q: h or "0-0" for q, h in heads.items()}
+
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]:
+        return self.sync.read_sets(queues)
 
     async def read_events(self, positions: Mapping[str, str], timeout: float,
                           count: int = READ_COUNT) -> list[EventRecord]:

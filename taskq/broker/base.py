@@ -15,7 +15,10 @@ from typing import Protocol
 from taskq.broker.placement import NewJob, Placement
 from taskq.broker.records import (
     CANCELLABLE,
+    DEFAULT_NAMESPACE,
+    NAMESPACE_RE,
     TERMINAL,
+    Arrival,
     Claim,
     ClaimMode,
     ClaimResult,
@@ -40,12 +43,16 @@ from taskq.broker.records import (
     Settled,
     Settlement,
     Status,
+    StepRef,
     TaskLimit,
     WorkerRecord,
 )
 
 __all__ = [
     "CANCELLABLE",
+    "DEFAULT_NAMESPACE",
+    "NAMESPACE_RE",
+    "Arrival",
     "Claim",
     "ClaimMode",
     "ClaimResult",
@@ -72,6 +79,7 @@ __all__ = [
     "Settled",
     "Settlement",
     "Status",
+    "StepRef",
     "TERMINAL",
     "TaskLimit",
     "WorkerRecord",
@@ -172,6 +180,7 @@ class AsyncClient(AsyncHandles, Protocol):
     async def register_queues(self, queues: Sequence[str]) -> None: ...
     async def set_retention(self, queue: str, events: int, succeeded: int | None) -> None: ...
     async def event_heads(self, queues: Sequence[str]) -> dict[str, str]: ...
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]: ...
     async def read_events(self, positions: Mapping[str, str], timeout: float,
                           count: int = 500) -> list[EventRecord]: ...
     async def aclose(self) -> None:
@@ -251,10 +260,6 @@ class Inspector(Protocol):
 class Events(Protocol):
     """Each queue's event stream: one entry per job transition, written by the transition."""
 
-    @property
-    def one_queue_per_read(self) -> bool:
-        """read_events() may name one queue only (Redis Cluster)."""
-
     def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
         """What the queue keeps: about `events` events (0: none are written), and its newest
         `succeeded` succeeded job records (None: each until its result_ttl)."""
@@ -262,8 +267,13 @@ class Events(Protocol):
     def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
         """Each queue's newest event id ("0-0" if none)."""
 
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]:
+        """`queues` split into the sets one read_events() call may name together (a follower
+        keeps one blocking reader per set); each queue in exactly one set."""
+
     def read_events(self, positions: Mapping[str, str], timeout: float, count: int = 500) -> list[EventRecord]:
-        """Events after each queue's position, oldest first; blocks up to `timeout` s for one."""
+        """Events after each queue's position, oldest first; blocks up to `timeout` s for one.
+        The queues are those of one read_sets() set."""
 
     def events_between(self, queue: str, since_ms: int, count: int = 20_000) -> list[EventRecord]:
         """The queue's events from since_ms on, oldest first (what the stream still holds)."""
@@ -284,9 +294,9 @@ class Workflows(Protocol):
         """The steps named in the queue's outbox (or its oldest n at least min_age_ms old), with
         what their successors need."""
 
-    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
-        """Tell steps (queue, id) that their parent k succeeded (ok, packed result) or failed (reason);
-        a steps.Arrival code each."""
+    def arrive(self, arrivals: Sequence[tuple[StepRef, bool, bytes | str]]) -> list[Arrival]:
+        """Tell successors (step, ok, payload) that their parent succeeded (ok, its packed result)
+        or failed (the reason); what it did to each."""
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Remove the outbox entries of steps whose successors were told (unless one ended again)."""

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.commands.core import Script
@@ -22,36 +20,11 @@ from redis.exceptions import ClusterDownError, MovedError, ReadOnlyError, RedisC
 from redis.sentinel import MasterNotFoundError
 
 from taskq.broker import scripts
-from taskq.broker.urls import CLIENTS, Kind
+from taskq.broker.urls import CLIENTS, Kind, cluster_node_error, redact
 from taskq.errors import BrokerAuthError, BrokerError, BrokerOutOfMemory, BrokerUnavailable, ConfigError
 
 #: default seconds one Redis call may take (connect, or wait for a reply) before BrokerUnavailable
 TIMEOUT = 10.0
-
-#: URL query parameters whose values are secrets
-_SECRET_PARAMS = re.compile(r"^(password|sentinel_password|ssl_password)$", re.IGNORECASE)
-
-
-def redact(url: str) -> str:
-    """The URL with every password (user:PASS@ and ?password=) replaced by ***, for logs and errors."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAMS.match(k) for k, _ in pairs):
-            query = urlencode([(k, "***" if _SECRET_PARAMS.match(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _cluster_hint(url: str) -> str:
-    hosts = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    return f"redis+cluster://{hosts}"
-
 
 class Connection:
     """A redis-py (or fakeredis) client for one URL, with the scripts loaded on it."""
@@ -61,7 +34,9 @@ class Connection:
         if scheme not in CLIENTS or "://" not in url:
             raise ConfigError(f"unsupported broker URL {redact(url)!r}: use "
                               f"{', '.join(s + '://' for s in CLIENTS)}")
-        self._build, self.kind = CLIENTS[scheme]
+        #: how this URL's clients are built (the asyncio broker builds its own with them)
+        self.builders = CLIENTS[scheme]
+        self.kind = self.builders.kind
         self.url = url
         self.timeout = timeout
         #: longest blocking wait per call: well inside the reply timeout, so a block is not an outage
@@ -84,7 +59,7 @@ class Connection:
             if "client" in self.__dict__:  # another thread built it while this one waited
                 return self.__dict__["client"]
             try:
-                return self._build(self.url, self.timeout)
+                return self.builders.sync(self.url, self.timeout)
             except (redis.RedisError, RedisClusterException) as exc:
                 raise self.error(exc) from None
 
@@ -117,8 +92,7 @@ class Connection:
 
     def cluster_node_error(self) -> ConfigError:
         """A redis:// URL that names a node of a Redis Cluster."""
-        return ConfigError(f"Redis at {redact(self.url)} is a node of a Redis Cluster: "
-                           f"use {_cluster_hint(self.url)}")
+        return cluster_node_error(self.url)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:

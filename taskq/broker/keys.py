@@ -7,12 +7,8 @@ Redis never see each other. Every key of a queue carries the hash tag {queue}: o
 from __future__ import annotations
 
 import dataclasses
-import re
 
-#: the namespace when neither TaskQ(namespace=) nor $TASKQ_NAMESPACE gives one
-DEFAULT_NAMESPACE = "taskq"
-#: namespaces become the first part of every key: plain words only (no braces, colons, spaces)
-NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+from taskq.broker.records import DEFAULT_NAMESPACE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Sequence
+
+#: the namespace when neither TaskQ(namespace=) nor $TASKQ_NAMESPACE gives one
+DEFAULT_NAMESPACE = "taskq"
+#: namespaces become the first part of every key: plain words only (no braces, colons, spaces)
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class Status(enum.StrEnum):
@@ -47,6 +53,15 @@ class LeadResult(enum.IntEnum):
     HELD_BY_OTHER = 0
     RENEWED = 1
     TAKEN = 2  #: a new term
+
+
+class Arrival(enum.IntEnum):
+    """What telling a workflow step about one of its parents did (ops/arrive.lua's reply codes)."""
+
+    HEARD_BEFORE = 0  #: told this before, or the step is gone: nothing changed
+    NOTED = 1
+    ENDED = 2  #: it ended (a parent failed) and has successors: they are in its outbox now
+    READY = 3
 
 
 class ClaimMode(enum.StrEnum):
@@ -338,6 +353,16 @@ class EventRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StepRef:
+    """A successor of a workflow step: its queue and id, and which of its parents the step is
+    (from 1)."""
+
+    queue: str
+    id: str
+    parent_index: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FlowStep:
     """One step of a workflow as stage() stores it (ops/stage.lua)."""
 
@@ -349,8 +374,8 @@ class FlowStep:
     gate: str
     #: parents to hear from before it is ready (0: ready at once)
     parents: int
-    #: successors to tell when it ends ("<queue>:<id>:<k>" separated by spaces), else ""
-    children: str
+    #: successors to tell when it ends
+    children: tuple[StepRef, ...]
     #: "<flow id> <step> <steps>"
     place: str
 
@@ -364,7 +389,8 @@ class EndedStep:
     score: str
     #: None if its record is gone (the entry is stale)
     status: Status | None
+    #: a succeeded step's packed result (a packed None if none is stored), else None
     result: bytes | None
-    children: str
+    children: tuple[StepRef, ...]
     task: str
     reason: str | None

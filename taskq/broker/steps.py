@@ -11,19 +11,27 @@ from typing import Any
 
 from taskq.broker.client import Connection, text
 from taskq.broker.keys import QueueKeys
-from taskq.broker.records import EndedStep, FlowStep, Policy, Status
+from taskq.broker.records import Arrival, EndedStep, FlowStep, Policy, Status, StepRef
+from taskq.message import PACKED_NONE
 
 #: steps one stage() script call stores at most
 STAGE_BATCH = 500
 
 
-class Arrival:
-    """What arrive() did to a step (ops/arrive.lua's reply codes)."""
+def children_field(children: Sequence[StepRef]) -> str:
+    """A step's successors as its record's `children` field stores them (docs/protocol.md):
+    "<queue>:<id>:<k>" separated by spaces."""
+    return " ".join(f"{c.queue}:{c.id}:{c.parent_index}" for c in children)
 
-    HEARD_BEFORE = 0
-    NOTED = 1
-    ENDED = 2  #: it ended (a parent failed) and has successors: they are in its outbox now
-    READY = 3
+
+def step_refs(field: str | None) -> tuple[StepRef, ...]:
+    """The successors a `children` field names."""
+    refs = []
+    for child in (field or "").split():
+        queue, _, rest = child.partition(":")
+        job_id, _, k = rest.rpartition(":")
+        refs.append(StepRef(queue, job_id, int(k)))
+    return tuple(refs)
 
 
 class Steps:
@@ -47,7 +55,8 @@ class Steps:
             for i in range(0, len(batch), STAGE_BATCH):
                 args: list[Any] = [self.policy.flow_ttl_ms]
                 for s in batch[i:i + STAGE_BATCH]:
-                    args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, s.children, s.place]
+                    args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, children_field(s.children),
+                             s.place]
                 calls.append(("stage", [self.qk(queue).base], args))
         return sum(int(n) for n in self.conn.run_many(calls))
 
@@ -63,21 +72,22 @@ class Steps:
                 status: Status | None = Status(raw) if raw else None
             except ValueError:
                 status = None
-            out.append(EndedStep(text(reply[i]) or "", text(reply[i + 1]) or "", status, reply[i + 3] or None,
-                                 text(reply[i + 4]) or "", text(reply[i + 5]) or "", text(reply[i + 6])))
+            result = (reply[i + 3] or PACKED_NONE) if status is Status.SUCCEEDED else None
+            out.append(EndedStep(text(reply[i]) or "", text(reply[i + 1]) or "", status, result,
+                                 step_refs(text(reply[i + 4])), text(reply[i + 5]) or "", text(reply[i + 6])))
         return out
 
-    def arrive(self, arrivals: Sequence[tuple[str, str, int, bool, bytes | str]]) -> list[int]:
-        """Tell steps what a parent said, one pipeline for all: (queue, step id, k, ok, payload)
-        each: parent number k (from 1) succeeded with the packed result `payload`, or failed with
-        the reason `payload`. An Arrival code per arrival."""
+    def arrive(self, arrivals: Sequence[tuple[StepRef, bool, bytes | str]]) -> list[Arrival]:
+        """Tell steps what a parent said, one pipeline for all: (step, ok, payload) each: its
+        parent number step.parent_index succeeded with the packed result `payload`, or failed
+        with the reason `payload`. What it did to each."""
         if not arrivals:
             return []
         p = self.policy
-        return [int(code) for code in self.conn.run_many([
-            ("arrive", [self.qk(queue).base], [job_id, k, "ok" if ok else "failed", payload, p.flow_ttl_ms,
-                                               p.result_ttl_ms, p.dead_ttl_ms, p.dead_max])
-            for queue, job_id, k, ok, payload in arrivals])]
+        return [Arrival(int(code)) for code in self.conn.run_many([
+            ("arrive", [self.qk(step.queue).base], [step.id, step.parent_index, "ok" if ok else "failed", payload,
+                                                    p.flow_ttl_ms, p.result_ttl_ms, p.dead_ttl_ms, p.dead_max])
+            for step, ok, payload in arrivals])]
 
     def outbox_done(self, queue: str, steps: Sequence[EndedStep]) -> int:
         """Take steps whose successors were all told off the queue's outbox, unless one ended

@@ -1,8 +1,9 @@
 """The event streams of RedisBroker: one capped Redis stream per queue, appended to by the
 scripts of the transitions (lua/lib/events.lua), read here with XREAD (blocking, resumable).
 
-On Redis Cluster each queue's stream is in its own slot, so a read names one queue
-(`one_queue_per_read`); elsewhere one XREAD blocks on every queue asked for at once.
+One XREAD names the streams of one Cluster slot only, so a follower reads each set of queues
+that read_sets() gives on its own: every queue in one set on one server (one XREAD blocks on all
+of them), a set per slot on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from taskq.broker.base import EventRecord
 from taskq.broker.client import Connection, text
 from taskq.broker.keys import QueueKeys, retention
-from taskq.broker.urls import Kind
 
 #: entries one read returns at most
 READ_COUNT = 500
@@ -52,10 +52,12 @@ class Stream:
     def qk(self, queue: str) -> QueueKeys:
         raise NotImplementedError
 
-    @property
-    def one_queue_per_read(self) -> bool:
-        """A read names one queue only (Redis Cluster: each queue's stream is in its own slot)."""
-        return self.conn.kind == Kind.CLUSTER
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]:
+        """The queues grouped by the slot of their stream (one server: a single slot, one set)."""
+        by_slot: dict[int, list[str]] = {}
+        for q in queues:
+            by_slot.setdefault(self.conn.slot(self.qk(q).events), []).append(q)
+        return list(by_slot.values())
 
     def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
         """About how many events the queue's stream keeps (0: its scripts write none), and how

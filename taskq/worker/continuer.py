@@ -12,19 +12,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import structlog
-
-from taskq.broker.base import EndedStep, Status, Workflows
-from taskq.broker.steps import Arrival
+from taskq.broker.base import TERMINAL, Arrival, EndedStep, Status, StepRef, Workflows
 from taskq.errors import MessageInvalid
+from taskq.log import get_logger
 from taskq.message import Message
 
-log = structlog.get_logger("taskq.worker")
+log = get_logger("taskq.worker")
 
 #: ms an outbox entry waits before a sweep takes it (the worker that ended the step tells at once)
 SWEEP_AGE_MS = 2000
 #: outbox entries one sweep of a queue takes at most
 SWEEP_BATCH = 200
+
+
+def parent_word(step: EndedStep) -> tuple[bool, bytes | str]:
+    """What an ended step tells its successors: that it succeeded, with its packed result (the
+    broker reads one for every succeeded step), or that it failed, with the reason."""
+    if step.status is Status.SUCCEEDED and step.result is not None:
+        return True, step.result
+    return False, upstream_reason(step)
 
 
 def upstream_reason(step: EndedStep) -> str:
@@ -64,19 +70,16 @@ class Continuer:
         pending = [(queue, list(steps))]
         while pending:
             q, batch = pending.pop()
-            arrivals: list[tuple[str, str, int, bool, bytes | str]] = []
+            arrivals: list[tuple[StepRef, bool, bytes | str]] = []
             for step in batch:
-                if step.status not in (Status.SUCCEEDED, Status.DEAD, Status.CANCELLED):
+                if step.status not in TERMINAL:
                     continue  # gone, or replayed since: its next end tells its successors
-                ok = step.status is Status.SUCCEEDED
-                payload: bytes | str = (step.result or b"\xc0") if ok else upstream_reason(step)  # \xc0: nil
-                for child in step.children.split():
-                    child_queue, child_id, k = child.split(":")
-                    arrivals.append((child_queue, child_id, int(k), ok, payload))
+                ok, payload = parent_word(step)
+                arrivals += [(child, ok, payload) for child in step.children]
             ended: dict[str, list[str]] = {}
-            for (child_queue, child_id, *_), code in zip(arrivals, self.broker.arrive(arrivals), strict=True):
-                if code == Arrival.ENDED:  # a failure passing down the flow: its successors next
-                    ended.setdefault(child_queue, []).append(child_id)
+            for (child, _, _), code in zip(arrivals, self.broker.arrive(arrivals), strict=True):
+                if code is Arrival.ENDED:  # a failure passing down the flow: its successors next
+                    ended.setdefault(child.queue, []).append(child.id)
             pending += [(cq, self.broker.ended_steps(cq, ids)) for cq, ids in ended.items()]
             self.broker.outbox_done(q, batch)
 
