@@ -16,7 +16,7 @@ import functools
 import uuid
 import weakref
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import redis
 from redis.connection import HiredisRespSerializer
@@ -25,15 +25,24 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
-from taskq.broker.base import EventRecord, JobRecord, JobState, NewJob, Placement, Status
+from taskq.broker.base import EventRecord, JobRecord, JobState, NewJob, Placement, Policy, Status
 from taskq.broker.calls import ENQUEUE_BATCH, enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
-from taskq.broker.client import text
-from taskq.broker.keys import retention
+from taskq.broker.client import Connection, text
+from taskq.broker.keys import Keys, QueueKeys, retention
 from taskq.broker.stream import READ_COUNT, records
 from taskq.broker.urls import Kind
 
-if TYPE_CHECKING:
-    from taskq.broker.redis import RedisBroker
+
+class SyncSide(Protocol):
+    """What the asyncio half takes from its sync broker (a RedisBroker): the URL's connection
+    (kind, timeouts, error mapping), key names and policy; never its calls."""
+
+    conn: Connection
+    keys: Keys
+    policy: Policy
+
+    def qk(self, queue: str) -> QueueKeys: ...
+    def read_sets(self, queues: Sequence[str]) -> list[list[str]]: ...
 
 
 class _PackInC:
@@ -194,7 +203,7 @@ class _DoneWaits:
 class AsyncBroker:
     """The asyncio half of a RedisBroker (`broker.aio`): enqueue, job handles, room waits."""
 
-    def __init__(self, sync: RedisBroker) -> None:
+    def __init__(self, sync: SyncSide) -> None:
         self.sync = sync
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
         #: the loop asked for last and its client (one program mostly runs one loop)
