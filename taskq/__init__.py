@@ -33,9 +33,9 @@ from taskq.events import EventKind, JobEvent
 from taskq.info import JobInfo
 from taskq.job import Job, Status
 from taskq.schedule import Schedule
-from taskq.task import AsyncTask, Task, TaskCall
+from taskq.task import AsyncTask, Signature, Task, TaskCall
 from taskq.worker import VERSION, Worker
-from taskq.workflow import Chain, Chord, Group, GroupJob, Signature, chain, chord, group
+from taskq.workflow import Chain, Chord, Group, GroupJob, chain, chord, group
 
 __version__ = VERSION
 

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 
+from taskq import workflow
 from taskq.broker import Broker
 from taskq.broker.base import TERMINAL, FlowStep, NewJob
 from taskq.errors import ConfigError
@@ -21,7 +22,7 @@ from taskq.events import EventKind, JobEvent
 from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.limits import QueuePolicy, with_room, with_room_async
-from taskq.task import TaskBase, TaskCall
+from taskq.task import Signature, TaskBase, TaskCall
 
 #: delay_async calls one event loop checks, packs and sends per turn of the loop
 PACK_CHUNK = 100
@@ -170,6 +171,10 @@ class Producing:
         body = task.message(new_id, args, kwargs, queue=call.queue, priority=call.priority, enqueued_at=time.time(),
                             key=call.key, limit=self.max_message_bytes, opts=call.opts, trace=trace)
         return NewJob(call.place, new_id, body, call.priority, call.key)
+
+    def submit_flow(self, step: Signature[Any]) -> list[Job[Any]]:
+        """A one-step flow: Signature.delay() (chains, groups and chords store through workflow.submit)."""
+        return workflow.submit(step)
 
     def new_flow_id(self) -> str:
         return new_job_id()

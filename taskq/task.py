@@ -14,7 +14,6 @@ from taskq.errors import ConfigError, EnqueueError
 from taskq.job import Job
 from taskq.limits import parse_rate
 from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
-from taskq.workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -133,6 +132,10 @@ class Producer(Protocol):
     async def submit_many_async(self, call: TaskCall[Any, Any],
                                 calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
         """submit_many() on the running event loop."""
+        ...
+
+    def submit_flow(self, step: Signature[Any]) -> list[Job[Any]]:
+        """Store a one-step workflow (taskq/workflow.py composes more)."""
         ...
 
     max_message_bytes: int
@@ -359,3 +362,24 @@ class TaskCall(Generic[P, R]):
             raise ConfigError("map/starmap cannot take key=: every job would share it")
         jobs = self.task.producer.submit_many(self, ((tuple(item), {}) for item in items))
         return cast(list[Job[R]], jobs)
+
+
+class Signature(Generic[R]):
+    """One call of a task, not sent yet: `task.s(*args, **kwargs)` or `task.options(...).s(...)`.
+    In a flow, the results of the step's parents come before `args`."""
+
+    def __init__(self, call: TaskCall[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if call.delay_seconds or call.at is not None or call.key is not None or call.ordering_key is not None:
+            raise ConfigError(f"task {call.task.name!r}: a workflow step cannot take delay=, at=, key= or "
+                              "ordering_key= (it starts when its parents end)")
+        self.call = call
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"{self.call.task.name}.s(*{self.args!r}, **{self.kwargs!r})"
+
+    def delay(self) -> Job[R]:
+        """Enqueue this one call (a flow of one step); taskq.chain, group and chord compose these
+        (taskq/workflow.py)."""
+        return cast(Job[R], self.call.task.producer.submit_flow(self)[0])

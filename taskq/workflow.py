@@ -16,38 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from taskq.broker.base import FlowStep, StepRef
 from taskq.errors import ConfigError, ResultTimeout
 from taskq.job import Job
-
-if TYPE_CHECKING:
-    from taskq.task import TaskCall
-
-R = TypeVar("R")
+from taskq.task import Signature
 
 __all__ = ["Chain", "Chord", "Group", "GroupJob", "Signature", "chain", "chord", "group"]
-
-
-class Signature(Generic[R]):
-    """One call of a task, not sent yet: `task.s(*args, **kwargs)` or `task.options(...).s(...)`.
-    In a flow, the results of the step's parents come before `args`."""
-
-    def __init__(self, call: TaskCall[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if call.delay_seconds or call.at is not None or call.key is not None or call.ordering_key is not None:
-            raise ConfigError(f"task {call.task.name!r}: a workflow step cannot take delay=, at=, key= or "
-                              "ordering_key= (it starts when its parents end)")
-        self.call = call
-        self.args = args
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        return f"{self.call.task.name}.s(*{self.args!r}, **{self.kwargs!r})"
-
-    def delay(self) -> Job[R]:
-        """Enqueue this one call (a flow of one step)."""
-        return cast(Job[R], _submit(self)[0])
 
 
 class Chain:
@@ -60,7 +36,7 @@ class Chain:
 
     def delay(self) -> Job[Any] | GroupJob:
         """Enqueue the whole chain; the last step's Job (a GroupJob if it ends with a group)."""
-        jobs = _submit(self)
+        jobs = submit(self)
         return GroupJob(jobs) if _ends_in_group(self) else jobs[0]
 
 
@@ -74,7 +50,7 @@ class Group:
 
     def delay(self) -> GroupJob:
         """Enqueue every member; a GroupJob of their (last) jobs, in group order."""
-        return GroupJob(_submit(self))
+        return GroupJob(submit(self))
 
 
 class Chord:
@@ -88,7 +64,7 @@ class Chord:
 
     def delay(self) -> Job[Any]:
         """Enqueue the chord; the callback's Job."""
-        return _submit(self)[0]
+        return submit(self)[0]
 
 
 Node = Signature[Any] | Chain | Group | Chord
@@ -178,7 +154,7 @@ def _plan(node: Node, parents: list[int], inputs: str, steps: list[_Step]) -> li
     return tails
 
 
-def _submit(node: Node) -> list[Job[Any]]:
+def submit(node: Node) -> list[Job[Any]]:
     """Plan, check and pack every step, store them (waiting ones first); the tails' Jobs."""
     steps: list[_Step] = []
     tails = _plan(node, [], "", steps)
@@ -198,6 +174,7 @@ def _submit(node: Node) -> list[Job[Any]]:
                             enqueued_at=now, opts=call.opts, limit=producer.max_message_bytes,
                             flow=(flow_id, step.inputs, len(step.parents), bool(step.children)))
         staged.append((call.queue, FlowStep(ids[n], body, call.priority, task.name, task.gate or "",
-                                            len(step.parents), children, f"{flow_id} {n + 1} {len(steps)}")))
+                                            len(step.parents), children, f"{flow_id} {n + 1} {len(steps)}",
+                                            call.place.expires_ms, call.place.expires_at_ms)))
     producer.submit_steps(staged, [steps[n].sig.call.task for n in range(len(steps))])
     return [producer.job_handle(staged[t][0], ids[t]) for t in tails]
