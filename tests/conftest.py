@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +12,9 @@ import taskq
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from deployments import deployments
 from redis_groups import ClusterGroup, SentinelGroup
 from redis_server import RedisServer
-
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +59,10 @@ def sentinel_url(sentinel_group: SentinelGroup) -> str:
     return sentinel_group.url
 
 
-@pytest.fixture(params=["cluster", "sentinel"])
-def deployment_url(request: pytest.FixtureRequest) -> str:
-    """Redis Cluster and Sentinel (the deployments beyond one server)."""
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-@pytest.fixture(params=["memory", "redis"])
-def url(request: pytest.FixtureRequest) -> str:
-    """Every backend: memory:// (fakeredis, same Lua) and a real redis-server."""
-    if request.param == "memory":
-        return f"memory://test-{next(_counter)}"
-    return str(request.getfixturevalue("redis_url"))
+#: Redis Cluster and Sentinel (the deployments beyond one server)
+deployment_url = deployments("deployment_url", "cluster", "sentinel")
+#: memory:// (fakeredis, the same Lua) and a real redis-server: what most suites run on
+url = deployments("url", "memory", "redis")
 
 
 @pytest.fixture

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 import redis
+from deployments import deployments
 from redis_server import RedisServer, command_calls
 
 import taskq
 from taskq.testing import drain
 
-
-@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
-def any_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://async-{time.monotonic_ns()}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
+any_url = deployments("any_url")
 
 
 def test_delay_async_and_the_async_handles(any_url: str) -> None:

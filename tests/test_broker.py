@@ -5,11 +5,11 @@ settling, renewal, recovery and poison jobs, give-back, wake-ups, handles, reten
 from __future__ import annotations
 
 import contextlib
-import itertools
 import time
 
 import pytest
 import redis
+from deployments import deployments
 from newjobs import new_job, new_jobs
 
 import taskq
@@ -25,15 +25,7 @@ from taskq.broker.base import (
 )
 from taskq.testing import drain
 
-_memory_names = itertools.count()
-
-
-@pytest.fixture(name="url", params=["memory", "redis", "cluster", "sentinel"])
-def url_fixture(request: pytest.FixtureRequest) -> str:
-    """Every implementation of the contract (overrides conftest's memory + redis)."""
-    if request.param == "memory":
-        return f"memory://contract-{next(_memory_names)}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
+url = deployments("url")  # every implementation of the contract
 
 
 @pytest.fixture(name="broker")

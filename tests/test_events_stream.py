@@ -12,17 +12,13 @@ from collections import defaultdict
 
 import pytest
 from click.testing import CliRunner
+from deployments import deployments
 
 import taskq
 from taskq import cli
 from taskq.testing import drain
 
-
-@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
-def any_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://events-{time.monotonic_ns()}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
+any_url = deployments("any_url")
 
 
 def kinds_per_job(events: list[taskq.JobEvent]) -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from deployments import deployments
 
 import taskq
 import taskq.testing
@@ -25,11 +26,7 @@ from taskq.worker.continuer import Continuer
 QUEUES = ["default", "other", "third"]
 
 
-@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
-def any_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://workflows-{time.monotonic_ns()}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
+any_url = deployments("any_url")
 
 
 class Flows:

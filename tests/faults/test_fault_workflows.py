@@ -14,6 +14,7 @@ from pathlib import Path
 
 import chordapp
 import pytest
+from deployments import deployments
 from harness import Ledger, WorkerProc, Workers, app_at, wait_for
 
 import taskq
@@ -27,9 +28,7 @@ class ChordWorkers(Workers):
     app = "chordapp:app"
 
 
-@pytest.fixture(params=["redis", "cluster"])
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(f"{request.param}_url"))
+url = deployments("url", "redis", "cluster")
 
 
 @pytest.fixture
