@@ -71,6 +71,6 @@ bench: $(STAMP) redis-server
 clean:
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache
 
-# rewrite the standalone Lua scripts for foreign producers from taskq/lua/ops + lib
+# rewrite the standalone Lua scripts for foreign producers (taskq/lua/public/) from taskq/lua/ops + lib
 lua: $(STAMP)
 	$(PY) -c "from taskq.broker.scripts import main; main()"
