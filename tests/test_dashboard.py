@@ -78,6 +78,17 @@ def test_arguments_are_escaped(app: taskq.TaskQ) -> None:
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_a_succeeded_jobs_page_shows_its_attempt_of_max_attempts(app: taskq.TaskQ) -> None:
+    @app.task(retries=2)
+    def one() -> int:
+        return 1
+
+    job = one.delay()
+    drain(app)
+    html = TestClient(create_app(app)).get(f"/jobs/{job.id}").text
+    assert "<th>attempt</th><td>1 of 3</td>" in html and "None" not in html
+
+
 def test_actions_need_the_csrf_token_and_do_what_they_say(shop: taskq.TaskQ) -> None:
     client = TestClient(create_app(shop))
     dead = client.get("/dead").text
