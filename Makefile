@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # rewrite the lock from a fresh virtualenv with the newest releases the ranges in pyproject.toml allow
+# (the project itself, taskq-redis, is left out: '^taskq')
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock

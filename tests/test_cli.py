@@ -89,3 +89,8 @@ def test_bad_input_exits_with_one_line(cli_app: taskq.TaskQ, args: list[str], co
 def test_worker_process_options_are_checked(cli_app: taskq.TaskQ, args: list[str], message: str) -> None:
     code, out = run("worker", "cli_app:app", *args)
     assert code == 2 and message in out, out
+
+
+def test_version_names_the_installed_distribution() -> None:
+    code, out = run("--version")
+    assert code == 0 and out.startswith("taskq, version "), out

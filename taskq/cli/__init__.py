@@ -51,7 +51,7 @@ _url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrid
 
 
 @click.group()
-@click.version_option(package_name="taskq")
+@click.version_option(package_name="taskq-redis")
 def main() -> None:
     """taskq: distributed tasks on Redis."""
 
@@ -380,7 +380,8 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
 
         from taskq.web import create_app
     except ImportError as exc:
-        raise click.ClickException(f"the dashboard needs the extra: pip install 'taskq[dashboard]' ({exc})") from None
+        raise click.ClickException(
+            f"the dashboard needs the extra: pip install 'taskq-redis[dashboard]' ({exc})") from None
     app = run(lambda: load_app(app_path, url))
     click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
     uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
