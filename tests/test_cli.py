@@ -64,7 +64,8 @@ def test_dlq_list_replay_purge(cli_app: taskq.TaskQ) -> None:
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["worker", "no_such_module:app"], 1, "cannot import 'no_such_module'"),
-    (["worker", "cli_app:nothing"], 1, "is not a taskq.TaskQ"),
+    (["worker", "cli_app:add"], 1, "'cli_app:add' is not a taskq.TaskQ (found Task)"),
+    (["status", "cli_app:ap"], 1, "module 'cli_app' has no attribute 'ap'"),
     (["worker", "cli_app:app", "--bogus"], 2, "No such option"),
     (["worker", "cli_app:app", "-c", "0"], 2, "Invalid value"),
     (["enqueue", "cli_app:app", "nope"], 1, "no task named 'nope'"),

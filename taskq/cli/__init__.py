@@ -34,7 +34,9 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
     if attr:
-        app = getattr(module, attr, None)
+        if not hasattr(module, attr):  # a typo, not a value of the wrong type ("found NoneType")
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+        app = getattr(module, attr)
         if not isinstance(app, TaskQ):
             raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
     else:
