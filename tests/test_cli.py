@@ -86,6 +86,8 @@ def test_bad_input_exits_with_one_line(cli_app: taskq.TaskQ, args: list[str], co
     (["--max-memory-per-child", "100"], "need -p/--processes"),
     (["-p", "2", "--burst"], "--burst cannot be combined"),
     (["-p", "-1"], "Invalid value for '-p'"),
+    (["-q", "a:b"], "Invalid value for '-q' / '--queue': queue name must be a non-empty string without braces"),
+    (["-q", "ok", "-q", "{x}"], "got '{x}'"),
 ])
 def test_worker_process_options_are_checked(cli_app: taskq.TaskQ, args: list[str], message: str) -> None:
     code, out = run("worker", "cli_app:app", *args)
