@@ -22,6 +22,10 @@ JOB_FIELDS = ("job_id", "task", "queue", "attempt", "duration_ms")
 #: the level configure() set; per-job lines check it first, so a quiet worker builds no fields
 _level = logging.DEBUG
 
+#: redis-py's loggers: at debug they write a line per connection made (e.g. "Failed to enable
+#: maintenance notifications" from every Redis without CLIENT MAINT_NOTIFICATIONS)
+REDIS_LOGGER = "redis"
+
 
 def enabled(level: int) -> bool:
     """Whether lines at `level` are emitted (True unless configure() set a higher level)."""
@@ -93,4 +97,8 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    redis_log = logging.getLogger(REDIS_LOGGER)
+    if numeric < logging.INFO and redis_log.level == logging.NOTSET:
+        # quiet unless asked: a level set on it by the user (before this, or in the app) stands
+        redis_log.setLevel(logging.INFO)
     logging.captureWarnings(True)  # warnings.warn() from task code: the same pipeline, not bare text
