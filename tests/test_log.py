@@ -42,3 +42,14 @@ def test_redis_pys_debug_lines_come_when_asked_for(logs: pytest.CaptureFixture[s
     configure("debug", "json")
     logging.getLogger("redis.connection").debug("Failed to enable maintenance notifications: unknown subcommand")
     assert "maintenance notifications" in logs.readouterr().err
+
+
+def test_logfmt_writes_lists_none_and_true_as_logfmt_parsers_read_them(logs: pytest.CaptureFixture[str]) -> None:
+    configure("info", "console")  # stderr is not a terminal here: logfmt
+    structlog.get_logger("taskq").info("worker stopped", queues=["default", "emails"], given_back_ids=[],
+                                       spaced=("a b", "c"), commas=["a,b", "c"], url=None, flag=True,
+                                       off=False, limits={"q": 1})
+    [line] = [line for line in logs.readouterr().err.splitlines() if 'event="worker stopped"' in line]
+    fields = line.split('event="worker stopped" ', 1)[1]
+    assert fields == ('queues=default,emails given_back_ids= spaced="a b,c" commas="[\\"a,b\\", \\"c\\"]" '
+                      'url=null flag=true off=false limits="{\\"q\\": 1}"'), line
