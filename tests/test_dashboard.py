@@ -144,3 +144,12 @@ def test_the_cli_refuses_to_listen_beyond_loopback_without_a_token(shop: taskq.T
     monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
     out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--host", "0.0.0.0"])
     assert out.exit_code == 2 and "--token" in out.output
+
+
+def test_the_cli_fails_in_one_line_on_a_busy_port(shop: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--port", str(port)])
+    assert out.exit_code == 1, out.output
+    assert out.output == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -17,7 +17,7 @@ import click
 from taskq import views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
-from taskq.cli import render
+from taskq.cli import parts, render
 from taskq.cli.options import WorkerOptions
 from taskq.cli.parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
 from taskq.errors import BrokerError, ConfigError
@@ -385,6 +385,7 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
         raise click.ClickException(
             f"the dashboard needs the extra: pip install 'taskq-redis[dashboard]' ({exc})") from None
     app = run(lambda: load_app(app_path, url))
+    parts.check_port(host, port)
     click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
     uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
 
