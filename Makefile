@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # rewrite the lock from a fresh virtualenv with the newest releases the ranges in pyproject.toml allow
+# (the project itself, taskq-redis, is left out: '^taskq')
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
@@ -71,6 +72,6 @@ bench: $(STAMP) redis-server
 clean:
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache
 
-# rewrite the standalone Lua scripts for foreign producers from taskq/lua/ops + lib
+# rewrite the standalone Lua scripts for foreign producers (taskq/lua/public/) from taskq/lua/ops + lib
 lua: $(STAMP)
 	$(PY) -c "from taskq.broker.scripts import main; main()"

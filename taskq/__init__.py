@@ -41,7 +41,7 @@ __version__ = VERSION
 
 
 def __getattr__(name: str) -> object:
-    """taskq.otel on first use (it needs the extra taskq[otel])."""
+    """taskq.otel on first use (it needs the extra taskq-redis[otel])."""
     if name == "otel":
         import importlib
 

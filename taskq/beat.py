@@ -72,7 +72,7 @@ class Beat:
         self.broker.ping()
         log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules), lease_s=self.lease_ms / 1000,
                  url=redact(self.app.url), namespace=self.app.namespace, app=self.app.name,
-                 version=importlib.metadata.version("taskq"), pid=os.getpid())
+                 version=importlib.metadata.version("taskq-redis"), pid=os.getpid())
         outage = Outage(log, beat=self.id)
         while not self._stop.is_set():
             try:

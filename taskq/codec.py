@@ -10,7 +10,7 @@ import decimal
 import struct
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -237,9 +237,11 @@ def ext_hook(code: int, payload: bytes) -> Any:
 _MAX_DEPTH = 32
 
 
-def blame(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """Which argument cannot be sent, and why, e.g. "argument 2 (a complex) is not a type ..."."""
-    named = [*((f"argument {i}", v) for i, v in enumerate(args, 1)),
+def blame(args: tuple[Any, ...], kwargs: dict[str, Any], names: Sequence[str] = ()) -> str | None:
+    """Which argument cannot be sent, and why, e.g. "argument 2 (a complex) is not a type ...", or
+    "argument 'payload' (...) ..." when `names` names the positional parameters (the function's)."""
+    named = [*((f"argument {names[i - 1]!r}" if i <= len(names) else f"argument {i}", v)
+               for i, v in enumerate(args, 1)),
              *((f"keyword argument {k!r}", v) for k, v in kwargs.items())]
     for where, value in named:
         found = culprit(value, ())

@@ -54,7 +54,8 @@ class JobInfo:
     @classmethod
     def of(cls, record: JobRecord, limit: int = MAX_MESSAGE_BYTES) -> JobInfo:
         """The info of a stored job record (a message stored before a limit was lowered still reads)."""
-        task, attempt, max_attempts = record.task, record.attempt, None  # a succeeded job keeps no message
+        # a succeeded job keeps no message: its record keeps these
+        task, attempt, max_attempts = record.task, record.attempt, record.max_attempts
         try:
             message = unpack(record.message, max(limit, len(record.message)))
         except TaskqError:

@@ -7,6 +7,7 @@ worker's format (key=value or JSON) with the running job's job_id, task, queue a
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -21,6 +22,10 @@ JOB_FIELDS = ("job_id", "task", "queue", "attempt", "duration_ms")
 
 #: the level configure() set; per-job lines check it first, so a quiet worker builds no fields
 _level = logging.DEBUG
+
+#: redis-py's loggers: at debug they write a line per connection made (e.g. "Failed to enable
+#: maintenance notifications" from every Redis without CLIENT MAINT_NOTIFICATIONS)
+REDIS_LOGGER = "redis"
 
 
 def enabled(level: int) -> bool:
@@ -45,6 +50,28 @@ def add_job_context(logger: Any, method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+_SEQUENCES = (list, tuple, set, frozenset)
+_PLAIN = frozenset({str, int, float, bool})
+
+
+def logfmt_values(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor before the logfmt renderer: values as logfmt parsers (Go's
+    go-logfmt, Grafana Loki's `| logfmt`) read them. A list is `a,b` (split(",") gives it back; as
+    JSON when an item holds a comma), not Python's `['a', 'b']`; None is `null` (what go-logfmt
+    writes for nil) where `key=` would read as an empty string; a dict is JSON."""
+    for key, value in event.items():
+        if type(value) in _PLAIN:  # nearly every value: one set lookup a field per line
+            continue
+        if value is None:
+            event[key] = "null"
+        elif isinstance(value, _SEQUENCES):
+            items = [str(item) for item in value]
+            event[key] = json.dumps(items) if any("," in item for item in items) else ",".join(items)
+        elif isinstance(value, dict):
+            event[key] = json.dumps(value, default=str)
+    return event
+
+
 class _Stderr:
     """sys.stderr as it is at each write, so loggers cached earlier follow a replaced stderr."""
 
@@ -66,20 +93,22 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     _level = numeric
-    renderer: Any
+    renderer: list[Any]
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = [structlog.processors.JSONRenderer()]
     elif sys.stderr.isatty():  # a person reads it: aligned columns, colours
-        renderer = structlog.dev.ConsoleRenderer(colors=True)
+        renderer = [structlog.dev.ConsoleRenderer(colors=True)]
     else:  # a file or a log collector: logfmt key=value lines, at half the console renderer's cost per line
-        renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"], drop_missing=True)
+        # (True as key=true: a bare key, structlog's default, reads as an empty value in Go and Loki)
+        renderer = [logfmt_values, structlog.processors.LogfmtRenderer(
+            key_order=["timestamp", "level", "event"], drop_missing=True, bool_as_flag=False)]
     shared: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_job_context,
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]  # one write a line
         cache_logger_on_first_use=True,
@@ -88,9 +117,13 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
+                    structlog.processors.format_exc_info, *renderer],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    redis_log = logging.getLogger(REDIS_LOGGER)
+    if numeric < logging.INFO and redis_log.level == logging.NOTSET:
+        # quiet unless asked: a level set on it by the user (before this, or in the app) stands
+        redis_log.setLevel(logging.INFO)
     logging.captureWarnings(True)  # warnings.warn() from task code: the same pipeline, not bare text

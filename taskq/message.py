@@ -89,11 +89,15 @@ def encode(
         data: bytes = packer().pack(out)
     except (TypeError, ValueError, OverflowError) as exc:
         # the slow path, only on failure: find the argument (and the value inside it) to blame
-        detail = blame(args, kwargs) or f"({exc})"
-        raise SerializationError(f"task {task!r}: arguments cannot be sent as msgpack: {detail}") from None
+        raise unsendable(task, blame(args, kwargs) or f"({exc})") from None
     if len(data) > limit:
         raise MessageTooLarge(f"task {task!r}: message is {len(data)} bytes, over the {limit}-byte limit")
     return data
+
+
+def unsendable(task: str, detail: str) -> SerializationError:
+    """The error for a call whose arguments msgpack cannot send (`detail`: codec.blame's)."""
+    return SerializationError(f"task {task!r}: arguments cannot be sent as msgpack: {detail}")
 
 
 def pack(message: Message, limit: int = MAX_MESSAGE_BYTES) -> bytes:

@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing (the extra `taskq[otel]`): `taskq.otel.instrument(app)`.
+"""OpenTelemetry tracing (the extra `taskq-redis[otel]`): `taskq.otel.instrument(app)`.
 
 A producer span (kind PRODUCER, "taskq.enqueue <task>") is made as each call becomes a message,
 and its context is carried in the message's `trace` field (W3C trace context headers, through

@@ -10,10 +10,11 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from taskq.backoff import Backoff
 from taskq.broker.base import FlowStep, Placement
-from taskq.errors import ConfigError, EnqueueError
+from taskq.codec import blame
+from taskq.errors import ConfigError, EnqueueError, SerializationError
 from taskq.job import Job
 from taskq.limits import parse_rate
-from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode
+from taskq.message import MAX_MESSAGE_BYTES, MAX_PRIORITY, encode, unsendable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -186,9 +187,16 @@ class TaskBase(Generic[P, R]):
         o = opts or self.opts
         b = o.backoff
         backoff = None if o is self.opts or b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)
-        return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
-                      max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
-                      timeout=o.timeout, key=key, backoff=backoff, limit=limit, trace=trace, flow=flow)
+        try:
+            return encode(id=job_id, task=self.name, queue=queue, args=args, kwargs=kwargs, attempt=1,
+                          max_attempts=o.retries + 1, enqueued_at=enqueued_at, priority=priority,
+                          timeout=o.timeout, key=key, backoff=backoff, limit=limit, trace=trace, flow=flow)
+        except SerializationError:
+            # only on failure: name a positional argument by its parameter, not its position
+            detail = blame(args, kwargs, _positional_names(self._signature))
+            if detail is None:
+                raise
+            raise unsendable(self.name, detail) from None
 
     def check_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise EnqueueError if the arguments do not fit the function's signature."""
@@ -199,7 +207,7 @@ class TaskBase(Generic[P, R]):
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise EnqueueError(f"task {self.name!r}: {exc}") from None
+            raise EnqueueError(f"task {self.name!r}: {_misfit(self._signature, args, kwargs, exc)}") from None
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue a call with the task's default options."""
@@ -268,6 +276,32 @@ class TaskBase(Generic[P, R]):
             self.opts.priority if priority is None else priority, float(seconds), at, key, opts, ordering_key,
             self.opts.expires if isinstance(expires, _Unset) else expires,
         )
+
+
+def _positional_names(signature: inspect.Signature) -> list[str]:
+    """The names of the parameters a positional argument may fill, in order (not *args')."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in signature.parameters.values() if p.kind in kinds]
+
+
+def _misfit(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], exc: TypeError) -> str:
+    """Every way a call does not fit, in one line: bind() names only the first, so keyword
+    arguments the function does not take are named besides what else is wrong."""
+    params = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return str(exc)
+    unexpected = [name for name in kwargs if name not in params]
+    if not unexpected:
+        return str(exc)
+    problems = []
+    try:
+        signature.bind(*args, **{k: v for k, v in kwargs.items() if k in params})
+    except TypeError as rest:
+        problems.append(str(rest))
+    many = len(unexpected) > 1
+    problems.append(f"got {'unexpected keyword arguments' if many else 'an unexpected keyword argument'} "
+                    + ", ".join(map(repr, unexpected)))
+    return "; ".join(problems)
 
 
 def _positional_range(signature: inspect.Signature) -> tuple[int, float] | None:

@@ -36,10 +36,17 @@ def drain(app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int =
     """
     if advance <= 0:
         return _run(app, queues, concurrency, timeout, wait_scheduled=True)
+    return _advancing(app, queues, concurrency, timeout, advance, cron=True)
+
+
+def _advancing(app: TaskQ, queues: Sequence[str] | None, concurrency: int, timeout: float, advance: float, *,
+               cron: bool) -> int:
+    """drain() with a fake clock moved by up to `advance` seconds; with `cron`, the app's
+    schedules fire the ticks it passes."""
     ran, left_ms = 0, int(advance * 1000)
     names = list(queues or app.queues or ["default"])
     broker = app.broker
-    beat = Beat(app, beat_id=f"taskq.testing.drain:{uuid.uuid4().hex[:6]}") if app.schedules else None
+    beat = Beat(app, beat_id=f"taskq.testing.drain:{uuid.uuid4().hex[:6]}") if cron and app.schedules else None
 
     def clock() -> int:
         """The fake now: Redis's clock plus how far drains moved it."""
@@ -120,13 +127,39 @@ def job_context(task: str = "inline", *, queue: str = "default", attempt: int = 
 def eager(app: TaskQ) -> Iterator[TaskQ]:
     """While active, each .delay() (and map()) of the app runs its jobs before it returns, on
     the app's broker (isolated() first, for a test without Redis), with delays and backoffs
-    passing at once: job.result() is ready when .delay() returns."""
-    def run_now(queue: str) -> None:
-        drain(app, [queue], concurrency=1, advance=365 * 86400.0)
-
+    passing at once: job.result() is ready when .delay() returns. A job that a running job
+    enqueues runs right after that one, within the same outer .delay(). Cron schedules never
+    fire (the fake clock jumps ahead to let a delay pass; beat would fire every tick between)."""
     saved = app.after_submit
-    app.after_submit = run_now
+    app.after_submit = _Eager(app).run_now
     try:
         yield app
     finally:
         app.after_submit = saved
+
+
+class _Eager:
+    """eager()'s drains: one per .delay() from outside a job; a .delay() from a job they run
+    only notes its queue (draining there would wait for that very job to end) for them to drain."""
+
+    def __init__(self, app: TaskQ) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.draining = 0
+        self.pending: list[str] = []
+
+    def run_now(self, queue: str) -> None:
+        with self.lock:
+            if self.draining and running.get() is not None:
+                self.pending.append(queue)
+                return
+            self.draining += 1
+        try:
+            todo = [queue]
+            while todo:
+                _advancing(self.app, todo, 1, 60.0, 365 * 86400.0, cron=False)
+                with self.lock:
+                    todo, self.pending = list(dict.fromkeys(self.pending)), []
+        finally:
+            with self.lock:
+                self.draining -= 1

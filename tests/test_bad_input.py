@@ -44,6 +44,33 @@ def test_arguments_that_do_not_fit_the_signature(app: taskq.TaskQ) -> None:
     assert app.broker.depths("default").ready == 0
 
 
+@pytest.mark.parametrize(("args", "kwargs", "says"), [
+    ((1,), {"z": 2}, "task 'add': missing a required argument: 'y'; got an unexpected keyword argument 'z'$"),
+    ((1, 2, 3), {"z": 2, "w": 3}, "too many positional arguments; got unexpected keyword arguments 'z', 'w'$"),
+    ((1, 2), {"z": 3}, "task 'add': got an unexpected keyword argument 'z'$"),
+])
+def test_every_misfit_of_a_call_is_named_in_one_line(app: taskq.TaskQ, args: tuple[Any, ...],
+                                                     kwargs: dict[str, Any], says: str) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(taskq.EnqueueError, match=says):
+        add.delay(*args, **kwargs)
+
+
+def test_an_unsendable_argument_is_named_by_its_parameter(app: taskq.TaskQ) -> None:
+    @app.task
+    def store(payload: object, *more: object, when: object = None) -> None: ...
+
+    with pytest.raises(taskq.SerializationError, match=r": argument 'payload' \(an object\) is not a type"):
+        store.delay(object())
+    with pytest.raises(taskq.SerializationError, match=r": argument 2 \(an object\) is not a type"):
+        store.delay(1, object())  # one of *more: its position
+    with pytest.raises(taskq.SerializationError, match=r": keyword argument 'when' \(an object\)"):
+        store.delay(1, when=object())
+
+
 def test_oversized_message_raises_at_delay(url: str) -> None:
     app = taskq.TaskQ(url, max_message_bytes=1024)
 

@@ -64,7 +64,8 @@ def test_dlq_list_replay_purge(cli_app: taskq.TaskQ) -> None:
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["worker", "no_such_module:app"], 1, "cannot import 'no_such_module'"),
-    (["worker", "cli_app:nothing"], 1, "is not a taskq.TaskQ"),
+    (["worker", "cli_app:add"], 1, "'cli_app:add' is not a taskq.TaskQ (found Task)"),
+    (["status", "cli_app:ap"], 1, "module 'cli_app' has no attribute 'ap'"),
     (["worker", "cli_app:app", "--bogus"], 2, "No such option"),
     (["worker", "cli_app:app", "-c", "0"], 2, "Invalid value"),
     (["enqueue", "cli_app:app", "nope"], 1, "no task named 'nope'"),
@@ -85,7 +86,14 @@ def test_bad_input_exits_with_one_line(cli_app: taskq.TaskQ, args: list[str], co
     (["--max-memory-per-child", "100"], "need -p/--processes"),
     (["-p", "2", "--burst"], "--burst cannot be combined"),
     (["-p", "-1"], "Invalid value for '-p'"),
+    (["-q", "a:b"], "Invalid value for '-q' / '--queue': queue name must be a non-empty string without braces"),
+    (["-q", "ok", "-q", "{x}"], "got '{x}'"),
 ])
 def test_worker_process_options_are_checked(cli_app: taskq.TaskQ, args: list[str], message: str) -> None:
     code, out = run("worker", "cli_app:app", *args)
     assert code == 2 and message in out, out
+
+
+def test_version_names_the_installed_distribution() -> None:
+    code, out = run("--version")
+    assert code == 0 and out.startswith("taskq, version "), out

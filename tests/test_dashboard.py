@@ -80,6 +80,17 @@ def test_arguments_are_escaped(app: taskq.TaskQ) -> None:
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_a_succeeded_jobs_page_shows_its_attempt_of_max_attempts(app: taskq.TaskQ) -> None:
+    @app.task(retries=2)
+    def one() -> int:
+        return 1
+
+    job = one.delay()
+    drain(app)
+    html = TestClient(create_app(app)).get(f"/jobs/{job.id}").text
+    assert "<th>attempt</th><td>1 of 3</td>" in html and "None" not in html
+
+
 def test_actions_need_the_csrf_token_and_do_what_they_say(shop: taskq.TaskQ) -> None:
     client = TestClient(create_app(shop))
     dead = client.get("/dead").text
@@ -143,3 +154,12 @@ def test_pages_run_off_the_event_loop(shop: taskq.TaskQ) -> None:
     routes = [r for r in create_app(shop).routes if isinstance(r, Route) and "GET" in (r.methods or ())]
     assert len(routes) == 6
     assert [r.path for r in routes if inspect.iscoroutinefunction(r.endpoint)] == []
+
+
+def test_the_cli_fails_in_one_line_on_a_busy_port(shop: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--port", str(port)])
+    assert out.exit_code == 1, out.output
+    assert out.output == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -175,3 +175,22 @@ def test_beat_line_runs_as_written(redis_url: str, tmp_path: Path) -> None:
         beat.send_signal(signal.SIGINT)
         code = beat.wait(timeout=GUARD)
     assert code == 0 and "beat stopped" in log.read_text() and "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_every_install_line_and_version_lookup_names_the_distribution() -> None:
+    """PyPI's `taskq` is somebody else's project: README, docs and error messages say
+    `pip install taskq-redis`, and the version taskq logs is read from that distribution."""
+    import importlib.metadata
+    import tomllib
+
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    assert name == "taskq-redis" and importlib.metadata.version(name)
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
+                                        *(ROOT / "taskq").rglob("*.py")]}
+    installs = [(p.name, m) for p, t in texts.items() for m in re.findall(r"pip install '?([\w.-]+)", t)]
+    assert ("README.md", name) in installs
+    assert [(p, m) for p, m in installs if m.startswith("taskq") and m != name] == []
+    extras = [(p.name, m) for p, t in texts.items() for m in re.findall(r"\b([\w-]+)\[(?:memory|otel|dashboard)\]", t)]
+    assert extras and [(p, m) for p, m in extras if m != name] == []
+    lookups = [m for t in texts.values() for m in re.findall(r"(?:metadata\.version\(|package_name=)\"([^\"]+)\"", t)]
+    assert lookups and set(lookups) == {name}

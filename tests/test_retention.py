@@ -9,6 +9,7 @@ import redis
 import taskq
 from taskq.broker.base import Arrival, StepRef
 from taskq.broker.keys import Keys
+from taskq.cli import render
 from taskq.testing import drain
 from taskq.views import NOT_KEPT, describe, find
 
@@ -28,11 +29,45 @@ def test_a_succeeded_job_keeps_its_result_and_times_not_its_message(app: taskq.T
     assert job.result(timeout=5) == 42
     info = job.info()
     assert (info.status, info.task, info.attempt, info.deliveries) == (taskq.Status.SUCCEEDED, "double", 1, 1)
-    assert info.enqueued_at and info.started_at and info.finished_at and info.max_attempts is None
+    assert info.enqueued_at and info.started_at and info.finished_at and info.max_attempts == 3
     record = find(app, job.id)
     assert record.message == b"" and record.result is not None
     view = describe(app, record)
     assert view["args"] is None and view["message_error"] == NOT_KEPT and view["result"] == 42
+
+
+def test_a_job_that_succeeded_on_a_retry_keeps_its_attempt_of_max_attempts(app: taskq.TaskQ) -> None:
+    """`taskq job` showed "attempt 1 of None" for every succeeded job: the record kept no max_attempts."""
+    calls = []
+
+    @app.task(retries=4, backoff=taskq.Backoff(base=0))
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise ValueError("once")
+        return "ok"
+
+    job = flaky.delay()
+    drain(app, ["default"])
+    info = job.info()
+    assert (info.status, info.attempt, info.max_attempts) == (taskq.Status.SUCCEEDED, 2, 5)
+    view = describe(app, find(app, job.id))
+    assert (view["attempt"], view["max_attempts"]) == (2, 5)
+    assert "attempt    2 of 5" in render.job(view)
+
+
+def test_a_succeeded_record_without_max_attempts_shows_the_attempt_alone(app: taskq.TaskQ) -> None:
+    """A record written before max_attempts was kept (or by a worker that did not pass it)."""
+
+    @app.task
+    def noop() -> None: ...
+
+    job = noop.delay()
+    drain(app, ["default"])
+    app.broker.conn.client.hdel(Keys("taskq").queue("default").job(job.id), "max_attempts")
+    view = describe(app, find(app, job.id))
+    assert view["max_attempts"] is None and "attempt    1" in render.job(view)
+    assert not any("None" in line for line in render.job(view))
 
 
 def test_the_succeeded_record_is_a_small_listpack(redis_url: str) -> None:

@@ -16,6 +16,7 @@ from taskq.broker.keys import Keys
 from taskq.testing import drain
 
 LUA = Path(taskq.__file__).parent / "lua"
+PUBLIC = LUA / "public"
 HERE = Path(__file__).parent
 
 
@@ -34,8 +35,43 @@ def test_scripts_carry_the_oom_shebang() -> None:
 def test_the_public_scripts_are_their_sources_with_includes_written_out() -> None:
     """What `make lua` writes is what is committed: regenerating gives no diff."""
     for name in scripts.PUBLIC:
-        assert (LUA / f"{name}.lua").read_text() == scripts.public_text(name), f"run make lua ({name})"
-        assert "@include" not in (LUA / f"{name}.lua").read_text()
+        assert (PUBLIC / f"{name}.lua").read_text() == scripts.public_text(name), f"run make lua ({name})"
+        assert "@include" not in (PUBLIC / f"{name}.lua").read_text()
+    assert sorted(p.stem for p in PUBLIC.glob("*.lua")) == sorted(scripts.PUBLIC)
+
+
+def _uncalled(text: str) -> list[str]:
+    """The `local function`s of a script that no code outside their own body calls (comments left out)."""
+    lines = [line.split("--")[0] for line in text.splitlines()]
+    defined = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"local function (\w+)\(", line))]
+    ends = {i: next(j for j in range(i + 1, len(lines)) if lines[j] == "end") for i, _ in defined}
+    uncalled = []
+    for i, name in defined:
+        outside = lines[:i] + lines[ends[i] + 1:]
+        if not any(re.search(rf"\b{name}\(", line) for line in outside):
+            uncalled.append(name)
+    return uncalled
+
+
+def test_a_script_defines_only_functions_it_calls() -> None:
+    """The public scripts, and every script as registered, carry no included function they never call."""
+    for name in scripts.PUBLIC:
+        assert _uncalled((PUBLIC / f"{name}.lua").read_text()) == [], name
+    for name in scripts.NAMES:
+        assert _uncalled(scripts.source(name)) == [], name
+
+
+def test_pruning_follows_calls_and_ignores_comments_and_strings() -> None:
+    lines = [
+        "-- f: called by g", "local function f(x)", "  return x", "end", "",
+        "-- h: called by nothing that runs (only by unused)", "local function h()", "  return f(1)", "end", "",
+        "local function unused()", "  return h()  -- f() here is a comment", "end", "",
+        "local function g()", "  return f(2)", "end", "",
+        "local function named_only_in_text()", "  return 1", "end", "",
+        "return g() .. 'named_only_in_text()' -- unused()",
+    ]
+    kept = scripts.prune(lines)
+    assert kept == lines[:5] + lines[14:18] + lines[22:]
 
 
 def test_a_job_becomes_ready_and_ends_in_one_place_only() -> None:
@@ -58,7 +94,8 @@ def test_a_job_becomes_ready_and_ends_in_one_place_only() -> None:
 
 def test_events_are_written_in_one_place_only() -> None:
     """Only lib/events.lua appends to a stream; the steps of the transitions call its emit()."""
-    writers = [p.relative_to(LUA) for p in sorted(LUA.glob("*/*.lua")) if "'XADD'" in p.read_text()]
+    sources = sorted([*LUA.glob("lib/*.lua"), *LUA.glob("ops/*.lua")])  # public/ is generated from them
+    writers = [p.relative_to(LUA) for p in sources if "'XADD'" in p.read_text()]
     assert [str(p) for p in writers] == ["lib/events.lua"]
     for step in ("lib/finish.lua", "lib/take.lua", "lib/job.lua", "ops/settle.lua", "ops/progress.lua",
                  "ops/replay.lua", "ops/enqueue_many.lua", "ops/fetch.lua"):
@@ -94,7 +131,7 @@ def test_foreign_producers_of_the_first_release_keep_working(redis_url: str) -> 
 
     client = redis.Redis.from_url(redis_url)
     _v1_enqueue(client, (HERE / "fixtures" / "enqueue_v1.lua").read_text(), "old-1", "add", [1, 2])
-    _v1_enqueue(client, (LUA / "enqueue.lua").read_text(), "new-1", "add", [3, 4])
+    _v1_enqueue(client, (PUBLIC / "enqueue.lua").read_text(), "new-1", "add", [3, 4])
     drain(app)
     assert app.job("old-1").result(timeout=5) == 3 and app.job("new-1").result(timeout=5) == 7
     client.close()

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,6 +87,71 @@ def test_eager_runs_each_job_before_delay_returns(taskq_isolate: Callable[[taskq
     job = send_email.delay("eve@example.com")  # retries and backoffs included
     assert job.status() == "succeeded" and job.result(timeout=0.1) == "sent to eve@example.com"
     assert [j.status() for j in report.map(["a", "b"])] == ["succeeded", "succeeded"]
+
+
+def _returns(call: Callable[[], object]) -> object:
+    """call() in a thread, guarded: eager's .delay() used to hang (the test fails instead)."""
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(call()), daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "eager .delay() did not return"
+    return got[0]
+
+
+def test_eager_never_fires_cron_in_an_app_with_schedules(taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ],
+                                                         taskq_eager: Callable[[taskq.TaskQ], taskq.TaskQ]) -> None:
+    """Eager moved a fake clock a year ahead with beat on it: a daily cron ran 365 times per
+    .delay(), and an every-5-seconds one never returned. Now only the submitted job runs (its
+    retry's backoff and a delay still pass at once)."""
+    cron_app = taskq_eager(taskq_isolate(taskq.TaskQ("redis://127.0.0.1:1/0", name="eager-cron")))
+    fired: list[str] = []
+
+    @cron_app.task(cron="0 3 * * *")
+    def nightly() -> None:
+        fired.append("nightly")
+
+    @cron_app.task
+    def tick() -> None:
+        fired.append("tick")
+
+    cron_app.schedule("every-5s", tick, cron="*/5 * * * * *")
+
+    @cron_app.task(retries=1, backoff=taskq.Backoff(base=3600, jitter=False))
+    def work() -> int:
+        if taskq.current_job().attempt == 1:
+            raise ConnectionError("once")
+        return 2
+
+    job = _returns(work.delay)
+    assert isinstance(job, taskq.Job) and job.result(timeout=0.1) == 2
+    later = _returns(work.options(delay=3 * 86400).delay)
+    assert isinstance(later, taskq.Job) and later.result(timeout=0.1) == 2
+    assert fired == []
+
+
+def test_eager_runs_what_a_job_enqueues(taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ],
+                                        taskq_eager: Callable[[taskq.TaskQ], taskq.TaskQ]) -> None:
+    """A .delay() inside a job ran a drain that waited for the queue's running job, itself."""
+    nested = taskq_eager(taskq_isolate(taskq.TaskQ("redis://127.0.0.1:1/0", name="eager-nested")))
+    ran: list[str] = []
+
+    @nested.task
+    def child() -> None:
+        ran.append("child")
+
+    @nested.task(queue="other")
+    def elsewhere() -> None:
+        ran.append("elsewhere")
+
+    @nested.task
+    def parent() -> None:
+        child.delay()
+        elsewhere.options(delay=60).delay()
+        ran.append("parent")
+
+    _returns(parent.delay)
+    assert ran == ["parent", "child", "elsewhere"]
 
 
 def test_eager_covers_the_asyncio_producer(taskq_isolate: Callable[[taskq.TaskQ], taskq.TaskQ],

@@ -235,7 +235,7 @@ def test_delay_refuses_an_unsupported_argument_and_names_it(app: taskq.TaskQ) ->
     @app.task
     def take(x: object, when: object = None) -> None: ...
 
-    with pytest.raises(taskq.SerializationError, match=r"task 'take': .*: argument 1 \(a complex\)"):
+    with pytest.raises(taskq.SerializationError, match=r"task 'take': .*: argument 'x' \(a complex\)"):
         take.delay(1j)
     with pytest.raises(taskq.SerializationError, match=r"keyword argument 'when' \(an object\)"):
         take.delay(1, when=object())

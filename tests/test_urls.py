@@ -58,9 +58,10 @@ def test_no_password_is_ever_printed(url: str) -> None:
 
 
 def test_memory_without_its_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "fakeredis", None)  # as if taskq[memory] were not installed
+    monkeypatch.setitem(sys.modules, "fakeredis", None)  # as if taskq-redis[memory] were not installed
     app = taskq.TaskQ("memory://no-extra")
-    with pytest.raises(taskq.ConfigError, match=r"memory:// needs fakeredis and lupa: pip install 'taskq\[memory\]'"):
+    with pytest.raises(taskq.ConfigError,
+                       match=r"memory:// needs fakeredis and lupa: pip install 'taskq-redis\[memory\]'"):
         app.broker.ping()
 
 

@@ -30,7 +30,7 @@ from taskq.broker.keys import Keys, QueueKeys
 #: fields of a job hash read by job() (HMGET, so a huge result is read only when asked for)
 _FIELDS = ("status", "msg", "priority", "enqueued_ms", "started_ms", "finished_ms", "deliveries", "lost",
            "token", "result", "error", "reason", "progress", "progress_text", "progress_ms", "cancel", "fired_by",
-           "place", "task", "attempt")
+           "place", "task", "attempt", "max_attempts")
 
 
 def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | None:
@@ -58,6 +58,7 @@ def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | No
         error=text(f["error"]), reason=text(f["reason"]), progress=progress,
         cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]), place=text(f["place"]),
         raw_status=raw_status if status is None else None, task=text(f["task"]), attempt=integer(f["attempt"]),
+        max_attempts=integer(f["max_attempts"]),
     )
 
 

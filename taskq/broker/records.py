@@ -121,13 +121,15 @@ class Outcome(enum.StrEnum):
 
 @dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job settled
 class Settlement:
-    """The outcome of one run, to record: OK (result), RETRY (next message, delay, error) or
+    """The outcome of one run, to record: OK (result, max attempts), RETRY (next message, delay, error) or
     DEAD (reason, error, optionally a message to store)."""
 
     kind: Outcome
     id: str
     token: str
     result: bytes = b""
+    #: an OK's: the job's max attempts, which its succeeded record keeps (it keeps no message)
+    max_attempts: int = 0
     body: bytes = b""
     delay_ms: int = 0
     error: str = ""
@@ -190,6 +192,8 @@ class JobRecord:
     #: keeps these, not its message: `message` is then empty)
     task: str | None = None
     attempt: int | None = None
+    #: a succeeded job's max attempts, from its record (other jobs' is in their message)
+    max_attempts: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -203,7 +203,7 @@ class RedisBroker(Admin, Stream, Steps):
                 args.append(0)
             for o in chunk:
                 if o.kind is Outcome.OK:
-                    args += ("ok", o.id, o.token, o.result)
+                    args += ("ok", o.id, o.token, o.result, o.max_attempts)
                 elif o.kind is Outcome.RETRY:
                     args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt)
                 else:

@@ -247,10 +247,10 @@ CLIENTS: dict[str, Builders] = {
 def memory_server(url: str) -> Any:
     """The fakeredis server of a memory:// URL (one per name, shared by its sync and async clients)."""
     try:
-        import fakeredis  # only memory:// needs it (the extra taskq[memory])
+        import fakeredis  # only memory:// needs it (the extra taskq-redis[memory])
         import lupa  # noqa: F401 - fakeredis runs taskq's Lua scripts with it
     except ImportError:
-        raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq[memory]'") from None
+        raise ConfigError("memory:// needs fakeredis and lupa: pip install 'taskq-redis[memory]'") from None
 
     with _memory_lock:
         return _memory_servers.setdefault(url, fakeredis.FakeServer(version=(7,)))

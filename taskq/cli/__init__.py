@@ -17,7 +17,7 @@ import click
 from taskq import views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
-from taskq.cli import render
+from taskq.cli import parts, render
 from taskq.cli.options import WorkerOptions
 from taskq.cli.parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
 from taskq.errors import BrokerError, ConfigError
@@ -34,7 +34,9 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
     if attr:
-        app = getattr(module, attr, None)
+        if not hasattr(module, attr):  # a typo, not a value of the wrong type ("found NoneType")
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+        app = getattr(module, attr)
         if not isinstance(app, TaskQ):
             raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
     else:
@@ -51,7 +53,7 @@ _url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrid
 
 
 @click.group()
-@click.version_option(package_name="taskq")
+@click.version_option(package_name="taskq-redis")
 def main() -> None:
     """taskq: distributed tasks on Redis."""
 
@@ -380,8 +382,10 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
 
         from taskq.web import create_app
     except ImportError as exc:
-        raise click.ClickException(f"the dashboard needs the extra: pip install 'taskq[dashboard]' ({exc})") from None
+        raise click.ClickException(
+            f"the dashboard needs the extra: pip install 'taskq-redis[dashboard]' ({exc})") from None
     app = run(lambda: load_app(app_path, url))
+    parts.check_port(host, port)
     click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
     uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
 

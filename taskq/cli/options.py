@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from taskq.app import TaskQ
+from taskq.errors import ConfigError
+from taskq.task import check_queue
 from taskq.worker import Worker
 
 if TYPE_CHECKING:
@@ -24,9 +26,19 @@ def _opt(*flags: str, default: Any = None, child: bool = True, **click_kwargs: A
     return dataclasses.field(default=default, metadata={"flags": flags, "child": child, "click": click_kwargs})
 
 
+def _queue_names(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
+    """-q names checked as @app.task(queue=) checks them (they become part of Redis keys)."""
+    for name in names:
+        try:
+            check_queue(name)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return names
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    queues: tuple[str, ...] = _opt("-q", "--queue", default=(), multiple=True,
+    queues: tuple[str, ...] = _opt("-q", "--queue", default=(), multiple=True, callback=_queue_names,
                                    help="Queue to consume (repeatable); default all of the app's.")
     concurrency: int = _opt("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
                             help="Jobs run at once in each process.")

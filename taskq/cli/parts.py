@@ -1,6 +1,6 @@
 """Parts of the `taskq` command that are not commands: taskq errors as one-line click errors,
 APP taken from $TASKQ_APP, the signal handling of the long-running commands, the supervisor of
-`-p`, the metrics endpoint, JSON options."""
+`-p`, the metrics endpoint, JSON options, the dashboard's port check."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -137,3 +138,13 @@ def supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) -
     finally:
         if fleet is not None:
             fleet.close()
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line if the dashboard cannot listen there (a busy port), before it says its URL."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

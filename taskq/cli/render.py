@@ -107,8 +107,9 @@ def job(view: dict[str, Any]) -> list[str]:
     if view.get("flow"):
         f = view["flow"]
         lines.append(f"{'flow':<10} {f['id']} step {f['step']} of {f['steps']}")
-    if view.get("attempt") is not None:
-        lines.append(f"{'attempt':<10} {view['attempt']} of {view['max_attempts']}")
+    if view.get("attempt") is not None:  # of how many: unknown for a record written before it kept that
+        of = "" if view.get("max_attempts") is None else f" of {view['max_attempts']}"
+        lines.append(f"{'attempt':<10} {view['attempt']}{of}")
     if view.get("message_error"):
         lines.append(f"{'message':<10} {view['message_error']}")
     else:

@@ -1,4 +1,4 @@
-"""The web dashboard (`taskq dashboard`, extra taskq[dashboard]): server-rendered pages over the
+"""The web dashboard (`taskq dashboard`, extra taskq-redis[dashboard]): server-rendered pages over the
 read model (views.py) and the same actions as the CLI. Pages refresh their content
 from the server every 2 s (one request per open page); every state change is a POST carrying
 the CSRF token; `read_only` hides and refuses them. It never shows a Redis URL or password.

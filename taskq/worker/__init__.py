@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve 
 
 __all__ = ["EXIT_TIME_LIMIT", "VERSION", "Worker", "new_worker_id"]
 
-VERSION = importlib.metadata.version("taskq")
+VERSION = importlib.metadata.version("taskq-redis")
 #: exit code of a worker process that killed itself over a job's time limit
 EXIT_TIME_LIMIT = 3
 #: seconds between updates of the count of jobs done in the worker registry, while busy

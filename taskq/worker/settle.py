@@ -49,7 +49,8 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
     d = delivery
     continues = message.flow is not None and message.flow[3]
     if isinstance(outcome, execute.Succeeded):  # the common case first, positional: this runs per job
-        return Finished(d, message.task, message.attempt, Settlement(Outcome.OK, d.id, d.token, outcome.result),
+        return Finished(d, message.task, message.attempt, Settlement(Outcome.OK, d.id, d.token, outcome.result,
+                                                                     message.max_attempts),
                         outcome.duration, continues=continues)
     if isinstance(outcome, execute.RetryLater):
         # a stored message may exceed a lowered limit a little: its retry still goes

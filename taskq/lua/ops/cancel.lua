@@ -3,7 +3,7 @@
 -- reserved (prefetched, not started) and waiting (a workflow step whose parents have not all
 -- ended) jobs end cancelled and never start; a running one
 -- finishes its attempt but is never retried. Foreign producers may call this script
--- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
+-- (taskq/lua/public/cancel.lua, the same with its includes written out; docs/protocol.md §7).
 -- allow-oom: it ends a job, which frees memory.
 -- KEYS[1] <ns>:{q}:job:<id>   hash
 -- KEYS[2] <ns>:{q}:scheduled  zset; the queue's base is this key's prefix

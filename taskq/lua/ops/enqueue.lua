@@ -1,6 +1,6 @@
 #!lua
 -- enqueue: store one job and make it ready (or scheduled) in one step. Foreign producers call
--- this script (taskq/lua/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
+-- this script (taskq/lua/public/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
 -- KEYS[1] <ns>:{q}:job:<id>     hash   the job record (created here)
 -- KEYS[2] <ns>:{q}:ready[:p]    list   ready ids of the job's priority (named again from ARGV[6])
 -- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix

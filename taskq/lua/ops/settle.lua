@@ -8,7 +8,7 @@
 --   slots the outcomes freed, 0: none; a worker asks when a cap holds the queue, so a freed slot
 --   is filled without another call), then if refill > 0 the taker's fields (lib/take.lua), then
 --   per outcome, by its first value:
---   'ok',    id, token, packed result
+--   'ok',    id, token, packed result, max attempts (kept in the succeeded record; 0: unknown)
 --   'retry', id, token, packed next message, delay ms, error text, its first line, next attempt
 --   'dead',  id, token, reason, error text, packed message ('' = keep the stored one)
 -- Returns one code per outcome: 1 done, 0 lease lost (nothing written), 2 cancelled meanwhile
@@ -28,7 +28,7 @@ local t, first = nil, 5
 if refill > 0 then t, first = new_taker(base, now, ARGV, 5) end
 local codes = {}
 local freed = 0
-local STRIDE = {ok = 4, retry = 8, dead = 6}
+local STRIDE = {ok = 5, retry = 8, dead = 6}
 local i = first
 while i <= #ARGV do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -38,7 +38,9 @@ while i <= #ARGV do
   if f[1] ~= token then
     code = 0
   elseif kind == 'ok' then
-    finish(base, id, jk, 'succeeded', now, result_ttl, {'result', ARGV[i + 3]}, nil, links_of(f, 5))
+    local fields = {'result', ARGV[i + 3]}
+    if ARGV[i + 4] ~= '0' then add_fields(fields, 'max_attempts', ARGV[i + 4]) end
+    finish(base, id, jk, 'succeeded', now, result_ttl, fields, nil, links_of(f, 5))
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
     bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 5))

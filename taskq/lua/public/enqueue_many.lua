@@ -36,18 +36,9 @@ local function ready_key(base, prio)
   return base .. ':ready:' .. prio
 end
 
-local function job_key(base, id)
-  return base .. ':job:' .. id
-end
-
 -- the line of jobs of one ordering key (lib/order.lua)
 local function order_key(base, key)
   return base .. ':order:' .. key
-end
-
--- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
-local function gate_key(base, task)
-  return base .. ':gate:' .. task
 end
 
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
@@ -57,12 +48,6 @@ local function priority_of(raw)
   return p
 end
 
--- TYPE answers with a status reply, a table {ok = 'hash'} in Lua
-local function is_hash(key)
-  local ty = redis.call('TYPE', key)
-  if type(ty) == 'table' then ty = ty.ok end
-  return ty == 'hash'
-end
 -- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
 -- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
 -- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
@@ -73,12 +58,6 @@ local function wake(base)
   local notify = base .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
 end
-local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
-  if jk then redis.call('HSET', jk, 'status', 'queued') end
-  redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
-  wake(base)
-end
-
 -- Many new jobs of one priority at once (bulk enqueue), in order, their status already 'queued'.
 local function ready_many(base, prio, ids)
   local list = ready_key(base, prio)
@@ -86,15 +65,6 @@ local function ready_many(base, prio, ids)
     redis.call('RPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
   end
   if #ids > 0 then wake(base) end
-end
-
--- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
--- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
-local function schedule(base, id, jk, due, status)
-  redis.call('ZADD', base .. ':scheduled', due, id)
-  if jk then redis.call('HSET', jk, 'status', status) end
-  wake(base)
 end
 
 -- A job with ordering key `key` enters the queue: true if it holds the key (it becomes ready:
@@ -106,37 +76,6 @@ local function join_line(base, id, key)
   return false
 end
 
--- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
--- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
-local function admit(base, id, jk, prio, key)
-  if key and not join_line(base, id, key) then
-    if jk then redis.call('HSET', jk, 'status', 'queued') end
-    return
-  end
-  ready(base, id, jk, prio, false)
-end
-
--- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
--- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
-local function release_order(base, id, key)
-  local list = order_key(base, key)
-  if redis.call('LINDEX', list, 0) ~= id then
-    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
-    return
-  end
-  redis.call('LPOP', list)
-  while true do
-    local next_id = redis.call('LINDEX', list, 0)
-    if not next_id then return end
-    redis.call('DECR', base .. ':ordered')
-    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
-    if not f.err and f[1] == 'queued' then
-      ready(base, next_id, false, priority_of(f[2]), false)
-      return
-    end
-    redis.call('LPOP', list)
-  end
-end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 
@@ -156,13 +95,6 @@ local function refuse_full(base, max_ready, adding)
   return true
 end
 
--- after `taken` jobs left the ready lists: room for blocked producers, if any were refused
-local function make_room(base, taken)
-  if taken <= 0 or redis.call('DEL', base .. ':full') == 0 then return end
-  local room = base .. ':room'
-  for _ = 1, taken do redis.call('RPUSH', room, '1') end
-  redis.call('PEXPIRE', room, 60000)
-end
 -- append a field name and value to a list of them
 local function add_fields(list, name, value)
   list[#list + 1] = name
@@ -201,21 +133,6 @@ local function emit(base, kind, id, task, attempt, more)
   end
 end
 
--- ms a run took, as an event field pair (nothing if it never started)
-local function ran_for(more, started_ms, now)
-  local started = tonumber(started_ms or '')
-  if started then
-    more[#more + 1] = 'duration_ms'
-    more[#more + 1] = now - started
-  end
-  return more
-end
-local function create_job(base, id, jk, body, prio, now, task, extra)
-  if task and task ~= '' then add_fields(extra, 'task', task) end
-  -- deliveries and lost are left out: absent reads as 0 (a field less is ~50 bytes of a hash table)
-  redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, unpack(extra))
-  emit(base, 'enqueued', id, task, '1')
-end
 local now = now_ms()
 local base = string.sub(KEYS[1], 1, -#':scheduled' - 1)
 local prefix = ARGV[1]

@@ -5,7 +5,7 @@
 -- reserved (prefetched, not started) and waiting (a workflow step whose parents have not all
 -- ended) jobs end cancelled and never start; a running one
 -- finishes its attempt but is never retried. Foreign producers may call this script
--- (taskq/lua/cancel.lua, the same with its includes written out; docs/protocol.md §7).
+-- (taskq/lua/public/cancel.lua, the same with its includes written out; docs/protocol.md §7).
 -- allow-oom: it ends a job, which frees memory.
 -- KEYS[1] <ns>:{q}:job:<id>   hash
 -- KEYS[2] <ns>:{q}:scheduled  zset; the queue's base is this key's prefix
@@ -60,12 +60,6 @@ local function priority_of(raw)
   return p
 end
 
--- TYPE answers with a status reply, a table {ok = 'hash'} in Lua
-local function is_hash(key)
-  local ty = redis.call('TYPE', key)
-  if type(ty) == 'table' then ty = ty.ok end
-  return ty == 'hash'
-end
 -- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
 -- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
 -- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
@@ -102,43 +96,6 @@ local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote s
   if jk then redis.call('HSET', jk, 'status', 'queued') end
   redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
   wake(base)
-end
-
--- Many new jobs of one priority at once (bulk enqueue), in order, their status already 'queued'.
-local function ready_many(base, prio, ids)
-  local list = ready_key(base, prio)
-  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
-    redis.call('RPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
-  end
-  if #ids > 0 then wake(base) end
-end
-
--- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
--- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
-local function schedule(base, id, jk, due, status)
-  redis.call('ZADD', base .. ':scheduled', due, id)
-  if jk then redis.call('HSET', jk, 'status', status) end
-  wake(base)
-end
-
--- A job with ordering key `key` enters the queue: true if it holds the key (it becomes ready:
--- the line was empty, or it is the holder itself, a retry falling due), else it waits in line.
-local function join_line(base, id, key)
-  local list = order_key(base, key)
-  if redis.call('LINDEX', list, 0) == id or redis.call('RPUSH', list, id) == 1 then return true end
-  redis.call('INCR', base .. ':ordered')
-  return false
-end
-
--- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
--- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
-local function admit(base, id, jk, prio, key)
-  if key and not join_line(base, id, key) then
-    if jk then redis.call('HSET', jk, 'status', 'queued') end
-    return
-  end
-  ready(base, id, jk, prio, false)
 end
 
 -- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
@@ -282,59 +239,6 @@ end
 -- Starts are counted in the sliding window <gate>:rate, leases in the set <gate>:leases
 -- (dropped by lib/lease.lua, which wakes an idle worker for the held jobs).
 
-local function new_gate(base, task, rate_n, window, cap)
-  local gk = gate_key(base, task)
-  return {base = base, task = task, rate_n = rate_n, window = window, cap = cap,
-    rate = gk .. ':rate', leases = gk .. ':leases', held = gk .. ':held', room = nil, rate_left = nil,
-    parked = false}
-end
-
--- how many more of the task's jobs may be leased now (computed once per script call)
-local function gate_room(g, now, queue_leases)
-  if g.room then return g.room end
-  local room = math.huge
-  if g.rate_n > 0 then
-    redis.call('ZREMRANGEBYSCORE', g.rate, '-inf', now - g.window)
-    room = g.rate_n - redis.call('ZCARD', g.rate)
-    g.rate_left = room
-  end
-  if g.cap > 0 then
-    local count = redis.call('SCARD', g.leases)
-    if count >= g.cap then
-      -- at the cap: a slot whose lease left without a record to name its task is free again
-      -- (a rare leftover: two members at random are checked per call, so it is found in time)
-      for _, id in ipairs(redis.call('SRANDMEMBER', g.leases, 2)) do
-        if not redis.call('ZSCORE', queue_leases, id) then
-          redis.call('SREM', g.leases, id)
-          count = count - 1
-        end
-      end
-    end
-    room = math.min(room, g.cap - count)
-  end
-  g.room = room
-  return room
-end
-
--- a job of the task leased now (`start` names this start in the window)
-local function pass(g, now, start, id)
-  if g.rate_n > 0 then
-    redis.call('ZADD', g.rate, now, start)
-    redis.call('PEXPIRE', g.rate, g.window)
-  end
-  if g.cap > 0 then redis.call('SADD', g.leases, id) end
-  g.room = g.room - 1
-  if g.rate_left then g.rate_left = g.rate_left - 1 end
-end
-
--- a job of the task over its limit waits (its status stays 'queued'); <base>:gates names the
--- tasks with held jobs
-local function park(g, id)
-  if redis.call('RPUSH', g.held, id) == 1 then redis.call('SADD', g.base .. ':gates', g.task) end
-  redis.call('INCR', g.base .. ':parked')  -- they still count as ready for max_ready (lib/room.lua)
-  g.parked = true
-end
-
 -- a held job cancelled: out of its task's held list (true if it was there)
 local function drop_held(base, task, id)
   if redis.call('LREM', gate_key(base, task) .. ':held', 1, id) == 0 then return false end
@@ -342,30 +246,6 @@ local function drop_held(base, task, id)
   return true
 end
 
--- the held jobs the task has room for now (at most `most`), first held first, out of its list
-local function unpark(g, now, most, queue_leases)
-  if redis.call('EXISTS', g.held) == 0 then
-    redis.call('SREM', g.base .. ':gates', g.task)
-    return {}
-  end
-  local take = math.min(most, gate_room(g, now, queue_leases))
-  if take <= 0 then
-    g.parked = true
-    return {}
-  end
-  local ids = redis.call('LPOP', g.held, take)
-  redis.call('DECRBY', g.base .. ':parked', #ids)
-  if redis.call('EXISTS', g.held) == 1 then g.parked = true else redis.call('SREM', g.base .. ':gates', g.task) end
-  return ids
-end
-
--- ms until the task's rate window lets its next job go (nil: held by its cap alone, which the
--- end of a lease signals)
-local function reopens_in(g, now)
-  if not g.rate_left or g.rate_left > 0 then return nil end
-  local oldest = redis.call('ZRANGE', g.rate, 0, 0, 'WITHSCORES')
-  return oldest[2] and math.max(1, tonumber(oldest[2]) + g.window - now + 1) or 1
-end
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]

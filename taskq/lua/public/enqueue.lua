@@ -2,7 +2,7 @@
 -- GENERATED from taskq/lua/ops/enqueue.lua and the taskq/lua/lib/ files it includes:
 -- edit those, then run `make lua`.
 -- enqueue: store one job and make it ready (or scheduled) in one step. Foreign producers call
--- this script (taskq/lua/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
+-- this script (taskq/lua/public/enqueue.lua, the same with its includes written out; docs/protocol.md §6).
 -- KEYS[1] <ns>:{q}:job:<id>     hash   the job record (created here)
 -- KEYS[2] <ns>:{q}:ready[:p]    list   ready ids of the job's priority (named again from ARGV[6])
 -- KEYS[3] <ns>:{q}:scheduled    zset   id -> due unix ms; the queue's base is this key's prefix
@@ -37,18 +37,9 @@ local function ready_key(base, prio)
   return base .. ':ready:' .. prio
 end
 
-local function job_key(base, id)
-  return base .. ':job:' .. id
-end
-
 -- the line of jobs of one ordering key (lib/order.lua)
 local function order_key(base, key)
   return base .. ':order:' .. key
-end
-
--- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
-local function gate_key(base, task)
-  return base .. ':gate:' .. task
 end
 
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
@@ -58,12 +49,6 @@ local function priority_of(raw)
   return p
 end
 
--- TYPE answers with a status reply, a table {ok = 'hash'} in Lua
-local function is_hash(key)
-  local ty = redis.call('TYPE', key)
-  if type(ty) == 'table' then ty = ty.ok end
-  return ty == 'hash'
-end
 -- wake(base): make sure a wake-up token waits on the queue's notify list for idle workers.
 -- One token is enough: a worker that takes it and leaves ready jobs behind passes it on
 -- (fetch.lua), so a burst reaches every idle worker one hop at a time, and tokens never pile up.
@@ -78,15 +63,6 @@ local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote s
   if jk then redis.call('HSET', jk, 'status', 'queued') end
   redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
   wake(base)
-end
-
--- Many new jobs of one priority at once (bulk enqueue), in order, their status already 'queued'.
-local function ready_many(base, prio, ids)
-  local list = ready_key(base, prio)
-  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
-    redis.call('RPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
-  end
-  if #ids > 0 then wake(base) end
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
@@ -117,27 +93,6 @@ local function admit(base, id, jk, prio, key)
   ready(base, id, jk, prio, false)
 end
 
--- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
--- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
-local function release_order(base, id, key)
-  local list = order_key(base, key)
-  if redis.call('LINDEX', list, 0) ~= id then
-    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
-    return
-  end
-  redis.call('LPOP', list)
-  while true do
-    local next_id = redis.call('LINDEX', list, 0)
-    if not next_id then return end
-    redis.call('DECR', base .. ':ordered')
-    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
-    if not f.err and f[1] == 'queued' then
-      ready(base, next_id, false, priority_of(f[2]), false)
-      return
-    end
-    redis.call('LPOP', list)
-  end
-end
 -- append a field name and value to a list of them
 local function add_fields(list, name, value)
   list[#list + 1] = name
@@ -176,15 +131,6 @@ local function emit(base, kind, id, task, attempt, more)
   end
 end
 
--- ms a run took, as an event field pair (nothing if it never started)
-local function ran_for(more, started_ms, now)
-  local started = tonumber(started_ms or '')
-  if started then
-    more[#more + 1] = 'duration_ms'
-    more[#more + 1] = now - started
-  end
-  return more
-end
 local function create_job(base, id, jk, body, prio, now, task, extra)
   if task and task ~= '' then add_fields(extra, 'task', task) end
   -- deliveries and lost are left out: absent reads as 0 (a field less is ~50 bytes of a hash table)
@@ -210,13 +156,6 @@ local function refuse_full(base, max_ready, adding)
   return true
 end
 
--- after `taken` jobs left the ready lists: room for blocked producers, if any were refused
-local function make_room(base, taken)
-  if taken <= 0 or redis.call('DEL', base .. ':full') == 0 then return end
-  local room = base .. ':room'
-  for _ = 1, taken do redis.call('RPUSH', room, '1') end
-  redis.call('PEXPIRE', room, 60000)
-end
 local now = now_ms()
 local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
