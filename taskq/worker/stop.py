@@ -1,0 +1,121 @@
+"""How a worker ends: the graceful shutdown (running jobs get `grace` seconds, the rest goes back)
+and the time-limit exit (a sync job over its limit under a supervisor: the process goes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import taskq.worker.intake as intake_mod
+from taskq import execute
+from taskq.app import TaskQ
+from taskq.broker.base import Broker, Delivery
+from taskq.errors import Aborted, BrokerError, TimeLimitExceeded
+from taskq.log import get_logger
+from taskq.worker.intake import Intake
+from taskq.worker.leases import Leases
+from taskq.worker.pool import Pool
+from taskq.worker.settle import Finished, Settler, finished
+from taskq.worker.watchdog import Timed
+
+#: exit code of a worker process that killed itself over a job's time limit
+EXIT_TIME_LIMIT = 3
+
+log = get_logger("taskq.worker")
+
+
+class Stopping(Protocol):
+    """What stopping needs of a Worker (taskq/worker/__init__.py)."""
+
+    id: str
+    app: TaskQ
+    queues: list[str]
+    grace: float
+    processed: int
+    intake: Intake
+    leases: Leases
+    settler: Settler
+    pool: Pool
+    #: set once the worker is stopping (every part's loop ends on it)
+    stopping: threading.Event
+    #: the intake thread
+    fetcher: threading.Thread
+
+    @property
+    def broker(self) -> Broker: ...
+
+    def give_back(self, deliveries: list[Delivery]) -> int: ...
+
+    def join(self, name: str, timeout: float) -> None: ...
+
+
+def safely(call: Callable[[], Any]) -> Any:
+    """call(), with a Redis failure logged instead of raised (None)."""
+    try:
+        return call()
+    except BrokerError as exc:
+        log.warning("redis call failed during shutdown", error=str(exc))
+        return None
+
+
+def shutdown(w: Stopping) -> None:
+    """Stop fetching, give back what never started, let running jobs finish within the grace, give
+    back the rest, record every outcome, and leave the registry."""
+    w.stopping.set()
+    w.intake.close()
+    broker = w.broker
+    safely(lambda: broker.wake(w.id, w.queues))
+    safely(lambda: broker.wake_abort(w.id))  # the lease keeper's wait
+    w.fetcher.join(timeout=intake_mod.IDLE_BLOCK + 1)
+    unstarted = w.intake.unstarted()
+    given_back = w.give_back(unstarted) if unstarted else 0  # at once, not after the grace
+    w.leases.wait_empty(time.monotonic() + w.grace, busy=lambda: w.intake.running > 0)
+    unfinished = w.leases.snapshot()
+    if unfinished:
+        given_back += w.give_back(unfinished)
+    w.settler.close()
+    w.join("taskq-settle", timeout=max(5.0, w.app.lease))
+    w.app.hooks.flush()  # the hooks of the last events run before the process goes
+    w.pool.stop()
+    safely(lambda: broker.heartbeat(w.id, 0))  # no longer live
+    log.info("worker stopped", worker=w.id, processed=w.processed, given_back=given_back,
+             given_back_ids=sorted(d.id for d in [*unfinished, *unstarted])[:20])
+
+
+def overrun(w: Stopping, over: Sequence[Timed]) -> None:
+    """Fail the overrunning jobs, record what already finished, give back the rest, exit.
+
+    A thread cannot be stopped, so the process goes; its supervisor starts a new one.
+    """
+    w.stopping.set()
+    failed = [_failed(w, t) for t in over]
+    try:
+        w.settler.closing = True
+        w.settler.record_until_done(failed, give_up=time.monotonic() + w.app.lease)
+        w.settler.close()  # it records what had finished, then returns
+        w.join("taskq-settle", timeout=w.app.lease)
+        rest = w.leases.snapshot()
+        if rest:
+            w.give_back(rest)
+        safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
+        log.info("worker stopped", worker=w.id, processed=w.processed, given_back=len(rest),
+                 given_back_ids=sorted(d.id for d in rest)[:20], exit_code=EXIT_TIME_LIMIT)
+    finally:
+        os._exit(EXIT_TIME_LIMIT)
+
+
+def _failed(w: Stopping, t: Timed) -> Finished:
+    """The failed outcome of a job the watchdog stops (over its time limit, or aborted)."""
+    took, abort_grace = t.ran, w.app.abort_grace
+    exc: Exception = TimeLimitExceeded(f"time limit exceeded: killed after {took:.1f}s (timeout {t.message.timeout}s)")
+    fields = {"job_id": t.delivery.id, "task": t.message.task, "queue": t.delivery.queue, "attempt": t.message.attempt}
+    if t.aborted:
+        exc = Aborted(f"job {t.delivery.id} was aborted and still ran after {abort_grace:g}s")
+        log.error("aborted job still running, killing this worker process", abort_grace_s=abort_grace, **fields)
+    else:
+        log.error("time limit exceeded, killing this worker process", timeout_s=t.message.timeout, **fields)
+    w.leases.settling(t.delivery)
+    return finished(t.delivery, t.message, execute.failed(t.task, t.message, exc, took), w.app.max_message_bytes)
