@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import os
 import random
 import time
 import traceback
@@ -50,12 +51,30 @@ class Dead:
 Outcome = Succeeded | RetryLater | Dead
 #: app.middleware: mw(job, call_next) wraps one attempt (taskq/hooks.py)
 Middleware = Callable[[JobContext, Callable[[], Any]], Any]
+#: taskq's own files a job's exception leaves through (this runner, the middleware chain, the pool):
+#: their frames are cut from the traceback that is stored and logged, so the user sees their own
+_RUNNER_FILES = frozenset(os.path.join(os.path.dirname(__file__), *name) for name in (
+    ("execute.py",), ("hooks.py",), ("worker", "pool.py")))
+
+
+def traceback_text(exc: BaseException) -> str:
+    """`traceback.format_exception(exc)` without taskq's runner frames (chained exceptions too)."""
+    top = traceback.TracebackException.from_exception(exc)
+    todo, seen = [top], set()
+    while todo:
+        te = todo.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in _RUNNER_FILES])
+        todo += [t for t in (te.__cause__, te.__context__, *(te.exceptions or ())) if t is not None]
+    return "".join(top.format())
 
 
 def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, duration: float,
            rng: Callable[[], float] = random.random) -> Outcome:
     """What a raised exception means for the job: retry later, or dead."""
-    error = "".join(traceback.format_exception(exc))
+    error = traceback_text(exc)
     summary = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, Reject):
         return Dead(f"rejected: {exc.reason}", error, duration)

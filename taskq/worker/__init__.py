@@ -10,6 +10,7 @@ metrics are listeners of the job events the parts emit (taskq/events.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import os
 import socket
@@ -77,13 +78,14 @@ class Worker:
             prefetching saves no round trip, it only holds jobs for this worker. Given back at
             shutdown.
         metrics: Prometheus counters to count outcomes into (taskq.metrics), or None.
+        log_tracebacks: a failed attempt's log line carries its traceback (structlog's `exception`).
     """
 
     def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
                  grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
                  max_memory_mb: float | None = None, kill_on_timeout: bool = False,
                  parent_pid: int | None = None, worker_id: str | None = None,
-                 prefetch: int | None = None, metrics: JobMetrics | None = None) -> None:
+                 prefetch: int | None = None, metrics: JobMetrics | None = None, log_tracebacks: bool = True) -> None:
         if concurrency < 1:
             raise ConfigError("concurrency must be >= 1")
         if max_jobs is not None and max_jobs < 1:
@@ -105,7 +107,7 @@ class Worker:
         self.stopping = threading.Event()
         self._idle = threading.Event()
         self.events = Emitter()
-        self.events.add(log_event, logged_kinds())
+        self.events.add(log_event if log_tracebacks else functools.partial(log_event, tracebacks=False), logged_kinds())
         if app.hooks.kinds:  # @app.on hooks, run on their own thread
             self.events.add(app.hooks.dispatch, app.hooks.kinds)
         if metrics is not None:

@@ -82,6 +82,10 @@ _EVENTS: dict[tuple[Outcome, Settled], tuple[EventKind, str | None]] = {
 }
 
 
+#: the events that carry the failure's traceback
+_FAILED = (EventKind.RETRYING, EventKind.DEAD)
+
+
 class Settler:
     """Runs on its own thread (`run`); `put` hands it an outcome, `close` ends it once drained.
 
@@ -208,4 +212,5 @@ class Settler:
             error=f.summary, duration_ms=None if f.duration is None else round(f.duration * 1000, 3),
             reason=discarded or (s.reason if s.kind is Outcome.DEAD else None),
             delay_s=None if f.delay is None else round(f.delay, 3),
+            traceback=(s.error or None) if kind in _FAILED else None,
         ))
