@@ -155,6 +155,7 @@ class Worker:
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
                  url=redact(self.app.url), namespace=self.app.namespace, lease_s=self.app.lease,
                  version=VERSION, pid=os.getpid())
+        self.watchdog.warn_unenforced(self.app.tasks.values(), self.queues)
         self.pool.start()
         self._spawn(self.settler.run, "taskq-settle")
         self._spawn(lambda: self.leases.run(self.stopping, self._heartbeat), "taskq-leases")
