@@ -17,7 +17,7 @@ import click
 from taskq import views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
-from taskq.cli import render
+from taskq.cli import parts, render
 from taskq.cli.options import WorkerOptions
 from taskq.cli.parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
 from taskq.errors import BrokerError, ConfigError
@@ -82,7 +82,7 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
         registry, counters = metrics.worker_registry(app, list(opts.queues) or app.queues or ["default"])
         serve_metrics(registry, opts.metrics_port, opts.metrics_host)
     w = run(lambda: opts.worker(app, counters))
-    on_stop_signals(w.stop)
+    on_stop_signals(w.stop, lambda: parts.exit_now(w))
     run(w.run)
 
 

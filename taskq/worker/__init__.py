@@ -36,7 +36,7 @@ from taskq.worker.leases import Leases
 from taskq.worker.pool import Pool
 from taskq.worker.rounds import IntakeLimits
 from taskq.worker.settle import Finished, Settler, finished, undeliverable
-from taskq.worker.stop import EXIT_TIME_LIMIT, overrun, safely, shutdown
+from taskq.worker.stop import EXIT_TIME_LIMIT, overrun, safely, shutdown, stop_now
 from taskq.worker.watchdog import Watchdog
 
 if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve metrics
@@ -171,6 +171,11 @@ class Worker:
         """Ask for a graceful stop: no more fetching, running jobs finish within `grace`."""
         self.stopping.set()
 
+    def stop_now(self) -> int:
+        """Stop at once (a second Ctrl-C): give back every job whose body has not ended, record the
+        outcomes of those that have; returns how many went back. Exit the process next."""
+        return stop_now(self)
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=self._with_reporter, args=(target,), name=name, daemon=True)
         thread.start()
@@ -278,6 +283,7 @@ class Worker:
             self.intake.ended(delivery)
             self.give_back([delivery])
             return
+        message = None
         try:
             message = unpack(delivery.body, self.app.max_message_bytes)
             task = self.app.get_task(message.task)
@@ -291,7 +297,7 @@ class Worker:
             else:
                 reason = f"decode_error: {type(exc).__name__}: {exc}"
             self.leases.settling(delivery)
-            self.settler.put(undeliverable(delivery, reason))
+            self.settler.put(undeliverable(delivery, reason, message))
             self.intake.ended(delivery)
             return
         if delivery.lost >= SUSPECT_LOST and self.concurrency > 1:

@@ -67,6 +67,11 @@ class Leases:
     def snapshot(self) -> list[Delivery]:
         return list(self._held.values())
 
+    def unfinished(self) -> list[Delivery]:
+        """Held jobs whose body has not ended (not started yet, or running)."""
+        settling = self._settling
+        return [d for key, d in list(self._held.items()) if key not in settling]
+
     def __len__(self) -> int:
         return len(self._held)
 

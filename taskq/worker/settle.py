@@ -64,10 +64,12 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
     return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues)
 
 
-def undeliverable(delivery: Delivery, reason: str) -> Finished:
-    """A leased job that cannot run (undecodable message, unknown task): dead, with its reason."""
+def undeliverable(delivery: Delivery, reason: str, message: Message | None = None) -> Finished:
+    """A leased job that cannot run (undecodable message, unknown task): dead, with its reason;
+    named after the message's task if it decoded."""
     settlement = Settlement(Outcome.DEAD, delivery.id, delivery.token, reason=reason)
-    return Finished(delivery, "", 0, settlement, None)
+    return Finished(delivery, "" if message is None else message.task, 0 if message is None else message.attempt,
+                    settlement, None)
 
 
 #: event kind and discarded-outcome word by (outcome kind, what settling did)

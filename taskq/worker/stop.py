@@ -66,6 +66,10 @@ def shutdown(w: Stopping) -> None:
     back the rest, record every outcome, and leave the registry."""
     w.stopping.set()
     w.intake.close()
+    running = w.intake.running
+    if running and w.grace > 0:  # said at once: the wait for them may last the whole grace
+        log.info(f"finishing {running} running job{'s' * (running > 1)}, Ctrl-C again to stop now",
+                 worker=w.id, running=running, grace_s=w.grace)
     broker = w.broker
     safely(lambda: broker.wake(w.id, w.queues))
     safely(lambda: broker.wake_abort(w.id))  # the lease keeper's wait
@@ -83,6 +87,31 @@ def shutdown(w: Stopping) -> None:
     safely(lambda: broker.heartbeat(w.id, 0))  # no longer live
     log.info("worker stopped", worker=w.id, processed=w.processed, given_back=given_back,
              given_back_ids=sorted(d.id for d in [*unfinished, *unstarted])[:20])
+
+
+def stop_now(w: Stopping, timeout: float = 5.0) -> int:
+    """Stop at once: give back every job whose body has not ended (a running one is abandoned: its
+    late outcome is refused), record the outcomes already produced; returns how many went back.
+
+    A thread does the Redis calls, within `timeout`: this runs in a signal handler, which may have
+    interrupted the main thread holding a lock they need.
+    """
+    w.stopping.set()
+    given_back = [0]
+
+    def hand_back() -> None:
+        w.intake.unstarted()  # closes the intake: what a settle leases now goes back too
+        held = w.leases.unfinished()
+        given_back[0] = w.give_back(held) if held else 0
+        w.settler.close()
+        w.join("taskq-settle", timeout)
+        safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
+
+    thread = threading.Thread(target=hand_back, name="taskq-stop-now", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    log.info("worker stopped at once", worker=w.id, processed=w.processed, given_back=given_back[0])
+    return given_back[0]
 
 
 def overrun(w: Stopping, over: Sequence[Timed]) -> None:
