@@ -188,7 +188,7 @@ class Worker:
                 thread.join(timeout)
 
     def _with_reporter(self, target: Callable[[], None]) -> None:
-        context.reporter.set(self._report_progress)
+        context.reporter.set(self.leases.report_progress)
         context.aborts.set(lambda m: (m.queue, m.id) in self._aborting)
         target()
 
@@ -220,17 +220,6 @@ class Worker:
             self._heartbeat()
         return True
 
-    def _report_progress(self, message: Message, fraction: float, text: str) -> None:
-        """Store a running job's progress under its lease token (current_job().progress)."""
-        delivery = self.leases.find(message.queue, message.id)
-        if delivery is None:
-            return
-        try:
-            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
-                log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
-        except BrokerError as exc:
-            log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
-
     # -- intake -----------------------------------------------------------
 
     def _intake_loop(self) -> None:
@@ -251,7 +240,7 @@ class Worker:
                 if step.dropped:
                     self.leases.drop(step.dropped)
                 if step.give_back:
-                    self.give_back(step.give_back)
+                    self.leases.give_back(step.give_back)
                 for delivery in step.run:
                     self._dispatch(delivery)
                 if step.idle:
@@ -281,7 +270,7 @@ class Worker:
         """Decode a leased job and hand it to the pool; what cannot run is dead-lettered."""
         if time.monotonic() >= delivery.deadline - self._start_margin:  # stalled since the fetch
             self.intake.ended(delivery)
-            self.give_back([delivery])
+            self.leases.give_back([delivery])
             return
         message = None
         try:
@@ -311,17 +300,6 @@ class Worker:
         except BrokerError as exc:
             log.warning("could not continue workflow steps; a sweep will", queue=queue, error=str(exc))
 
-    def give_back(self, deliveries: list[Delivery]) -> int:
-        """Release jobs this worker holds but will not run (no attempt, no blame)."""
-        released = 0
-        for q in {d.queue for d in deliveries}:
-            try:
-                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
-            except BrokerError as exc:  # their leases lapse instead, and they come back unblamed
-                log.warning("could not give jobs back", queue=q, error=str(exc))
-        self.leases.drop(deliveries)
-        return released
-
     def _lost(self, deliveries: list[Delivery]) -> None:
         """Leases the renewal found lost: whatever was not started must never start."""
         self.intake.forget({d.key for d in deliveries})
@@ -349,7 +327,7 @@ class Worker:
         """Jobs a settle leased for freed slots; given back at once if the worker is stopping."""
         late = self.intake.accept(leased, sent)
         if late:
-            self.give_back(late)
+            self.leases.give_back(late)
         elif self.intake.idling:  # blocked in Redis: its own wake key ends the wait
             safely(lambda: self.broker.wake(self.id, self.queues))
 

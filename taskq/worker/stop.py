@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import taskq.worker.intake as intake_mod
 from taskq import execute
 from taskq.app import TaskQ
-from taskq.broker.base import Broker, Delivery
+from taskq.broker.base import Broker
 from taskq.errors import Aborted, BrokerError, TimeLimitExceeded
 from taskq.log import get_logger
 from taskq.worker.intake import Intake
@@ -47,8 +47,6 @@ class Stopping(Protocol):
     @property
     def broker(self) -> Broker: ...
 
-    def give_back(self, deliveries: list[Delivery]) -> int: ...
-
     def join(self, name: str, timeout: float) -> None: ...
 
 
@@ -75,11 +73,11 @@ def shutdown(w: Stopping) -> None:
     safely(lambda: broker.wake_abort(w.id))  # the lease keeper's wait
     w.fetcher.join(timeout=intake_mod.IDLE_BLOCK + 1)
     unstarted = w.intake.unstarted()
-    given_back = w.give_back(unstarted) if unstarted else 0  # at once, not after the grace
+    given_back = w.leases.give_back(unstarted) if unstarted else 0  # at once, not after the grace
     w.leases.wait_empty(time.monotonic() + w.grace, busy=lambda: w.intake.running > 0)
     unfinished = w.leases.snapshot()
     if unfinished:
-        given_back += w.give_back(unfinished)
+        given_back += w.leases.give_back(unfinished)
     w.settler.close()
     w.join("taskq-settle", timeout=max(5.0, w.app.lease))
     w.app.hooks.flush()  # the hooks of the last events run before the process goes
@@ -102,7 +100,7 @@ def stop_now(w: Stopping, timeout: float = 5.0) -> int:
     def hand_back() -> None:
         w.intake.unstarted()  # closes the intake: what a settle leases now goes back too
         held = w.leases.unfinished()
-        given_back[0] = w.give_back(held) if held else 0
+        given_back[0] = w.leases.give_back(held) if held else 0
         w.settler.close()
         w.join("taskq-settle", timeout)
         safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
@@ -128,7 +126,7 @@ def overrun(w: Stopping, over: Sequence[Timed]) -> None:
         w.join("taskq-settle", timeout=w.app.lease)
         rest = w.leases.snapshot()
         if rest:
-            w.give_back(rest)
+            w.leases.give_back(rest)
         safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
         log.info("worker stopped", worker=w.id, processed=w.processed, given_back=len(rest),
                  given_back_ids=sorted(d.id for d in rest)[:20], exit_code=EXIT_TIME_LIMIT)
