@@ -53,7 +53,8 @@ class JobEvent:
     #: it happened (unix ms, the broker's clock); None for a hook's event
     event_id: str | None = None
     at_ms: int | None = None
-    #: for retrying and dead, in the worker: the failure's traceback as stored (taskq's own frames cut)
+    #: for retrying and dead, in the worker: the traceback as stored (taskq's frames cut), or None for
+    #: a failure raised on purpose (Retry, Reject, RateLimited) or a time limit
     traceback: str | None = None
 
 

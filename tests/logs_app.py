@@ -32,3 +32,13 @@ def wrapped(n: int) -> None:
         charge(n)
     except ValueError as exc:
         raise RuntimeError("could not charge") from exc
+
+
+@app.task(retries=1)
+def again() -> None:
+    raise taskq.Retry(delay=0)  # on purpose: no traceback in the log
+
+
+@app.task
+def refuse() -> None:
+    raise taskq.Reject("not for us")

@@ -85,6 +85,20 @@ def test_the_json_log_has_each_failed_attempts_whole_traceback(logs_app: taskq.T
     assert job.info().error == dead["exception"]  # what `taskq job` shows
 
 
+def test_taskqs_own_signals_log_no_traceback(logs_app: taskq.TaskQ) -> None:
+    """Retry and Reject are raised on purpose: their lines say what happened, the traceback is
+    only stored."""
+    import logs_app as module
+
+    again, refuse = module.again.delay(), module.refuse.delay()
+    err = run_worker(logs_app.url, "--log-format", "json")
+    retried, refused = json_lines(err, again.id), json_lines(err, refuse.id)
+    assert retried["job retrying"]["error"].startswith("Retry") and "exception" not in retried["job retrying"]
+    assert "exception" not in retried["job dead"]
+    assert refused["job dead"]["reason"] == "rejected: not for us" and "exception" not in refused["job dead"]
+    assert "Traceback" in (refuse.info().error or "")  # stored all the same
+
+
 def test_no_log_tracebacks_leaves_them_out(logs_app: taskq.TaskQ) -> None:
     import logs_app as module
 

@@ -42,6 +42,8 @@ class Finished:
     recorded: bool = False
     #: a workflow step with successors: once it ends, the settler tells them (continuer.py)
     continues: bool = False
+    #: a failure's traceback for its log line (None: not worth one, see execute.failed)
+    traceback: str | None = None
 
 
 def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, limit: int) -> Finished:
@@ -59,9 +61,11 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
                                 error=outcome.error, summary=outcome.summary or "", attempt=attempt)
         # a step's retry ends it if it was cancelled meanwhile: the settler then continues it
         return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
-                        outcome.delay, continues=continues)
+                        outcome.delay, continues=continues,
+                        traceback=outcome.error if outcome.show_traceback else None)
     settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)
-    return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues)
+    return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues,
+                    traceback=outcome.error if outcome.show_traceback else None)
 
 
 def undeliverable(delivery: Delivery, reason: str, message: Message | None = None) -> Finished:
@@ -214,5 +218,5 @@ class Settler:
             error=f.summary, duration_ms=None if f.duration is None else round(f.duration * 1000, 3),
             reason=discarded or (s.reason if s.kind is Outcome.DEAD else None),
             delay_s=None if f.delay is None else round(f.delay, 3),
-            traceback=(s.error or None) if kind in _FAILED else None,
+            traceback=f.traceback if kind in _FAILED else None,
         ))
