@@ -54,6 +54,9 @@ class JobEvent:
     #: it happened (unix ms, the broker's clock); None for a hook's event
     event_id: str | None = None
     at_ms: int | None = None
+    #: for retrying and dead, in the worker: the traceback as stored (taskq's frames cut), or None for
+    #: a failure raised on purpose (Retry, Reject, RateLimited) or a time limit
+    traceback: str | None = None
 
 
 Listener = Callable[[JobEvent], None]
@@ -103,8 +106,10 @@ def logged_kinds() -> tuple[EventKind, ...]:
     return tuple(kinds)
 
 
-def log_event(event: JobEvent) -> None:
-    """The worker's log line for a job event (key=value, or JSON with --log-format json)."""
+def log_event(event: JobEvent, tracebacks: bool = True) -> None:
+    """The worker's log line for a job event (key=value, or JSON with --log-format json); a
+    failure's traceback goes in structlog's `exception` field (JSON keeps it whole), unless
+    `tracebacks` is False (`taskq worker --no-log-tracebacks`)."""
     kind = event.kind
     if kind is EventKind.STARTED:
         if enabled(logging.DEBUG):
@@ -117,8 +122,12 @@ def log_event(event: JobEvent) -> None:
     if kind is EventKind.SUCCEEDED:
         log.info("job succeeded", **fields)
     elif kind is EventKind.RETRYING:
+        if tracebacks and event.traceback:
+            fields["exception"] = event.traceback
         log.warning("job retrying", delay_s=event.delay_s, error=event.error, **fields)
     elif kind is EventKind.DEAD:
+        if tracebacks and event.traceback:
+            fields["exception"] = event.traceback
         log.error("job dead", reason=event.reason, **fields)
     elif kind is EventKind.CANCELLED:
         log.info("job cancelled", **fields)

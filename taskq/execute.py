@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import os
 import random
 import time
 import traceback
@@ -36,6 +37,8 @@ class RetryLater:
     duration: float
     #: False for taskq.RateLimited: the next run keeps this run's attempt number
     spend: bool = True
+    #: whether the log line shows `error` (see failed())
+    show_traceback: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,35 +48,62 @@ class Dead:
     reason: str
     error: str
     duration: float = 0.0
+    #: whether the log line shows `error` (see failed())
+    show_traceback: bool = True
 
 
 Outcome = Succeeded | RetryLater | Dead
 #: app.middleware: mw(job, call_next) wraps one attempt (taskq/hooks.py)
 Middleware = Callable[[JobContext, Callable[[], Any]], Any]
+#: taskq's own files a job's exception leaves through (this runner, the middleware chain, the pool):
+#: their frames are cut from the traceback that is stored and logged, so the user sees their own
+_RUNNER_FILES = frozenset(os.path.join(os.path.dirname(__file__), *name) for name in (
+    ("execute.py",), ("hooks.py",), ("worker", "pool.py")))
+
+
+#: what a task raises on purpose to tell taskq what to do: no traceback in the log for these
+_SIGNALS = (Retry, Reject, RateLimited, Aborted)
+
+
+def traceback_text(exc: BaseException) -> str:
+    """`traceback.format_exception(exc)` without taskq's runner frames (chained exceptions too)."""
+    top = traceback.TracebackException.from_exception(exc)
+    todo, seen = [top], set()
+    while todo:
+        te = todo.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in _RUNNER_FILES])
+        todo += [t for t in (te.__cause__, te.__context__, *(te.exceptions or ())) if t is not None]
+    return "".join(top.format())
 
 
 def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, duration: float,
            rng: Callable[[], float] = random.random) -> Outcome:
-    """What a raised exception means for the job: retry later, or dead."""
-    error = "".join(traceback.format_exception(exc))
+    """What a raised exception means for the job: retry later, or dead. Its traceback is stored;
+    it is logged too unless the task raised one of taskq's signals on purpose (Retry, Reject,
+    RateLimited, Aborted) or it was never raised (a time limit taskq enforced)."""
+    error = traceback_text(exc)
     summary = f"{type(exc).__name__}: {exc}"
+    shown = exc.__traceback__ is not None and not isinstance(exc, _SIGNALS)
     if isinstance(exc, Reject):
-        return Dead(f"rejected: {exc.reason}", error, duration)
+        return Dead(f"rejected: {exc.reason}", error, duration, shown)
     if isinstance(exc, Aborted):  # abort set the job's cancel flag: settling this retry ends it cancelled
-        return RetryLater(0.0, error, summary, duration, spend=False)
+        return RetryLater(0.0, error, summary, duration, False, shown)
     if isinstance(exc, RateLimited):  # not the job's fault: no attempt spent
-        return RetryLater(exc.retry_after, error, summary, duration, spend=False)
+        return RetryLater(exc.retry_after, error, summary, duration, False, shown)
     if not isinstance(exc, Retry) and not task.opts.retries_on(exc):
-        return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration)
+        return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration, shown)
     if message.attempt >= message.max_attempts:
         return Dead(f"retries_exhausted: {summary} (attempt {message.attempt} of {message.max_attempts})",
-                    error, duration)
+                    error, duration, shown)
     if isinstance(exc, Retry) and exc.delay is not None:
         delay = max(0.0, exc.delay)
     else:
         backoff = task.opts.backoff if message.backoff is None else Backoff(*message.backoff)
         delay = backoff.delay(message.attempt, rng)
-    return RetryLater(delay, error, summary, duration)
+    return RetryLater(delay, error, summary, duration, True, shown)
 
 
 def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: float,
@@ -86,7 +116,7 @@ def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: f
     try:
         return Succeeded(pack_value(value), duration)
     except SerializationError as exc:
-        return Dead(f"result_unserializable: {exc}", str(exc), duration)
+        return Dead(f"result_unserializable: {exc}", str(exc), duration, False)  # no traceback to show
 
 
 def wrap_sync(middleware: Sequence[Middleware], job: JobContext, body: Callable[[], Any]) -> Any:

@@ -12,15 +12,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
-from taskq.broker.base import TaskLimit
 from taskq.errors import ConfigError, QueueFull
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from taskq.task import TaskBase
 
 OnFull = Literal["raise", "block"]
 T = TypeVar("T")
@@ -146,14 +140,3 @@ def _room_wait(policy: QueuePolicy, exc: QueueFull, deadline: float) -> float:
         raise exc
     return left
 
-
-def task_limits(tasks: Iterable[TaskBase[Any, Any]]) -> list[TaskLimit]:
-    """The limits of the tasks that declare their own (what fetch enforces, in whichever queue
-    their jobs are: a job sent to another queue with options(queue=) counts there)."""
-    out: list[TaskLimit] = []
-    for t in tasks:
-        o = t.opts
-        if t.gate is not None:
-            rate = None if o.rate_limit is None else parse_rate(o.rate_limit, t.name)
-            out.append(TaskLimit(t.gate, rate, o.max_running or 0))
-    return out

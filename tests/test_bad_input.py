@@ -193,3 +193,14 @@ def test_unserializable_result_dead_letters(app: taskq.TaskQ) -> None:
     drain(app)
     with pytest.raises(taskq.TaskFailed, match="result_unserializable"):
         job.result(timeout=5)
+
+
+def test_a_job_of_an_unknown_task_is_named_after_its_message(app: taskq.TaskQ) -> None:
+    """Its log line and its `dead` hook name the task the message asked for (it decoded)."""
+    seen: list[taskq.JobEvent] = []
+    app.on("dead")(seen.append)
+    _raw_enqueue(app, "gone", pack(Message(id="gone", task="billing.renamed_task", queue="default", attempt=2)))
+    drain(app)
+    [event] = seen
+    assert (event.job_id, event.task, event.attempt) == ("gone", "billing.renamed_task", 2)
+    assert event.reason is not None and event.reason.startswith("unknown_task")

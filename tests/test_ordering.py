@@ -14,9 +14,9 @@ from test_limits import run_fleet
 
 import taskq
 from taskq.cli.render import status
-from taskq.limits import task_limits
 from taskq.metrics import QueueCollector
 from taskq.views import snapshot
+from taskq.worker.rounds import task_limits
 
 
 def test_jobs_of_a_key_run_in_enqueue_order_one_at_a_time_despite_failures(app: taskq.TaskQ) -> None:

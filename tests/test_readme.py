@@ -69,7 +69,10 @@ def quickstart_worker(redis_url: str, tmp_path: Path) -> Iterator[str]:
             proc.wait()
             raise AssertionError(f"quickstart worker did not stop:\n{log.read_text()}") from None
         assert code == 0, log.read_text()
-        assert "Traceback" not in log.read_text(), log.read_text()
+        # a failed attempt's line carries its traceback (flaky fails on purpose); nothing else may
+        others = [line for line in log.read_text().splitlines() if 'event="job retrying"' not in line
+                  and 'event="job dead"' not in line]
+        assert not any("Traceback" in line for line in others), log.read_text()
 
 
 def run(argv: list[str], url: str) -> subprocess.CompletedProcess[str]:

@@ -84,7 +84,7 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
         registry, counters = metrics.worker_registry(app, list(opts.queues) or app.queues or ["default"])
         serve_metrics(registry, opts.metrics_port, opts.metrics_host)
     w = run(lambda: opts.worker(app, counters))
-    on_stop_signals(w.stop)
+    on_stop_signals(w.stop, lambda: parts.exit_now(w))
     run(w.run)
 
 

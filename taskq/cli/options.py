@@ -61,6 +61,8 @@ class WorkerOptions:
                           type=click.Choice(["debug", "info", "warning", "error"]))
     log_format: str = _opt("--log-format", default="console", show_default=True,
                            type=click.Choice(["console", "json"]))
+    log_tracebacks: bool = _opt("--log-tracebacks/--no-log-tracebacks", default=True, show_default=True,
+                                help="Log a failed attempt's traceback (JSON keeps it whole in `exception`).")
     metrics_port: int | None = _opt("--metrics-port", child=False, type=click.IntRange(min=0, max=65535),
                                     help="Serve Prometheus metrics on this port (0 = any free port).")
     metrics_host: str = _opt("--metrics-host", default="127.0.0.1", child=False, show_default=True,
@@ -105,6 +107,8 @@ class WorkerOptions:
                     argv += [flag, str(item)]
             elif meta["click"].get("is_flag"):
                 argv.append(flag)
+            elif "/" in flag:  # an on/off switch: the half that says the value
+                argv.append(flag.split("/")[0 if value else 1])
             else:
                 argv += [flag, str(value)]
         return [*argv, "--parent-pid", str(parent_pid), "--worker-id", worker_id]
@@ -114,4 +118,4 @@ class WorkerOptions:
         return Worker(app, self.queues or None, concurrency=self.concurrency, grace=self.grace, burst=self.burst,
                       max_jobs=self.max_jobs_per_child, max_memory_mb=self.max_memory_per_child,
                       kill_on_timeout=self.child, parent_pid=self.parent_pid, worker_id=self.worker_id,
-                      prefetch=self.prefetch, metrics=metrics)
+                      prefetch=self.prefetch, metrics=metrics, log_tracebacks=self.log_tracebacks)

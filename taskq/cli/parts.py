@@ -23,6 +23,7 @@ from taskq.worker.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.worker import Worker
 
 
 def names_an_app(token: str) -> bool:
@@ -87,12 +88,12 @@ def serve_metrics(registry: Any, port: int, host: str) -> None:
 
 
 def on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None = None) -> None:
-    """First SIGTERM/SIGINT stops gracefully; a second one exits at once (leases bring jobs back)."""
+    """First SIGTERM/SIGINT stops gracefully; a second one calls `kill` (stop at once), or exits at
+    once (leases bring jobs back)."""
     seen: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if seen and kill is not None:
-            click.echo("taskq: second signal, killing the worker processes now", err=True)
             kill()
             return
         if seen:
@@ -104,6 +105,13 @@ def on_stop_signals(stop: Callable[[], None], kill: Callable[[], None] | None = 
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def exit_now(worker: Worker) -> None:
+    """A worker's second signal: its unfinished jobs go back to their queues at once, then it exits."""
+    click.echo("taskq: second signal, giving the unfinished jobs back and exiting now", err=True)
+    worker.stop_now()
+    os._exit(1)
 
 
 
@@ -132,7 +140,11 @@ def supervise(app_path: str, app: TaskQ, opts: WorkerOptions, url: str | None) -
     sup = Supervisor(app, lambda child_id: opts.child_argv(app_path, os.getpid(), child_id), opts.processes,
                      consumed, grace=opts.grace, env=fleet.child_env() if fleet else None,
                      on_child_exit=fleet.child_exited if fleet else None)
-    on_stop_signals(sup.stop, sup.kill)
+    def kill() -> None:
+        click.echo("taskq: second signal, killing the worker processes now", err=True)
+        sup.kill()
+
+    on_stop_signals(sup.stop, kill)
     try:
         return int(run(sup.run))
     finally:

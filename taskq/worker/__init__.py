@@ -10,6 +10,7 @@ metrics are listeners of the job events the parts emit (taskq/events.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import os
 import socket
@@ -23,20 +24,20 @@ from taskq import context, execute
 from taskq.app import TaskQ
 from taskq.broker import redact
 from taskq.broker.base import Delivery
-from taskq.errors import Aborted, BrokerError, ConfigError, MessageInvalid, TaskNotFound, TimeLimitExceeded
+from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound
 from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
-from taskq.limits import task_limits
 from taskq.log import get_logger
 from taskq.message import Message, unpack
 from taskq.outage import Outage
 from taskq.task import TaskBase
-from taskq.worker import intake as intake_mod
 from taskq.worker.continuer import Continuer, with_inputs
-from taskq.worker.intake import Intake
+from taskq.worker.intake import SUSPECT_LOST, Intake
 from taskq.worker.leases import Leases
 from taskq.worker.pool import Pool
+from taskq.worker.rounds import IntakeLimits
 from taskq.worker.settle import Finished, Settler, finished, undeliverable
-from taskq.worker.watchdog import Timed, Watchdog
+from taskq.worker.stop import EXIT_TIME_LIMIT, overrun, safely, shutdown, stop_now
+from taskq.worker.watchdog import Watchdog
 
 if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve metrics
     from taskq.metrics import JobMetrics
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve 
 __all__ = ["EXIT_TIME_LIMIT", "VERSION", "Worker", "new_worker_id"]
 
 VERSION = importlib.metadata.version("taskq-redis")
-#: exit code of a worker process that killed itself over a job's time limit
-EXIT_TIME_LIMIT = 3
 #: seconds between updates of the count of jobs done in the worker registry, while busy
 PUBLISH_EVERY = 0.25
 
@@ -79,13 +78,14 @@ class Worker:
             prefetching saves no round trip, it only holds jobs for this worker. Given back at
             shutdown.
         metrics: Prometheus counters to count outcomes into (taskq.metrics), or None.
+        log_tracebacks: a failed attempt's log line carries its traceback (structlog's `exception`).
     """
 
     def __init__(self, app: TaskQ, queues: Sequence[str] | None = None, *, concurrency: int = 8,
                  grace: float = 30.0, burst: bool = False, max_jobs: int | None = None,
                  max_memory_mb: float | None = None, kill_on_timeout: bool = False,
                  parent_pid: int | None = None, worker_id: str | None = None,
-                 prefetch: int | None = None, metrics: JobMetrics | None = None) -> None:
+                 prefetch: int | None = None, metrics: JobMetrics | None = None, log_tracebacks: bool = True) -> None:
         if concurrency < 1:
             raise ConfigError("concurrency must be >= 1")
         if max_jobs is not None and max_jobs < 1:
@@ -103,10 +103,11 @@ class Worker:
         self.max_jobs = max_jobs
         self.id = worker_id or new_worker_id()
         self.processed = 0
-        self._stop = threading.Event()
+        #: set once the worker is stopping (every part's loop ends on it)
+        self.stopping = threading.Event()
         self._idle = threading.Event()
         self.events = Emitter()
-        self.events.add(log_event, logged_kinds())
+        self.events.add(log_event if log_tracebacks else functools.partial(log_event, tracebacks=False), logged_kinds())
         if app.hooks.kinds:  # @app.on hooks, run on their own thread
             self.events.add(app.hooks.dispatch, app.hooks.kinds)
         if metrics is not None:
@@ -118,25 +119,24 @@ class Worker:
                              on_lost=self._lost, on_abort=self._abort, sweep=self.continuer.sweep)
         #: (queue, id) of running jobs whose abort was asked (current_job().abort_requested)
         self._aborting: set[tuple[str, str]] = set()
-        self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency,
-                             prefetch=prefetch or 0, lease=app.lease,
-                             on_lease=self.leases.add)
-        self.intake.budget = max_jobs
-        self.intake.unsettled = lambda: self.leases.unsettled
-        self.intake.rates = {q: rate for q, p in app.queue_policies.items() if (rate := p.rate) is not None}
-        self.intake.caps = {q: p.max_running for q, p in app.queue_policies.items() if p.max_running}
-        self.intake.limits = task_limits(app.tasks.values())
+        self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency, prefetch=prefetch or 0,
+                             lease=app.lease, limits=IntakeLimits.of(app, max_jobs),
+                             unsettled=lambda: self.leases.unsettled, on_lease=self.leases.add)
         self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
                                on_recorded=self._recorded, after_batch=self._publish,
                                refill=self.intake.refill, on_refill=self._refilled, continues=self._continue)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter, app.hooks.middleware)
-        self.watchdog = Watchdog(worker_id=self.id, stop=self._stop, kill_on_timeout=kill_on_timeout,
-                                 parent_pid=parent_pid, max_memory_mb=max_memory_mb, on_overrun=self._overrun)
+        self.watchdog = Watchdog(worker_id=self.id, stop=self.stopping, kill_on_timeout=kill_on_timeout,
+                                 parent_pid=parent_pid, max_memory_mb=max_memory_mb,
+                                 on_overrun=lambda over: overrun(self, over))
         #: the listeners of STARTED (the list itself: listeners added later count too)
         self._started_listeners = self.events.listeners[EventKind.STARTED]
         #: seconds of lease a job must have left to start (a third: renewals come every third)
         self._start_margin = app.lease / 3
         self._threads: list[threading.Thread] = []
+        # async jobs are created from the intake thread and inherit its context (the reporter)
+        self.fetcher = threading.Thread(target=self._with_reporter, args=(self._intake_loop,), name="taskq-intake",
+                                        daemon=True)
         self._info: dict[str, str | int] = {}
         self._published = 0.0
 
@@ -155,30 +155,40 @@ class Worker:
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency,
                  url=redact(self.app.url), namespace=self.app.namespace, lease_s=self.app.lease,
                  version=VERSION, pid=os.getpid())
+        self.watchdog.warn_unenforced(self.app.tasks.values(), self.queues)
         self.pool.start()
         self._spawn(self.settler.run, "taskq-settle")
-        self._spawn(lambda: self.leases.run(self._stop, self._heartbeat), "taskq-leases")
+        self._spawn(lambda: self.leases.run(self.stopping, self._heartbeat), "taskq-leases")
         if self.watchdog.needed:
             self._spawn(self.watchdog.run, "taskq-watchdog")
-        # async jobs are created from the intake thread and inherit its context (the reporter)
-        self._fetcher = self._spawn(self._intake_loop, "taskq-intake")
-        while not self._stop.wait(0.2):
+        self.fetcher.start()
+        while not self.stopping.wait(0.2):
             if self.burst and self._idle.is_set():
                 break
-        self._shutdown()
+        shutdown(self)
 
     def stop(self) -> None:
         """Ask for a graceful stop: no more fetching, running jobs finish within `grace`."""
-        self._stop.set()
+        self.stopping.set()
 
-    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+    def stop_now(self) -> int:
+        """Stop at once (a second Ctrl-C): give back every job whose body has not ended, record the
+        outcomes of those that have; returns how many went back. Exit the process next."""
+        return stop_now(self)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=self._with_reporter, args=(target,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-        return thread
+
+    def join(self, name: str, timeout: float) -> None:
+        """Wait for this worker's thread `name` to end."""
+        for thread in self._threads:
+            if thread.name == name:
+                thread.join(timeout)
 
     def _with_reporter(self, target: Callable[[], None]) -> None:
-        context.reporter.set(self._report_progress)
+        context.reporter.set(self.leases.report_progress)
         context.aborts.set(lambda m: (m.queue, m.id) in self._aborting)
         target()
 
@@ -203,64 +213,52 @@ class Worker:
         while busy, at once when the worker goes idle (so `taskq status` does not lag). False when
         held back (the settler asks again shortly)."""
         now = time.monotonic()
-        idle = not self.intake.executing and self.intake.queue_empty
-        if now - self._published < PUBLISH_EVERY and not idle:
+        if now - self._published < PUBLISH_EVERY and not self.intake.idle:
             return False
         self._published = now
         with contextlib.suppress(BrokerError):  # the lease keeper's next heartbeat says it all again
             self._heartbeat()
         return True
 
-    def _report_progress(self, message: Message, fraction: float, text: str) -> None:
-        """Store a running job's progress under its lease token (current_job().progress)."""
-        delivery = self.leases.find(message.queue, message.id)
-        if delivery is None:
-            return
-        try:
-            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
-                log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
-        except BrokerError as exc:
-            log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
-
     # -- intake -----------------------------------------------------------
 
     def _intake_loop(self) -> None:
-        intake = self.intake
-        while not self._stop.is_set():
-            intake.wait_for_work(self._stop)
-            if self._stop.is_set():
+        intake, stopping = self.intake, self.stopping
+        while not stopping.is_set():
+            intake.wait_for_work(stopping)
+            if stopping.is_set():
                 return
-            if intake.budget == 0:
-                if not intake.executing:
+            if intake.spent:
+                if not intake.running:
                     log.info("max jobs reached, recycling", worker=self.id, max_jobs=self.max_jobs)
-                    self._stop.set()
+                    stopping.set()
                     return
-                self._stop.wait(0.05)
+                stopping.wait(0.05)
                 continue
             try:
                 step = intake.step()
                 if step.dropped:
                     self.leases.drop(step.dropped)
                 if step.give_back:
-                    self._give_back(step.give_back)
+                    self.leases.give_back(step.give_back)
                 for delivery in step.run:
                     self._dispatch(delivery)
                 if step.idle:
                     if self.burst and self._drained(step.next_due):
                         self._idle.set()
-                        self._stop.wait(0.05)
+                        stopping.wait(0.05)
                     else:
-                        intake.idle_wait(self._stop, step.next_due, burst=self.burst)
+                        intake.idle_wait(stopping, step.next_due, burst=self.burst)
                 self.outage.ok("fetch")
             except BrokerError as exc:
-                self._stop.wait(self.outage.failed("fetch", exc))
+                stopping.wait(self.outage.failed("fetch", exc))
             except Exception:  # a bug must not silently stop this worker fetching
                 log.exception("fetch failed")
-                self._stop.wait(1.0)
+                stopping.wait(1.0)
 
     def _drained(self, next_due: float | None) -> bool:
         wait_scheduled = self.burst_waits_for_scheduled
-        if (next_due is not None and wait_scheduled) or self.intake.executing or len(self.leases):
+        if (next_due is not None and wait_scheduled) or self.intake.running or len(self.leases):
             return False
         for q in self.queues:
             d = self.broker.depths(q)  # fresh: a job that just failed may be scheduled by now
@@ -272,8 +270,9 @@ class Worker:
         """Decode a leased job and hand it to the pool; what cannot run is dead-lettered."""
         if time.monotonic() >= delivery.deadline - self._start_margin:  # stalled since the fetch
             self.intake.ended(delivery)
-            self._give_back([delivery])
+            self.leases.give_back([delivery])
             return
+        message = None
         try:
             message = unpack(delivery.body, self.app.max_message_bytes)
             task = self.app.get_task(message.task)
@@ -287,10 +286,10 @@ class Worker:
             else:
                 reason = f"decode_error: {type(exc).__name__}: {exc}"
             self.leases.settling(delivery)
-            self.settler.put(undeliverable(delivery, reason))
+            self.settler.put(undeliverable(delivery, reason, message))
             self.intake.ended(delivery)
             return
-        if delivery.lost >= intake_mod.SUSPECT_LOST and self.concurrency > 1:
+        if delivery.lost >= SUSPECT_LOST and self.concurrency > 1:
             log.warning("running a suspect job alone", job_id=delivery.id, queue=delivery.queue, lost=delivery.lost)
         self.pool.submit(delivery, message, task)
 
@@ -300,17 +299,6 @@ class Worker:
             self.continuer.deliver(queue, ids)
         except BrokerError as exc:
             log.warning("could not continue workflow steps; a sweep will", queue=queue, error=str(exc))
-
-    def _give_back(self, deliveries: list[Delivery]) -> int:
-        """Release jobs this worker holds but will not run (no attempt, no blame)."""
-        released = 0
-        for q in {d.queue for d in deliveries}:
-            try:
-                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
-            except BrokerError as exc:  # their leases lapse instead, and they come back unblamed
-                log.warning("could not give jobs back", queue=q, error=str(exc))
-        self.leases.drop(deliveries)
-        return released
 
     def _lost(self, deliveries: list[Delivery]) -> None:
         """Leases the renewal found lost: whatever was not started must never start."""
@@ -333,93 +321,19 @@ class Worker:
     def _linger(self) -> bool:
         """Whether the settler waits a moment to batch outcomes: while bodies run, unless a cap
         holds a queue (then every outcome frees a slot its settle fills at once)."""
-        return self.intake.executing > 0 and not self.intake.capped
+        return self.intake.running > 0 and not self.intake.capped
 
     def _refilled(self, leased: list[Delivery], sent: float) -> None:
         """Jobs a settle leased for freed slots; given back at once if the worker is stopping."""
         late = self.intake.accept(leased, sent)
         if late:
-            self._give_back(late)
+            self.leases.give_back(late)
         elif self.intake.idling:  # blocked in Redis: its own wake key ends the wait
-            self._safely(lambda: self.broker.wake(self.id, self.queues))
+            safely(lambda: self.broker.wake(self.id, self.queues))
 
     def _recorded(self, done: list[Finished]) -> None:
         self.leases.drop([f.delivery for f in done])
         if self._aborting:
             self._aborting.difference_update((f.delivery.queue, f.delivery.id) for f in done)
         self.processed += len(done)
-        if self.intake.suspects or self.intake.capped:  # a suspect, or a capped fetch, may wait for these
-            with self.intake.cond:
-                self.intake.cond.notify()
-
-    # -- stopping ---------------------------------------------------------
-
-    def _shutdown(self) -> None:
-        self._stop.set()
-        with self.intake.cond:
-            self.intake.cond.notify_all()
-        self._safely(lambda: self.broker.wake(self.id, self.queues))
-        self._safely(lambda: self.broker.wake_abort(self.id))  # the lease keeper's wait
-        self._fetcher.join(timeout=intake_mod.IDLE_BLOCK + 1)
-        unstarted = self.intake.unstarted()
-        given_back = self._give_back(unstarted) if unstarted else 0  # at once, not after the grace
-        self.leases.wait_empty(time.monotonic() + self.grace, busy=lambda: self.intake.executing > 0)
-        unfinished = self.leases.snapshot()
-        if unfinished:
-            given_back += self._give_back(unfinished)
-        self.settler.close()
-        self._join("taskq-settle", timeout=max(5.0, self.app.lease))
-        self.app.hooks.flush()  # the hooks of the last events run before the process goes
-        self.pool.stop()
-        self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
-        log.info("worker stopped", worker=self.id, processed=self.processed, given_back=given_back,
-                 given_back_ids=sorted(d.id for d in [*unfinished, *unstarted])[:20])
-
-    def _join(self, name: str, timeout: float) -> None:
-        for thread in self._threads:
-            if thread.name == name:
-                thread.join(timeout)
-
-    def _safely(self, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except BrokerError as exc:
-            log.warning("redis call failed during shutdown", error=str(exc))
-            return None
-
-    def _overrun(self, over: list[Timed]) -> None:
-        """Fail the overrunning jobs, record what already finished, give back the rest, exit.
-
-        A thread cannot be stopped, so the process goes; its supervisor starts a new one.
-        """
-        self._stop.set()
-        failed = []
-        for t in over:
-            took = t.ran
-            exc: Exception = TimeLimitExceeded(
-                f"time limit exceeded: killed after {took:.1f}s (timeout {t.message.timeout}s)")
-            if t.aborted:
-                exc = Aborted(f"job {t.delivery.id} was aborted and still ran after {self.app.abort_grace:g}s")
-                log.error("aborted job still running, killing this worker process", job_id=t.delivery.id,
-                          task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
-                          abort_grace_s=self.app.abort_grace)
-            else:
-                log.error("time limit exceeded, killing this worker process", job_id=t.delivery.id,
-                          task=t.message.task, queue=t.delivery.queue, attempt=t.message.attempt,
-                          timeout_s=t.message.timeout)
-            self.leases.settling(t.delivery)
-            failed.append(finished(t.delivery, t.message, execute.failed(t.task, t.message, exc, took),
-                                   self.app.max_message_bytes))
-        try:
-            self.settler.closing = True
-            self.settler.record_until_done(failed, give_up=time.monotonic() + self.app.lease)
-            self.settler.close()  # it records what had finished, then returns
-            self._join("taskq-settle", timeout=self.app.lease)
-            rest = self.leases.snapshot()
-            if rest:
-                self._give_back(rest)
-            self._safely(lambda: self.broker.heartbeat(self.id, 0))  # no longer live
-            log.info("worker stopped", worker=self.id, processed=self.processed, given_back=len(rest),
-                     given_back_ids=sorted(d.id for d in rest)[:20], exit_code=EXIT_TIME_LIMIT)
-        finally:
-            os._exit(EXIT_TIME_LIMIT)
+        self.intake.recorded()

@@ -20,14 +20,13 @@ outage) runs at full concurrency like any other.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from taskq.broker.base import Consumer, Delivery, Inspector, Refill, TaskLimit
+from taskq.broker.base import Consumer, Delivery, Inspector, Refill
+from taskq.worker.rounds import IntakeLimits, Pace, Plan, Step
 
 #: a job whose worker died this many times while running it is a suspect: it runs alone
 SUSPECT_LOST = 2
@@ -35,28 +34,10 @@ SUSPECT_LOST = 2
 IDLE_BLOCK = 5.0
 #: an idle worker fetches at least this often (seconds) even without a wake-up token
 SAFETY_FETCH = 60.0
-#: weight of the newest measurement in the moving averages of end rate and fetch latency
-SMOOTHING = 0.2
 
 
 class IntakeBroker(Consumer, Inspector, Protocol):
     """What the intake needs of a broker."""
-
-
-@dataclasses.dataclass(slots=True)
-class Step:
-    """What one round decided: jobs to run now, jobs to give back (unstarted), and whether the
-    worker has nothing to do until Redis wakes it (`idle`, with the next due time if known)."""
-
-    run: list[Delivery] = dataclasses.field(default_factory=list)
-    give_back: list[Delivery] = dataclasses.field(default_factory=list)
-    #: reserved jobs this worker lets go without a call: their lease may have lapsed (recovered by
-    #: Redis, unblamed), or Redis refused to start them (cancelled, or leased to another worker)
-    dropped: list[Delivery] = dataclasses.field(default_factory=list)
-    idle: bool = False
-    next_due: float | None = None
-    #: nothing can happen until a running job ends: wait for a slot, not for Redis
-    wait_slot: bool = False
 
 
 class Intake:
@@ -69,12 +50,18 @@ class Intake:
         concurrency: bodies run at once.
         prefetch: reserved jobs kept ahead of free slots.
         lease: seconds a lease lasts; a job is started only with at least a third of it left.
+        limits: the budget and the rate limits and caps fetches pass to Redis.
+        unsettled: how many ended bodies' outcomes Redis does not have yet (a suspect waits for
+            them: were it to kill the process, their jobs would be blamed with it).
         on_lease: called with every new delivery (the worker starts renewing its lease).
         clock: monotonic seconds (tests pass a fake one).
+    The worker reads `running`, `idle`, `capped`, `spent` and `idling`, and wakes the intake
+    thread only through ended(), recorded(), accept() and close().
     """
 
     def __init__(self, broker: IntakeBroker, queues: Sequence[str], worker_id: str, *, concurrency: int,
-                 prefetch: int, lease: float, on_lease: Callable[[Delivery], None] = lambda d: None,
+                 prefetch: int, lease: float, limits: IntakeLimits | None = None,
+                 unsettled: Callable[[], int] = lambda: 0, on_lease: Callable[[Delivery], None] = lambda d: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.broker = broker
         self.queues = list(queues)
@@ -82,9 +69,11 @@ class Intake:
         self.concurrency = concurrency
         self.prefetch = prefetch
         self.lease = lease
+        self.limits = limits or IntakeLimits()
+        self.unsettled = unsettled
         self.on_lease = on_lease
         self.clock = clock
-        self.cond = threading.Condition()
+        self._cond = threading.Condition()
         #: reserved jobs waiting for a free slot, oldest first
         self.buffer: collections.deque[Delivery] = collections.deque()
         #: jobs leased as running ahead of a free slot (see arming), oldest first
@@ -93,52 +82,79 @@ class Intake:
         self.suspects: collections.deque[Delivery] = collections.deque()
         #: the suspect running now (nothing else starts meanwhile)
         self.alone: Delivery | None = None
-        self.executing = 0
+        self._executing = 0
+        #: bodies this worker may still start (limits.budget counted down), or None for no limit
+        self._budget = self.limits.budget
         #: the last fetch found nothing: with no free slot, wait for one rather than fetch again
-        self.queue_empty = False
-        #: bodies this worker may still start (max_jobs), or None for no limit
-        self.budget: int | None = None
-        #: queue -> (n, window ms): its global rate limit (app.queue(rate_limit=))
-        self.rates: dict[str, tuple[int, int]] = {}
-        #: queue -> most of its jobs leased at once across every worker (app.queue(max_running=))
-        self.caps: dict[str, int] = {}
-        #: the limits of the tasks that have their own (@app.task(rate_limit=, max_running=))
-        self.limits: list[TaskLimit] = []
+        self._queue_empty = False
         #: queues whose last fetch a concurrency cap cut: while this worker's own outcomes are on
         #: their way to Redis (they free cap slots), it waits for them rather than fetch in vain
-        self.capped: set[str] = set()
-        #: shutting down: no more leases are taken in (unstarted() was called)
-        self.closed = False
+        self._capped: set[str] = set()
+        #: shutting down: no more leases are taken in (close() or unstarted() was called)
+        self._closed = False
         #: blocked in Redis in idle_wait(): a settle's leases must wake it (Worker._refilled)
-        self.idling = False
-        #: outcomes not yet recorded in Redis: a suspect waits for them (were it to kill the process,
-        #: their jobs would be blamed with it)
-        self.unsettled: Callable[[], int] = lambda: 0
+        self._idling = False
         #: queues whose wake-up token the last idle wait took: fetched first
         self.woken: list[str] = []
         #: where the next fetch round starts: the queues are served in turn, none has precedence
         self._turn = 0
-        #: moving averages: bodies ended per second, and seconds one fetch takes
-        self.rate = 0.0
-        self.latency = 0.0
-        self._ended = 0
-        self._measured = clock()
+        self.pace = Pace(clock())
 
-    # -- called by the job threads and the lease keeper -------------------
+    # -- what the worker reads ----------------------------------------------
+
+    @property
+    def running(self) -> int:
+        """Bodies running now (or about to start: counted when handed out)."""
+        return self._executing
+
+    @property
+    def idle(self) -> bool:
+        """No body runs and the last fetch found nothing."""
+        return not self._executing and self._queue_empty
+
+    @property
+    def capped(self) -> bool:
+        """Some queue's last fetch was cut by a concurrency cap (a settle there refills the slots it frees)."""
+        return bool(self._capped)
+
+    @property
+    def spent(self) -> bool:
+        """The budget (max_jobs) is used up: nothing more starts here."""
+        return self._budget == 0
+
+    @property
+    def idling(self) -> bool:
+        """Blocked in Redis in idle_wait(): jobs a settle leased must wake it (broker.wake)."""
+        return self._idling
+
+    # -- called by the job threads, the settler and the lease keeper --------
 
     def ended(self, delivery: Delivery) -> None:
         """A body has returned (or was failed by the watchdog): its slot is free."""
-        with self.cond:
-            self.executing -= 1
-            self._ended += 1
+        with self._cond:
+            self._executing -= 1
+            self.pace.ended += 1
             if self.alone is delivery:
                 self.alone = None
-            self.cond.notify()  # the intake thread is the one waiter
+            self._cond.notify()  # the intake thread is the one waiter
+
+    def recorded(self) -> None:
+        """Outcomes reached Redis: a suspect, or a fetch a cap cut, may have waited for them."""
+        if self.suspects or self._capped:
+            with self._cond:
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Shutting down (the worker's stop event is set): take no more leases in, and wake the
+        intake thread from any wait for a slot."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def forget(self, keys: set[tuple[str, str, str]]) -> list[Delivery]:
         """Drop unstarted jobs whose lease was lost (recovered while this worker was stopped or
         cut off), by Delivery.key; returns the ones dropped."""
-        with self.cond:
+        with self._cond:
             dropped = [d for d in (*self.armed, *self.buffer, *self.suspects) if d.key in keys]
             if dropped:
                 self.armed = collections.deque(d for d in self.armed if d.key not in keys)
@@ -149,22 +165,23 @@ class Intake:
     def refill(self, queue: str, freed: int) -> Refill | None:
         """What a settle of `freed` outcomes of `queue` may lease for the slots they free: only
         while a cap holds the queue (else arming keeps slots busy), and not near the end."""
-        if queue not in self.capped or self.closed or self.budget is not None:
+        if queue not in self._capped or self._closed or self._budget is not None:
             return None
-        return Refill(self.worker_id, freed, self._suspect_lost, self.rates.get(queue), self.caps.get(queue, 0),
-                      self.limits)
+        limits = self.limits
+        return Refill(self.worker_id, freed, self._suspect_lost, limits.rates.get(queue), limits.caps.get(queue, 0),
+                      limits.tasks)
 
     def accept(self, leased: list[Delivery], sent: float) -> list[Delivery]:
         """Jobs a settle leased for the freed slots: armed (or reserved), like a fetch's. Returns
         them instead if the intake has closed (the caller gives them back)."""
-        with self.cond:
-            if self.closed:
+        with self._cond:
+            if self._closed:
                 return leased
             for d in leased:
                 d.deadline = sent + self.lease
             self._keep(leased, None)
-            self.queue_empty = False
-            self.cond.notify()
+            self._queue_empty = False
+            self._cond.notify()
         return []
 
     def _keep(self, leased: list[Delivery], out: Step | None) -> None:
@@ -174,8 +191,8 @@ class Intake:
             self.on_lease(d)
             if not d.running:
                 (self.suspects if self.concurrency > 1 and d.lost >= SUSPECT_LOST else self.buffer).append(d)
-            elif out is not None and self.executing < self.concurrency:
-                self.executing += 1
+            elif out is not None and self._executing < self.concurrency:
+                self._executing += 1
                 out.run.append(d)
             else:
                 self.armed.append(d)
@@ -183,7 +200,7 @@ class Intake:
     @property
     def _all_capped(self) -> bool:
         """Every queue's last fetch was cut by a cap (what this worker leases more waits for slots)."""
-        return len(self.capped) == len(self.queues)
+        return len(self._capped) == len(self.queues)
 
     @property
     def _suspect_lost(self) -> int:
@@ -192,8 +209,8 @@ class Intake:
     def unstarted(self) -> list[Delivery]:
         """Take every armed and reserved job out (shutdown gives them back); later leases from
         a settle are refused (accept returns them)."""
-        with self.cond:
-            self.closed = True
+        with self._cond:
+            self._closed = True
             out = [*self.armed, *self.buffer, *self.suspects]
             self.armed.clear()
             self.buffer.clear()
@@ -202,113 +219,122 @@ class Intake:
 
     @property
     def ahead(self) -> int:
-        """Jobs to keep armed: about the number expected to end during one fetch (none while
-        recycling after max_jobs, or for jobs slower than a fetch)."""
-        if self.budget is not None:
-            return 0
-        expected = 2 * self.rate * self.latency  # twice: rate and latency both vary
-        return 0 if expected < 0.5 else min(self.concurrency, math.ceil(expected))
-
-    def _measure(self, now: float) -> None:
-        elapsed = now - self._measured
-        if elapsed >= 0.005:  # sub-ms windows say little about a rate
-            self.rate += SMOOTHING * (self._ended / elapsed - self.rate)
-            self._ended, self._measured = 0, now
+        """Jobs to keep armed (none while recycling after max_jobs)."""
+        return 0 if self._budget is not None else self.pace.ahead(self.concurrency)
 
     def wait_for_work(self, stop: threading.Event, timeout: float = 1.0) -> None:
         """Block while nothing can start: a suspect runs, a suspect waits for the others to end,
         or every slot is busy and the buffer is full (or the queues were empty)."""
-        with self.cond:
+        with self._cond:
             while not stop.is_set() and self._blocked():
-                self.cond.wait(timeout)
+                self._cond.wait(timeout)
 
     def _blocked(self) -> bool:
-        if self.alone is not None or (self.suspects and (self.executing or self.unsettled())):
+        if self.alone is not None or (self.suspects and (self._executing or self.unsettled())):
             return True
         if self._all_capped and self.unsettled() and not (self.armed or self.buffer):
             return True  # the outcomes on their way free cap slots, and their settle fills them
-        if self.executing < self.concurrency:
+        if self._executing < self.concurrency:
             return False
-        return self.queue_empty or (len(self.buffer) >= self.prefetch and len(self.armed) >= self.ahead)
+        return self._queue_empty or (len(self.buffer) >= self.prefetch and len(self.armed) >= self.ahead)
 
-    # -- one round ---------------------------------------------------------
+    # -- one round: plan (locked), fetch (unlocked), absorb (locked) ---------
 
     def step(self) -> Step:
         """Decide what to start and lease, make the fetch calls, and return what to run now."""
-        out = Step()
         now = self.clock()
-        suspect: Delivery | None = None
-        with self.cond:
-            self._measure(now)
-            if self._blocked():
-                out.wait_slot = True
-                return out
-            start: list[Delivery] = []
-            if self.suspects:  # nothing is executing here: the suspect runs alone
-                suspect = self.suspects.popleft()
-                start.append(suspect)
-                out.give_back = [*self.armed, *self.buffer]  # others run elsewhere meanwhile, unblamed
-                self.armed.clear()
-                self.buffer.clear()
-                run = reserve = 0
-            else:
-                free = self.concurrency - self.executing
-                if self.budget is not None:
-                    free = min(free, self.budget)
-                while self.armed and len(out.run) < free:  # no round trip: they are running already
-                    d = self.armed.popleft()
-                    # a lease that may have lapsed: recovery requeues the job
-                    (out.run if self._fresh(d, now) else out.give_back).append(d)
-                if out.run or out.give_back:
-                    self.executing += len(out.run)
-                    self._spend(len(out.run))
-                    return out  # start these now; the next step refills
-                while self.buffer and len(start) < free:
-                    d = self.buffer.popleft()
-                    # a lease that may have lapsed: recovery requeues the job (never started: no blame)
-                    (start if self._fresh(d, now) else out.dropped).append(d)
-                run = free - len(start) + max(0, self.ahead - len(self.armed))
-                reserve = max(0, self.prefetch - len(self.buffer))
-                if self._all_capped:  # a cap cuts leases ahead: ask for free slots only
-                    run, reserve = free - len(start), 0
-                if self.budget is not None:  # no prefetch past the last job this worker will run
-                    run = min(run, self.budget - len(start))
-                    reserve = min(reserve, max(0, self.budget - free - len(self.buffer)))
-            self.executing += len(start)  # counted now, so a concurrent ended() cannot undercount
+        with self._cond:
+            plan = self._plan(now)
+        if isinstance(plan, Step):
+            return plan
         sent = self.clock()
         try:
-            leased, started, next_due = self._fetch(run, reserve, start)
+            fetched = self._fetch(plan.run, plan.reserve, plan.start)
         except BaseException:
-            with self.cond:  # as it was: try again later
-                self.executing -= len(start)
-                if suspect is not None:
-                    self.suspects.appendleft(suspect)
-                    self.buffer.extend(out.give_back)
-                    out.give_back = []
-                else:
-                    self.buffer.extendleft(reversed(start))
+            with self._cond:
+                self._undo(plan)
             raise
-        with self.cond:
-            self.latency += SMOOTHING * (self.clock() - sent - self.latency)
-            self.executing -= len(start) - len(started)
-            ok = {id(d) for d in started}
-            out.dropped += [d for d in start if id(d) not in ok]  # refused: cancelled, or lease lost
-            if suspect is not None and started:
-                self.alone = suspect
-            for d in started:
-                d.running = True
-            out.run.extend(started)
-            self._keep(leased, out)
-            self.queue_empty = not leased and not started
-            out.idle = self.queue_empty and not (self.buffer or self.suspects or self.armed or out.give_back)
-            out.next_due = next_due
+        with self._cond:
+            return self._absorb(plan, *fetched, sent=sent)
+
+    def _plan(self, now: float) -> Plan | Step:
+        """What this round starts and leases; a Step when no fetch is needed (nothing can start,
+        or armed jobs start now without a round trip)."""
+        self.pace.measure(now)
+        if self._blocked():
+            return Step(wait_slot=True)
+        if self.suspects:  # nothing is executing here: the suspect runs alone
+            return self._plan_alone()
+        out = Step()
+        free = self.concurrency - self._executing
+        if self._budget is not None:
+            free = min(free, self._budget)
+        while self.armed and len(out.run) < free:  # no round trip: they are running already
+            d = self.armed.popleft()
+            # a lease that may have lapsed: recovery requeues the job
+            (out.run if self._fresh(d, now) else out.give_back).append(d)
+        if out.run or out.give_back:
+            self._executing += len(out.run)
             self._spend(len(out.run))
-            self.cond.notify_all()
+            return out  # start these now; the next step refills
+        start: list[Delivery] = []
+        while self.buffer and len(start) < free:
+            d = self.buffer.popleft()
+            # a lease that may have lapsed: recovery requeues the job (never started: no blame)
+            (start if self._fresh(d, now) else out.dropped).append(d)
+        run = free - len(start) + max(0, self.ahead - len(self.armed))
+        reserve = max(0, self.prefetch - len(self.buffer))
+        if self._all_capped:  # a cap cuts leases ahead: ask for free slots only
+            run, reserve = free - len(start), 0
+        if self._budget is not None:  # no prefetch past the last job this worker will run
+            run = min(run, self._budget - len(start))
+            reserve = min(reserve, max(0, self._budget - free - len(self.buffer)))
+        self._executing += len(start)  # counted now, so a concurrent ended() cannot undercount
+        return Plan(out, start, run, reserve)
+
+    def _plan_alone(self) -> Plan:
+        """Start the first suspect, alone: the others run elsewhere meanwhile, unblamed."""
+        suspect = self.suspects.popleft()
+        out = Step(give_back=[*self.armed, *self.buffer])
+        self.armed.clear()
+        self.buffer.clear()
+        self._executing += 1  # counted now, so a concurrent ended() cannot undercount
+        return Plan(out, [suspect], 0, 0, suspect)
+
+    def _undo(self, plan: Plan) -> None:
+        """The fetch failed: put back what the plan took out (the next round tries again)."""
+        self._executing -= len(plan.start)
+        if plan.suspect is not None:
+            self.suspects.appendleft(plan.suspect)
+            self.buffer.extend(plan.out.give_back)
+            plan.out.give_back = []
+        else:
+            self.buffer.extendleft(reversed(plan.start))
+
+    def _absorb(self, plan: Plan, leased: list[Delivery], started: list[Delivery], next_due: float | None,
+                *, sent: float) -> Step:
+        """Take in what the fetch leased and started: the round's jobs to run now."""
+        out = plan.out
+        self.pace.fetched(self.clock() - sent)
+        self._executing -= len(plan.start) - len(started)
+        ok = {id(d) for d in started}
+        out.dropped += [d for d in plan.start if id(d) not in ok]  # refused: cancelled, or lease lost
+        if plan.suspect is not None and started:
+            self.alone = plan.suspect
+        for d in started:
+            d.running = True
+        out.run.extend(started)
+        self._keep(leased, out)
+        self._queue_empty = not leased and not started
+        out.idle = self._queue_empty and not (self.buffer or self.suspects or self.armed or out.give_back)
+        out.next_due = next_due
+        self._spend(len(out.run))
+        self._cond.notify_all()
         return out
 
     def _spend(self, started: int) -> None:
-        if self.budget is not None:
-            self.budget -= started
+        if self._budget is not None:
+            self._budget -= started
 
     def _fresh(self, d: Delivery, now: float) -> bool:
         """Whether an armed or reserved job's lease surely holds long enough to start it."""
@@ -321,6 +347,7 @@ class Intake:
         leased: list[Delivery] = []
         started: list[Delivery] = []
         next_due: float | None = None
+        limits = self.limits
         for q in self._order():
             pairs = [d for d in start if d.queue == q]
             if not pairs and (run + reserve <= 0 or leased):
@@ -328,8 +355,8 @@ class Intake:
             sent = self.clock()
             reply = self.broker.fetch(q, run, reserve, self.worker_id, [(d.id, d.token) for d in pairs],
                                       suspect_lost=self._suspect_lost,
-                                      rate=self.rates.get(q), max_running=self.caps.get(q, 0),
-                                      limits=self.limits)
+                                      rate=limits.rates.get(q), max_running=limits.caps.get(q, 0),
+                                      limits=limits.tasks)
             started += [d for d, ok in zip(pairs, reply.started, strict=True) if ok]
             for d in reply.deliveries:
                 d.deadline = sent + self.lease
@@ -339,9 +366,9 @@ class Intake:
                     reserve -= 1
             leased += reply.deliveries
             if reply.capped:
-                self.capped.add(q)
+                self._capped.add(q)
             else:
-                self.capped.discard(q)
+                self._capped.discard(q)
             if reply.next_due is not None:
                 next_due = reply.next_due if next_due is None else min(next_due, reply.next_due)
         return leased, started, next_due
@@ -355,7 +382,7 @@ class Intake:
         k = self._turn % len(qs)
         self._turn += 1
         order = qs[k:] + qs[:k]
-        with self.cond:
+        with self._cond:
             woken, self.woken = self.woken, []
         if woken:
             order = [q for q in woken if q in qs] + [q for q in order if q not in woken]
@@ -366,10 +393,10 @@ class Intake:
         start = self.clock()
         due_at = None if next_due is None else start + next_due
         give_up = start + (0.05 if burst else SAFETY_FETCH)
-        with self.cond:
-            self.idling = True
+        with self._cond:
+            self._idling = True
         while not stop.is_set():
-            with self.cond:
+            with self._cond:
                 if self.armed or self.buffer:  # a settle leased jobs meanwhile (accept)
                     break
             now = self.clock()
@@ -378,11 +405,11 @@ class Intake:
                 break
             woken = self.broker.wait(self.queues, self.worker_id, timeout)
             if woken is not None:
-                with self.cond:  # new work: worth a fetch even with every slot busy (to prefetch it)
-                    self.queue_empty = False
+                with self._cond:  # new work: worth a fetch even with every slot busy (to prefetch it)
+                    self._queue_empty = False
                     self.woken = woken
                 break
-        with self.cond:
-            self.idling = False
+        with self._cond:
+            self._idling = False
             if due_at is not None and self.clock() >= due_at:
-                self.queue_empty = False
+                self._queue_empty = False

@@ -16,6 +16,7 @@ from typing import Protocol
 from taskq.broker.base import Consumer, Delivery, Registry
 from taskq.errors import BrokerError
 from taskq.log import get_logger
+from taskq.message import Message
 from taskq.outage import Outage
 
 log = get_logger("taskq.worker")
@@ -67,8 +68,36 @@ class Leases:
     def snapshot(self) -> list[Delivery]:
         return list(self._held.values())
 
+    def unfinished(self) -> list[Delivery]:
+        """Held jobs whose body has not ended (not started yet, or running)."""
+        settling = self._settling
+        return [d for key, d in list(self._held.items()) if key not in settling]
+
     def __len__(self) -> int:
         return len(self._held)
+
+    def give_back(self, deliveries: list[Delivery]) -> int:
+        """Release jobs this worker holds but will not run (no attempt, no blame); returns how many
+        went back."""
+        released = 0
+        for q in {d.queue for d in deliveries}:
+            try:
+                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
+            except BrokerError as exc:  # their leases lapse instead, and they come back unblamed
+                log.warning("could not give jobs back", queue=q, error=str(exc))
+        self.drop(deliveries)
+        return released
+
+    def report_progress(self, message: Message, fraction: float, text: str) -> None:
+        """Store a running job's progress under its lease token (current_job().progress)."""
+        delivery = self.find(message.queue, message.id)
+        if delivery is None:
+            return
+        try:
+            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
+                log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
+        except BrokerError as exc:
+            log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
 
     def find(self, queue: str, job_id: str) -> Delivery | None:
         """The running delivery of a job (for its progress reports)."""

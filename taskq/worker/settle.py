@@ -42,6 +42,8 @@ class Finished:
     recorded: bool = False
     #: a workflow step with successors: once it ends, the settler tells them (continuer.py)
     continues: bool = False
+    #: a failure's traceback for its log line (None: not worth one, see execute.failed)
+    traceback: str | None = None
 
 
 def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, limit: int) -> Finished:
@@ -60,15 +62,19 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
                                 error=outcome.error, summary=outcome.summary or "", attempt=attempt)
         # a step's retry ends it if it was cancelled meanwhile: the settler then continues it
         return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
-                        outcome.delay, continues=continues)
+                        outcome.delay, continues=continues,
+                        traceback=outcome.error if outcome.show_traceback else None)
     settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)
-    return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues)
+    return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues,
+                    traceback=outcome.error if outcome.show_traceback else None)
 
 
-def undeliverable(delivery: Delivery, reason: str) -> Finished:
-    """A leased job that cannot run (undecodable message, unknown task): dead, with its reason."""
+def undeliverable(delivery: Delivery, reason: str, message: Message | None = None) -> Finished:
+    """A leased job that cannot run (undecodable message, unknown task): dead, with its reason;
+    named after the message's task if it decoded."""
     settlement = Settlement(Outcome.DEAD, delivery.id, delivery.token, reason=reason)
-    return Finished(delivery, "", 0, settlement, None)
+    return Finished(delivery, "" if message is None else message.task, 0 if message is None else message.attempt,
+                    settlement, None)
 
 
 #: event kind and discarded-outcome word by (outcome kind, what settling did)
@@ -81,6 +87,10 @@ _EVENTS: dict[tuple[Outcome, Settled], tuple[EventKind, str | None]] = {
     (Outcome.RETRY, Settled.LOST): (EventKind.LOST, "retry"),
     (Outcome.DEAD, Settled.LOST): (EventKind.LOST, "dead-letter"),
 }
+
+
+#: the events that carry the failure's traceback
+_FAILED = (EventKind.RETRYING, EventKind.DEAD)
 
 
 class Settler:
@@ -209,4 +219,5 @@ class Settler:
             error=f.summary, duration_ms=None if f.duration is None else round(f.duration * 1000, 3),
             reason=discarded or (s.reason if s.kind is Outcome.DEAD else None),
             delay_s=None if f.delay is None else round(f.delay, 3),
+            traceback=f.traceback if kind in _FAILED else None,
         ))

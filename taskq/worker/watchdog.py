@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from taskq.broker.base import Delivery
@@ -78,6 +78,17 @@ class Watchdog:
     @property
     def needed(self) -> bool:
         return bool(self.kill_on_timeout or self.parent_pid or self.max_memory_mb)
+
+    def warn_unenforced(self, tasks: Iterable[TaskBase[Any, Any]], queues: Sequence[str]) -> None:
+        """One line at start naming the sync tasks (of `queues`) whose timeout= this worker cannot
+        enforce: on a thread without a supervisor, a body over its limit runs to its end."""
+        if self.kill_on_timeout:
+            return
+        names = sorted(t.name for t in tasks if t.opts.timeout is not None and not t.is_async
+                       and t.opts.queue in queues)
+        if names:
+            log.warning("timeout= cannot stop these sync tasks on threads: an overrun runs to its end, then fails; "
+                        "taskq worker -p N kills it", tasks=names)
 
     def started(self, delivery: Delivery, message: Message, task: TaskBase[Any, Any]) -> None:
         if not self.kill_on_timeout:
