@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import time
 
 import pytest
+from deployments import deployments
 from newjobs import new_job, new_jobs
 
 import taskq
 from taskq.broker import Broker, Policy, open_broker
-from taskq.broker.base import Claim, ClaimMode, ClaimResult, Outcome, Settlement, Status
+from taskq.broker.base import Claim, ClaimMode, ClaimResult, FlowStep, Outcome, Settlement, Status, StepRef
 from taskq.testing import drain
 
-_names = itertools.count()
-
-
-@pytest.fixture(name="any_url", params=["memory", "redis", "cluster", "sentinel"])
-def any_url_fixture(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://expires-{next(_names)}"
-    return str(request.getfixturevalue(f"{request.param}_url"))
+any_url = deployments("any_url")
 
 
 @pytest.fixture(name="broker")
@@ -117,6 +110,17 @@ def test_a_cron_tick_expires_counted_from_the_tick(broker: Broker) -> None:
     assert_expired(broker, "cron:s:old")
 
 
+def test_a_fetch_names_the_expired_steps_whose_successors_must_be_told(broker: Broker) -> None:
+    past = broker.time_ms() - 1
+    broker.stage([("q", FlowStep("f-1", b"m", 0, "t", "", 0, (StepRef("q", "f-2", 1),), "f 1 2", 0, past)),
+                  ("q", FlowStep("f-3", b"m", 0, "t", "", 0, (), "f 3 3", 0, past))])
+    got = broker.fetch("q", 10, 0, "w1")
+    assert (got.deliveries, got.ended) == ([], ["f-1"])  # f-3 has no successors: nobody to tell
+    assert_expired(broker, "f-1")
+    assert_expired(broker, "f-3")
+    assert [s.id for s in broker.ended_steps("q", ["f-1"])] == ["f-1"]  # the outbox holds it too
+
+
 # -- the API -----------------------------------------------------------------
 
 
@@ -192,3 +196,29 @@ def test_bad_expires_is_refused(app: taskq.TaskQ, bad: object) -> None:
 
     with pytest.raises(taskq.ConfigError, match="expires must be seconds > 0"):
         work.options(expires=bad)  # type: ignore[arg-type]
+
+
+def test_a_workflow_steps_deadline_counts_from_when_it_became_ready(app: taskq.TaskQ) -> None:
+    ran: list[str] = []
+
+    @app.task
+    def slow(name: str) -> str:
+        time.sleep(0.6)  # longer than the next step's expires=0.3: it counts from when that step is ready
+        ran.append(name)
+        return name
+
+    @app.task(retries=0)
+    def then(previous: str, name: str) -> str:
+        ran.append(name)
+        return name
+
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    ok = taskq.chain(slow.s("a"), then.options(expires=0.3).s("b")).delay()
+    cut = taskq.chain(slow.s("c"), then.options(expires=past).s("d"), then.s("e")).delay()
+    drain(app)
+    assert ok.result(timeout=5) == "b"
+    assert sorted(ran) == ["a", "b", "c"]
+    flow = cut.id.rsplit("-", 1)[0]
+    expired, last = app.job(f"{flow}-2"), app.job(f"{flow}-3")
+    assert expired.status() == "cancelled" and (expired.info().reason or "").startswith("expired:")
+    assert last.status() == "dead" and (last.info().reason or "").startswith("upstream_failed: then")

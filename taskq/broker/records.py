@@ -111,6 +111,8 @@ class Fetched:
     next_due: float | None
     #: a concurrency cap (the queue's or a task's) left jobs behind: a lease ending frees a slot
     capped: bool = False
+    #: workflow steps with successors that this fetch ended (expired): the worker tells them
+    ended: list[str] = dataclasses.field(default_factory=list)
 
 
 class Outcome(enum.StrEnum):
@@ -382,6 +384,10 @@ class FlowStep:
     children: tuple[StepRef, ...]
     #: "<flow id> <step> <steps>"
     place: str
+    #: not started this many ms after it became ready, it never starts (0: no deadline)
+    expires_ms: int = 0
+    #: or not started by this unix ms (0: none)
+    expires_at_ms: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -127,10 +127,11 @@ class RedisBroker(Admin, Stream, Steps):
         for pair in start:
             args.extend(pair)
         reply = self.conn.run("fetch", [self.qk(queue).base], args)
-        due, pairs = int(reply[0]), int(reply[1])
-        started = [flag == 1 for flag in reply[3:3 + pairs]]
-        return Fetched(started, self._deliveries(queue, reply, 3 + pairs), None if due < 0 else due / 1000,
-                       reply[2] == 1)
+        due, pairs, ended = int(reply[0]), int(reply[1]), int(reply[3])
+        started = [flag == 1 for flag in reply[4:4 + pairs]]
+        leased = reply[:len(reply) - ended] if ended else reply
+        return Fetched(started, self._deliveries(queue, leased, 4 + pairs), None if due < 0 else due / 1000,
+                       reply[2] == 1, [i.decode() for i in reply[len(reply) - ended:]] if ended else [])
 
     @staticmethod
     def _deliveries(queue: str, reply: list[Any], first: int) -> list[Delivery]:

@@ -249,7 +249,7 @@ class Intake:
             return plan
         sent = self.clock()
         try:
-            fetched = self._fetch(plan.run, plan.reserve, plan.start)
+            fetched = self._fetch(plan.run, plan.reserve, plan.start, plan.out.ended)
         except BaseException:
             with self._cond:
                 self._undo(plan)
@@ -340,10 +340,10 @@ class Intake:
         """Whether an armed or reserved job's lease surely holds long enough to start it."""
         return now < d.deadline - self.lease / 3
 
-    def _fetch(self, run: int, reserve: int,
-               start: list[Delivery]) -> tuple[list[Delivery], list[Delivery], float | None]:
+    def _fetch(self, run: int, reserve: int, start: list[Delivery],
+               ended: dict[str, list[str]]) -> tuple[list[Delivery], list[Delivery], float | None]:
         """One fetch per queue that has jobs to start or room left; returns (leased, started,
-        seconds until the next scheduled job)."""
+        seconds until the next scheduled job), and puts the workflow steps it ended in `ended`."""
         leased: list[Delivery] = []
         started: list[Delivery] = []
         next_due: float | None = None
@@ -365,6 +365,8 @@ class Intake:
                 else:
                     reserve -= 1
             leased += reply.deliveries
+            if reply.ended:
+                ended[q] = reply.ended
             if reply.capped:
                 self._capped.add(q)
             else:

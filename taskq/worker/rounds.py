@@ -33,6 +33,9 @@ class Step:
     next_due: float | None = None
     #: nothing can happen until a running job ends: wait for a slot, not for Redis
     wait_slot: bool = False
+    #: queue -> workflow steps with successors that this round's fetch ended (expired): the
+    #: worker tells their successors at once (an outbox sweep would, later)
+    ended: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

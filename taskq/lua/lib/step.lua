@@ -4,6 +4,7 @@
 -- results (so the worker needs no other read to run it).
 -- @include lib/order
 -- @include lib/events
+-- @include lib/job
 
 local function keep_waiting(jk, ttl)
   redis.call('PEXPIRE', jk, ttl)
@@ -33,8 +34,12 @@ local function with_inputs(msg, values)
   return header .. rest .. '\166inputs' .. array_header(#values) .. table.concat(values)
 end
 
--- every parent succeeded: in:1..parents (each '+' and a packed result) go into the message
-local function step_ready(base, id, jk, prio, task)
+-- every parent succeeded: in:1..parents (each '+' and a packed result) go into the message, and
+-- its deadline (expires=) counts from now
+local function step_ready(base, id, jk, prio, task, now)
+  local e = redis.call('HMGET', jk, 'expires_in', 'expires_at')
+  local expires = (e[1] or e[2]) and deadline(now, e[1], e[2])
+  if expires then redis.call('HSET', jk, 'expires_ms', expires) end
   local parents = tonumber(redis.call('HGET', jk, 'parents') or '0') or 0
   if parents > 0 then
     local names = {}

@@ -13,12 +13,15 @@
 local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms'}
 
 -- A job past its deadline (expires=) never starts: true if `by` (its expires_ms field) has passed,
--- and then it ends cancelled here (its record kept like a dead job's, dead_ttl).
-local function expire(base, id, jk, by, now)
+-- and then it ends cancelled here (its record kept like a dead job's, dead_ttl); a workflow step
+-- with successors joins t.ended, so the worker tells them at once (its outbox entry is the backstop).
+local function expire(t, id, jk, by)
   by = tonumber(by or '')
-  if not by or by >= now then return false end
-  finish(base, id, jk, 'cancelled', now, dead_ttl,
-    {'reason', 'expired: not started by its deadline (expires=), ' .. (now - by) .. ' ms past it'})
+  if not by or by >= t.now then return false end
+  local children = redis.call('HGET', jk, 'children')
+  finish(t.base, id, jk, 'cancelled', t.now, dead_ttl,
+    {'reason', 'expired: not started by its deadline (expires=), ' .. (t.now - by) .. ' ms past it'})
+  if children then t.ended[#t.ended + 1] = id end
   return true
 end
 
@@ -31,7 +34,7 @@ local function new_taker(base, now, argv, i)
     suspect_lost = tonumber(argv[i + 2]), rate_n = tonumber(argv[i + 3]) or 0,
     rate_window = tonumber(argv[i + 4]) or 0, cap = tonumber(argv[i + 5]) or 0,
     leases = base .. ':leases', reserved = base .. ':reserved', rate_key = base .. ':rate',
-    gates = {}, limited = false, capped = false, stopped = 0}
+    gates = {}, limited = false, capped = false, stopped = 0, ended = {}}
   local gates_n = tonumber(argv[i + 6]) or 0
   for j = i + 7, i + 6 + 4 * gates_n, 4 do
     t.gates[argv[j]] = new_gate(base, argv[j], tonumber(argv[j + 1]), tonumber(argv[j + 2]), tonumber(argv[j + 3]))
@@ -42,7 +45,7 @@ end
 -- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now);
 -- false if it expired instead
 local function lease_one(t, id, jk, f, g, out)
-  if f[8] and expire(t.base, id, jk, f[8], t.now) then return false end
+  if f[8] and expire(t, id, jk, f[8]) then return false end
   local lost = tonumber(f[3] or '0') or 0
   local deliveries = (tonumber(f[4] or '0') or 0) + 1
   local token = t.worker .. ':' .. deliveries

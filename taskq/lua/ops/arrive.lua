@@ -28,7 +28,7 @@ local status, had = f[1], f[2]
 if not status or status == 'succeeded' then return 0 end
 
 local function go()  -- every parent succeeded
-  step_ready(base, id, jk, priority_of(f[4]), f[6])
+  step_ready(base, id, jk, priority_of(f[4]), f[6], now)
   return 3
 end
 

@@ -10,8 +10,9 @@
 -- task's limit waits in <base>:gate:<task>:held, still queued, until its task has room.
 -- Returns {ms until the next scheduled job or until a rate limit lets the next job go, whichever
 --   comes first (-1 if neither), number of pairs, 1 if a cap (the queue's or a task's) left jobs
---   behind else 0, 1/0 per pair (started, or refused: cancelled, expired or lease lost), then id, msg,
---   token, deliveries, lost, 1 if running else 0 per leased job}.
+--   behind else 0, the number E of expired workflow steps with successors, 1/0 per pair (started,
+--   or refused: cancelled, expired or lease lost), then id, msg, token, deliveries, lost, 1 if
+--   running else 0 per leased job, then the E ids of those steps (the worker tells their successors)}.
 -- @include lib/now
 -- @include lib/promote
 -- @include lib/take
@@ -23,14 +24,14 @@ local t, first_pair = new_taker(base, now, ARGV, 4)
 
 promote(base, now, 1000)
 
-local out = {-1, 0, 0}
+local out = {-1, 0, 0, 0}
 local pairs_n = 0
 for i = first_pair, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt', 'expires_ms')
   local ok = 0
-  if f[1] == token and f[2] == 'reserved' and f[5] and expire(base, id, jk, f[5], now) then
+  if f[1] == token and f[2] == 'reserved' and f[5] and expire(t, id, jk, f[5]) then
     f[1] = false  -- past its deadline while prefetched: it never starts (refused below)
   end
   -- 'running' under the same token: this start ran before and its reply was lost (a retry)
@@ -47,6 +48,7 @@ out[2] = pairs_n
 
 take(t, run, reserve, out)
 local wait, capped = after_take(t)
-out[1], out[3] = next_due(base, now), capped
+out[1], out[3], out[4] = next_due(base, now), capped, #t.ended
+for _, id in ipairs(t.ended) do out[#out + 1] = id end
 if wait >= 0 and (out[1] < 0 or wait < out[1]) then out[1] = wait end
 return out
