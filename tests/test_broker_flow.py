@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import time
 
+from deployments import deployments
 from newjobs import new_job, new_jobs
-from test_broker import broker_fixture, ok, short_leases, url_fixture  # noqa: F401  (the contract's fixtures)
+from test_broker import broker_fixture, ok, short_leases  # noqa: F401  (the contract's broker fixture)
 
 from taskq.broker import Broker
 from taskq.broker.base import Outcome, Recovered, Refill, Settled, Settlement, Status, TaskLimit
+
+#: the contract's deployments (as tests/test_broker.py)
+url = deployments("url")
 
 
 def put(broker: Broker, job_id: str, order: str | None = "k", max_ready: int = 0, **kw: object) -> None:

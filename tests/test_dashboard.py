@@ -143,7 +143,7 @@ def test_a_token_is_required_by_header_or_session_cookie(shop: taskq.TaskQ) -> N
 
 def test_the_cli_refuses_to_listen_beyond_loopback_without_a_token(shop: taskq.TaskQ,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: shop)
     out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--host", "0.0.0.0"])
     assert out.exit_code == 2 and "--token" in out.output
 
@@ -157,7 +157,7 @@ def test_pages_run_off_the_event_loop(shop: taskq.TaskQ) -> None:
 
 
 def test_the_cli_fails_in_one_line_on_a_busy_port(shop: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: shop)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: shop)
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--port", str(port)])

@@ -200,7 +200,7 @@ def test_taskq_events_prints_one_line_per_event(redis_url: str, monkeypatch: pyt
 
     job = hello.delay()
     drain(app)
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: app)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: app)
     runner = CliRunner()
     out = runner.invoke(cli.main, ["events", "x:app", "--since", "0", "--timeout", "0.3", "--json"])
     assert out.exit_code == 0, out.output

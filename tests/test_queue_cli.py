@@ -17,7 +17,7 @@ from taskq.testing import drain
 
 @pytest.fixture
 def runner(app: taskq.TaskQ, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: app)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: app)
     return CliRunner()
 
 
@@ -79,7 +79,7 @@ def test_taskq_app_stands_in_for_app(app: taskq.TaskQ, monkeypatch: pytest.Monke
 
     job = noop.delay()
     loaded: list[str] = []
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: loaded.append(path) or app)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: loaded.append(path) or app)
     monkeypatch.setenv("TASKQ_APP", "from.env:app")
     run = CliRunner().invoke
     assert run(cli.main, ["job", job.id]).exit_code == 0

@@ -219,7 +219,7 @@ def test_taskq_job_shows_the_flow_and_the_step(app: taskq.TaskQ, monkeypatch: py
     info = last.info()
     flow = last.id.rsplit("-", 1)[0]
     assert (info.flow, info.step, info.steps, info.status) == (flow, 2, 2, taskq.Status.WAITING)
-    monkeypatch.setattr(cli, "load_app", lambda path, url=None: app)
+    monkeypatch.setattr(cli.parts, "load_app", lambda path, url=None: app)
     out = CliRunner().invoke(cli.main, ["job", "x:app", last.id])
     assert out.exit_code == 0 and f"flow       {flow} step 2 of 2" in out.output and "waiting" in out.output
     as_json = CliRunner().invoke(cli.main, ["job", "x:app", last.id, "--json"])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import click
 
@@ -18,38 +16,23 @@ from taskq import views
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.cli import parts, render
+from taskq.cli.dlq import dlq
 from taskq.cli.options import WorkerOptions
-from taskq.cli.parts import AppCommand, AppGroup, json_arg, on_stop_signals, one_line, run, serve_metrics, supervise
-from taskq.errors import BrokerError, ConfigError
+from taskq.cli.parts import (
+    AppCommand,
+    app_of,
+    echo,
+    json_arg,
+    on_stop_signals,
+    one_line,
+    run,
+    serve_metrics,
+    supervise,
+    url_option,
+)
+from taskq.cli.queues import queue
+from taskq.errors import BrokerError
 from taskq.log import configure
-
-
-def load_app(path: str, url: str | None = None) -> TaskQ:
-    """Import `package.module:app` (or `package.module` holding exactly one TaskQ)."""
-    module_name, _, attr = path.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside the caller
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
-    if attr:
-        if not hasattr(module, attr):  # a typo, not a value of the wrong type ("found NoneType")
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
-        app = getattr(module, attr)
-        if not isinstance(app, TaskQ):
-            raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
-    else:
-        apps = [v for v in vars(module).values() if isinstance(v, TaskQ)]
-        if len(apps) != 1:
-            raise ConfigError(f"module {module_name!r} holds {len(apps)} TaskQ apps; name one as {module_name}:NAME")
-        app = apps[0]
-    if url:
-        app.configure(url)
-    return app
-
-
-_url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
 
 
 @click.group()
@@ -61,7 +44,7 @@ def main() -> None:
 @main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @WorkerOptions.click_options
-@_url_option
+@url_option
 def worker(app_path: str, url: str | None, **values: Any) -> None:
     """Run jobs from the app's queues until SIGTERM or Ctrl-C."""
     opts = WorkerOptions(**values)
@@ -70,7 +53,7 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
         raise click.UsageError("--max-jobs-per-child and --max-memory-per-child need -p/--processes")
     if opts.burst and opts.processes:
         raise click.UsageError("--burst cannot be combined with -p/--processes")
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     if opts.processes:
         sys.exit(supervise(app_path, app, opts, url))
     counters = None
@@ -92,13 +75,13 @@ def worker(app_path: str, url: str | None, **values: Any) -> None:
 @click.argument("app_path", metavar="APP")
 @click.option("--lease", default=LEASE, show_default=True, type=click.FloatRange(min=0.5),
               help="Seconds the leader lease lasts; another beat takes over this long after the leader dies.")
-@_url_option
+@url_option
 @WorkerOptions.shared("log_level", "log_format", "metrics_port", "metrics_host")
 def beat(app_path: str, lease: float, url: str | None, log_level: str, log_format: str,
          metrics_port: int | None, metrics_host: str) -> None:
     """Fire the app's cron schedules and promote due delayed jobs (run as many as you like)."""
     configure(log_level, log_format)
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     b = Beat(app, lease=lease)
     if metrics_port is not None:
         from taskq import metrics
@@ -114,10 +97,10 @@ def beat(app_path: str, lease: float, url: str | None, log_level: str, log_forma
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between refreshes with --watch.")
-@_url_option
+@url_option
 def status(app_path: str, as_json: bool, watch: bool, interval: float, url: str | None) -> None:
     """Queue depths, running jobs and their progress, live workers, the beat leader, cron schedules."""
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     if not watch:
         data = run(lambda: views.snapshot(app))
         click.echo(json.dumps(data, indent=2) if as_json else "\n".join(render.status(data)))
@@ -156,18 +139,18 @@ def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
 @click.option("--state", type=click.Choice(views.STATES), help="List the queue's jobs in this state (no ID).")
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="With --state: which 50.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-@_url_option
+@url_option
 def job(app_path: str, job_id: str | None, action: str | None, queue_name: str | None, state: str | None,
         page: int, as_json: bool, url: str | None) -> None:
     """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
     started never runs; a running one is not retried) or abort (a running one is stopped too).
     Without ID, `--queue Q --state S` lists Q's jobs in state S, 50 a page."""
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     if job_id is None:
         if not (queue_name and state):
             raise click.UsageError("give a job ID, or --queue Q --state S to list jobs")
         rows = run(lambda: views.queue_jobs(app, queue_name, state, (page - 1) * 50, 50))
-        _echo(rows, as_json, render.job_rows)
+        echo(rows, as_json, render.job_rows)
         return
     record = run(lambda: views.find(app, job_id, queue_name))
     if action is not None:
@@ -177,7 +160,7 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
         said = "done" if done else "the job had ended" if action == "abort" else "not started again, or had ended"
         click.echo(f"{action}: {said} ({record.id}, was {record.status or record.raw_status})", err=as_json)
         record = run(lambda: views.find(app, job_id, record.queue))
-    _echo(views.describe(app, record), as_json, render.job)
+    echo(views.describe(app, record), as_json, render.job)
 
 
 @main.command(cls=AppCommand)
@@ -187,11 +170,11 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
               help="'$' from now on, '0' from the oldest event kept, or an event id to resume after.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Stop after this many seconds without an event.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@_url_option
+@url_option
 def events(app_path: str, queues: tuple[str, ...], since: str, timeout: float | None, as_json: bool,
            url: str | None) -> None:
     """Follow the event streams: every transition of every job, as it happens, until Ctrl-C."""
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     names = run(lambda: list(queues) or app.known_queues())
     try:
         with one_line():
@@ -202,168 +185,6 @@ def events(app_path: str, queues: tuple[str, ...], since: str, timeout: float | 
         return
 
 
-def _echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
-    click.echo(json.dumps(data, indent=2, default=repr, ensure_ascii=False) if as_json else "\n".join(human(data)))
-
-
-@main.group(cls=AppGroup)
-@click.argument("app_path", metavar="APP")
-@click.pass_context
-def dlq(ctx: click.Context, app_path: str) -> None:
-    """The dead-letter list: list, show, replay (attempts reset) or purge dead jobs."""
-    ctx.obj = app_path
-
-
-def _group_app(ctx: click.Context, url: str | None) -> TaskQ:
-    return cast(TaskQ, run(lambda: load_app(ctx.obj, url)))
-
-
-@dlq.command("list")
-@click.option("--queue", "queue_name", help="Only this queue; default every known queue.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Most jobs per queue.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
-@_url_option
-@click.pass_context
-def dlq_list(ctx: click.Context, queue_name: str | None, limit: int, as_json: bool, url: str | None) -> None:
-    """Dead jobs, newest first: id, queue, task, attempts, dead since, reason."""
-    app = _group_app(ctx, url)
-    rows = run(lambda: views.dead_jobs(app, views.check_queue(app, queue_name), limit))
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
-    else:
-        click.echo("\n".join(render.dead(rows)))
-
-
-@dlq.command("show")
-@click.argument("job_id", metavar="ID")
-@click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-@_url_option
-@click.pass_context
-def dlq_show(ctx: click.Context, job_id: str, queue_name: str | None, as_json: bool, url: str | None) -> None:
-    """One dead job with its arguments and full traceback."""
-    app = _group_app(ctx, url)
-    record = run(lambda: views.dead_record(app, job_id, queue_name))
-    _echo(views.describe(app, record), as_json, render.job)
-
-
-@dlq.command("replay")
-@click.option("--id", "job_id", help="Replay this job.")
-@click.option("--all", "every", is_flag=True, help="Replay every dead job (of --queue, or of every queue).")
-@click.option("--queue", "queue_name", help="Only this queue.")
-@_url_option
-@click.pass_context
-def dlq_replay(ctx: click.Context, job_id: str | None, every: bool, queue_name: str | None, url: str | None) -> None:
-    """Put dead jobs back on their ready list with their attempts reset."""
-    if bool(job_id) == every:
-        raise click.UsageError("give exactly one of --id ID or --all")
-    app = _group_app(ctx, url)
-    if job_id:
-        record = run(lambda: views.dead_record(app, job_id, queue_name))
-        if not run(lambda: views.replay(app, record)):
-            raise click.ClickException(f"job {job_id} left the dead-letter list meanwhile; nothing replayed")
-        click.echo(f"replayed 1 job ({job_id}, queue {record.queue})")
-        return
-    replayed = 0
-
-    def skipped(dead_id: str, why: str) -> None:
-        click.echo(f"not replayed: {dead_id}: {why}", err=True)
-
-    with one_line():
-        for q in views.check_queue(app, queue_name):
-            count, replays = views.replay_many(app, q, skipped)
-            if not count:
-                continue
-            with click.progressbar(length=count, label=f"replaying {q}", file=sys.stderr) as progress:
-                for ok in replays:  # one job at a time: the bar moves
-                    replayed += ok
-                    progress.update(1)
-    click.echo(f"replayed {replayed} job(s)")
-
-
-@dlq.command("purge")
-@click.option("--id", "job_id", help="Delete this dead job.")
-@click.option("--all", "every", is_flag=True, help="Delete every dead job (of --queue, or of every queue).")
-@click.option("--yes", is_flag=True, help="Confirm --all.")
-@click.option("--queue", "queue_name", help="Only this queue.")
-@_url_option
-@click.pass_context
-def dlq_purge(ctx: click.Context, job_id: str | None, every: bool, yes: bool, queue_name: str | None,
-              url: str | None) -> None:
-    """Delete dead jobs for good."""
-    if bool(job_id) == every:
-        raise click.UsageError("give exactly one of --id ID or --all --yes")
-    if every and not yes:
-        raise click.UsageError("--all deletes every dead job for good; add --yes to confirm")
-    app = _group_app(ctx, url)
-    if job_id:
-        record = run(lambda: views.dead_record(app, job_id, queue_name))
-        run(lambda: views.purge(app, record))
-        click.echo(f"purged 1 job ({job_id}, queue {record.queue})")
-        return
-    with one_line():
-        done = sum(views.purge_all(app, q) for q in views.check_queue(app, queue_name))
-    click.echo(f"purged {done} job(s)")
-
-
-@main.group(cls=AppGroup)
-@click.argument("app_path", metavar="APP")
-@click.pass_context
-def queue(ctx: click.Context, app_path: str) -> None:
-    """The app's queues: list them, pause or resume one for every worker, purge one."""
-    ctx.obj = app_path
-
-
-@queue.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
-@_url_option
-@click.pass_context
-def queue_list(ctx: click.Context, as_json: bool, url: str | None) -> None:
-    """Every known queue: its depths and whether it is paused."""
-    app = _group_app(ctx, url)
-    _echo(run(lambda: views.queue_list(app)), as_json, render.queues)
-
-
-@queue.command("pause")
-@click.argument("name", metavar="Q")
-@_url_option
-@click.pass_context
-def queue_pause(ctx: click.Context, name: str, url: str | None) -> None:
-    """Stop every worker leasing jobs from Q (jobs still enter it; running ones finish)."""
-    _set_paused(ctx, name, url, True)
-
-
-@queue.command("resume")
-@click.argument("name", metavar="Q")
-@_url_option
-@click.pass_context
-def queue_resume(ctx: click.Context, name: str, url: str | None) -> None:
-    """Let workers lease jobs from Q again (an idle one wakes at once)."""
-    _set_paused(ctx, name, url, False)
-
-
-def _set_paused(ctx: click.Context, name: str, url: str | None, paused: bool) -> None:
-    app = _group_app(ctx, url)
-    changed = run(lambda: views.pause(app, name, paused))
-    word = "paused" if paused else "resumed"
-    click.echo(f"{word} {name}" if changed else f"{name} was {'paused already' if paused else 'not paused'}")
-
-
-@queue.command("purge")
-@click.argument("name", metavar="Q")
-@click.option("--yes", is_flag=True, help="Really cancel them.")
-@_url_option
-@click.pass_context
-def queue_purge(ctx: click.Context, name: str, yes: bool, url: str | None) -> None:
-    """Cancel every job of Q that has not started (ready, held by limits, scheduled, waiting for
-    a retry); running jobs are left. Needs --yes."""
-    if not yes:
-        raise click.UsageError(f"this cancels every job of {name!r} not started yet: add --yes")
-    app = _group_app(ctx, url)
-    done = run(lambda: views.empty(app, name, f"taskq queue purge on {socket.gethostname()}"))
-    click.echo(f"cancelled {done} job(s) of {name}")
-
-
 @main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -371,7 +192,7 @@ def queue_purge(ctx: click.Context, name: str, yes: bool, url: str | None) -> No
 @click.option("--token", envvar="TASKQ_DASHBOARD_TOKEN", help="Require this token (Bearer, or /?token=T once).")
 @click.option("--read-only", is_flag=True, help="Show everything, change nothing.")
 @click.option("--insecure-no-auth", is_flag=True, help="Listen beyond loopback without a token (not advised).")
-@_url_option
+@url_option
 def dashboard(app_path: str, host: str, port: int, token: str | None, read_only: bool, insecure_no_auth: bool,
               url: str | None) -> None:
     """The web dashboard: queues, jobs, dead letters, workers, schedules, and their actions."""
@@ -384,7 +205,7 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
     except ImportError as exc:
         raise click.ClickException(
             f"the dashboard needs the extra: pip install 'taskq-redis[dashboard]' ({exc})") from None
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     parts.check_port(host, port)
     click.echo(f"taskq dashboard on http://{host}:{port}/{' (read-only)' if read_only else ''}", err=True)
     uvicorn.run(create_app(app, token=token, read_only=read_only), host=host, port=port, log_level="warning")
@@ -397,13 +218,16 @@ def dashboard(app_path: str, host: str, port: int, token: str | None, read_only:
 @click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
 @click.option("--delay", default=0.0, type=click.FloatRange(min=0), help="Seconds before the job is due.")
 @click.option("--queue", "queue_name", help="Queue (default the task's).")
-@_url_option
+@url_option
 def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, delay: float,
             queue_name: str | None, url: str | None) -> None:
     """Enqueue one call of TASK and print its job id."""
     args, kwargs = json_arg(args_json, "--args", list), json_arg(kwargs_json, "--kwargs", dict)
-    app = run(lambda: load_app(app_path, url))
+    app = app_of(app_path, url)
     task = run(lambda: app.get_task(task_name))
     job = run(lambda: task.options(delay=delay, queue=queue_name).delay(*args, **kwargs))
     click.echo(job.id)
 
+
+main.add_command(dlq)
+main.add_command(queue)

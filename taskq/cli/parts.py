@@ -5,6 +5,7 @@ APP taken from $TASKQ_APP, the signal handling of the long-running commands, the
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -13,16 +14,16 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from taskq.app import TaskQ
 from taskq.cli.options import WorkerOptions
-from taskq.errors import TaskqError
+from taskq.errors import ConfigError, TaskqError
 from taskq.worker.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from taskq.app import TaskQ
     from taskq.worker import Worker
 
 
@@ -160,3 +161,47 @@ def check_port(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def load_app(path: str, url: str | None = None) -> TaskQ:
+    """Import `package.module:app` (or `package.module` holding exactly one TaskQ)."""
+    module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside the caller
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
+    if attr:
+        if not hasattr(module, attr):  # a typo, not a value of the wrong type ("found NoneType")
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+        app = getattr(module, attr)
+        if not isinstance(app, TaskQ):
+            raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
+    else:
+        apps = [v for v in vars(module).values() if isinstance(v, TaskQ)]
+        if len(apps) != 1:
+            raise ConfigError(f"module {module_name!r} holds {len(apps)} TaskQ apps; name one as {module_name}:NAME")
+        app = apps[0]
+    if url:
+        app.configure(url)
+    return app
+
+
+def app_of(path: str, url: str | None) -> TaskQ:
+    """The app APP names (load_app, looked up at each call so tests can stand in for it), its
+    errors as one line."""
+    return cast(TaskQ, run(lambda: load_app(path, url)))
+
+
+def group_app(ctx: click.Context, url: str | None) -> TaskQ:
+    """The app of a command group's APP (ctx.obj)."""
+    return app_of(ctx.obj, url)
+
+
+#: --url, on every command that reaches Redis
+url_option = click.option("--url", envvar="TASKQ_URL", help="Redis URL (overrides the app's).")
+
+
+def echo(data: Any, as_json: bool, human: Callable[[Any], list[str]]) -> None:
+    click.echo(json.dumps(data, indent=2, default=repr, ensure_ascii=False) if as_json else "\n".join(human(data)))

@@ -29,7 +29,8 @@ def _nowhere() -> str:
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["worker", "no.such.module:app"], 1, "cannot import 'no.such.module'"),
-    (["worker", "faultapp:no_such_app"], 1, "is not a taskq.TaskQ"),
+    (["worker", "faultapp:no_such_app"], 1, "module 'faultapp' has no attribute 'no_such_app'"),
+    (["worker", "faultapp:add"], 1, "'faultapp:add' is not a taskq.TaskQ (found Task)"),
     (["worker", "faultapp:app", "--bogus"], 2, "No such option"),
     (["worker", "faultapp:app", "-c", "zero"], 2, "Invalid value"),
     (["worker", "faultapp:app", "--url", "NOWHERE"], 1, "cannot reach Redis at redis://127.0.0.1:"),
