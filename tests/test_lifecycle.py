@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from logging_state import reset_logging
 
 import taskq
 from taskq.broker import redact
@@ -229,10 +230,7 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixt
     try:
         yield capsys
     finally:
-        structlog.reset_defaults()
-        root = logging.getLogger()
-        root.handlers.clear()
-        root.setLevel(logging.WARNING)
+        reset_logging()
 
 
 def test_task_logging_goes_through_the_pipeline_with_the_job_bound(app: taskq.TaskQ,

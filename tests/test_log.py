@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from logging_state import reset_logging
 
 from taskq.log import REDIS_LOGGER, configure
 
@@ -19,11 +20,7 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[s
     try:
         yield capsys
     finally:
-        structlog.reset_defaults()
-        root = logging.getLogger()
-        root.handlers.clear()
-        root.setLevel(logging.WARNING)
-        logging.getLogger(REDIS_LOGGER).setLevel(redis_level)
+        reset_logging(redis_level)
 
 
 def test_debug_leaves_out_redis_pys_per_connection_lines(logs: pytest.CaptureFixture[str]) -> None:

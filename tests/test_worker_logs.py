@@ -4,7 +4,6 @@ for a dead job) in structlog's `exception` field, with taskq's own frames cut; -
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from logging_state import reset_logging
 
 import taskq
 from taskq import events
@@ -131,10 +130,7 @@ def terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
         configure("info", "console")
         yield capsys
     finally:
-        structlog.reset_defaults()
-        root = logging.getLogger()
-        root.handlers.clear()
-        root.setLevel(logging.WARNING)
+        reset_logging()
 
 
 def test_the_console_shows_the_traceback_under_the_line(terminal: pytest.CaptureFixture[str]) -> None:
