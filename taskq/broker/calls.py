@@ -4,7 +4,7 @@ docs/protocol.md §6 (foreign producers send the same)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from taskq.broker.client import text
@@ -27,37 +27,35 @@ def enqueue_call(k: QueueKeys, job: NewJob, max_ready: int = 0) -> tuple[list[st
     return keys, args
 
 
-def groups(jobs: Sequence[NewJob]) -> Iterator[tuple[Placement, list[NewJob]]]:
-    """The jobs in runs that share one placement, in order (one enqueue_many call's header each)."""
-    if not jobs:
-        return
-    place = jobs[0].place
-    run: list[NewJob] = []
-    for job in jobs:
-        if job.place is not place and job.place != place:
-            yield place, run
-            place, run = job.place, []
-        run.append(job)
-    yield place, run
-
-
 def enqueue_many_calls(k: QueueKeys, jobs: Sequence[NewJob], max_ready: int = 0) -> tuple[list[str], list[list[Any]]]:
     """The KEYS and the ARGV lists of the enqueue_many.lua calls that store `jobs` (of one queue, in
-    order): one call per placement and ENQUEUE_BATCH jobs; with max_ready, one per placement (its
-    limit is checked for it whole)."""
+    order): one call per run of jobs sharing a placement, at most ENQUEUE_BATCH jobs each; with
+    max_ready, one call per run (its limit is checked for the run as a whole). One pass, no copies:
+    this is every job of a map()."""
     keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
     batches: list[list[Any]] = []
-    for place, run in groups(jobs):
-        if place.queue != k.queue:
-            raise ConfigError(f"enqueue_many: a job of queue {place.queue!r} among jobs of {k.queue!r}")
-        header: list[Any] = [f"{k.base}:job:", place.delay_ms, place.at_ms]
-        tail = _many_tail(place, max_ready)
-        size = len(run) if max_ready else ENQUEUE_BATCH
-        for start in range(0, len(run), size):
-            args = header.copy()
-            for job in run[start:start + size]:
-                args += (job.id, job.body, job.priority)
+    size = len(jobs) if max_ready else ENQUEUE_BATCH
+    place: Placement | None = None
+    header: list[Any] = []
+    args: list[Any] = []
+    tail: list[Any] = []
+    count = 0
+    for job in jobs:
+        if job.place is not place and job.place != place:
+            if place is not None:
+                batches.append(args + tail)
+            place = job.place
+            if place.queue != k.queue:
+                raise ConfigError(f"enqueue_many: a job of queue {place.queue!r} among jobs of {k.queue!r}")
+            header, tail = [f"{k.base}:job:", place.delay_ms, place.at_ms], _many_tail(place, max_ready)
+            args, count = header.copy(), 0
+        elif count == size:
             batches.append(args + tail)
+            args, count = header.copy(), 0
+        args += (job.id, job.body, job.priority)
+        count += 1
+    if place is not None:
+        batches.append(args + tail)
     return keys, batches
 
 

@@ -1,11 +1,11 @@
 """The Lua scripts: one operation per file in taskq/lua/ops/, shared steps in taskq/lua/lib/.
 
 A line `-- @include lib/<name>` is replaced by that library file (its own includes first, each
-file once per script), so a rule such as "a job becomes ready" is written once. A script keeps
-only the included `local function`s its own code reaches (prune): a library file brings all of
-its functions, and one never called is only bytes to load. The scripts that foreign producers
-run (PUBLIC) are also committed with their includes written out, as taskq/lua/public/<name>.lua;
-`make lua` rewrites them and a test checks that doing so changes nothing.
+file once per script), so a rule such as "a job becomes ready" is written once. The scripts that
+foreign producers run (PUBLIC) are also committed with their includes written out, as
+taskq/lua/public/<name>.lua, keeping only the included `local function`s their own code reaches
+(prune: a library file brings all of its functions); `make lua` rewrites them and a test checks
+that doing so changes nothing.
 """
 
 from __future__ import annotations
@@ -66,10 +66,16 @@ def _functions(lines: list[str]) -> list[tuple[str, int, int]]:
     return found
 
 
+@functools.cache  # the lib files' lines recur in most scripts: each is read once
+def _names_in(line: str) -> frozenset[str]:
+    """The names a line's code (not its strings or comment) mentions."""
+    return frozenset(_NAME.findall(_NOT_CODE.sub(" ", line)))
+
+
 def _reached(lines: list[str], functions: list[tuple[str, int, int]]) -> set[str]:
     """The functions the top-level code calls, and those they call, and so on. A name counts
     wherever it stands in code (not in a string or comment): keeping too much is harmless."""
-    names = [set(_NAME.findall(_NOT_CODE.sub(" ", line))) for line in lines]
+    names = [_names_in(line) for line in lines]
     calls: dict[str, set[str]] = {}
     for name, first, last in functions:
         calls.setdefault(name, set()).update(*names[first + 1:last])
@@ -103,19 +109,22 @@ def prune(lines: list[str]) -> list[str]:
 
 @functools.cache  # each client of a process registers the same texts (and an event loop waits for it)
 def source(name: str, *, shebang: bool = True) -> str:
-    """The text of operation `name` with its includes written out, with or without its `#!lua` line."""
-    lines = prune(_expand(f"ops/{name}", set()))
+    """The text of operation `name` with its includes written out, with or without its `#!lua`
+    line: what a process registers. Not pruned: pruning costs a process start ~20 ms (a full
+    collection of a large heap, in measurements) for bytes Redis loads once."""
+    lines = _expand(f"ops/{name}", set())
     if not shebang and lines and lines[0].startswith("#!"):
         lines = lines[1:]  # fakeredis' Lua does not parse the shebang; flags only matter on real Redis
     return "\n".join(lines) + "\n"
 
 
 def public_text(name: str) -> str:
-    """What taskq/lua/public/<name>.lua holds: the operation standalone, marked as generated."""
-    first, rest = source(name).split("\n", 1)
+    """What taskq/lua/public/<name>.lua holds: the operation standalone, only the included
+    functions it calls, marked as generated."""
+    first, *rest = prune(source(name).splitlines())
     note = (f"-- GENERATED from taskq/lua/ops/{name}.lua and the taskq/lua/lib/ files it includes:\n"
             "-- edit those, then run `make lua`.\n")
-    return f"{first}\n{note}{rest}"
+    return f"{first}\n{note}" + "\n".join(rest) + "\n"
 
 
 def load(client: Any, *, shebang: bool = True) -> dict[str, Script]:
