@@ -112,7 +112,7 @@ class Fetched:
     #: a concurrency cap (the queue's or a task's) left jobs behind: a lease ending frees a slot
     capped: bool = False
     #: workflow steps with successors that this fetch ended (expired): the worker tells them
-    ended: list[str] = dataclasses.field(default_factory=list)
+    ended: Sequence[str] = ()
 
 
 class Outcome(enum.StrEnum):

@@ -131,7 +131,7 @@ class RedisBroker(Admin, Stream, Steps):
         started = [flag == 1 for flag in reply[4:4 + pairs]]
         leased = reply[:len(reply) - ended] if ended else reply
         return Fetched(started, self._deliveries(queue, leased, 4 + pairs), None if due < 0 else due / 1000,
-                       reply[2] == 1, [i.decode() for i in reply[len(reply) - ended:]] if ended else [])
+                       reply[2] == 1, [i.decode() for i in reply[len(reply) - ended:]] if ended else ())
 
     @staticmethod
     def _deliveries(queue: str, reply: list[Any], first: int) -> list[Delivery]:

@@ -243,8 +243,9 @@ class Worker:
                     self.leases.give_back(step.give_back)
                 for delivery in step.run:
                     self._dispatch(delivery)
-                for queue, ended in step.ended.items():  # steps a fetch ended (expired)
-                    self._continue(queue, ended)
+                if step.ended:  # workflow steps a fetch ended (expired): their successors hear now
+                    for queue, ended in step.ended.items():
+                        self._continue(queue, ended)
                 if step.idle:
                     if self.burst and self._drained(step.next_due):
                         self._idle.set()

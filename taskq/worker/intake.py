@@ -249,7 +249,7 @@ class Intake:
             return plan
         sent = self.clock()
         try:
-            fetched = self._fetch(plan.run, plan.reserve, plan.start, plan.out.ended)
+            fetched = self._fetch(plan.run, plan.reserve, plan.start)
         except BaseException:
             with self._cond:
                 self._undo(plan)
@@ -312,9 +312,10 @@ class Intake:
             self.buffer.extendleft(reversed(plan.start))
 
     def _absorb(self, plan: Plan, leased: list[Delivery], started: list[Delivery], next_due: float | None,
-                *, sent: float) -> Step:
+                ended: dict[str, list[str]] | None, *, sent: float) -> Step:
         """Take in what the fetch leased and started: the round's jobs to run now."""
         out = plan.out
+        out.ended = ended
         self.pace.fetched(self.clock() - sent)
         self._executing -= len(plan.start) - len(started)
         ok = {id(d) for d in started}
@@ -340,13 +341,14 @@ class Intake:
         """Whether an armed or reserved job's lease surely holds long enough to start it."""
         return now < d.deadline - self.lease / 3
 
-    def _fetch(self, run: int, reserve: int, start: list[Delivery],
-               ended: dict[str, list[str]]) -> tuple[list[Delivery], list[Delivery], float | None]:
+    def _fetch(self, run: int, reserve: int, start: list[Delivery]
+               ) -> tuple[list[Delivery], list[Delivery], float | None, dict[str, list[str]] | None]:
         """One fetch per queue that has jobs to start or room left; returns (leased, started,
-        seconds until the next scheduled job), and puts the workflow steps it ended in `ended`."""
+        seconds until the next scheduled job, the workflow steps it ended by queue or None)."""
         leased: list[Delivery] = []
         started: list[Delivery] = []
         next_due: float | None = None
+        ended: dict[str, list[str]] | None = None
         limits = self.limits
         for q in self._order():
             pairs = [d for d in start if d.queue == q]
@@ -365,15 +367,15 @@ class Intake:
                 else:
                     reserve -= 1
             leased += reply.deliveries
-            if reply.ended:
-                ended[q] = reply.ended
+            if reply.ended:  # expired workflow steps: rare, so no dict per round otherwise
+                ended = {**(ended or {}), q: list(reply.ended)}
             if reply.capped:
                 self._capped.add(q)
             else:
                 self._capped.discard(q)
             if reply.next_due is not None:
                 next_due = reply.next_due if next_due is None else min(next_due, reply.next_due)
-        return leased, started, next_due
+        return leased, started, next_due, ended
 
     def _order(self) -> list[str]:
         """This round's queue order: the woken ones first, then the rest in turn (one step along

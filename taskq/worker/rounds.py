@@ -35,7 +35,7 @@ class Step:
     wait_slot: bool = False
     #: queue -> workflow steps with successors that this round's fetch ended (expired): the
     #: worker tells their successors at once (an outbox sweep would, later)
-    ended: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    ended: dict[str, list[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
