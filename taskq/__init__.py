@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taskq._version import VERSION
 from taskq.app import TaskQ
 from taskq.backoff import Backoff
 from taskq.beat import Beat
@@ -34,7 +35,7 @@ from taskq.info import JobInfo
 from taskq.job import Job, Status
 from taskq.schedule import Schedule
 from taskq.task import AsyncTask, Signature, Task, TaskCall
-from taskq.worker import VERSION, Worker
+from taskq.worker import Worker
 from taskq.workflow import Chain, Chord, Group, GroupJob, chain, chord, group
 
 __version__ = VERSION

@@ -12,13 +12,13 @@ than a lease late, go by the schedule's catch-up policy: "latest", "all" (bounde
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import socket
 import threading
 import time
 import uuid
 
+from taskq._version import VERSION
 from taskq.app import TaskQ
 from taskq.broker import Broker, redact
 from taskq.broker.base import Claim, ClaimMode, ClaimResult, LeadResult, ScheduleState
@@ -72,7 +72,7 @@ class Beat:
         self.broker.ping()
         log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules), lease_s=self.lease_ms / 1000,
                  url=redact(self.app.url), namespace=self.app.namespace, app=self.app.name,
-                 version=importlib.metadata.version("taskq-redis"), pid=os.getpid())
+                 version=VERSION, pid=os.getpid())
         outage = Outage(log, beat=self.id)
         while not self._stop.is_set():
             try:

@@ -96,4 +96,4 @@ def test_worker_process_options_are_checked(cli_app: taskq.TaskQ, args: list[str
 
 def test_version_names_the_installed_distribution() -> None:
     code, out = run("--version")
-    assert code == 0 and out.startswith("taskq, version "), out
+    assert code == 0 and out.strip() == f"taskq (taskq-redis), version {taskq.__version__}", out

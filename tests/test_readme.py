@@ -195,5 +195,6 @@ def test_every_install_line_and_version_lookup_names_the_distribution() -> None:
     assert [(p, m) for p, m in installs if m.startswith("taskq") and m != name] == []
     extras = [(p.name, m) for p, t in texts.items() for m in re.findall(r"\b([\w-]+)\[(?:memory|otel|dashboard)\]", t)]
     assert extras and [(p, m) for p, m in extras if m != name] == []
-    lookups = [m for t in texts.values() for m in re.findall(r"(?:metadata\.version\(|package_name=)\"([^\"]+)\"", t)]
+    lookups = [m for t in texts.values()
+               for m in re.findall(r"(?:metadata\.version\(|package_name=|DISTRIBUTION = )\"([^\"]+)\"", t)]
     assert lookups and set(lookups) == {name}

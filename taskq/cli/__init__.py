@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from taskq import views
+from taskq._version import DISTRIBUTION, VERSION
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
 from taskq.cli import parts, render
@@ -36,7 +37,7 @@ from taskq.log import configure
 
 
 @click.group()
-@click.version_option(package_name="taskq-redis")
+@click.version_option(VERSION, prog_name="taskq", message=f"%(prog)s ({DISTRIBUTION}), version %(version)s")
 def main() -> None:
     """taskq: distributed tasks on Redis."""
 

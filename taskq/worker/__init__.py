@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import os
 import socket
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import context, execute
+from taskq._version import VERSION
 from taskq.app import TaskQ
 from taskq.broker import redact
 from taskq.broker.base import Delivery
@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # prometheus-client is imported only by processes that serve 
 
 __all__ = ["EXIT_TIME_LIMIT", "VERSION", "Worker", "new_worker_id"]
 
-VERSION = importlib.metadata.version("taskq-redis")
 #: seconds between updates of the count of jobs done in the worker registry, while busy
 PUBLISH_EVERY = 0.25
 
