@@ -20,9 +20,10 @@ from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, OnFull, QueuePolicy
 from taskq.message import MAX_MESSAGE_BYTES
+from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
-from taskq.task import DEFAULT_RETRIES, AsyncTask, Task, TaskBase, TaskOptions, check_queue
+from taskq.task import AsyncTask, Task, TaskBase
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -18,17 +18,14 @@ from taskq.broker.records import (
     DEFAULT_NAMESPACE,
     NAMESPACE_RE,
     TERMINAL,
-    Arrival,
     Claim,
     ClaimMode,
     ClaimResult,
     Delivery,
     Depths,
-    EndedStep,
     Entry,
     EventRecord,
     Fetched,
-    FlowStep,
     Holds,
     JobRecord,
     JobState,
@@ -43,10 +40,10 @@ from taskq.broker.records import (
     Settled,
     Settlement,
     Status,
-    StepRef,
     TaskLimit,
     WorkerRecord,
 )
+from taskq.broker.step_records import Arrival, EndedStep, FlowStep, StepRef
 
 __all__ = [
     "CANCELLABLE",

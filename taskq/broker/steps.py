@@ -11,7 +11,8 @@ from typing import Any
 
 from taskq.broker.client import Connection, text
 from taskq.broker.keys import QueueKeys
-from taskq.broker.records import Arrival, EndedStep, FlowStep, Policy, Status, StepRef
+from taskq.broker.records import Policy, Status
+from taskq.broker.step_records import Arrival, EndedStep, FlowStep, StepRef
 from taskq.message import PACKED_NONE
 
 #: steps one stage() script call stores at most

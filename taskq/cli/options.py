@@ -12,7 +12,7 @@ import click
 
 from taskq.app import TaskQ
 from taskq.errors import ConfigError
-from taskq.task import check_queue
+from taskq.options import check_queue
 from taskq.worker import Worker
 
 if TYPE_CHECKING:
