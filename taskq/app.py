@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
@@ -106,6 +107,8 @@ class TaskQ(Producing):
         #: called with the queue after each sync enqueue (taskq.testing.eager runs the jobs there)
         self.after_submit: Callable[[str], None] | None = None
         self._broker: Broker | None = None
+        #: threads that touch a new app's broker at once open one, not one each
+        self._opening = threading.Lock()
         self._known_queues: set[str] = set()
 
     def __repr__(self) -> str:
@@ -114,11 +117,17 @@ class TaskQ(Producing):
     @property
     def broker(self) -> Broker:
         """The broker, connected on first use (so importing an app does no I/O)."""
-        if self._broker is None:
-            policy = Policy(lease_ms=int(self.lease * 1000), result_ttl_ms=int(self.result_ttl * 1000),
-                            dead_ttl_ms=int(self.dead_ttl * 1000), dead_max=self.dead_max, max_lost=self.max_lost)
-            self._broker = open_broker(self.url, namespace=self.namespace, timeout=self.timeout, policy=policy)
-        return self._broker
+        broker = self._broker
+        if broker is None:
+            with self._opening:
+                broker = self._broker
+                if broker is None:
+                    policy = Policy(lease_ms=int(self.lease * 1000), result_ttl_ms=int(self.result_ttl * 1000),
+                                    dead_ttl_ms=int(self.dead_ttl * 1000), dead_max=self.dead_max,
+                                    max_lost=self.max_lost)
+                    broker = self._broker = open_broker(self.url, namespace=self.namespace, timeout=self.timeout,
+                                                        policy=policy)
+        return broker
 
     def configure(self, url: str | None = None, *, namespace: str | None = None) -> None:
         """Point the app at another broker URL or namespace (the CLI's --url, a test's own

@@ -350,3 +350,34 @@ def test_async_timeout_cancels_the_coroutine(app: taskq.TaskQ) -> None:
 def test_unknown_job_id(app: taskq.TaskQ) -> None:
     with pytest.raises(taskq.JobNotFound):
         app.job("nope").status()
+
+
+def test_threads_that_first_touch_the_broker_at_once_share_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new app's broker is opened once, however many threads ask for it at the same moment (each
+    used to open its own client and pool, and all but one were dropped)."""
+    import taskq.app
+
+    opened: list[object] = []
+    real = taskq.app.open_broker
+
+    def slow_open(*args: object, **kwargs: object) -> object:
+        time.sleep(0.05)  # widen the window in which a second thread would open its own
+        broker = real(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(broker)
+        return broker
+
+    monkeypatch.setattr(taskq.app, "open_broker", slow_open)
+    app = taskq.TaskQ(f"memory://one-broker-{time.monotonic_ns()}")
+    start = threading.Barrier(8)
+    seen: list[object] = []
+
+    def touch() -> None:
+        start.wait()
+        seen.append(app.broker)
+
+    threads = [threading.Thread(target=touch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(opened) == 1 and len(seen) == 8 and all(b is opened[0] for b in seen)
