@@ -33,6 +33,8 @@ from taskq.errors import (
 from taskq.events import EventKind, JobEvent
 from taskq.info import JobInfo
 from taskq.job import Job, Status
+from taskq.limits import Adaptive
+from taskq.partitions import Partition, PartitionInfo
 from taskq.schedule import Schedule
 from taskq.task import AsyncTask, Signature, Task, TaskCall
 from taskq.worker import Worker
@@ -50,10 +52,10 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'taskq' has no attribute {name!r}")
 
 __all__ = [
-    "Aborted", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
+    "Aborted", "Adaptive", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
     "BrokerUnavailable", "Chain", "Chord", "ConfigError", "EnqueueError", "EventKind", "Group", "GroupJob", "Job",
-    "JobCancelled", "JobContext", "Signature", "chain", "chord", "group",
-    "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge", "QueueFull", "RateLimited", "Reject",
-    "ResultTimeout", "Retry", "Schedule", "SerializationError", "Status", "Task", "TaskCall", "TaskFailed",
-    "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "__version__", "current_job",
+    "JobCancelled", "JobContext", "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge",
+    "Partition", "PartitionInfo", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry", "Schedule",
+    "SerializationError", "Signature", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ",
+    "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord", "current_job", "group", "__version__",
 ]

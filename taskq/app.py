@@ -19,9 +19,10 @@ from taskq.events import JobEvent
 from taskq.follow import Since, follow, follow_async
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
-from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, OnFull, QueuePolicy
+from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, Adaptive, OnFull, QueuePolicy
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue
+from taskq.partitions import Partition, PartitionInfo, partitions
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
 from taskq.task import AsyncTask, Task, TaskBase
@@ -157,7 +158,9 @@ class TaskQ(Producing):
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
               block_timeout: float = 30.0, rate_limit: str | None = None,
               max_running: int | None = None, events: bool | int = True,
-              keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED) -> QueuePolicy:
+              keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED,
+              partition_max_running: int | Adaptive | None = None, partition_rate_limit: str | None = None,
+              fair: bool = False) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -177,10 +180,19 @@ class TaskQ(Producing):
                 as a newer job succeeds. None: no cap. A record someone's result() waits on, and
                 a workflow step's, are kept for result_ttl and not counted. A succeeded record
                 keeps status, times, attempt, task and result; not the arguments.
+            partition_max_running: at most that many jobs of one partition (options(partition=))
+                running at once across every worker, or taskq.Adaptive(start, max): a limit per
+                partition that grows while its jobs succeed and halves on RateLimited(partition=True)
+                or a time limit.
+            partition_rate_limit: "N/s", "N/m" or "N/h" per partition, across every worker.
+            fair: partitions take turns (round robin, priorities still first): one partition's
+                backlog never holds another's jobs back. Jobs without a partition form one of
+                their own. app.partition(name, p).limit() gives one partition limits of its own.
         """
         check_queue(name)
         kept = DEFAULT_EVENTS if events is True else 0 if events is False else events
-        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept, keep_succeeded)
+        policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept, keep_succeeded,
+                             partition_max_running, partition_rate_limit, fair)
         self.queue_policies[name] = policy
         return policy
 
@@ -324,6 +336,17 @@ class TaskQ(Producing):
                      timeout: float | None = None) -> AsyncIterator[JobEvent]:
         """events() for code on an event loop: `async for event in app.events_async(...)`."""
         return follow_async(self.broker.aio, list(queues or self.known_queues()), since, timeout)
+
+    def partition(self, queue: str, name: str) -> Partition:
+        """A handle on one partition of a queue: its own limits, pause, resume, backoff, info."""
+        check_queue(queue)
+        return Partition(self.broker, queue, name)
+
+    def partitions(self, queue: str, limit: int = 100) -> list[PartitionInfo]:
+        """The queue's partitions with jobs waiting (largest backlog first), then paused or
+        backing-off ones; at most `limit`."""
+        check_queue(queue)
+        return partitions(self.broker, queue, limit)
 
     def known_queues(self) -> list[str]:
         """Every queue the broker knows of (enqueued to or consumed) plus the app's own, sorted."""

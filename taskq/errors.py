@@ -124,13 +124,17 @@ class RateLimited(Exception):
 
     Args:
         retry_after: seconds before the job may run again (>= 0).
+        partition: the whole partition of the job backs off as long (no job of it starts before
+            then, on any worker) and an adaptive partition limit is cut: the partner is saturated,
+            not just this call (the job must have a partition).
     """
 
-    def __init__(self, retry_after: float) -> None:
-        if not isinstance(retry_after, (int, float)) or retry_after < 0:
+    def __init__(self, retry_after: float, *, partition: bool = False) -> None:
+        if not isinstance(retry_after, (int, float)) or isinstance(retry_after, bool) or retry_after < 0:
             raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
-        super().__init__(f"rate limited (retry after {retry_after}s)")
+        super().__init__(f"rate limited (retry after {retry_after}s{', the whole partition' if partition else ''})")
         self.retry_after = float(retry_after)
+        self.partition = bool(partition)
 
 
 class Reject(Exception):

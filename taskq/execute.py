@@ -39,6 +39,8 @@ class RetryLater:
     spend: bool = True
     #: whether the log line shows `error` (see failed())
     show_traceback: bool = True
+    #: what the run says of its partition's partner (PartitionSignal)
+    signal: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +52,16 @@ class Dead:
     duration: float = 0.0
     #: whether the log line shows `error` (see failed())
     show_traceback: bool = True
+    #: what the run says of its partition's partner (PartitionSignal)
+    signal: str = ""
+
+
+def partition_signal(exc: BaseException) -> str:
+    """What a failure says of the job's partition (settle.lua): "b<ms>" back off that long and
+    cut an adaptive limit (RateLimited(partition=True)), "s" cut it (a time limit), "" nothing."""
+    if isinstance(exc, RateLimited) and exc.partition:
+        return f"b{int(exc.retry_after * 1000)}"
+    return "s" if isinstance(exc, TimeLimitExceeded) else ""
 
 
 Outcome = Succeeded | RetryLater | Dead
@@ -92,18 +104,19 @@ def failed(task: TaskBase[Any, Any], message: Message, exc: BaseException, durat
     if isinstance(exc, Aborted):  # abort set the job's cancel flag: settling this retry ends it cancelled
         return RetryLater(0.0, error, summary, duration, False, shown)
     if isinstance(exc, RateLimited):  # not the job's fault: no attempt spent
-        return RetryLater(exc.retry_after, error, summary, duration, False, shown)
+        return RetryLater(exc.retry_after, error, summary, duration, False, shown, partition_signal(exc))
+    signal = partition_signal(exc)
     if not isinstance(exc, Retry) and not task.opts.retries_on(exc):
-        return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration, shown)
+        return Dead(f"not_retried: {summary} (the task's retry_on/dont_retry_on)", error, duration, shown, signal)
     if message.attempt >= message.max_attempts:
         return Dead(f"retries_exhausted: {summary} (attempt {message.attempt} of {message.max_attempts})",
-                    error, duration, shown)
+                    error, duration, shown, signal)
     if isinstance(exc, Retry) and exc.delay is not None:
         delay = max(0.0, exc.delay)
     else:
         backoff = task.opts.backoff if message.backoff is None else Backoff(*message.backoff)
         delay = backoff.delay(message.attempt, rng)
-    return RetryLater(delay, error, summary, duration, True, shown)
+    return RetryLater(delay, error, summary, duration, True, shown, signal)
 
 
 def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: float,

@@ -50,6 +50,8 @@ class JobInfo:
     flow: str | None = None
     step: int | None = None
     steps: int | None = None
+    #: the partition whose limits and turns the job takes (options(partition=)), or None
+    partition: str | None = None
 
     @classmethod
     def of(cls, record: JobRecord, limit: int = MAX_MESSAGE_BYTES) -> JobInfo:
@@ -68,7 +70,7 @@ class JobInfo:
                    None if p is None else p.fraction, None if p is None else p.text, record.error, record.reason,
                    record.worker, instant(record.enqueued_ms), instant(record.started_ms),
                    instant(record.finished_ms), record.deliveries, record.lost, record.priority,
-                   record.cancel_requested, record.raw_status, flow, step, steps)
+                   record.cancel_requested, record.raw_status, flow, step, steps, record.partition)
 
 
 def _place(place: str | None) -> tuple[str | None, int | None, int | None]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, TypeVar
 
+from taskq.broker.base import PartitionLimits
 from taskq.errors import ConfigError, QueueFull
 
 OnFull = Literal["raise", "block"]
@@ -36,6 +37,24 @@ class RoomWaiter(Protocol):
 
 class AsyncRoomWaiter(Protocol):
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Adaptive:
+    """An adaptive partition_max_running (app.queue()): each partition's limit starts at `start`,
+    grows by one slot per limit's worth of successes up to `max`, and halves (to 1 at least) when a
+    job raises RateLimited(partition=True) or overruns its time limit: additive increase,
+    multiplicative decrease, per partition, shared by every worker."""
+
+    start: int = 1
+    max: int = 64
+
+    def __post_init__(self) -> None:
+        for name, value in (("start", self.start), ("max", self.max)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"Adaptive {name} must be an int >= 1, got {value!r}")
+        if self.start > self.max:
+            raise ConfigError(f"Adaptive start must be <= max, got start={self.start} max={self.max}")
 
 
 #: events a queue's stream keeps by default (lua/lib/events.lua has the same default)
@@ -64,6 +83,13 @@ class QueuePolicy:
     #: the newest N succeeded records kept (older ones deleted as jobs succeed; None: each
     #: until result_ttl); one a result() waits on, and a workflow step's, are not counted
     keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED
+    #: most jobs of one partition running (or reserved) at once across every worker, or an
+    #: Adaptive limit (None: no cap)
+    partition_max_running: int | Adaptive | None = None
+    #: at most N starts of one partition per window across every worker (None: no limit)
+    partition_rate_limit: str | None = None
+    #: partitions take turns: a backlog in one never holds another's jobs back
+    fair: bool = False
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -86,11 +112,30 @@ class QueuePolicy:
         kept = self.keep_succeeded
         if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
             raise ConfigError(f"queue {self.name!r}: keep_succeeded must be an int >= 0 or None, got {kept!r}")
+        cap = self.partition_max_running
+        if cap is not None and not isinstance(cap, Adaptive) and (not isinstance(cap, int) or isinstance(cap, bool)
+                                                                  or cap < 1):
+            raise ConfigError(f"queue {self.name!r}: partition_max_running must be an int >= 1, a taskq.Adaptive "
+                              f"or None, got {cap!r}")
+        if self.partition_rate_limit is not None:
+            parse_rate(self.partition_rate_limit, f"queue {self.name!r}: partition")
+        if not isinstance(self.fair, bool):
+            raise ConfigError(f"queue {self.name!r}: fair must be True or False, got {self.fair!r}")
 
     @property
     def rate(self) -> tuple[int, int] | None:
         """The rate limit as (jobs, window ms), or None."""
         return None if self.rate_limit is None else parse_rate(self.rate_limit, self.name)
+
+    @property
+    def partition_limits(self) -> PartitionLimits | None:
+        """What every partition of the queue may do (unless it has its own limits), or None."""
+        cap, rate = self.partition_max_running, self.partition_rate_limit
+        if cap is None and rate is None:
+            return None
+        return PartitionLimits(cap if isinstance(cap, int) else 0,
+                               None if rate is None else parse_rate(rate, self.name),
+                               (cap.start, cap.max) if isinstance(cap, Adaptive) else None)
 
     def describe(self) -> str:
         """One line for `taskq status`."""
@@ -102,6 +147,13 @@ class QueuePolicy:
             parts.append(f"rate_limit={self.rate_limit}")
         if self.max_running is not None:
             parts.append(f"max_running={self.max_running}")
+        cap = self.partition_max_running
+        if cap is not None:
+            parts.append(f"partition_max_running={cap if isinstance(cap, int) else f'adaptive {cap.start}-{cap.max}'}")
+        if self.partition_rate_limit is not None:
+            parts.append(f"partition_rate_limit={self.partition_rate_limit}")
+        if self.fair:
+            parts.append("fair")
         return ", ".join(parts) or "no limits"
 
 

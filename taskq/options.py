@@ -11,8 +11,8 @@ from taskq.errors import ConfigError
 from taskq.limits import parse_rate
 from taskq.message import MAX_PRIORITY
 
-__all__ = ["DEFAULT_RETRIES", "UNSET", "TaskOptions", "Unset", "check_expires", "check_priority", "check_queue",
-           "unix_ms"]
+__all__ = ["DEFAULT_RETRIES", "MAX_PARTITION", "UNSET", "TaskOptions", "Unset", "check_expires", "check_partition",
+           "check_priority", "check_queue", "unix_ms"]
 
 #: default number of retries after the first attempt fails
 DEFAULT_RETRIES = 3
@@ -93,6 +93,19 @@ def check_expires(expires: object) -> None:
     seconds = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
         raise ConfigError(f"expires must be seconds > 0, a timedelta or a datetime, got {expires!r}")
+
+
+#: longest partition name (it is part of Redis key names)
+MAX_PARTITION = 200
+
+
+def check_partition(partition: object) -> None:
+    """A partition names a tenant or destination inside a queue: a non-empty string without NUL
+    bytes, at most MAX_PARTITION characters (it becomes part of Redis key names)."""
+    if (not isinstance(partition, str) or not partition or "\0" in partition
+            or len(partition) > MAX_PARTITION):
+        raise ConfigError(f"partition must be a non-empty string of at most {MAX_PARTITION} characters without "
+                          f"NUL bytes, got {partition!r}")
 
 
 def unix_ms(at: dt.datetime | None) -> int:

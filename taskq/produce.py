@@ -280,6 +280,9 @@ class Producing:
             try:
                 await self.broker.aio.register_queues([queue])
                 await self.broker.aio.set_retention(queue, *self._retention(queue))
+                policy = self.queue_policies.get(queue)
+                if policy is not None:  # rare (once per declared queue): the sync client, off the loop
+                    await asyncio.to_thread(self.broker.set_partitioning, queue, policy.fair, policy.partition_limits)
             except BaseException:
                 self._known_queues.discard(queue)
                 raise
@@ -295,12 +298,16 @@ class Producing:
 
     def register_queues(self, queues: Sequence[str]) -> None:
         """Tell Redis about the queues (so `taskq status` lists them), how many events and
-        succeeded records each keeps (app.queue(events=, keep_succeeded=)); every worker does at
-        start, a producer at its first enqueue."""
+        succeeded records each keeps (app.queue(events=, keep_succeeded=)) and, for a queue the app
+        declares, its partitions' limits and fairness; every worker does at start, a producer at
+        its first enqueue."""
         broker = self.broker
         broker.register_queues(queues)
         for queue in queues:
             broker.set_retention(queue, *self._retention(queue))
+            policy = self.queue_policies.get(queue)
+            if policy is not None:  # only a queue the app declares: another app's producer leaves it be
+                broker.set_partitioning(queue, policy.fair, policy.partition_limits)
         self._known_queues.update(queues)
 
     def _retention(self, queue: str) -> tuple[int, int | None]:

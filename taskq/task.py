@@ -19,6 +19,7 @@ from taskq.options import (
     TaskOptions,
     Unset,
     check_expires,
+    check_partition,
     check_priority,
     check_queue,
     unix_ms,
@@ -154,6 +155,7 @@ class TaskBase(Generic[P, R]):
         queue: str | None = None, priority: int | None = None, key: str | None = None,
         retries: int | None = None, timeout: float | Unset | None = UNSET, backoff: Backoff | None = None,
         ordering_key: str | None = None, expires: float | dt.timedelta | dt.datetime | Unset | None = UNSET,
+        partition: str | None = None,
     ) -> TaskCall[P, R]:
         """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
         priority (0-9, higher first), key (deduplicates while a job with it is live), the
@@ -161,7 +163,9 @@ class TaskBase(Generic[P, R]):
         ordering_key: jobs of one queue with the same ordering key run one at a time, in the
         order they entered the queue (a delayed job enters when it falls due), and expires
         (seconds or timedelta after the due time, or a datetime; None: no deadline): a job not
-        started by then never starts, it ends cancelled with the reason "expired: ..."."""
+        started by then never starts, it ends cancelled with the reason "expired: ...", and
+        partition: the tenant or destination whose limits and turns the job takes
+        (app.queue(partition_max_running=, partition_rate_limit=, fair=), app.partition())."""
         seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
@@ -180,6 +184,8 @@ class TaskBase(Generic[P, R]):
             raise ConfigError(f"ordering_key must be a non-empty string without NUL bytes, got {ordering_key!r}")
         if not isinstance(expires, Unset):
             check_expires(expires)
+        if partition is not None:
+            check_partition(partition)
         opts = self.opts
         if retries is not None or not isinstance(timeout, Unset) or backoff is not None:
             opts = dataclasses.replace(  # validated as at decoration
@@ -188,7 +194,7 @@ class TaskBase(Generic[P, R]):
         return TaskCall(
             self, queue or self.opts.queue,
             self.opts.priority if priority is None else priority, float(seconds), at, key, opts, ordering_key,
-            self.opts.expires if isinstance(expires, Unset) else expires,
+            self.opts.expires if isinstance(expires, Unset) else expires, partition,
         )
 
 
@@ -264,6 +270,8 @@ class TaskCall(Generic[P, R]):
     ordering_key: str | None = None
     #: not started within these seconds (or timedelta) of its due time, or by this datetime: never runs
     expires: float | dt.timedelta | dt.datetime | None = None
+    #: the tenant or destination whose partition limits and turns the job takes
+    partition: str | None = None
     #: where and when the call's jobs wait (the broker's view of the options above)
     place: Placement = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -273,7 +281,7 @@ class TaskCall(Generic[P, R]):
             (e.total_seconds() if isinstance(e, dt.timedelta) else e) * 1000) or 1
         object.__setattr__(self, "place", Placement(  # frozen: set once, here
             self.queue, int(self.delay_seconds * 1000), unix_ms(self.at), self.ordering_key, self.task.gate,
-            self.task.name, expires_ms, unix_ms(e) if isinstance(e, dt.datetime) else 0))
+            self.task.name, expires_ms, unix_ms(e) if isinstance(e, dt.datetime) else 0, self.partition))
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""

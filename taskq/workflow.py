@@ -175,6 +175,7 @@ def submit(node: Node) -> list[Job[Any]]:
                             flow=(flow_id, step.inputs, len(step.parents), bool(step.children)))
         staged.append((call.queue, FlowStep(ids[n], body, call.priority, task.name, task.gate or "",
                                             len(step.parents), children, f"{flow_id} {n + 1} {len(steps)}",
-                                            call.place.expires_ms, call.place.expires_at_ms)))
+                                            call.place.expires_ms, call.place.expires_at_ms,
+                                            call.place.partition)))
     producer.submit_steps(staged, [steps[n].sig.call.task for n in range(len(steps))])
     return [producer.job_handle(staged[t][0], ids[t]) for t in tails]

@@ -30,7 +30,7 @@ from taskq.broker.keys import Keys, QueueKeys
 #: fields of a job hash read by job() (HMGET, so a huge result is read only when asked for)
 _FIELDS = ("status", "msg", "priority", "enqueued_ms", "started_ms", "finished_ms", "deliveries", "lost",
            "token", "result", "error", "reason", "progress", "progress_text", "progress_ms", "cancel", "fired_by",
-           "place", "task", "attempt", "max_attempts")
+           "place", "task", "attempt", "max_attempts", "part")
 
 
 def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | None:
@@ -58,7 +58,7 @@ def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | No
         error=text(f["error"]), reason=text(f["reason"]), progress=progress,
         cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]), place=text(f["place"]),
         raw_status=raw_status if status is None else None, task=text(f["task"]), attempt=integer(f["attempt"]),
-        max_attempts=integer(f["max_attempts"]),
+        max_attempts=integer(f["max_attempts"]), partition=text(f["part"]),
     )
 
 
@@ -87,9 +87,10 @@ class Admin:
             for p in range(10):
                 pipe.llen(k.ready(p))
             pipe.zcard(k.scheduled).zcard(k.leases).scard(k.reserved).zcard(k.dead).get(k.ordered).get(k.parked)
-            *ready, scheduled, leased, reserved, dead, ordered, parked = pipe.execute()
-        return Depths(sum(ready), scheduled, reserved, max(0, leased - reserved), dead, int(ordered or 0),
-                      int(parked or 0))
+            pipe.get(k.laned).zcard(k.backlog)
+            *ready, scheduled, leased, reserved, dead, ordered, parked, laned, partitions = pipe.execute()
+        return Depths(sum(ready) + int(laned or 0), scheduled, reserved, max(0, leased - reserved), dead,
+                      int(ordered or 0), int(parked or 0), partitions)
 
     def dead(self, queue: str, limit: int | None = 100) -> list[Entry]:
         with self.conn.errors():

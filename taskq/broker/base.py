@@ -32,6 +32,8 @@ from taskq.broker.records import (
     Leader,
     LeadResult,
     Outcome,
+    PartitionLimits,
+    PartitionState,
     Policy,
     Progress,
     Recovered,
@@ -67,6 +69,8 @@ __all__ = [
     "Leader",
     "NewJob",
     "Outcome",
+    "PartitionLimits",
+    "PartitionState",
     "Placement",
     "Policy",
     "Progress",
@@ -299,6 +303,32 @@ class Workflows(Protocol):
         """Remove the outbox entries of steps whose successors were told (unless one ended again)."""
 
 
+class Partitions(Protocol):
+    """Partitions of a queue (lua/lib/part.lua): limits per partition, fair turns between them."""
+
+    def set_partitioning(self, queue: str, fair: bool, limits: PartitionLimits | None) -> None:
+        """Whether the queue is fair, and what every partition may do unless it has its own limits."""
+
+    def limit_partition(self, queue: str, partition: str, max_running: int | None,
+                        rate: tuple[int, int] | None) -> None:
+        """The partition's own limits (None: the queue's again)."""
+
+    def pause_partition(self, queue: str, partition: str, paused: bool = True) -> bool:
+        """No job of the partition starts (paused=False: they may again); whether that changed it."""
+
+    def back_off_partition(self, queue: str, partition: str, ms: int) -> None:
+        """No job of the partition starts for `ms` (0 ends a backoff)."""
+
+    def partition_state(self, queue: str, partition: str) -> PartitionState:
+        ...
+
+    def partition_names(self, queue: str, limit: int = 100) -> list[str]:
+        """Partitions with jobs waiting, the largest backlog first, then paused or backing off ones."""
+
+    def partition_limits(self, queue: str) -> PartitionLimits | None:
+        """What set_partitioning() stored, or None."""
+
+
 class Registry(Protocol):
     def heartbeat(self, worker_id: str, ttl_ms: int, info: Mapping[str, str | int] | None = None) -> None:
         """Say this worker is live for ttl_ms more (with its info); ttl_ms 0 deregisters it."""
@@ -340,7 +370,7 @@ class Schedules(Protocol):
         """For tests: every scheduled job of the queue falls due `ms` sooner (how many moved)."""
 
 
-class Broker(Producer, Consumer, Handles, Inspector, Events, Workflows, Registry, Schedules, Protocol):
+class Broker(Producer, Consumer, Handles, Inspector, Events, Workflows, Partitions, Registry, Schedules, Protocol):
     """Every role: what `open_broker(url)` returns."""
 
     url: str

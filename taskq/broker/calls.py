@@ -22,8 +22,10 @@ def enqueue_call(k: QueueKeys, job: NewJob, max_ready: int = 0) -> tuple[list[st
     keys = [k.job(job.id), k.ready(job.priority), k.scheduled, k.notify, k.dedup(job.key or "")]
     args: list[Any] = [job.id, job.body, p.delay_ms, p.at_ms, "0" if job.key is None else "1", job.priority, max_ready,
             p.order or "", p.gate or "", p.task or ""]
-    if p.expires_ms or p.expires_at_ms:
+    if p.expires_ms or p.expires_at_ms or p.partition:
         args += (p.expires_ms, p.expires_at_ms)
+    if p.partition:
+        args.append(p.partition)
     return keys, args
 
 
@@ -63,8 +65,10 @@ def _many_tail(place: Placement, max_ready: int) -> list[Any]:
     """What enqueue_many.lua reads after the jobs: nothing, max_ready, or max_ready and the
     placement's ordering key, gate, task, expiry joined by NUL bytes (docs/protocol.md §6)."""
     parts = [place.order or "", place.gate or "", place.task or ""]
-    if place.expires_ms or place.expires_at_ms:
+    if place.expires_ms or place.expires_at_ms or place.partition:
         parts += (str(place.expires_ms), str(place.expires_at_ms))
+    if place.partition:
+        parts.append(place.partition)
     if any(parts):
         return [max_ready, "\0".join(parts)]
     return [max_ready] if max_ready else []

@@ -140,6 +140,43 @@ class QueueKeys:
         """List: ids of workflow steps that ended with successors still to tell (lib/finish.lua)."""
         return f"{self.base}:outbox"
 
+    # -- partitions (lua/lib/part.lua) --
+
+    @property
+    def fair(self) -> str:
+        """String '1' while the queue is fair: its ready jobs wait in their partitions' lanes."""
+        return f"{self.base}:fair"
+
+    @property
+    def partition_limits(self) -> str:
+        """Hash: every partition's limits unless it has its own (max_running, rate_n, rate_window,
+        amax and astart for an adaptive max_running)."""
+        return f"{self.base}:plim"
+
+    def partition(self, name: str) -> str:
+        """Prefix of one partition's keys: :<prio> (its lanes), :conf, :until, :alimit, :leases, :rate."""
+        return f"{self.base}:part:{name}"
+
+    @property
+    def laned(self) -> str:
+        """Counter: jobs waiting in partitions' lanes (they count as ready)."""
+        return f"{self.base}:laned"
+
+    @property
+    def backlog(self) -> str:
+        """Sorted set: partition -> jobs in its lanes."""
+        return f"{self.base}:backlog"
+
+    @property
+    def blocked(self) -> str:
+        """Set: partitions that may not start a job now (paused, at their cap, out of rate, backing off)."""
+        return f"{self.base}:blocked"
+
+    @property
+    def partition_waits(self) -> str:
+        """Sorted set: blocked partitions that reopen at a time (unix ms)."""
+        return f"{self.base}:pwait"
+
     def wake(self, worker_id: str) -> str:
         """List an idle worker blocks on beside this queue's notify (same slot), so its shutdown
         can wake it."""

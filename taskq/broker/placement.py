@@ -30,6 +30,8 @@ class Placement:
     expires_ms: int = 0
     #: or a job not started by this unix ms never starts (0: none); wins over expires_ms
     expires_at_ms: int = 0
+    #: the partition (tenant, destination) whose limits and turns apply (lib/part.lua), or None
+    partition: str | None = None
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job enqueued

@@ -130,6 +130,9 @@ class Settlement:
     #: a retry's: the first line of its error ("Type: message", for its event) and its next attempt
     summary: str = ""
     attempt: int = 0
+    #: a retry's or dead's: what the run says of its partition's partner: "b<ms>" back off that long
+    #: (and cut an adaptive limit), "s" cut an adaptive limit (a time limit), "" nothing
+    signal: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -187,6 +190,8 @@ class JobRecord:
     attempt: int | None = None
     #: a succeeded job's max attempts, from its record (other jobs' is in their message)
     max_attempts: int | None = None
+    #: the job's partition (options(partition=)), or None
+    partition: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,6 +207,8 @@ class Depths:
     ordered: int = 0
     #: queued, held back by their task's own rate limit or cap
     held: int = 0
+    #: partitions with jobs waiting in their lanes (a fair queue: every partition with ready jobs)
+    partitions: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -347,3 +354,35 @@ class EventRecord:
     duration_ms: int | None = None
     progress: float | None = None
     text: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartitionLimits:
+    """What app.queue() gives every partition of a queue (each may have its own instead)."""
+
+    #: most jobs of one partition leased at once (0: no cap)
+    max_running: int = 0
+    #: (n, window ms): most starts of one partition per sliding window, or None
+    rate: tuple[int, int] | None = None
+    #: (start, max): an adaptive max_running (AIMD per partition), or None
+    adaptive: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartitionState:
+    """One partition of a queue as Redis has it."""
+
+    queue: str
+    name: str
+    #: jobs in its lanes (a fair queue's ready jobs; any queue's jobs held by its limits)
+    waiting: int
+    #: its jobs leased now (running or reserved)
+    running: int
+    paused: bool
+    #: backing off until this unix ms, or None
+    until_ms: int | None
+    #: its own limits (Partition.limit()), or None: the queue's apply
+    own_max_running: int | None
+    own_rate: tuple[int, int] | None
+    #: an adaptive partition's limit now, or None
+    adaptive_limit: float | None

@@ -28,6 +28,7 @@ from taskq.broker.base import (
 from taskq.broker.calls import enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import Keys, QueueKeys
+from taskq.broker.partitions import Partitions
 from taskq.broker.placement import NewJob
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
@@ -42,7 +43,7 @@ SETTLE_BATCH = 256
 _SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
 
 
-class RedisBroker(Admin, Stream, Steps):
+class RedisBroker(Admin, Stream, Steps, Partitions):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:
@@ -206,9 +207,9 @@ class RedisBroker(Admin, Stream, Steps):
                 if o.kind is Outcome.OK:
                     args += ("ok", o.id, o.token, o.result, o.max_attempts)
                 elif o.kind is Outcome.RETRY:
-                    args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt)
+                    args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt, o.signal)
                 else:
-                    args += ("dead", o.id, o.token, o.reason, o.error, o.body)
+                    args += ("dead", o.id, o.token, o.reason, o.error, o.body, o.signal)
             reply = self.conn.run("settle", base, args)
             out.extend([_SETTLED[code] for code in reply[:len(chunk)]])
             leased += self._deliveries(queue, reply, len(chunk))

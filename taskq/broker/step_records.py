@@ -48,6 +48,8 @@ class FlowStep:
     expires_ms: int = 0
     #: or not started by this unix ms (0: none)
     expires_at_ms: int = 0
+    #: its partition (lib/part.lua), or None
+    partition: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

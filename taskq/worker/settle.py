@@ -59,12 +59,14 @@ def finished(delivery: Delivery, message: Message, outcome: execute.Outcome, lim
         attempt = message.attempt + outcome.spend
         body = message.packed(attempt=attempt, limit=max(limit, len(d.body) + 64))
         settlement = Settlement(Outcome.RETRY, d.id, d.token, body=body, delay_ms=int(outcome.delay * 1000),
-                                error=outcome.error, summary=outcome.summary or "", attempt=attempt)
+                                error=outcome.error, summary=outcome.summary or "", attempt=attempt,
+                                signal=outcome.signal)
         # a step's retry ends it if it was cancelled meanwhile: the settler then continues it
         return Finished(d, message.task, message.attempt, settlement, outcome.duration, outcome.summary,
                         outcome.delay, continues=continues,
                         traceback=outcome.error if outcome.show_traceback else None)
-    settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error)
+    settlement = Settlement(Outcome.DEAD, d.id, d.token, reason=outcome.reason, error=outcome.error,
+                            signal=outcome.signal)
     return Finished(d, message.task, message.attempt, settlement, outcome.duration, continues=continues,
                     traceback=outcome.error if outcome.show_traceback else None)
 

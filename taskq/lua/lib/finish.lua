@@ -11,11 +11,11 @@
 -- @include lib/events
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6], children = f[i + 7]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8]}
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
@@ -42,6 +42,7 @@ local function compact(jk, now, fields, links)
   keep(out, 'task', links.task)
   keep(out, 'started_ms', links.started)
   keep(out, 'children', links.children)
+  keep(out, 'part', links.part)
   for i = 1, #KEPT do
     if not ((KEPT[i] == 'lost' or KEPT[i] == 'priority') and v[i] == '0') then keep(out, KEPT[i], v[i]) end
   end
@@ -70,7 +71,7 @@ end
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
   -- false: no HDEL of fields from a record that compact() writes anew
-  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate)
+  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate or false, links.part or false)
   if status == 'succeeded' then
     local place = compact(jk, now, fields, links)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl

@@ -15,13 +15,14 @@ local function join_line(base, id, key)
 end
 
 -- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
--- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
-local function admit(base, id, jk, prio, key)
+-- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'; part: its
+-- partition as ready() takes it.
+local function admit(base, id, jk, prio, key, part)
   if key and not join_line(base, id, key) then
     if jk then redis.call('HSET', jk, 'status', 'queued') end
     return
   end
-  ready(base, id, jk, prio, false)
+  ready(base, id, jk, prio, false, part)
 end
 
 -- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
@@ -37,9 +38,9 @@ local function release_order(base, id, key)
     local next_id = redis.call('LINDEX', list, 0)
     if not next_id then return end
     redis.call('DECR', base .. ':ordered')
-    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority', 'part')
     if not f.err and f[1] == 'queued' then
-      ready(base, next_id, false, priority_of(f[2]), false)
+      ready(base, next_id, false, priority_of(f[2]), false, f[3])
       return
     end
     redis.call('LPOP', list)

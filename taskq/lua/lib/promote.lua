@@ -15,9 +15,9 @@ local function promote(base, now, limit)
     if redis.call('EXISTS', jk) == 1 and not is_hash(jk) then
       bury_raw(base, id, 'unknown_job: scheduled entry whose job record is not a hash', now)
     else
-      local f = redis.call('HMGET', jk, 'priority', 'order', 'oseq')
+      local f = redis.call('HMGET', jk, 'priority', 'order', 'oseq', 'part')
       entries[#entries + 1] = {id = id, jk = jk, prio = priority_of(f[1]), order = f[2],
-        due = tonumber(due[i + 1]), seq = tonumber(f[3] or '0') or 0}
+        due = tonumber(due[i + 1]), seq = tonumber(f[3] or '0') or 0, part = f[4]}
     end
   end
   if #entries > 1 then
@@ -26,7 +26,7 @@ local function promote(base, now, limit)
       return a.seq < b.seq
     end)
   end
-  for _, e in ipairs(entries) do admit(base, e.id, e.jk, e.prio, e.order) end
+  for _, e in ipairs(entries) do admit(base, e.id, e.jk, e.prio, e.order, e.part) end
   return #due / 2
 end
 

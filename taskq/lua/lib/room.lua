@@ -2,11 +2,11 @@
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 -- @include lib/keys
 
--- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua) or
--- parked by their task's limits (lib/gate.lua)
+-- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua),
+-- parked by their task's limits (lib/gate.lua) or in their partition's lanes (lib/part.lua)
 local function ready_count(base)
-  local c = redis.call('MGET', base .. ':ordered', base .. ':parked')
-  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0)
+  local c = redis.call('MGET', base .. ':ordered', base .. ':parked', base .. ':laned')
+  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0) + (tonumber(c[3] or '0') or 0)
   for prio = 0, 9 do n = n + redis.call('LLEN', ready_key(base, prio)) end
   return n
 end

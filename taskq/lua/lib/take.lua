@@ -1,16 +1,18 @@
 -- Leasing jobs to a worker, the one place it happens: fetch leases for free slots and prefetch,
 -- settle leases again for the slots its outcomes freed (when a cap holds the queue). The queue's
--- rate limit (a sliding window of leases) and cap (its leases, running and reserved) and each
--- task's own limits (lib/gate.lua) hold across every worker.
+-- rate limit (a sliding window of leases) and cap (its leases, running and reserved), each
+-- task's own limits (lib/gate.lua) and each partition's (lib/part.lua) hold across every worker;
+-- in a fair queue the partitions take turns.
 -- @include lib/keys
 -- @include lib/wake
 -- @include lib/dead
 -- @include lib/room
 -- @include lib/gate
 -- @include lib/events
+-- @include lib/ready
 
--- what leasing reads of each job, in this order (f[1..8] below)
-local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms'}
+-- what leasing reads of each job, in this order (f[1..9] below)
+local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms', 'part'}
 
 -- A job past its deadline (expires=) never starts: true if `by` (its expires_ms field) has passed,
 -- and then it ends cancelled here (its record kept like a dead job's, dead_ttl); a workflow step
@@ -34,7 +36,7 @@ local function new_taker(base, now, argv, i)
     suspect_lost = tonumber(argv[i + 2]), rate_n = tonumber(argv[i + 3]) or 0,
     rate_window = tonumber(argv[i + 4]) or 0, cap = tonumber(argv[i + 5]) or 0,
     leases = base .. ':leases', reserved = base .. ':reserved', rate_key = base .. ':rate',
-    gates = {}, limited = false, capped = false, stopped = 0, ended = {}}
+    gates = {}, limited = false, capped = false, stopped = 0, ended = {}, parts = {}, n = 0, passed = 0}
   local gates_n = tonumber(argv[i + 6]) or 0
   for j = i + 7, i + 6 + 4 * gates_n, 4 do
     t.gates[argv[j]] = new_gate(base, argv[j], tonumber(argv[j + 1]), tonumber(argv[j + 2]), tonumber(argv[j + 3]))
@@ -42,10 +44,8 @@ local function new_taker(base, now, argv, i)
   return t, i + 7 + 4 * gates_n
 end
 
--- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now);
--- false if it expired instead
+-- lease one job whose TAKE_FIELDS f were read; appends it to out (a job leased running starts now)
 local function lease_one(t, id, jk, f, g, out)
-  if f[8] and expire(t, id, jk, f[8]) then return false end
   local lost = tonumber(f[3] or '0') or 0
   local deliveries = (tonumber(f[4] or '0') or 0) + 1
   local token = t.worker .. ':' .. deliveries
@@ -67,7 +67,48 @@ local function lease_one(t, id, jk, f, g, out)
   out[#out + 1] = deliveries
   out[#out + 1] = lost
   out[#out + 1] = running and 1 or 0
+  return deliveries
+end
+
+-- One job that may start (TAKE_FIELDS f read, out of whichever list held it): leased (true), or
+-- set aside (false): gone, expired, or over its partition's limits (to its lane, `lane` being the
+-- partition whose lane it came from: back to the front there) or its task's (parked).
+local function offer(t, id, jk, f, prio, lane, out)
+  if f[2] == 'cancelled' then return false end  -- taken off its lists already
+  if f[8] and expire(t, id, jk, f[8]) then
+    t.passed = t.passed + 1
+    return false
+  end
+  local p = f[9] or (t.fair and '')
+  local s = p and part_state(t.base, p, t.now, t.parts, t.leases)
+  if s and s.room <= 0 then
+    part_block(t.base, p, s)
+    lane_push(t.base, p, prio, {id}, lane == p)
+    t.passed = t.passed + 1
+    return false
+  end
+  local g = f[5] and t.gates[f[5]]
+  if g and gate_room(g, t.now, t.leases) <= 0 then
+    park(g, id)
+    t.passed = t.passed + 1
+    return false
+  end
+  local deliveries = lease_one(t, id, jk, f, g, out)
+  if s then part_pass(s, t.now, id, id .. ':' .. deliveries) end
+  t.n = t.n + 1
   return true
+end
+
+-- read a job for offer(); an id with no usable record is dead-lettered as a raw entry
+local function fields_of(t, id, jk)
+  -- one read; a key that is not a hash answers with an error (no EXISTS and TYPE per job)
+  local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
+  if f.err or not f[1] then
+    bury_raw(t.base, id, f.err and 'unknown_job: ready entry whose job record is not a hash'
+      or 'unknown_job: ready entry with no job record', t.now)
+    return nil
+  end
+  return f
 end
 
 -- lease at most `left` more jobs, running ones first; true if that cut the request
@@ -79,12 +120,41 @@ local function within(t, left)
   return true
 end
 
+-- the partitions' lanes of one priority, in turns: one job of the partition whose turn it is, which
+-- goes to the back of the turns (a partition that may not start one now leaves them: part_block)
+local function take_lanes(t, prio, out)
+  local ring = t.base .. ':ring:' .. prio
+  while t.n < t.want and t.passed < 1000 do
+    local p = redis.call('ZRANGE', ring, 0, 0)[1]
+    if not p then return end
+    local s = part_state(t.base, p, t.now, t.parts, t.leases)
+    local lane = s.pk .. ':' .. prio
+    local id = s.room > 0 and redis.call('LPOP', lane)
+    if not id then  -- out of room, or an empty lane (cancelled jobs): out of this priority's turns
+      redis.call('ZREM', ring, p)
+      if s.room <= 0 then part_block(t.base, p, s) end
+    else
+      if redis.call('EXISTS', lane) == 0 then
+        redis.call('ZREM', ring, p)
+      else
+        redis.call('ZADD', ring, 'XX', redis.call('INCR', t.base .. ':ringseq'), p)
+      end
+      lane_taken(t.base, p, 1)
+      local jk = job_key(t.base, id)
+      local f = fields_of(t, id, jk)
+      if f then offer(t, id, jk, f, prio, p, out) end
+    end
+  end
+end
+
 -- Lease up to `run` jobs as running and `reserve` more as reserved, appending 6 values per job
--- to `out`; returns how many (none while the queue is paused). Held jobs of tasks with room go first (they waited longest), then
--- the ready lists, highest priority first; a job over its task's limit is parked.
+-- to `out`; returns how many (none while the queue is paused). Held jobs of tasks with room go
+-- first (they waited longest), then, highest priority first, the partitions' lanes in turns and
+-- the ready list; a job over its task's or its partition's limits is set aside (offer).
 local function take(t, run, reserve, out)
   if redis.call('EXISTS', t.base .. ':paused') == 1 then run, reserve = 0, 0 end  -- taskq queue pause
   t.run, t.reserve = run, reserve
+  t.fair = is_fair(t.base)
   if t.rate_n > 0 then
     redis.call('ZREMRANGEBYSCORE', t.rate_key, '-inf', t.now - t.rate_window)
     t.limited = within(t, t.rate_n - redis.call('ZCARD', t.rate_key))
@@ -92,64 +162,54 @@ local function take(t, run, reserve, out)
   t.capped = t.cap > 0 and within(t, t.cap - redis.call('ZCARD', t.leases))
   local want = t.run + t.reserve
   t.want = want
-  local n = 0
   local base = t.base
+  if want > 0 then reopen_due(base, t.now) end
   if want > 0 and redis.call('EXISTS', base .. ':gates') == 1 then
     -- tasks with held jobs; one this worker knows no limit of (removed since?) lets them all go
     for _, task in ipairs(redis.call('SMEMBERS', base .. ':gates')) do
       local g = t.gates[task]
-      local back = {}  -- let go beyond what this call leases: to the front of ready, in order
-      for _, id in ipairs(unpark(g or new_gate(base, task, 0, 0, 0), t.now, g and want - n or 1000, t.leases)) do
+      local back = {}  -- let go beyond what this call leases: back to the front of ready, in order
+      for _, id in ipairs(unpark(g or new_gate(base, task, 0, 0, 0), t.now, g and want - t.n or 1000, t.leases)) do
         local jk = job_key(base, id)
         local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
         if not f.err and f[1] and f[2] ~= 'cancelled' then  -- a cancelled one was taken off already
-          if n < want then
-            if lease_one(t, id, jk, f, g, out) then n = n + 1 end
+          if t.n < want then
+            offer(t, id, jk, f, priority_of(redis.call('HGET', jk, 'priority')), false, out)
           else
-            back[#back + 1] = id
+            back[#back + 1] = {id, f[9]}
           end
         end
       end
       for i = #back, 1, -1 do
-        redis.call('LPUSH', ready_key(base, priority_of(redis.call('HGET', job_key(base, back[i]), 'priority'))), back[i])
+        local id, part = back[i][1], back[i][2]
+        ready(base, id, false, priority_of(redis.call('HGET', job_key(base, id), 'priority')), true, part or false)
       end
     end
   end
-  -- jobs parked or expired by this call: bounded, so a flood of one task's jobs is met in steps
-  local passed = 0
   for prio = 9, 0, -1 do
-    if n >= want or passed >= 1000 then break end
+    if t.n >= want or t.passed >= 1000 then break end
     t.stopped = prio
-    local ids = redis.call('LPOP', ready_key(base, prio), want - n)
+    if redis.call('EXISTS', base .. ':ring:' .. prio) == 1 then take_lanes(t, prio, out) end
+    local ids = t.n < want and t.passed < 1000 and redis.call('LPOP', ready_key(base, prio), want - t.n)
     while ids do
       for _, id in ipairs(ids) do
         local jk = job_key(base, id)
-        -- one read; a key that is not a hash answers with an error (no EXISTS and TYPE per job)
-        local f = redis.pcall('HMGET', jk, unpack(TAKE_FIELDS))
-        local g = not f.err and f[5] and t.gates[f[5]]
-        if f.err or not f[1] then
-          bury_raw(base, id, f.err and 'unknown_job: ready entry whose job record is not a hash'
-            or 'unknown_job: ready entry with no job record', t.now)
-        elseif g and f[2] ~= 'cancelled' and gate_room(g, t.now, t.leases) <= 0 then
-          park(g, id)
-          passed = passed + 1
-        elseif f[2] ~= 'cancelled' then
-          if lease_one(t, id, jk, f, g, out) then n = n + 1 else passed = passed + 1 end
-        end
+        local f = fields_of(t, id, jk)
+        if f then offer(t, id, jk, f, prio, false, out) end
       end
-      -- parked or expired jobs left room: take more of this priority before going down to the next
-      ids = n < want and passed > 0 and passed < 1000 and redis.call('LPOP', ready_key(base, prio), want - n)
+      -- jobs set aside left room: take more of this priority before going down to the next
+      ids = t.n < want and t.passed > 0 and t.passed < 1000 and redis.call('LPOP', ready_key(base, prio), want - t.n)
     end
   end
-  make_room(base, n)
-  if t.rate_n > 0 and n > 0 then redis.call('PEXPIRE', t.rate_key, t.rate_window) end
-  t.n = n
-  return n
+  make_room(base, t.n)
+  if t.rate_n > 0 and t.n > 0 then redis.call('PEXPIRE', t.rate_key, t.rate_window) end
+  return t.n
 end
 
 -- After take(): a cut by the cap marks the queue capped (the next lease to end wakes an idle
 -- worker), or jobs left behind pass the wake-up token on. Returns the ms until the rate limits
--- let the next job go (-1: not limited) and 1 if a cap (the queue's or a task's) left jobs behind.
+-- (the queue's, a task's, a partition's) let the next job go (-1: not limited) and 1 if a cap
+-- (the queue's or a task's) left jobs behind.
 local function after_take(t)
   local wait, capped = -1, t.capped and 1 or 0
   if t.capped then redis.call('SET', t.base .. ':capped', '1', 'PX', t.lease_ms * 2) end
@@ -159,7 +219,10 @@ local function after_take(t)
   elseif t.want > 0 and t.n >= t.want and not t.capped then
     -- jobs left behind: pass the wake-up token on to the next idle worker (higher priorities are empty)
     for prio = t.stopped, 0, -1 do
-      if redis.call('LLEN', ready_key(t.base, prio)) > 0 then wake(t.base) break end
+      if redis.call('LLEN', ready_key(t.base, prio)) > 0 or redis.call('EXISTS', t.base .. ':ring:' .. prio) == 1 then
+        wake(t.base)
+        break
+      end
     end
   end
   for _, g in pairs(t.gates) do
@@ -167,5 +230,7 @@ local function after_take(t)
     if reopens and (wait < 0 or reopens < wait) then wait = reopens end
     if g.parked and g.cap > 0 and g.room and g.room <= 0 then capped = 1 end
   end
+  local parts = part_wait(t.base, t.now)  -- partitions waiting for their rate window or backoff
+  if parts >= 0 and (wait < 0 or parts < wait) then wait = parts end
   return wait, capped
 end

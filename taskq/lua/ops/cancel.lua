@@ -19,7 +19,7 @@
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
-local f = redis.call('HMGET', jk, 'status', 'priority', 'gate')
+local f = redis.call('HMGET', jk, 'status', 'priority', 'gate', 'part')
 local status = f[1]
 if not status then return false end
 local note = ARGV[3] and ARGV[3] ~= '' and ARGV[3]
@@ -34,8 +34,11 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
 end
 redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
-  -- out of its ready list (or the line of its task's limit), so the id cannot outlive its record there
-  if redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id) == 0 and f[3] then
+  -- out of its ready list (or its partition's lane, or the line of its task's limit), so the id
+  -- cannot outlive its record there
+  local prio = priority_of(f[2])
+  if redis.call('LREM', ready_key(base, prio), 1, id) == 0
+      and not ((f[4] or is_fair(base)) and lane_remove(base, f[4] or '', prio, id)) and f[3] then
     drop_held(base, f[3], id)
   end
 end

@@ -29,6 +29,12 @@ for prio = 9, 0, -1 do
   if taken >= left then break end
   for _, id in ipairs(redis.call('LPOP', ready_key(base, prio), left - taken) or {}) do cancel_one(id) end
 end
+for _, p in ipairs(redis.call('ZRANGE', base .. ':backlog', 0, -1)) do  -- partitions' lanes (lib/part.lua)
+  for prio = 9, 0, -1 do
+    if taken >= left then break end
+    for _, id in ipairs(lane_pop(base, p, prio, left - taken)) do cancel_one(id) end
+  end
+end
 for _, task in ipairs(redis.call('SMEMBERS', base .. ':gates')) do
   if taken >= left then break end
   for _, id in ipairs(redis.call('LRANGE', gate_key(base, task) .. ':held', 0, left - taken - 1)) do

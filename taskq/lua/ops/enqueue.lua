@@ -12,7 +12,8 @@
 --       task's name if the task has its own rate_limit= or max_running=; '' or absent = none),
 --       task name (for the job's record and its events; '' or absent = not told), expires in (ms
 --       after the due time a job may still start; '0' or absent = no deadline), expires at (a unix
---       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled
+--       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled,
+--       partition ('' or absent = none: lib/part.lua)
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- @include lib/now
@@ -46,10 +47,12 @@ end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
 local expires = deadline(due, ARGV[11], ARGV[12])
 if expires then add_fields(extra, 'expires_ms', expires) end
+local part = ARGV[13] ~= '' and ARGV[13]
+if part then add_fields(extra, 'part', part) end
 create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')
 else
-  admit(base, id, false, prio, order)
+  admit(base, id, false, prio, order, part or false)
 end
 return {id, 1}

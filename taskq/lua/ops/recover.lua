@@ -36,7 +36,7 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', leases, id)
     redis.call('SREM', base .. ':reserved', id)
   else
-    local f = redis.call('HMGET', jk, 'status', 'priority', 'lost', 'gate')
+    local f = redis.call('HMGET', jk, 'status', 'priority', 'lost', 'gate', 'part')
     local lost = tonumber(f[3] or '0') or 0
     if f[1] ~= 'reserved' then lost = redis.call('HINCRBY', jk, 'lost', 1) end
     if lost >= max_lost then
@@ -44,8 +44,8 @@ for _, id in ipairs(expired) do
         'lease_expired: lost its worker ' .. lost .. ' times (the worker died or hung while running it)', nil)
       buried = buried + 1
     else
-      drop_lease(base, id, jk, nil, f[4])
-      ready(base, id, jk, priority_of(f[2]), true)  -- it keeps its ordering key: it holds it
+      drop_lease(base, id, jk, nil, f[4], f[5])
+      ready(base, id, jk, priority_of(f[2]), true, f[5])  -- it keeps its ordering key: it holds it
       requeued = requeued + 1
     end
   end

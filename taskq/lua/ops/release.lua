@@ -10,10 +10,10 @@ local n = 0
 for i = #ARGV - 1, 1, -2 do  -- backwards: each goes to the front, so the first given stands first
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'priority', 'gate')
+  local f = redis.call('HMGET', jk, 'token', 'priority', 'gate', 'part')
   if f[1] == token then
-    drop_lease(base, id, jk, nil, f[3])
-    ready(base, id, jk, priority_of(f[2]), true)
+    drop_lease(base, id, jk, nil, f[3], f[4])
+    ready(base, id, jk, priority_of(f[2]), true, f[4])
     n = n + 1
   end
 end

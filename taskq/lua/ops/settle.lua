@@ -9,8 +9,12 @@
 --   is filled without another call), then if refill > 0 the taker's fields (lib/take.lua), then
 --   per outcome, by its first value:
 --   'ok',    id, token, packed result, max attempts (kept in the succeeded record; 0: unknown)
---   'retry', id, token, packed next message, delay ms, error text, its first line, next attempt
---   'dead',  id, token, reason, error text, packed message ('' = keep the stored one)
+--   'retry', id, token, packed next message, delay ms, error text, its first line, next attempt,
+--            its partition's signal
+--   'dead',  id, token, reason, error text, packed message ('' = keep the stored one), signal
+--   A signal tells the job's partition (lib/part.lua) what the run said of its partner: '' nothing,
+--   'b<ms>' back off that long and cut an adaptive limit (RateLimited(partition=True)), 's' cut an
+--   adaptive limit (a time limit); a success grows an adaptive limit.
 -- Returns one code per outcome: 1 done, 0 lease lost (nothing written), 2 cancelled meanwhile
 -- (a retry of a job cancelled while it ran: it ends cancelled instead); then, with refill, the
 -- jobs leased (6 values each, as fetch.lua returns them), at most one per outcome recorded.
@@ -28,7 +32,13 @@ local t, first = nil, 5
 if refill > 0 then t, first = new_taker(base, now, ARGV, 5) end
 local codes = {}
 local freed = 0
-local STRIDE = {ok = 5, retry = 8, dead = 6}
+local STRIDE = {ok = 5, retry = 9, dead = 7}
+
+local function signal(part, said)  -- what a failed run said of its partition's partner
+  if not part or said == '' then return end
+  if string.sub(said, 1, 1) == 'b' then part_backoff(base, part, now + (tonumber(string.sub(said, 2)) or 0), now) end
+  adapt(base, part, false)
+end
 local i = first
 while i <= #ARGV do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -40,10 +50,14 @@ while i <= #ARGV do
   elseif kind == 'ok' then
     local fields = {'result', ARGV[i + 3]}
     if ARGV[i + 4] ~= '0' then add_fields(fields, 'max_attempts', ARGV[i + 4]) end
-    finish(base, id, jk, 'succeeded', now, result_ttl, fields, nil, links_of(f, 5))
+    local links = links_of(f, 5)
+    finish(base, id, jk, 'succeeded', now, result_ttl, fields, nil, links)
+    if links.part then adapt(base, links.part, true) end
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
-    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links_of(f, 5))
+    local links = links_of(f, 5)
+    bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links)
+    signal(links.part, ARGV[i + 6])
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
     local fields = {'error', ARGV[i + 5]}
     if f[4] then add_fields(fields, 'reason', 'aborted: ' .. f[4]) end
@@ -51,13 +65,14 @@ while i <= #ARGV do
     code = 2
   else
     local links = links_of(f, 5)
-    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, links.gate)  -- the next attempt starts over
+    drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, links.gate, links.part)  -- the next attempt starts over
     redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5], 'attempt', ARGV[i + 7])
+    signal(links.part, ARGV[i + 8])
     local delay = tonumber(ARGV[i + 4])
     emit(base, 'retrying', id, links.task, links.attempt,
       ran_for({'error', ARGV[i + 6], 'delay_ms', delay}, links.started, now))
     if delay <= 0 then
-      ready(base, id, jk, priority_of(f[3]), false)  -- it keeps its ordering key: it holds it
+      ready(base, id, jk, priority_of(f[3]), false, links.part)  -- it keeps its ordering key: it holds it
     else
       schedule(base, id, jk, now + delay, 'failed')
     end

@@ -31,7 +31,8 @@ end
 -- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
 -- (with the fields in `also`, a list of names; false: the caller rewrites the record), so the last
 -- holder's late calls are refused.
--- `gate` is the job's field of that name when the caller has read it (nil: read it here).
+-- `gate` and `part` are the job's fields of those names when the caller has read them (nil: read
+-- them here); a job of a partition frees its slot there (lib/part.lua).
 -- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
 -- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
 local function ready_key(base, prio)
@@ -70,12 +71,114 @@ local function wake(base)
   local notify = base .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
 end
-local function drop_lease(base, id, jk, also, gate)
+-- Partitions: limits per partition inside one queue (app.queue(partition_max_running=,
+-- partition_rate_limit=), Partition.limit/pause/backoff) and, in a fair queue, turns between
+-- partitions. A job's partition is its record's field `part` (absent: none, which a fair queue
+-- serves as one partition of its own, named '').
+-- Keys, under the queue's base:
+--   <base>:fair              '1': a fair queue (its ready jobs wait in lanes, served in turns)
+--   <base>:plim              hash: every partition's limits unless it has its own: max_running,
+--                            rate_n, rate_window (ms), amax and astart (an adaptive max_running)
+--   <base>:part:<p>:<prio>   list, a lane: p's ready jobs of one priority (every job of a fair
+--                            queue; in any queue, the jobs of a partition that may not start now)
+--   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window, and paused '1' (what
+--                            Partition.limit() and pause() set: kept until changed)
+--   <base>:part:<p>:until    string: backing off until this unix ms (expires then)
+--   <base>:part:<p>:alimit   string: its adaptive limit now (expires a day after its last change)
+--   <base>:part:<p>:leases   set: p's jobs leased now;  <base>:part:<p>:rate  zset: its starts
+--   <base>:ring:<prio>       zset: partitions whose lane of this priority has jobs and that may
+--                            start one, scored by turn (the lowest goes next); <base>:ringseq
+--   <base>:blocked           set: partitions that may not start a job now (paused, at their cap,
+--                            out of rate, backing off): in no ring until they reopen
+--   <base>:pwait             zset: blocked partitions that reopen at a time (unix ms)
+--   <base>:laned             counter: jobs in lanes (ready, for depths and max_ready)
+--   <base>:backlog           zset: partition -> jobs in its lanes (operator views)
+-- A partition without jobs, limits of its own or a pause keeps no key (lists and sets empty out).
+
+local function part_key(base, p)
+  return base .. ':part:' .. p
+end
+
+local fair_of = {}  -- base -> whether the queue is fair, read once per script call
+
+local function is_fair(base)
+  local fair = fair_of[base]
+  if fair == nil then
+    fair = redis.call('GET', base .. ':fair') == '1'
+    fair_of[base] = fair
+  end
+  return fair
+end
+
+-- p joins the back of the turns of priority `prio` (unless it is there already)
+local function ring_add(base, p, prio)
+  redis.call('ZADD', base .. ':ring:' .. prio, 'NX', redis.call('INCR', base .. ':ringseq'), p)
+end
+
+-- jobs of partition p wait in its lane, in order (at the front when given back: `front`)
+local function lane_push(base, p, prio, ids, front)
+  local lane, n = part_key(base, p) .. ':' .. prio, 0
+  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
+    n = redis.call(front and 'LPUSH' or 'RPUSH', lane, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  redis.call('INCRBY', base .. ':laned', #ids)
+  redis.call('ZINCRBY', base .. ':backlog', #ids, p)
+  if n == #ids and redis.call('SISMEMBER', base .. ':blocked', p) == 0 then ring_add(base, p, prio) end
+end
+
+-- `n` jobs left p's lanes (taken, or cancelled)
+local function lane_taken(base, p, n)
+  redis.call('DECRBY', base .. ':laned', n)
+  if tonumber(redis.call('ZINCRBY', base .. ':backlog', -n, p)) <= 0 then redis.call('ZREM', base .. ':backlog', p) end
+end
+
+-- a job out of p's lane (cancelled): true if it was there
+local function lane_remove(base, p, prio, id)
+  local lane = part_key(base, p) .. ':' .. prio
+  if redis.call('LREM', lane, 1, id) == 0 then return false end
+  lane_taken(base, p, 1)
+  if redis.call('EXISTS', lane) == 0 then redis.call('ZREM', base .. ':ring:' .. prio, p) end
+  return true
+end
+
+local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
+
+-- p may start jobs again: it takes its turns again for every priority it has jobs of
+local function part_reopen(base, p)
+  if redis.call('SREM', base .. ':blocked', p) == 0 then return end
+  redis.call('ZREM', base .. ':pwait', p)
+  local pk = part_key(base, p)
+  local any = false
+  for prio = 9, 0, -1 do
+    if redis.call('EXISTS', pk .. ':' .. prio) == 1 then
+      ring_add(base, p, prio)
+      any = true
+    end
+  end
+  if any then wake(base) end
+end
+
+-- a lease of partition p ended (lib/lease.lua): a partition blocked at its cap may go on
+local function part_released(base, p, id)
+  local pk = part_key(base, p)
+  redis.call('SREM', pk .. ':leases', id)
+  if redis.call('SISMEMBER', base .. ':blocked', p) == 0 then return end
+  if redis.call('HGET', pk .. ':conf', 'paused') ~= '1' and not redis.call('ZSCORE', base .. ':pwait', p) then
+    part_reopen(base, p)
+  end
+end
+
+local function drop_lease(base, id, jk, also, gate, part)
   redis.call('ZREM', base .. ':leases', id)
   -- a fetch refused jobs for the queue's max_running: this freed slot wakes an idle worker
   if redis.call('DEL', base .. ':capped') == 1 then wake(base) end
   redis.call('SREM', base .. ':reserved', id)
-  if gate == nil then gate = redis.call('HGET', jk, 'gate') end
+  if gate == nil or part == nil then
+    local f = redis.call('HMGET', jk, 'gate', 'part')
+    if gate == nil then gate = f[1] end
+    if part == nil then part = f[2] end
+  end
+  if part then part_released(base, part, id) end
   if gate then
     -- a job of this task waits for a free slot of its task: this one wakes an idle worker
     local gk = gate_key(base, gate)
@@ -90,11 +193,22 @@ end
 -- leased or waiting for its retry. The others wait, counted in <base>:ordered; the holder ends
 -- (succeeds, is dead-lettered or cancelled) and the next in line becomes ready.
 -- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
--- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
--- is woken. A job due later waits in the scheduled set instead (schedule below).
-local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
+-- back, or at the front when it is given back), or in a fair queue onto its partition's lane of
+-- that priority (lib/part.lua), its status becomes 'queued', and an idle worker is woken. A job
+-- due later waits in the scheduled set instead (schedule below).
+
+-- jk false: the caller wrote status 'queued'; part: the job's partition (false: none; nil: not
+-- known to the caller, read from the record when the queue is fair)
+local function ready(base, id, jk, prio, front, part)
   if jk then redis.call('HSET', jk, 'status', 'queued') end
-  redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  local fair = is_fair(base)
+  if part == nil and fair then part = redis.call('HGET', jk or job_key(base, id), 'part') end
+  -- a job of a partition whose lanes hold jobs joins them, so the partition keeps its order
+  if fair or (part and redis.call('ZSCORE', base .. ':backlog', part)) then
+    lane_push(base, part or '', prio, {id}, front)
+  else
+    redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  end
   wake(base)
 end
 
@@ -111,9 +225,9 @@ local function release_order(base, id, key)
     local next_id = redis.call('LINDEX', list, 0)
     if not next_id then return end
     redis.call('DECR', base .. ':ordered')
-    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority', 'part')
     if not f.err and f[1] == 'queued' then
-      ready(base, next_id, false, priority_of(f[2]), false)
+      ready(base, next_id, false, priority_of(f[2]), false, f[3])
       return
     end
     redis.call('LPOP', list)
@@ -151,11 +265,11 @@ local function ran_for(more, started_ms, now)
 end
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6], children = f[i + 7]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8]}
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
@@ -182,6 +296,7 @@ local function compact(jk, now, fields, links)
   keep(out, 'task', links.task)
   keep(out, 'started_ms', links.started)
   keep(out, 'children', links.children)
+  keep(out, 'part', links.part)
   for i = 1, #KEPT do
     if not ((KEPT[i] == 'lost' or KEPT[i] == 'priority') and v[i] == '0') then keep(out, KEPT[i], v[i]) end
   end
@@ -210,7 +325,7 @@ end
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   if links == nil then links = links_of(redis.call('HMGET', jk, unpack(LINKS)), 1) end
   -- false: no HDEL of fields from a record that compact() writes anew
-  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate)
+  drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate or false, links.part or false)
   if status == 'succeeded' then
     local place = compact(jk, now, fields, links)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl
@@ -249,7 +364,7 @@ end
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
-local f = redis.call('HMGET', jk, 'status', 'priority', 'gate')
+local f = redis.call('HMGET', jk, 'status', 'priority', 'gate', 'part')
 local status = f[1]
 if not status then return false end
 local note = ARGV[3] and ARGV[3] ~= '' and ARGV[3]
@@ -264,8 +379,11 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
 end
 redis.call('ZREM', KEYS[2], id)
 if status == 'queued' then
-  -- out of its ready list (or the line of its task's limit), so the id cannot outlive its record there
-  if redis.call('LREM', ready_key(base, priority_of(f[2])), 1, id) == 0 and f[3] then
+  -- out of its ready list (or its partition's lane, or the line of its task's limit), so the id
+  -- cannot outlive its record there
+  local prio = priority_of(f[2])
+  if redis.call('LREM', ready_key(base, prio), 1, id) == 0
+      and not ((f[4] or is_fair(base)) and lane_remove(base, f[4] or '', prio, id)) and f[3] then
     drop_held(base, f[3], id)
   end
 end

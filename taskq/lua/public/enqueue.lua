@@ -14,7 +14,8 @@
 --       task's name if the task has its own rate_limit= or max_running=; '' or absent = none),
 --       task name (for the job's record and its events; '' or absent = not told), expires in (ms
 --       after the due time a job may still start; '0' or absent = no deadline), expires at (a unix
---       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled
+--       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled,
+--       partition ('' or absent = none: lib/part.lua)
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
@@ -28,13 +29,18 @@ end
 -- leased or waiting for its retry. The others wait, counted in <base>:ordered; the holder ends
 -- (succeeds, is dead-lettered or cancelled) and the next in line becomes ready.
 -- The one place a job becomes ready: its id goes onto the ready list of its priority (at the
--- back, or at the front when it is given back), its status becomes 'queued', and an idle worker
--- is woken. A job due later waits in the scheduled set instead (schedule below).
+-- back, or at the front when it is given back), or in a fair queue onto its partition's lane of
+-- that priority (lib/part.lua), its status becomes 'queued', and an idle worker is woken. A job
+-- due later waits in the scheduled set instead (schedule below).
 -- Key names of one queue from its base '<namespace>:{<queue>}', as taskq/broker/keys.py builds
 -- them. They share the base's hash tag, so every key here is in the script's Cluster slot.
 local function ready_key(base, prio)
   if prio == 0 then return base .. ':ready' end
   return base .. ':ready:' .. prio
+end
+
+local function job_key(base, id)
+  return base .. ':job:' .. id
 end
 
 -- the line of jobs of one ordering key (lib/order.lua)
@@ -59,9 +65,75 @@ local function wake(base)
   local notify = base .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('LPUSH', notify, '1') end
 end
-local function ready(base, id, jk, prio, front)  -- jk false: the caller wrote status 'queued'
+-- Partitions: limits per partition inside one queue (app.queue(partition_max_running=,
+-- partition_rate_limit=), Partition.limit/pause/backoff) and, in a fair queue, turns between
+-- partitions. A job's partition is its record's field `part` (absent: none, which a fair queue
+-- serves as one partition of its own, named '').
+-- Keys, under the queue's base:
+--   <base>:fair              '1': a fair queue (its ready jobs wait in lanes, served in turns)
+--   <base>:plim              hash: every partition's limits unless it has its own: max_running,
+--                            rate_n, rate_window (ms), amax and astart (an adaptive max_running)
+--   <base>:part:<p>:<prio>   list, a lane: p's ready jobs of one priority (every job of a fair
+--                            queue; in any queue, the jobs of a partition that may not start now)
+--   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window, and paused '1' (what
+--                            Partition.limit() and pause() set: kept until changed)
+--   <base>:part:<p>:until    string: backing off until this unix ms (expires then)
+--   <base>:part:<p>:alimit   string: its adaptive limit now (expires a day after its last change)
+--   <base>:part:<p>:leases   set: p's jobs leased now;  <base>:part:<p>:rate  zset: its starts
+--   <base>:ring:<prio>       zset: partitions whose lane of this priority has jobs and that may
+--                            start one, scored by turn (the lowest goes next); <base>:ringseq
+--   <base>:blocked           set: partitions that may not start a job now (paused, at their cap,
+--                            out of rate, backing off): in no ring until they reopen
+--   <base>:pwait             zset: blocked partitions that reopen at a time (unix ms)
+--   <base>:laned             counter: jobs in lanes (ready, for depths and max_ready)
+--   <base>:backlog           zset: partition -> jobs in its lanes (operator views)
+-- A partition without jobs, limits of its own or a pause keeps no key (lists and sets empty out).
+
+local function part_key(base, p)
+  return base .. ':part:' .. p
+end
+
+local fair_of = {}  -- base -> whether the queue is fair, read once per script call
+
+local function is_fair(base)
+  local fair = fair_of[base]
+  if fair == nil then
+    fair = redis.call('GET', base .. ':fair') == '1'
+    fair_of[base] = fair
+  end
+  return fair
+end
+
+-- p joins the back of the turns of priority `prio` (unless it is there already)
+local function ring_add(base, p, prio)
+  redis.call('ZADD', base .. ':ring:' .. prio, 'NX', redis.call('INCR', base .. ':ringseq'), p)
+end
+
+-- jobs of partition p wait in its lane, in order (at the front when given back: `front`)
+local function lane_push(base, p, prio, ids, front)
+  local lane, n = part_key(base, p) .. ':' .. prio, 0
+  for i = 1, #ids, 1000 do  -- unpack() has a bounded stack
+    n = redis.call(front and 'LPUSH' or 'RPUSH', lane, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  redis.call('INCRBY', base .. ':laned', #ids)
+  redis.call('ZINCRBY', base .. ':backlog', #ids, p)
+  if n == #ids and redis.call('SISMEMBER', base .. ':blocked', p) == 0 then ring_add(base, p, prio) end
+end
+
+local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
+
+-- jk false: the caller wrote status 'queued'; part: the job's partition (false: none; nil: not
+-- known to the caller, read from the record when the queue is fair)
+local function ready(base, id, jk, prio, front, part)
   if jk then redis.call('HSET', jk, 'status', 'queued') end
-  redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  local fair = is_fair(base)
+  if part == nil and fair then part = redis.call('HGET', jk or job_key(base, id), 'part') end
+  -- a job of a partition whose lanes hold jobs joins them, so the partition keeps its order
+  if fair or (part and redis.call('ZSCORE', base .. ':backlog', part)) then
+    lane_push(base, part or '', prio, {id}, front)
+  else
+    redis.call(front and 'LPUSH' or 'RPUSH', ready_key(base, prio), id)
+  end
   wake(base)
 end
 
@@ -84,13 +156,14 @@ local function join_line(base, id, key)
 end
 
 -- A job enters the queue now (new, falling due, replayed): ready unless another job holds its
--- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'.
-local function admit(base, id, jk, prio, key)
+-- key (`key` false: no ordering key). jk false: the caller wrote status 'queued'; part: its
+-- partition as ready() takes it.
+local function admit(base, id, jk, prio, key, part)
   if key and not join_line(base, id, key) then
     if jk then redis.call('HSET', jk, 'status', 'queued') end
     return
   end
-  ready(base, id, jk, prio, false)
+  ready(base, id, jk, prio, false, part)
 end
 
 -- append a field name and value to a list of them
@@ -140,11 +213,11 @@ end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 
--- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua) or
--- parked by their task's limits (lib/gate.lua)
+-- ready jobs of every priority, and those waiting behind an ordering key (lib/order.lua),
+-- parked by their task's limits (lib/gate.lua) or in their partition's lanes (lib/part.lua)
 local function ready_count(base)
-  local c = redis.call('MGET', base .. ':ordered', base .. ':parked')
-  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0)
+  local c = redis.call('MGET', base .. ':ordered', base .. ':parked', base .. ':laned')
+  local n = (tonumber(c[1] or '0') or 0) + (tonumber(c[2] or '0') or 0) + (tonumber(c[3] or '0') or 0)
   for prio = 0, 9 do n = n + redis.call('LLEN', ready_key(base, prio)) end
   return n
 end
@@ -183,10 +256,12 @@ end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
 local expires = deadline(due, ARGV[11], ARGV[12])
 if expires then add_fields(extra, 'expires_ms', expires) end
+local part = ARGV[13] ~= '' and ARGV[13]
+if part then add_fields(extra, 'part', part) end
 create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
 if later then
   schedule(base, id, false, due, 'scheduled')
 else
-  admit(base, id, false, prio, order)
+  admit(base, id, false, prio, order, part or false)
 end
 return {id, 1}
