@@ -21,7 +21,7 @@ from taskq.hooks import H, Hooks, M
 from taskq.job import Job
 from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, Adaptive, OnFull, QueuePolicy
 from taskq.message import MAX_MESSAGE_BYTES
-from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue
+from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue, named_options
 from taskq.partitions import Partition, PartitionInfo, partitions
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
@@ -155,6 +155,7 @@ class TaskQ(Producing):
         task (the first registered outermost) and returns what call_next() returns."""
         return self.hooks.add_middleware(fn)
 
+    @named_options("app.queue")
     def queue(self, name: str, *, max_ready: int | None = None, on_full: OnFull = "raise",
               block_timeout: float = 30.0, rate_limit: str | None = None,
               max_running: int | None = None, events: bool | int = True,
@@ -212,6 +213,7 @@ class TaskQ(Producing):
         expires: float | dt.timedelta | dt.datetime | None = None,
     ) -> TaskDecorator: ...
 
+    @named_options("app.task")
     def task(
         self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str = "default", retries: int | None = None, backoff: Backoff | None = None,

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from taskq.backoff import Backoff
 from taskq.errors import ConfigError
 from taskq.limits import parse_rate
 from taskq.message import MAX_PRIORITY
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 __all__ = ["DEFAULT_RETRIES", "MAX_PARTITION", "UNSET", "TaskOptions", "Unset", "check_expires", "check_partition",
-           "check_priority", "check_queue", "unix_ms"]
+           "check_priority", "check_queue", "named_options", "unix_ms"]
 
 #: default number of retries after the first attempt fails
 DEFAULT_RETRIES = 3
@@ -119,3 +127,25 @@ def unix_ms(at: dt.datetime | None) -> int:
 def check_priority(priority: object) -> None:
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
         raise ConfigError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {priority!r}")
+
+
+def named_options(where: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator: the function refuses an option it does not take with a one-line ConfigError
+    that names it and the nearest it has ("task.options(): unknown option 'partiton' (did you
+    mean 'partition'?)"), not Python's TypeError. Checked before the call: one set comparison."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        names = frozenset(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if kwargs and not names.issuperset(kwargs):
+                unknown = sorted(set(kwargs) - names)[0]
+                near = difflib.get_close_matches(unknown, sorted(names - {"self"}), 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ConfigError(f"{where}(): unknown option {unknown!r}{hint}")
+            return fn(*args, **kwargs)
+
+        return call
+
+    return decorate

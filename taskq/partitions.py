@@ -14,7 +14,7 @@ import datetime as dt
 from taskq.broker.base import Broker, PartitionLimits, PartitionState
 from taskq.errors import ConfigError
 from taskq.limits import parse_rate
-from taskq.options import check_partition
+from taskq.options import check_partition, named_options
 
 __all__ = ["Partition", "PartitionInfo"]
 
@@ -82,6 +82,7 @@ class Partition:
     def __repr__(self) -> str:
         return f"<Partition {self.name!r} of queue {self.queue!r}>"
 
+    @named_options("Partition.limit")
     def limit(self, *, max_running: int | None = None, rate_limit: str | None = None) -> None:
         """This partition's own limits (each None: the queue's)."""
         if max_running is not None and (not isinstance(max_running, int) or isinstance(max_running, bool)

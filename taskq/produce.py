@@ -8,6 +8,7 @@ asyncio twins on the broker's asyncio client.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 import weakref
@@ -16,12 +17,13 @@ from typing import Any
 
 from taskq import workflow
 from taskq.broker import Broker
-from taskq.broker.base import TERMINAL, FlowStep, NewJob
+from taskq.broker.base import TERMINAL, FlowStep, NewJob, Placement
 from taskq.errors import ConfigError
 from taskq.events import EventKind, JobEvent
 from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.limits import QueuePolicy, with_room, with_room_async
+from taskq.options import check_partition
 from taskq.task import Signature, TaskBase, TaskCall
 
 #: delay_async calls one event loop checks, packs and sends per turn of the loop
@@ -212,67 +214,81 @@ class Producing:
             for job_id in job_ids:
                 self.hooks.dispatch(JobEvent(EventKind.ENQUEUED, job_id, task, queue, 1))
 
-    def submit_many(self, call: TaskCall[Any, Any],
-                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
-        """Validate and pack every call, then store them in batches (used by map/starmap).
-        Raises before writing anything if any call is bad."""
-        return self._store_many(call, self._pack_calls(call, calls))
+    def submit_many(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
+                    partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
+        """Validate and pack every call, then store them in batches (used by map/starmap; with
+        partition_of, each job's partition from its arguments). Raises before writing anything if
+        any call is bad."""
+        jobs = self._pack_calls(call, calls, partition_of)
+        self._store_jobs(call.queue, jobs)
+        return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
 
-    async def submit_many_async(self, call: TaskCall[Any, Any],
-                                calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
+    async def submit_many_async(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
+                                partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
         """submit_many() on the event loop's client (used by map_async)."""
-        jobs = self._pack_calls(call, calls)
+        jobs = self._pack_calls(call, calls, partition_of)
         aio = self.broker.aio
         await self._register_queue_async(call.queue)
+        stored = _by_placement(jobs)
         await with_room_async(self.queue_policies.get(call.queue), aio,
-                              lambda limit: aio.enqueue_many(jobs, max_ready=limit))
+                              lambda limit: aio.enqueue_many(stored, max_ready=limit))
         self._enqueued(call.task.name, call.queue, (job.id for job in jobs))
         await self._after_submit_async(call.queue)
         return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
 
-    def enqueue_many(self, calls: Iterable[tuple[Any, ...]]) -> list[Job[Any]]:
-        """Enqueue many calls of any tasks in batches: each item is (task, args) or
-        (task, args, kwargs), with the task's default options. Nothing is written if any
-        call is bad (not a task of this app, wrong arguments, not msgpack-able)."""
-        groups: dict[str, tuple[TaskBase[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]] = {}
-        order: list[tuple[str, int]] = []
+    def enqueue_many(self, calls: Iterable[tuple[Any, ...] | Signature[Any]]) -> list[Job[Any]]:
+        """Enqueue many calls of any tasks in batches: each item is (task, args), (task, args,
+        kwargs) with the task's default options, or a signature with options of its own, e.g.
+        `deliver.options(partition=host).s(activity)`. One round trip per queue; nothing is
+        written if any call is bad (not a task of this app, wrong arguments, not msgpack-able)."""
+        groups: dict[int, tuple[TaskCall[Any, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]] = {}
+        order: list[tuple[int, int]] = []
         for item in calls:
-            task, args, kwargs = (*item, {}) if len(item) == 2 else item
-            if not isinstance(task, TaskBase) or self.tasks.get(task.name) is not task:
-                raise ConfigError(f"enqueue_many: {task!r} is not a task of this app")
-            entry = groups.setdefault(task.name, (task, []))
-            order.append((task.name, len(entry[1])))
+            if isinstance(item, Signature):
+                call, args, kwargs = item.call, item.args, item.kwargs
+            else:
+                task, args, kwargs = (*item, {}) if len(item) == 2 else item
+                call = task.defaults if isinstance(task, TaskBase) else task
+            if not isinstance(call, TaskCall) or self.tasks.get(call.task.name) is not call.task:
+                raise ConfigError(f"enqueue_many: {call!r} is not a task of this app")
+            entry = groups.setdefault(id(call), (call, []))  # by identity: a task's defaults are one object
+            order.append((id(call), len(entry[1])))
             entry[1].append((tuple(args), dict(kwargs)))
-        packed = {name: (task.defaults, self._pack_calls(task.defaults, items))
-                  for name, (task, items) in groups.items()}
-        done = {name: self._store_many(call, jobs) for name, (call, jobs) in packed.items()}
-        return [done[name][index] for name, index in order]
+        packed = {key: (call, self._pack_calls(call, items)) for key, (call, items) in groups.items()}
+        for queue in dict.fromkeys(call.queue for call, _ in packed.values()):  # one store per queue
+            self._store_jobs(queue, [job for call, jobs in packed.values() if call.queue == queue for job in jobs])
+        return [Job(self.broker, packed[key][0].queue, packed[key][1][index].id, self.hooks) for key, index in order]
 
-    def _pack_calls(self, call: TaskCall[Any, Any],
-                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[NewJob]:
+    def _pack_calls(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
+                    partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[NewJob]:
         now = time.time()
         jobs: list[NewJob] = []
         task, place, priority, queue, opts = call.task, call.place, call.priority, call.queue, call.opts
         limit, message, check = self.max_message_bytes, task.message, task.check_args
         trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)  # one for the call
         ids = _job_ids()
+        places: dict[str, Placement] = {}
         for args, kwargs in calls:
             check(args, kwargs)
             new_id = next(ids)
+            if partition_of is not None:
+                place = _placed(places, call.place, partition_of(args))
             jobs.append(NewJob(place, new_id, message(new_id, args, kwargs, queue=queue, priority=priority,
                                                       enqueued_at=now, limit=limit, opts=opts, trace=trace),
                                priority))
         return jobs
 
-    def _store_many(self, call: TaskCall[Any, Any], jobs: list[NewJob]) -> list[Job[Any]]:
-        queue = call.queue
+    def _store_jobs(self, queue: str, jobs: list[NewJob]) -> None:
+        """Store new jobs of one queue (ordered by placement: a batch per placement), with the
+        queue's backpressure; their "enqueued" hooks; eager mode runs them."""
         self._register_queue(queue)
-        broker = self.broker
-        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(jobs, max_ready=limit))
-        self._enqueued(call.task.name, queue, (job.id for job in jobs))
+        broker, stored = self.broker, _by_placement(jobs)
+        with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(stored, max_ready=limit))
+        if self.hooks.wants(EventKind.ENQUEUED):
+            for job in jobs:
+                self._enqueued(job.place.task or "", queue, [job.id])
         if self.after_submit is not None:
             self.after_submit(queue)
-        return [Job(broker, queue, job.id, self.hooks) for job in jobs]
 
     async def _register_queue_async(self, queue: str) -> None:
         if queue not in self._known_queues:
@@ -314,6 +330,24 @@ class Producing:
         """What the queue keeps, as app.queue() declared it (or the defaults): events, succeeded."""
         policy = self.queue_policies.get(queue) or QueuePolicy(queue)
         return policy.events, policy.keep_succeeded
+
+
+def _placed(places: dict[str, Placement], place: Placement, partition: str) -> Placement:
+    """The call's placement with a job's own partition (one object per partition)."""
+    found = places.get(partition)
+    if found is None:
+        check_partition(partition)
+        found = places[partition] = dataclasses.replace(place, partition=partition)
+    return found
+
+
+def _by_placement(jobs: list[NewJob]) -> list[NewJob]:
+    """The jobs with equal placements together (stable: in order within one), so a store sends a
+    batch per placement, not one per change of partition."""
+    if not jobs or all(job.place is jobs[0].place for job in jobs):
+        return jobs
+    first: dict[Placement, int] = {}
+    return sorted(jobs, key=lambda job: first.setdefault(job.place, len(first)))
 
 
 def new_job_id() -> str:

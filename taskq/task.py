@@ -22,6 +22,7 @@ from taskq.options import (
     check_partition,
     check_priority,
     check_queue,
+    named_options,
     unix_ms,
 )
 
@@ -35,9 +36,9 @@ class Producer(Protocol):
         """Validate, pack and enqueue one call."""
         ...
 
-    def submit_many(self, call: TaskCall[Any, Any],
-                    calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
-        """Validate, pack and enqueue many calls in batches."""
+    def submit_many(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
+                    partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
+        """Validate, pack and enqueue many calls in batches (each job's partition from its arguments)."""
         ...
 
     async def submit_async(self, call: TaskCall[Any, Any], args: tuple[Any, ...],
@@ -45,8 +46,8 @@ class Producer(Protocol):
         """submit() on the running event loop."""
         ...
 
-    async def submit_many_async(self, call: TaskCall[Any, Any],
-                                calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Job[Any]]:
+    async def submit_many_async(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
+                                partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
         """submit_many() on the running event loop."""
         ...
 
@@ -128,9 +129,10 @@ class TaskBase(Generic[P, R]):
         """Enqueue a call with the task's default options."""
         return self._defaults.delay(*args, **kwargs)
 
-    def map(self, items: Iterable[Any]) -> list[Job[R]]:
-        """Enqueue one job per item, called with the item as its one argument, in batches."""
-        return self.options().map(items)
+    def map(self, items: Iterable[Any], *, partition: Callable[[Any], str] | None = None) -> list[Job[R]]:
+        """Enqueue one job per item, called with the item as its one argument, in batches (each
+        in the partition `partition(item)` gives, if given)."""
+        return self._defaults.map(items, partition=partition)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """This call as a workflow step (taskq.chain, group, chord); in a flow the parents'
@@ -142,14 +144,17 @@ class TaskBase(Generic[P, R]):
         (A plain function returning the one coroutine: a layer of coroutines per call is a cost.)"""
         return self._defaults.delay_async(*args, **kwargs)
 
-    async def map_async(self, items: Iterable[Any]) -> list[Job[R]]:
+    async def map_async(self, items: Iterable[Any], *,
+                        partition: Callable[[Any], str] | None = None) -> list[Job[R]]:
         """map() for code on an event loop."""
-        return await self.options().map_async(items)
+        return await self._defaults.map_async(items, partition=partition)
 
-    def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+    def starmap(self, items: Iterable[Iterable[Any]], *,
+                partition: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[R]]:
         """Enqueue one job per item, called with the item's elements as arguments, in batches."""
-        return self.options().starmap(items)
+        return self._defaults.starmap(items, partition=partition)
 
+    @named_options("task.options")
     def options(
         self, *, delay: float | dt.timedelta = 0, at: dt.datetime | None = None,
         queue: str | None = None, priority: int | None = None, key: str | None = None,
@@ -295,29 +300,39 @@ class TaskCall(Generic[P, R]):
         """delay() for code on an event loop: the same checks and errors, without blocking it."""
         return cast(Coroutine[Any, Any, Job[R]], self.task.producer.submit_async(self, args, kwargs))
 
-    def map(self, items: Iterable[Any]) -> list[Job[R]]:
+    def map(self, items: Iterable[Any], *, partition: Callable[[Any], str] | None = None) -> list[Job[R]]:
         """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any
-        item is bad. (No deduplication key: it would be the same for every job.)"""
-        return self.starmap((item,) for item in items)
+        item is bad. (No deduplication key: it would be the same for every job.) With
+        `partition`, each job goes to the partition partition(item) names."""
+        return self.starmap(((item,) for item in items), partition=_first(partition))
 
-    async def map_async(self, items: Iterable[Any]) -> list[Job[R]]:
+    async def map_async(self, items: Iterable[Any], *,
+                        partition: Callable[[Any], str] | None = None) -> list[Job[R]]:
         """map() for code on an event loop."""
-        return await self.starmap_async((item,) for item in items)
+        return await self.starmap_async(((item,) for item in items), partition=_first(partition))
 
-    async def starmap_async(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+    async def starmap_async(self, items: Iterable[Iterable[Any]], *,
+                            partition: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[R]]:
         """starmap() for code on an event loop."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
-        jobs = await self.task.producer.submit_many_async(self, ((tuple(item), {}) for item in items))
+        jobs = await self.task.producer.submit_many_async(self, ((tuple(item), {}) for item in items), partition)
         return cast(list[Job[R]], jobs)
 
-    def starmap(self, items: Iterable[Iterable[Any]]) -> list[Job[R]]:
+    def starmap(self, items: Iterable[Iterable[Any]], *,
+                partition: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[R]]:
         """Enqueue `task(*item)` for each item, in pipelined batches; nothing is written if any
-        item is bad. With an ordering key, the jobs run one at a time in the items' order."""
+        item is bad. With an ordering key, the jobs run one at a time in the items' order. With
+        `partition`, each job goes to the partition partition(item as a tuple) names."""
         if self.key is not None:
             raise ConfigError("map/starmap cannot take key=: every job would share it")
-        jobs = self.task.producer.submit_many(self, ((tuple(item), {}) for item in items))
+        jobs = self.task.producer.submit_many(self, ((tuple(item), {}) for item in items), partition)
         return cast(list[Job[R]], jobs)
+
+
+def _first(partition: Callable[[Any], str] | None) -> Callable[[tuple[Any, ...]], str] | None:
+    """map()'s partition function, for starmap's one-element argument tuples."""
+    return None if partition is None else (lambda args: partition(args[0]))
 
 
 class Signature(Generic[R]):

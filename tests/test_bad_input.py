@@ -92,10 +92,20 @@ def test_bad_task_options_fail_at_decoration(options: dict[str, Any]) -> None:
         app.task(**options)
 
 
-def test_misspelt_option_fails_at_decoration() -> None:
+def test_misspelt_option_fails_in_one_line_naming_the_nearest() -> None:
     app = taskq.TaskQ("memory://options")
-    with pytest.raises(TypeError, match="retires"):
+    with pytest.raises(taskq.ConfigError, match=r"^app.task\(\): unknown option 'retires' \(did you mean 'retries'\?\)$"):
         app.task(retires=3)  # type: ignore[call-overload]
+    with pytest.raises(taskq.ConfigError, match=r"^app.queue\(\): unknown option 'fiar' \(did you mean 'fair'\?\)$"):
+        app.queue("q", fiar=True)  # type: ignore[call-arg]
+
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(taskq.ConfigError, match=r"^task.options\(\): unknown option 'partiton' \(did you mean"):
+        noop.options(partiton="a")  # type: ignore[call-arg]
+    with pytest.raises(taskq.ConfigError, match=r"^Partition.limit\(\): unknown option 'max'"):
+        app.partition("q", "a").limit(max=3)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("options", [{"delay": -1}, {"priority": 11}, {"queue": "x y"}, {"key": ""},
