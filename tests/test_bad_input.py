@@ -94,7 +94,8 @@ def test_bad_task_options_fail_at_decoration(options: dict[str, Any]) -> None:
 
 def test_misspelt_option_fails_in_one_line_naming_the_nearest() -> None:
     app = taskq.TaskQ("memory://options")
-    with pytest.raises(taskq.ConfigError, match=r"^app.task\(\): unknown option 'retires' \(did you mean 'retries'\?\)$"):
+    with pytest.raises(taskq.ConfigError,
+                       match=r"^app.task\(\): unknown option 'retires' \(did you mean 'retries'\?\)$"):
         app.task(retires=3)  # type: ignore[call-overload]
     with pytest.raises(taskq.ConfigError, match=r"^app.queue\(\): unknown option 'fiar' \(did you mean 'fair'\?\)$"):
         app.queue("q", fiar=True)  # type: ignore[call-arg]
