@@ -1,7 +1,8 @@
 """The app the flow-control fault tests run under `taskq worker flowapp:app` (subprocesses).
 
 Its queues declare the flow limits under test: "ordered" has none (its jobs carry ordering
-keys), "rated" a global rate limit, "capped" a concurrency cap. The evidence is faultapp's
+keys), "rated" a global rate limit, "capped" a concurrency cap, "parts" a cap per partition (and
+fair turns between partitions). The evidence is faultapp's
 ledger (a list on a second redis-server), written with faultapp's helpers: one record per
 start and per end of a run; a run that raised records "fail" instead of "end".
 
@@ -29,6 +30,7 @@ RATE, CAP = 20, 2
 app.queue("ordered")
 app.queue("rated", rate_limit=f"{RATE}/s")
 app.queue("capped", max_running=CAP)
+app.queue("parts", partition_max_running=CAP, fair=True)
 
 #: the share of attempts (all but the last) that fail
 FAIL_RATE = 0.25
@@ -80,6 +82,15 @@ def tick(i: int) -> int:
 @app.task(queue="capped", retries=0)
 def hold(key: str, seconds: float, stall: bool = False) -> str:
     """Sleeps (its first run for STALL_S if `stall`), with start and end records and the pid."""
+    run, started = _begin(key)
+    time.sleep(STALL_S if stall and run == 1 else seconds)
+    _record("end", key, run, started)
+    return key
+
+
+@app.task(queue="parts", retries=0)
+def visit(key: str, seconds: float, stall: bool = False) -> str:
+    """hold() in the queue of partitions: its job's partition is the part of `key` before '-'."""
     run, started = _begin(key)
     time.sleep(STALL_S if stall and run == 1 else seconds)
     _record("end", key, run, started)

@@ -231,3 +231,40 @@ def test_a_concurrency_cap_holds_across_worker_processes_and_a_sigkill(
     assert {e["pid"] for e in entries[mark:]} <= {w.pid for w in others}
     assert ledger.runs() == {**{f"held-{i}": 2 for i in range(cap)}, **{f"job-{i:02d}": 1 for i in range(16)}}
     assert flow.broker.depths("capped") == Depths()
+
+
+# --- 4. a cap per partition ------------------------------------------------------------------
+
+def test_a_partitions_cap_holds_across_processes_and_comes_back_from_a_sigkill(
+    flow: taskq.TaskQ, fleet: FlowWorkers, ledger: Ledger, target: tuple[str, list[redis.Redis]]
+) -> None:
+    """Partition a's 2 slots are held by a worker SIGKILLed mid-run: the other workers run
+    partition b meanwhile but nothing of a until the dead worker's leases lapse; then a's jobs run,
+    never more than 2 at once, nothing lost, nothing left stuck or behind in Redis."""
+    cap = flowapp.CAP
+    visit = flowapp.visit
+    held = [visit.options(partition="a").delay(f"a-held-{i}", 0.1, True) for i in range(cap)]  # stall
+    rest_a = [visit.options(partition="a").delay(f"a-{i:02d}", 0.1) for i in range(8)]
+    first = fleet.start("-q", "parts", lease=1.0, concurrency=8)
+    wait_for(lambda: len(ledger.starts()) >= cap, "the first worker to take partition a's slots")
+    rest_b = [visit.options(partition="b").delay(f"b-{i:02d}", 0.05) for i in range(8)]
+    others = fleet.start_many(2, "-q", "parts", lease=1.0, concurrency=8)
+    wait_for(lambda: sum(e["key"].startswith("b-") for e in ledger.ends()) == 8, "partition b to be done")
+    first.kill(*target[1], ledger.client)
+    mark = len(ledger)
+
+    before = ledger.entries()
+    # while the dead worker held a's slots, nothing of a started anywhere else; b ran meanwhile
+    assert sorted((e["key"], e["pid"]) for e in before if e["key"].startswith("a") and e["event"] == "start") == [
+        (f"a-held-{i}", first.pid) for i in range(cap)]
+    wait_succeeded(flow, "parts", [*held, *rest_a, *rest_b])
+    stop(others)
+    entries = ledger.entries()
+    assert most_running(entries, mark, keys="a") == cap  # never more, and used again after the kill
+    assert most_running(entries, mark, keys="a", since=mark) == cap
+    assert ledger.runs() == {**{f"a-held-{i}": 2 for i in range(cap)}, **{f"a-{i:02d}": 1 for i in range(8)},
+                             **{f"b-{i:02d}": 1 for i in range(8)}}
+    assert flow.broker.depths("parts") == Depths()
+    state = flow.partition("parts", "a").info()
+    assert (state.ready, state.running, state.paused) == (0, 0, False)
+    assert flow.broker.partition_names("parts") == []  # no lane, no blocked partition left
