@@ -41,3 +41,16 @@ add.delay(1)  # type: ignore[call-arg]
 add.options(queue="high").delay(1, "y")  # type: ignore[arg-type]
 fetch.delay(3)  # type: ignore[arg-type]
 add.options(dealy=3)  # type: ignore[call-arg]
+
+# partitions (DESIGN §1.1)
+app.queue("deliveries", partition_max_running=taskq.Adaptive(start=1, max=32), partition_rate_limit="10/s",
+          fair=True)
+assert_type(add.options(partition="host:a").delay(1, 2), taskq.Job[int])
+assert_type(add.starmap([(1, 2)], partition=lambda args: f"p{args[0]}"), list[taskq.Job[int]])
+assert_type(app.partition("deliveries", "host:a"), taskq.Partition)
+assert_type(app.partition("deliveries", "host:a").info(), taskq.PartitionInfo)
+assert_type(app.partitions("deliveries"), list[taskq.PartitionInfo])
+assert_type(app.partition("deliveries", "host:a").pause(), bool)
+app.partition("deliveries", "host:a").limit(max_running="4")  # type: ignore[arg-type]
+add.options(partition=3).delay(1, 2)  # type: ignore[arg-type]
+assert_type(taskq.RateLimited(retry_after=30, partition=True), taskq.RateLimited)
