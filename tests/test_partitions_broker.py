@@ -157,3 +157,17 @@ def test_a_partition_that_emptied_leaves_no_key(broker: Broker) -> None:
 
 def url_is_cluster(client: object) -> bool:
     return type(client).__name__ == "RedisCluster"
+
+
+def test_one_bulk_call_stores_jobs_of_many_partitions(broker: Broker) -> None:
+    from taskq.broker.base import NewJob, Placement
+
+    broker.set_partitioning("q", True, PartitionLimits(max_running=1))
+    places = {p: Placement("q", task="t", partition=p) for p in ("a", "b")}
+    plain = Placement("q", task="t")
+    jobs = [NewJob(places["a"], "a0", b"m"), NewJob(places["b"], "b0", b"m"), NewJob(plain, "n0", b"m"),
+            NewJob(places["a"], "a1", b"m"), NewJob(places["b"], "b1", b"m", 3)]
+    assert broker.enqueue_many(jobs) == 5
+    assert [broker.job("q", j.id).partition for j in jobs] == ["a", "b", None, "a", "b"]  # type: ignore[union-attr]
+    got = [d.id for d in broker.fetch("q", 10, 0, "w1").deliveries]
+    assert got == ["b1", "a0", "n0"]  # priority first, then a turn each, one of each partition (the cap)

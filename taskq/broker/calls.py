@@ -31,44 +31,57 @@ def enqueue_call(k: QueueKeys, job: NewJob, max_ready: int = 0) -> tuple[list[st
 
 def enqueue_many_calls(k: QueueKeys, jobs: Sequence[NewJob], max_ready: int = 0) -> tuple[list[str], list[list[Any]]]:
     """The KEYS and the ARGV lists of the enqueue_many.lua calls that store `jobs` (of one queue, in
-    order): one call per run of jobs sharing a placement, at most ENQUEUE_BATCH jobs each; with
-    max_ready, one call per run (its limit is checked for the run as a whole). One pass, no copies:
-    this is every job of a map()."""
+    order): one call per run of jobs whose placements differ at most in their partition, at most
+    ENQUEUE_BATCH jobs each; with max_ready, one call per run (its limit is checked for the run as
+    a whole). One pass, no copies: this is every job of a map()."""
     keys = [k.scheduled, k.notify, *(k.ready(p) for p in range(9, -1, -1))]
     batches: list[list[Any]] = []
     size = len(jobs) if max_ready else ENQUEUE_BATCH
     place: Placement | None = None
-    header: list[Any] = []
+    shared: tuple[Any, ...] | None = None
     args: list[Any] = []
-    tail: list[Any] = []
+    parts: list[str | None] = []
     count = 0
     for job in jobs:
-        if job.place is not place and job.place != place:
-            if place is not None:
-                batches.append(args + tail)
+        if job.place is not place:
+            new = _shared(job.place)
+            if new != shared:
+                if place is not None:
+                    batches.append(args + _many_tail(place, max_ready, parts))
+                if job.place.queue != k.queue:
+                    raise ConfigError(f"enqueue_many: a job of queue {job.place.queue!r} among jobs of {k.queue!r}")
+                shared, args, parts, count = new, [f"{k.base}:job:", job.place.delay_ms, job.place.at_ms], [], 0
             place = job.place
-            if place.queue != k.queue:
-                raise ConfigError(f"enqueue_many: a job of queue {place.queue!r} among jobs of {k.queue!r}")
-            header, tail = [f"{k.base}:job:", place.delay_ms, place.at_ms], _many_tail(place, max_ready)
-            args, count = header.copy(), 0
-        elif count == size:
-            batches.append(args + tail)
-            args, count = header.copy(), 0
+        if count == size:
+            batches.append(args + _many_tail(place, max_ready, parts))
+            args, parts, count = [f"{k.base}:job:", place.delay_ms, place.at_ms], [], 0
         args += (job.id, job.body, job.priority)
+        parts.append(place.partition)
         count += 1
     if place is not None:
-        batches.append(args + tail)
+        batches.append(args + _many_tail(place, max_ready, parts))
     return keys, batches
 
 
-def _many_tail(place: Placement, max_ready: int) -> list[Any]:
+def _shared(place: Placement) -> tuple[Any, ...]:
+    """What jobs of one enqueue_many call share: their placement but the partition."""
+    return (place.queue, place.delay_ms, place.at_ms, place.order, place.gate, place.task, place.expires_ms,
+            place.expires_at_ms)
+
+
+def _many_tail(place: Placement, max_ready: int, partitions: Sequence[str | None]) -> list[Any]:
     """What enqueue_many.lua reads after the jobs: nothing, max_ready, or max_ready and the
-    placement's ordering key, gate, task, expiry joined by NUL bytes (docs/protocol.md §6)."""
+    placement's ordering key, gate, task, expiry and partition (each job's own when they differ)
+    joined by NUL bytes (docs/protocol.md §6)."""
     parts = [place.order or "", place.gate or "", place.task or ""]
-    if place.expires_ms or place.expires_at_ms or place.partition:
+    one = partitions[0] if partitions and all(p == partitions[0] for p in partitions) else None
+    mixed = one is None and any(partitions)
+    if place.expires_ms or place.expires_at_ms or one or mixed:
         parts += (str(place.expires_ms), str(place.expires_at_ms))
-    if place.partition:
-        parts.append(place.partition)
+    if one:
+        parts.append(one)
+    elif mixed:
+        parts += ("", *(p or "" for p in partitions))
     if any(parts):
         return [max_ready, "\0".join(parts)]
     return [max_ready] if max_ready else []
