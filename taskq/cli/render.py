@@ -146,6 +146,33 @@ def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
                    "paused" if r["paused"] else "active"] for r in rows], right=range(1, 6))
 
 
+def partition_state(view: dict[str, Any]) -> str:
+    """Why a partition's jobs may not start now, as a word or two ('' if nothing holds it)."""
+    if view["blocked"] == "backing off":
+        return f"backing off until {view['paused_until']}"
+    return str(view["blocked"] or "")
+
+
+def partitions(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq partition APP Q list`: one line per partition, the largest backlog first."""
+    if not rows:
+        return ["no partition has jobs waiting, is paused or backs off"]
+    return table(["partition", "ready", "running", "max running", "rate limit", "state", "limits"],
+                 [[r["name"], r["ready"], r["running"], r["max_running"] or "-", r["rate_limit"] or "-",
+                   partition_state(r), "own" if r["own_limits"] else "queue's"] for r in rows], right=range(1, 4))
+
+
+def partition(view: dict[str, Any]) -> list[str]:
+    """`taskq partition APP Q show P`: one `name: value` line per field."""
+    limits = f"its own (the queue's: {view['queue_limits']})" if view["own_limits"] else \
+        f"the queue's: {view['queue_limits']}"
+    fields = [("partition", view["name"]), ("queue", view["queue"]), ("ready", view["ready"]),
+              ("running", view["running"]), ("max running", view["max_running"] or "-"),
+              ("rate limit", view["rate_limit"] or "-"), ("limits", limits),
+              ("state", partition_state(view) or "-")]
+    return [f"{name:<12} {value}" for name, value in fields]
+
+
 def dead(rows: Sequence[DeadJob]) -> list[str]:
     """`taskq dlq list`: one line per dead job."""
     return table(["id", "queue", "task", "tries", "dead since", "reason"],
