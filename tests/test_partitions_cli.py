@@ -134,3 +134,18 @@ def test_no_partitions_says_so(app: taskq.TaskQ, runner: CliRunner) -> None:
     drain(app)
     assert part(runner, "list").output == "no partition has jobs waiting, is paused or backs off\n"
     assert json.loads(part(runner, "list", "--json").output) == []
+
+
+def test_status_names_the_largest_backlog_of_a_queue_with_partitions(app: taskq.TaskQ, runner: CliRunner) -> None:
+    fair_app(app)
+
+    @app.task(queue="plain")
+    def other() -> None: ...
+
+    other.delay()
+    queues = json.loads(runner.invoke(cli.main, ["status", "x:app", "--json"]).output)["queues"]
+    assert (queues["default"]["partitions"], queues["default"]["largest_partition"]) == (2, {"name": "big", "ready": 5})
+    assert (queues["plain"]["partitions"], queues["plain"]["largest_partition"]) == (0, None)
+    lines = runner.invoke(cli.main, ["status", "x:app"]).output.splitlines()
+    said = [line for line in lines if line.startswith("partitions of")]
+    assert said == ["partitions of default: 2 with jobs waiting, the largest backlog: big (5 ready)"]

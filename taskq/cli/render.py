@@ -77,6 +77,8 @@ def status(data: dict[str, Any]) -> list[str]:
                 tasks = ", ".join(f"{t} {n}" for t, n in h["by_task"].items())
                 parts.append(f"{h['task_limits']} by task limits ({tasks})")
             lines.append(f"held in {q}: {', '.join(parts)}")
+    if busy := busy_partitions(data["queues"]):
+        lines += ["", *busy]
     if data["running"]:
         shown = [f"{bar(r['progress']['fraction'])} {r['progress']['text']}".rstrip() if r["progress"] else "-"
                  for r in data["running"]]
@@ -97,6 +99,17 @@ def status(data: dict[str, Any]) -> list[str]:
                        [[s["name"], s["cron"], s["tz"], s["catchup"], s["last_fired"] or "never", s["next_fire"],
                          s["last_skipped"] or ("never" if s["overlap"] == "skip" else "-")]
                         for s in data["schedules"]])
+    return lines
+
+
+def busy_partitions(queues: dict[str, Any]) -> list[str]:
+    """status: for each queue with partitions that have jobs waiting, how many, and the largest backlog."""
+    lines = []
+    for q, d in queues.items():
+        if d.get("partitions"):
+            top = d.get("largest_partition")
+            largest = f", the largest backlog: {top['name']} ({top['ready']} ready)" if top else ""
+            lines.append(f"partitions of {q}: {d['partitions']} with jobs waiting{largest}")
     return lines
 
 
