@@ -127,7 +127,7 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
         out.update(args=list(message.args), kwargs=message.kwargs, priority=message.priority)
     out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),
                finished=stamp(record.finished_ms), reason=info.reason, error=info.error,
-               worker=info.worker, deliveries=info.deliveries, lost=info.lost)
+               worker=info.worker, deliveries=info.deliveries, lost=info.lost, partition=info.partition)
     if info.flow is not None:
         out["flow"] = {"id": info.flow, "step": info.step, "steps": info.steps}
     if record.result is not None:

@@ -149,3 +149,18 @@ def test_status_names_the_largest_backlog_of_a_queue_with_partitions(app: taskq.
     lines = runner.invoke(cli.main, ["status", "x:app"]).output.splitlines()
     said = [line for line in lines if line.startswith("partitions of")]
     assert said == ["partitions of default: 2 with jobs waiting, the largest backlog: big (5 ready)"]
+
+
+def test_taskq_job_shows_the_partition(app: taskq.TaskQ, runner: CliRunner) -> None:
+    @app.task
+    def noop(i: int) -> int:
+        return i
+
+    tenant, plain = noop.options(partition="tenant:7").delay(1), noop.delay(2)
+    shown = runner.invoke(cli.main, ["job", "x:app", tenant.id])
+    assert shown.exit_code == 0 and "partition  tenant:7" in shown.output.splitlines()
+    assert json.loads(runner.invoke(cli.main, ["job", "x:app", tenant.id, "--json"]).output)["partition"] == "tenant:7"
+    drain(app)
+    assert json.loads(runner.invoke(cli.main, ["job", "x:app", tenant.id, "--json"]).output)["partition"] == "tenant:7"
+    assert json.loads(runner.invoke(cli.main, ["job", "x:app", plain.id, "--json"]).output)["partition"] is None
+    assert "partition" not in runner.invoke(cli.main, ["job", "x:app", plain.id]).output

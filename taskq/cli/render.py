@@ -117,6 +117,8 @@ def job(view: dict[str, Any]) -> list[str]:
     """The human form of views.describe(): one `name: value` line per field, then the traceback."""
     lines = [f"{'id':<10} {view['id']}", f"{'queue':<10} {view['queue']}", f"{'task':<10} {view['task']}",
              f"{'status':<10} {view['status']}"]
+    if view.get("partition") is not None:
+        lines.append(f"{'partition':<10} {view['partition']}")
     if view.get("flow"):
         f = view["flow"]
         lines.append(f"{'flow':<10} {f['id']} step {f['step']} of {f['steps']}")
