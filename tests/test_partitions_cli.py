@@ -45,7 +45,7 @@ def started(app: taskq.TaskQ) -> list[str | None]:
 
 
 def test_list_puts_the_largest_backlog_first_with_its_limits(app: taskq.TaskQ, runner: CliRunner) -> None:
-    fair_app(app)
+    noop = fair_app(app)
     listed = json.loads(part(runner, "list", "--json").output)
     assert [(p["name"], p["ready"], p["running"], p["max_running"], p["rate_limit"], p["paused"], p["own_limits"])
             for p in listed] == [("big", 5, 0, 2, "10/s", False, False), ("small", 1, 0, 2, "10/s", False, False)]
@@ -57,6 +57,8 @@ def test_list_puts_the_largest_backlog_first_with_its_limits(app: taskq.TaskQ, r
     assert shown.exit_code == 0 and "ready        1" in shown.output
     assert "limits       the queue's: max_running 2, rate_limit 10/s" in shown.output
     assert json.loads(part(runner, "show", "nobody", "--json").output)["ready"] == 0  # no jobs: nothing held
+    noop.delay(9)  # no partition: one of its own in a fair queue, named ''
+    assert part(runner, "list").output.splitlines()[-1].split()[:3] == ["(no", "partition)", "1"]
 
 
 def test_pause_and_resume_hold_for_every_worker(app: taskq.TaskQ, runner: CliRunner) -> None:

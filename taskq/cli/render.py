@@ -161,6 +161,10 @@ def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
                    "paused" if r["paused"] else "active"] for r in rows], right=range(1, 6))
 
 
+#: how a fair queue's jobs without a partition (one partition of their own, named '') are listed
+NO_PARTITION = "(no partition)"
+
+
 def partition_state(view: dict[str, Any]) -> str:
     """Why a partition's jobs may not start now, as a word or two ('' if nothing holds it)."""
     if view["blocked"] == "backing off":
@@ -173,7 +177,7 @@ def partitions(rows: Sequence[dict[str, Any]]) -> list[str]:
     if not rows:
         return ["no partition has jobs waiting, is paused or backs off"]
     return table(["partition", "ready", "running", "max running", "rate limit", "state", "limits"],
-                 [[r["name"], r["ready"], r["running"], r["max_running"] or "-", r["rate_limit"] or "-",
+                 [[r["name"] or NO_PARTITION, r["ready"], r["running"], r["max_running"] or "-", r["rate_limit"] or "-",
                    partition_state(r), "own" if r["own_limits"] else "queue's"] for r in rows], right=range(1, 4))
 
 
