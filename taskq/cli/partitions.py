@@ -52,7 +52,7 @@ class Target:
 
     def partition(self, name: str, url: str | None) -> Partition:
         app = self.app(url)
-        return run(lambda: app.partition(self.queue, name))  # type: ignore[no-any-return]
+        return cast(Partition, run(lambda: app.partition(self.queue, name)))
 
 
 def _target(ctx: click.Context) -> Target:
