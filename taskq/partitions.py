@@ -1,5 +1,6 @@
 """Partitions: a queue's tenants or destinations, each with limits of its own (`taskq.Partition`,
-from `app.partition(queue, name)`), and what Redis has of them (`taskq.PartitionInfo`).
+from `app.partition(queue, name)`), and what Redis has of them (`taskq.PartitionInfo`, defined with
+the read model in partition_views.py).
 
 A job takes a partition with `options(partition=...)`; `app.queue(..., partition_max_running=,
 partition_rate_limit=, fair=)` declares what every partition of the queue may do. Everything here
@@ -8,65 +9,15 @@ holds for every worker at its next fetch (lua/lib/part.lua enforces it).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
-from taskq.broker.base import Broker, PartitionLimits, PartitionState
+from taskq.broker.base import Broker
 from taskq.errors import ConfigError
 from taskq.limits import parse_rate
 from taskq.options import check_partition, named_options
+from taskq.partition_views import PartitionInfo
 
 __all__ = ["Partition", "PartitionInfo"]
-
-_UNITS = {1000: "s", 60_000: "m", 3_600_000: "h"}
-
-
-def rate_text(rate: tuple[int, int] | None) -> str | None:
-    """(10, 1000) -> "10/s"."""
-    if rate is None:
-        return None
-    n, window = rate
-    unit = _UNITS.get(window)
-    return f"{n}/{unit}" if unit else f"{n}/{window}ms"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PartitionInfo:
-    """One reading of a partition (`Partition.info()`, `app.partitions()`)."""
-
-    queue: str
-    name: str
-    #: its jobs waiting in its lanes: every ready job of it in a fair queue; in another queue, the
-    #: ready jobs its limits (or a pause) hold back
-    ready: int
-    #: its jobs leased now (running, or reserved by a worker)
-    running: int
-    paused: bool
-    #: when a backoff (RateLimited(partition=True), backoff()) ends, or None
-    paused_until: dt.datetime | None
-    #: most of its jobs running at once: its own limit, else the queue's (an adaptive one: where
-    #: it stands now), or None: no cap
-    max_running: int | None
-    #: most starts per window ("10/s"): its own, else the queue's, or None
-    rate_limit: str | None
-    #: whether limit() gave it limits of its own
-    own_limits: bool = False
-
-    @classmethod
-    def of(cls, state: PartitionState, queue_limits: PartitionLimits | None, now_ms: int) -> PartitionInfo:
-        q = queue_limits or PartitionLimits()
-        cap: int | None = state.own_max_running
-        if cap is None:
-            cap = q.max_running or None
-            if q.adaptive is not None:
-                start, most = q.adaptive
-                cap = max(1, min(most, int(state.adaptive_limit if state.adaptive_limit is not None else start)))
-        until = state.until_ms if state.until_ms is not None and state.until_ms > now_ms else None
-        return cls(state.queue, state.name, state.waiting, state.running, state.paused,
-                   None if until is None else dt.datetime.fromtimestamp(until / 1000, dt.UTC), cap,
-                   rate_text(state.own_rate or q.rate),
-                   state.own_max_running is not None or state.own_rate is not None)
-
 
 class Partition:
     """One partition of a queue, for every worker: `limit()` gives it limits of its own (no

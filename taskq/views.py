@@ -127,7 +127,7 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
         out.update(args=list(message.args), kwargs=message.kwargs, priority=message.priority)
     out.update(enqueued=stamp(record.enqueued_ms), started=stamp(record.started_ms),
                finished=stamp(record.finished_ms), reason=info.reason, error=info.error,
-               worker=info.worker, deliveries=info.deliveries, lost=info.lost)
+               worker=info.worker, deliveries=info.deliveries, lost=info.lost, partition=info.partition)
     if info.flow is not None:
         out["flow"] = {"id": info.flow, "step": info.step, "steps": info.steps}
     if record.result is not None:
@@ -272,7 +272,8 @@ def snapshot(app: Source) -> dict[str, Any]:
         depth = broker.depths(q)
         depths[q] = {**depth.as_dict(),
                      "oldest_ready_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 3),
-                     "held_by": held(app, q, depth, now), "paused": q in paused}
+                     "held_by": held(app, q, depth, now), "paused": q in paused,
+                     "largest_partition": largest_partition(app, q) if depth.partitions else None}
         leased = broker.running(q, RUNNING_SHOWN)
         for record in broker.jobs(q, [e.id for e in leased]):
             if record is None or record.status is not Status.RUNNING:
@@ -295,6 +296,12 @@ def snapshot(app: Source) -> dict[str, Any]:
                                                                 ("max_running", t.opts.max_running)) if v)
                         for name, t in sorted(app.tasks.items()) if t.opts.rate_limit or t.opts.max_running},
     }
+
+
+def largest_partition(app: Source, queue: str) -> dict[str, Any] | None:
+    """The queue's partition with the most jobs waiting in its lanes: its name and that count."""
+    names = app.broker.partition_names(queue, 1)
+    return {"name": names[0], "ready": app.broker.partition_state(queue, names[0]).waiting} if names else None
 
 
 def held(app: Source, queue: str, depth: Depths, now_ms: int) -> dict[str, Any]:

@@ -163,3 +163,46 @@ def test_the_cli_fails_in_one_line_on_a_busy_port(shop: taskq.TaskQ, monkeypatch
         out = CliRunner().invoke(cli.main, ["dashboard", "x:app", "--port", str(port)])
     assert out.exit_code == 1, out.output
     assert out.output == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_the_queue_page_lists_partitions_and_pauses_resumes_and_ends_a_backoff(app: taskq.TaskQ) -> None:
+    app.queue("default", partition_max_running=3, fair=True)
+
+    @app.task
+    def noop(i: int) -> int:
+        return i
+
+    odd = "<b>host/x</b>"  # any text: escaped on the page, sent in the form, not the path
+    noop.options(partition="big").map(range(5))
+    first = noop.options(partition=odd).delay(0)
+    plain = noop.delay(1)  # no partition: one of its own in a fair queue
+    client = TestClient(create_app(app))
+    page = client.get("/queues/default").text
+    table = page.split('<table id="partitions">', 1)[1].split("</table>", 1)[0]
+    assert table.index(">big<") < table.index("&lt;b&gt;host/x&lt;/b&gt;") and "<b>host" not in page
+    assert "<td>(no partition)</td>" in table and table.count("/partitions/pause") == 2  # '' cannot be paused
+    assert "partitions of <a href=\"/queues/default\">default</a>: 3 with jobs waiting, the largest backlog: " \
+        "big (5 ready)" in client.get("/").text
+    token = csrf_of(page)
+    refused = client.post("/queues/default/partitions/pause", data={"partition": odd})
+    assert refused.status_code == 403 and not app.partition("default", odd).info().paused
+    paused = client.post("/queues/default/partitions/pause", data={"partition": odd, "csrf": token},
+                         follow_redirects=False)
+    assert paused.status_code == 303 and app.partition("default", odd).info().paused
+    page = client.get(paused.headers["location"]).text
+    assert "pause &lt;b&gt;host/x&lt;/b&gt;: done" in page and 'class="paused">paused' in page
+    assert client.post("/queues/default/partitions/resume", data={"partition": odd, "csrf": token}).status_code == 200
+    assert not app.partition("default", odd).info().paused
+    app.partition("default", "big").backoff(600)
+    page = client.get("/queues/default").text
+    assert "backing off until" in page and 'value="end-backoff"' in page
+    ended = client.post("/queues/default/partitions/end-backoff", data={"partition": "big", "csrf": token})
+    assert ended.status_code == 200 and app.partition("default", "big").info().paused_until is None
+    for path, form in (("/queues/default/partitions/explode", {"partition": "big"}),
+                       ("/queues/nope/partitions/pause", {"partition": "big"}),
+                       ("/queues/default/partitions/pause", {})):
+        assert client.post(path, data={**form, "csrf": token}).status_code == 400, path
+    assert '<td id="partition">&lt;b&gt;host/x&lt;/b&gt;</td>' in client.get(f"/jobs/{first.id}").text
+    assert 'id="partition"' not in client.get(f"/jobs/{plain.id}").text
+    read_only = TestClient(create_app(app, read_only=True)).get("/queues/default").text
+    assert '<table id="partitions">' in read_only and "/partitions/pause" not in read_only

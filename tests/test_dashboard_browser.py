@@ -122,3 +122,27 @@ def test_the_overview_then_replaying_a_dead_job_until_it_succeeds(
     # the page refreshes itself: the job runs again on the worker and the page says so
     wait.until(lambda d: d.find_element(By.ID, "status").text == "succeeded")
     assert "charged -5" in browser.find_element(By.ID, "job").text
+
+
+def test_a_queues_partitions_render_and_one_pauses(
+    browser: webdriver.Chrome, served: tuple[taskq.TaskQ, str, dict[str, bool]]
+) -> None:
+    app, base, _ = served
+    app.queue("tenants", fair=True)  # nobody consumes it: every job waits in its partition's lane
+
+    @app.task(queue="tenants")
+    def sync(account: int) -> int:
+        return account
+
+    sync.options(partition="acme").map(range(4))
+    sync.options(partition="globex").delay(0)
+    wait = WebDriverWait(browser, GUARD)
+    browser.get(base + "/queues/tenants")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "partitions")))
+    rows = [[c.text for c in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "#partitions tr")[1:]]
+    assert [r[:3] for r in rows] == [["acme", "4", "0"], ["globex", "1", "0"]]  # the largest backlog first
+    browser.find_elements(By.CSS_SELECTOR, "#partitions button[value=pause]")[1].click()
+    wait.until(lambda d: "pause globex: done" in d.find_element(By.CLASS_NAME, "flash").text)
+    assert "paused" in browser.find_elements(By.CSS_SELECTOR, "#partitions tr")[2].text
+    assert app.partition("tenants", "globex").info().paused

@@ -147,3 +147,35 @@ def test_the_first_releases_queue_registry_is_still_read(redis_url: str) -> None
     assert app.broker.queues() == ["default", "from-a-go-producer"]
     assert client.smembers("taskq:{taskq:global}:queues") == {b"default"}
     client.close()
+
+
+def test_a_foreign_producer_sets_a_partition_as_the_protocol_says(redis_url: str) -> None:
+    """docs/protocol.md §6: enqueue.lua's ARGV[13] (ARGV[7..12] given as none) and enqueue_many.lua's
+    sixth NUL-joined part put jobs in partitions that the queue's limits and turns then see."""
+    app = taskq.TaskQ(redis_url)
+    app.queue("default", partition_max_running=1, fair=True)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    add.options(partition="acme").delay(0, 0)  # the app writes the queue's partitioning at its first enqueue
+    client = redis.Redis.from_url(redis_url)
+    t = "taskq:{default}"
+
+    def packed(job_id: str, x: int) -> bytes:
+        return msgpack.packb({"v": 1, "id": job_id, "task": "add", "queue": "default", "args": [x, 1], "kwargs": {},
+                              "attempt": 1, "max_attempts": 4, "enqueued_at": time.time(), "priority": 0},
+                             use_bin_type=True)
+
+    one = [f"{t}:job:one", f"{t}:ready", f"{t}:scheduled", f"{t}:notify", f"{t}:key:"]
+    client.eval((PUBLIC / "enqueue.lua").read_text(), 5, *one, "one", packed("one", 1), 0, 0, "0", 0,
+                "0", "", "", "add", "0", "0", "acme")
+    many = [f"{t}:scheduled", f"{t}:notify", *(f"{t}:ready:{p}" for p in range(9, 0, -1)), f"{t}:ready"]
+    client.eval((PUBLIC / "enqueue_many.lua").read_text(), 12, *many, f"{t}:job:", 0, 0,
+                "m1", packed("m1", 2), 0, "m2", packed("m2", 3), 0, "0", "\0".join(["", "", "add", "0", "0", "globex"]))
+    assert sorted((p.name, p.ready) for p in app.partitions("default")) == [("acme", 2), ("globex", 2)]
+    assert [app.job(i).info().partition for i in ("one", "m1", "m2")] == ["acme", "globex", "globex"]
+    fetched = app.broker.fetch("default", 10, 0, "w-test").deliveries
+    assert sorted(d.id for d in fetched if d.id in ("one", "m1", "m2")) == ["m1"]  # one at a time per partition
+    client.close()

@@ -19,6 +19,7 @@ from taskq.beat import LEASE, Beat
 from taskq.cli import parts, render
 from taskq.cli.dlq import dlq
 from taskq.cli.options import WorkerOptions
+from taskq.cli.partitions import partition
 from taskq.cli.parts import (
     AppCommand,
     app_of,
@@ -232,3 +233,4 @@ def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, del
 
 main.add_command(dlq)
 main.add_command(queue)
+main.add_command(partition)

@@ -77,6 +77,8 @@ def status(data: dict[str, Any]) -> list[str]:
                 tasks = ", ".join(f"{t} {n}" for t, n in h["by_task"].items())
                 parts.append(f"{h['task_limits']} by task limits ({tasks})")
             lines.append(f"held in {q}: {', '.join(parts)}")
+    if busy := busy_partitions(data["queues"]):
+        lines += ["", *busy]
     if data["running"]:
         shown = [f"{bar(r['progress']['fraction'])} {r['progress']['text']}".rstrip() if r["progress"] else "-"
                  for r in data["running"]]
@@ -100,10 +102,23 @@ def status(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def busy_partitions(queues: dict[str, Any]) -> list[str]:
+    """status: for each queue with partitions that have jobs waiting, how many, and the largest backlog."""
+    lines = []
+    for q, d in queues.items():
+        if d.get("partitions"):
+            top = d.get("largest_partition")
+            largest = f", the largest backlog: {top['name']} ({top['ready']} ready)" if top else ""
+            lines.append(f"partitions of {q}: {d['partitions']} with jobs waiting{largest}")
+    return lines
+
+
 def job(view: dict[str, Any]) -> list[str]:
     """The human form of views.describe(): one `name: value` line per field, then the traceback."""
     lines = [f"{'id':<10} {view['id']}", f"{'queue':<10} {view['queue']}", f"{'task':<10} {view['task']}",
              f"{'status':<10} {view['status']}"]
+    if view.get("partition") is not None:
+        lines.append(f"{'partition':<10} {view['partition']}")
     if view.get("flow"):
         f = view["flow"]
         lines.append(f"{'flow':<10} {f['id']} step {f['step']} of {f['steps']}")
@@ -144,6 +159,37 @@ def queues(rows: Sequence[dict[str, Any]]) -> list[str]:
     return table(["queue", "ready", "scheduled", "reserved", "running", "dead", "state"],
                  [[r["queue"], r["ready"], r["scheduled"], r["reserved"], r["running"], r["dead"],
                    "paused" if r["paused"] else "active"] for r in rows], right=range(1, 6))
+
+
+#: how a fair queue's jobs without a partition (one partition of their own, named '') are listed
+NO_PARTITION = "(no partition)"
+
+
+def partition_state(view: dict[str, Any]) -> str:
+    """Why a partition's jobs may not start now, as a word or two ('' if nothing holds it)."""
+    if view["blocked"] == "backing off":
+        return f"backing off until {view['paused_until']}"
+    return str(view["blocked"] or "")
+
+
+def partitions(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq partition APP Q list`: one line per partition, the largest backlog first."""
+    if not rows:
+        return ["no partition has jobs waiting, is paused or backs off"]
+    return table(["partition", "ready", "running", "max running", "rate limit", "state", "limits"],
+                 [[r["name"] or NO_PARTITION, r["ready"], r["running"], r["max_running"] or "-", r["rate_limit"] or "-",
+                   partition_state(r), "own" if r["own_limits"] else "queue's"] for r in rows], right=range(1, 4))
+
+
+def partition(view: dict[str, Any]) -> list[str]:
+    """`taskq partition APP Q show P`: one `name: value` line per field."""
+    limits = f"its own (the queue's: {view['queue_limits']})" if view["own_limits"] else \
+        f"the queue's: {view['queue_limits']}"
+    fields = [("partition", view["name"]), ("queue", view["queue"]), ("ready", view["ready"]),
+              ("running", view["running"]), ("max running", view["max_running"] or "-"),
+              ("rate limit", view["rate_limit"] or "-"), ("limits", limits),
+              ("state", partition_state(view) or "-")]
+    return [f"{name:<12} {value}" for name, value in fields]
 
 
 def dead(rows: Sequence[DeadJob]) -> list[str]:

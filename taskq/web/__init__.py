@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskq import views
+from taskq import partition_views, views
 from taskq.app import TaskQ
 from taskq.broker.base import CANCELLABLE, Status
 from taskq.errors import BrokerError, JobNotFound, TaskqError
@@ -36,6 +36,10 @@ from taskq.web.charts import bars
 PAGE = 50
 #: what can be done to a job from its page
 ACTIONS = ("cancel", "abort", "replay", "purge")
+#: partitions a queue's page lists (the largest backlog first)
+PARTITIONS_SHOWN = 50
+#: what can be done to a partition from its queue's page
+PARTITION_ACTIONS = ("pause", "resume", "end-backoff")
 #: what base.html puts around the part of a page that live refreshes replace
 LIVE_BEGIN, LIVE_END = "<main data-live>", "</main>"
 
@@ -49,6 +53,7 @@ def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False)
         Route("/dead", d.dead_page), Route("/workers", d.workers_page), Route("/search", d.search),
         Route("/jobs/{job_id}/{action}", d.job_action, methods=["POST"]),
         Route("/queues/{name}/{action}", d.queue_action, methods=["POST"]),
+        Route("/queues/{name}/partitions/{action}", d.partition_action, methods=["POST"]),
         Route("/dead/{action}", d.dead_action, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("taskq.web", "static")]), name="static"),
     ]
@@ -110,7 +115,9 @@ class Dashboard:
             depths = views.queue_state(self.app, name)
             paused = depths.pop("paused")
             return {"name": name, "state": state, "rows": rows, "number": number, "depths": depths,
-                    "states": views.STATES, "paused": paused, "more": len(rows) == PAGE}
+                    "states": views.STATES, "paused": paused, "more": len(rows) == PAGE,
+                    "partitions": partition_views.partition_list(self.app, name, PARTITIONS_SHOWN),
+                    "partitions_shown": PARTITIONS_SHOWN}
 
         return self.render(request, "queue.html", read)
 
@@ -173,6 +180,23 @@ class Dashboard:
                 raise TaskqError(f"unknown action {action!r}")
             changed = views.pause(self.app, name, action == "pause")
             return f"{action} {name}: {'done' if changed else 'it was already so'}"
+
+        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+
+    async def partition_action(self, request: Request) -> Response:
+        """Pause, resume or end the backoff of the partition the form names (any text: not in the path)."""
+        name, action = request.path_params["name"], request.path_params["action"]
+
+        def do(form: FormData) -> str:
+            if action not in PARTITION_ACTIONS:
+                raise TaskqError(f"unknown action {action!r}")
+            views.check_queue(self.app, name)
+            p = self.app.partition(name, str(form.get("partition") or ""))
+            if action == "end-backoff":
+                p.backoff(0)
+                return f"{action} {p.name}: done"
+            changed = p.pause() if action == "pause" else p.resume()
+            return f"{action} {p.name}: {'done' if changed else 'it was already so'}"
 
         return await self.act(request, do, f"/queues/{quote(name, safe='')}")
 
