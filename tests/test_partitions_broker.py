@@ -171,3 +171,12 @@ def test_one_bulk_call_stores_jobs_of_many_partitions(broker: Broker) -> None:
     assert [broker.job("q", j.id).partition for j in jobs] == ["a", "b", None, "a", "b"]  # type: ignore[union-attr]
     got = [d.id for d in broker.fetch("q", 10, 0, "w1").deliveries]
     assert got == ["b1", "a0", "n0"]  # priority first, then a turn each, one of each partition (the cap)
+
+
+def test_the_oldest_ready_job_of_a_fair_queue_is_seen_in_its_lanes(broker: Broker) -> None:
+    broker.set_partitioning("q", True, None)
+    assert broker.oldest_ready_ms("q") is None
+    put(broker, "a0", "a")
+    first = broker.job("q", "a0").enqueued_ms  # type: ignore[union-attr]
+    put(broker, "b0", "b")
+    assert broker.oldest_ready_ms("q") == first  # in a lane, not on a ready list
