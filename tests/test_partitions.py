@@ -176,3 +176,23 @@ def test_bad_partition_input_is_refused_in_one_line(call: Any) -> None:
     with pytest.raises(taskq.ConfigError) as info:
         call(app, noop)
     assert "\n" not in str(info.value)
+
+
+def test_a_partitions_rate_limit_holds_across_three_workers(app: taskq.TaskQ) -> None:
+    app.queue("calls", partition_rate_limit="10/s")
+
+    @app.task(queue="calls")
+    def call(partner: str) -> None: ...
+
+    jobs = call.map([p for p in "ab" for _ in range(15)], partition=lambda p: p)
+    workers = [taskq.Worker(app, ["calls"], concurrency=8, burst=True) for _ in range(3)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(w.processed for w in workers) == 30
+    for partner in "ab":  # the starts of each partner, by Redis's clock (the records' started_ms)
+        infos = [j.info() for j in jobs]
+        starts = sorted(i.started_at.timestamp() for i in infos if i.partition == partner and i.started_at)
+        assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) == 10  # never more in a second
