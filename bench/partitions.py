@@ -57,49 +57,64 @@ def enqueue(env: dict[str, str], n: int, partitions: int) -> None:
                    env=env, cwd=HERE, check=True)
 
 
-def process_once(url: str, config: str, n: int) -> tuple[float, float]:
-    """(steady jobs/s, wall jobs/s) of one run."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_once(url: str, config: str, n: int) -> dict[str, float]:
+    """One run: steady and wall jobs/s, and CPU per job (µs) in the steady window: the two workers'
+    and redis-server's together, and redis-server's alone."""
     partitions, fair, cap = CONFIGS[config]
     env = app_env(url, fair, cap)
     enqueue(env, n, partitions)
     broker = taskq.TaskQ(url).broker
+    redis_pid = int(redis.Redis.from_url(url).info("server")["process_id"])
     start = time.perf_counter()
     procs = [subprocess.Popen([*WORKER, "--burst"], env=env, cwd=HERE) for _ in range(2)]
-    first = done = None
-    while done is None:
+    pids = [redis_pid, *(p.pid for p in procs)]
+    first: tuple[float, list[float]] | None = None
+    while True:
         d = broker.depths("default")  # a fair queue's ready count includes its lanes
-        left = d.ready + d.reserved + d.running + d.held + d.ordered
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), [cpu_seconds(pid) for pid in pids]
         if first is None and d.ready < n:
-            first = now
-        if left == 0:
-            done = now
+            first = now, cpu
+        if d.ready + d.reserved + d.running + d.held + d.ordered == 0:
+            break
         time.sleep(0.01)
     if any(p.wait() != 0 for p in procs):
         raise RuntimeError(f"a worker failed ({config})")
     wall = time.perf_counter() - start
-    return n / (done - (first or start)), n / wall
+    assert first is not None
+    used = [b - a for a, b in zip(first[1], cpu, strict=True)]
+    return {"steady": n / (now - first[0]), "wall": n / wall, "cpu_us": sum(used) / n * 1e6,
+            "redis_cpu_us": used[0] / n * 1e6}
 
 
 def processing(n: int, repeat: int) -> dict[str, Any]:
-    steady: dict[str, list[float]] = {c: [] for c in CONFIGS}
-    wall: dict[str, list[float]] = {c: [] for c in CONFIGS}
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in CONFIGS}
     for _ in range(repeat):
         for config in CONFIGS:  # every configuration back to back: a round's drift hits all alike
             with redis_url() as url:
-                s, w = process_once(url, config, n)
-            steady[config].append(s)
-            wall[config].append(w)
-            print(f"  {config}: steady {s:.0f}/s wall {w:.0f}/s", file=sys.stderr)
-    return {c: {"steady_jobs_per_s": round(statistics.median(steady[c])),
-                "wall_jobs_per_s": round(statistics.median(wall[c])),
-                "vs_off": vs_off(steady[c], steady["off"]), "wall_vs_off": vs_off(wall[c], wall["off"])}
+                runs[config].append(process_once(url, config, n))
+            print(f"  {config}: {json.dumps({k: round(v) for k, v in runs[config][-1].items()})}", file=sys.stderr)
+    off = runs["off"]
+
+    def median(config: str, metric: str) -> float:
+        return statistics.median(r[metric] for r in runs[config])
+
+    def vs_off(config: str, metric: str) -> str:
+        """The median over rounds of each round's figure against that round's "off" run."""
+        ratios = (r[metric] / o[metric] for r, o in zip(runs[config], off, strict=True))
+        return f"{statistics.median(ratios) - 1:+.1%}"
+
+    return {c: {"steady_jobs_per_s": round(median(c, "steady")), "vs_off": vs_off(c, "steady"),
+                "wall_jobs_per_s": round(median(c, "wall")), "wall_vs_off": vs_off(c, "wall"),
+                "cpu_us_per_job": round(median(c, "cpu_us"), 1), "cpu_vs_off": vs_off(c, "cpu_us"),
+                "redis_cpu_us_per_job": round(median(c, "redis_cpu_us"), 1),
+                "redis_cpu_vs_off": vs_off(c, "redis_cpu_us")}
             for c in CONFIGS}
-
-
-def vs_off(rates: list[float], off: list[float]) -> str:
-    """The median over rounds of each round's rate against that round's "off" run."""
-    return f"{statistics.median(x / o for x, o in zip(rates, off, strict=True)) - 1:+.1%}"
 
 
 def memory(n: int) -> dict[str, Any]:
