@@ -83,7 +83,7 @@ def svg(samples: list[tuple[float, dict[str, int]]], capacity: dict[str, int], p
     def y(v: float) -> float:
         return height - pad - (height - 2 * pad) * v / ymax
 
-    body = []
+    body, label_ys = [], []  # partners of one C: their labels one under the other
     for i, name in enumerate(capacity):
         colour = colours[i % len(colours)]
         points, prev = [], samples[0][1][name]
@@ -93,8 +93,12 @@ def svg(samples: list[tuple[float, dict[str, int]]], capacity: dict[str, int], p
             points.append(f"{x(t):.1f},{y(prev):.1f}")
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(points)}"/>')
         c = capacity[name]
+        label_y = y(c) + 4
+        while any(abs(label_y - used) < 12 for used in label_ys):
+            label_y += 12
+        label_ys.append(label_y)
         body.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(c):.1f}" y2="{y(c):.1f}" stroke="{colour}" '
-                    f'stroke-dasharray="4 3"/><text x="{width - pad + 4}" y="{y(c) + 4:.1f}" fill="{colour}">'
+                    f'stroke-dasharray="4 3"/><text x="{width - pad + 4}" y="{label_y:.1f}" fill="{colour}">'
                     f'{name}: C={c}</text>')
     ticks = "".join(f'<text x="{pad - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>'
                     for v in range(0, int(ymax) + 1, max(1, int(ymax) // 5)))
