@@ -1,7 +1,7 @@
 """Partitions (issue 24): what fair turns and partition caps cost, the Redis memory a partition
 takes, and what fair=True does for small partitions behind a big one, in one run.
 
-Usage: python bench/partitions.py [--n 20000] [--repeat 3] [--only processing,memory,fairness]
+Usage: python bench/partitions.py [--n 20000] [--repeat 3] [--only processing,memory,fairness,commands]
 
 processing: each run a fresh redis-server, n no-op jobs enqueued (one map() per partition), then
   two `taskq worker -c 16 --burst` processes (bench/partition_app.py). Configurations, alternated
@@ -17,6 +17,8 @@ fairness: two `taskq worker -c 16` processes idle; then one partition enqueues 5
   (a sleep), then 10 others 20 each. Wait = a job's start minus its enqueue time; reported: p50,
   p99 and max wait of the small partitions' jobs, and how many big jobs started before the last
   small job finished, with fair=True and fair=False (alternated, median over --repeat).
+commands (only when asked): one run per configuration, Redis commands per job (INFO commandstats,
+  a script's inner commands one by one) and the scripts' server time per job.
 """
 
 from __future__ import annotations
@@ -117,6 +119,29 @@ def processing(n: int, repeat: int) -> dict[str, Any]:
             for c in CONFIGS}
 
 
+def commands(n: int, configs: tuple[str, ...] = ("off", "fair_1", "fair_100", "fair_10000", "cap_100")
+             ) -> dict[str, Any]:
+    """Redis commands per job while the workers run (INFO commandstats; a script's inner commands
+    count one by one), and the scripts' server time per job: where a configuration's cost goes."""
+    out = {}
+    for config in configs:
+        partitions, fair, cap = CONFIGS[config]
+        with redis_url() as url:
+            env = app_env(url, fair, cap)
+            enqueue(env, n, partitions)
+            client = redis.Redis.from_url(url)
+            client.config_resetstat()
+            procs = [subprocess.Popen([*WORKER, "--burst"], env=env, cwd=HERE) for _ in range(2)]
+            if any(p.wait() != 0 for p in procs):
+                raise RuntimeError(f"a worker failed ({config})")
+            stats = {name.removeprefix("cmdstat_"): s for name, s in client.info("commandstats").items()}
+        inner = {k: round(s["calls"] / n, 2) for k, s in sorted(stats.items(), key=lambda kv: -kv[1]["calls"])
+                 if k not in ("evalsha", "config|resetstat") and s["calls"] / n >= 0.05}
+        out[config] = {"commands_per_job": round(sum(inner.values()), 1),
+                       "script_us_per_job": round(stats["evalsha"]["usec"] / n, 1), "by_command": inner}
+    return out
+
+
 def memory(n: int) -> dict[str, Any]:
     out = {}
     for config in ("off", "fair_1", "fair_10000", "parts_10000"):
@@ -188,6 +213,8 @@ def main() -> None:
         out["fairness"] = {"big_jobs": BIG, "small_partitions": SMALL, "jobs_each": SMALL_JOBS, **fairness(args.repeat)}
     if "processing" in parts:
         out["processing"] = processing(args.n, args.repeat)
+    if "commands" in parts:
+        out["commands"] = commands(args.n)
     print(json.dumps(out, indent=1))
 
 
