@@ -69,9 +69,9 @@ class Partitions:
         with self.conn.errors():
             pipe = self.conn.client.pipeline(transaction=False)
             pipe.zscore(k.backlog, partition).scard(f"{pk}:leases")
-            pipe.hmget(f"{pk}:conf", "max_running", "rate_n", "rate_window", "paused")
-            pipe.get(f"{pk}:until").get(f"{pk}:alimit")  # not MGET: a Cluster pipeline refuses multi-key calls
-            waiting, running, conf, until, alimit = pipe.execute()
+            pipe.hmget(f"{pk}:conf", "max_running", "rate_n", "rate_window", "paused", "until", "alimit")
+            waiting, running, conf = pipe.execute()
+        until, alimit = conf[4], conf[5]
         rate_n, window = _int(conf[1]), _int(conf[2])
         return PartitionState(queue, partition, int(waiting or 0), int(running), text(conf[3]) == "1", _int(until),
                               _int(conf[0]), (rate_n, window) if rate_n and window else None,

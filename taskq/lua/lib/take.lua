@@ -36,7 +36,8 @@ local function new_taker(base, now, argv, i)
     suspect_lost = tonumber(argv[i + 2]), rate_n = tonumber(argv[i + 3]) or 0,
     rate_window = tonumber(argv[i + 4]) or 0, cap = tonumber(argv[i + 5]) or 0,
     leases = base .. ':leases', reserved = base .. ':reserved', rate_key = base .. ':rate',
-    gates = {}, limited = false, capped = false, stopped = 0, ended = {}, parts = {}, n = 0, passed = 0}
+    gates = {}, limited = false, capped = false, stopped = 0, ended = {}, parts = {}, n = 0, passed = 0,
+    unlaned = 0}
   local gates_n = tonumber(argv[i + 6]) or 0
   for j = i + 7, i + 6 + 4 * gates_n, 4 do
     t.gates[argv[j]] = new_gate(base, argv[j], tonumber(argv[j + 1]), tonumber(argv[j + 2]), tonumber(argv[j + 3]))
@@ -120,29 +121,42 @@ local function within(t, left)
   return true
 end
 
--- the partitions' lanes of one priority, in turns: one job of the partition whose turn it is, which
--- goes to the back of the turns (a partition that may not start one now leaves them: part_block)
+-- The partitions' lanes of one priority, in turns: a round takes one job of each partition whose
+-- turn it is (a partition alone: as many as it may), then sends them to the back of the turns; a
+-- partition that may not start one leaves them (part_block). One read and one write of the turns
+-- per round, not per job.
 local function take_lanes(t, prio, out)
   local ring = t.base .. ':ring:' .. prio
   while t.n < t.want and t.passed < 1000 do
-    local p = redis.call('ZRANGE', ring, 0, 0)[1]
-    if not p then return end
-    local s = part_state(t.base, p, t.now, t.parts, t.leases)
-    local lane = s.pk .. ':' .. prio
-    local id = s.room > 0 and redis.call('LPOP', lane)
-    if not id then  -- out of room, or an empty lane (cancelled jobs): out of this priority's turns
-      redis.call('ZREM', ring, p)
-      if s.room <= 0 then part_block(t.base, p, s) end
-    else
-      if redis.call('EXISTS', lane) == 0 then
-        redis.call('ZREM', ring, p)
+    local turn = redis.call('ZRANGE', ring, 0, t.want - t.n - 1)
+    if #turn == 0 then return end
+    local again, gone = {}, {}
+    for _, p in ipairs(turn) do
+      if t.n >= t.want then break end  -- the rest keep their turn
+      local s = part_state(t.base, p, t.now, t.parts, t.leases)
+      local ids = s.room > 0 and redis.call('LPOP', s.pk .. ':' .. prio, #turn == 1 and math.min(s.room, t.want - t.n) or 1)
+      if not ids then  -- out of room, or an empty lane (cancelled jobs, or jobs of another priority left)
+        gone[#gone + 1] = p
+        if s.room <= 0 then part_block(t.base, p, s) end
       else
-        redis.call('ZADD', ring, 'XX', redis.call('INCR', t.base .. ':ringseq'), p)
+        t.unlaned = t.unlaned + #ids
+        if lane_left(t.base, p, #ids, false) <= 0 then gone[#gone + 1] = p else again[#again + 1] = p end
+        for _, id in ipairs(ids) do
+          local jk = job_key(t.base, id)
+          local f = fields_of(t, id, jk)
+          if f then offer(t, id, jk, f, prio, p, out) end
+        end
       end
-      lane_taken(t.base, p, 1)
-      local jk = job_key(t.base, id)
-      local f = fields_of(t, id, jk)
-      if f then offer(t, id, jk, f, prio, p, out) end
+    end
+    if #gone > 0 then redis.call('ZREM', ring, unpack(gone)) end
+    if #again > 0 then
+      local last = redis.call('INCRBY', t.base .. ':ringseq', #again)
+      local scores = {}
+      for i, p in ipairs(again) do
+        scores[#scores + 1] = last - #again + i
+        scores[#scores + 1] = p
+      end
+      redis.call('ZADD', ring, 'XX', unpack(scores))
     end
   end
 end
@@ -201,6 +215,7 @@ local function take(t, run, reserve, out)
       ids = t.n < want and t.passed > 0 and t.passed < 1000 and redis.call('LPOP', ready_key(base, prio), want - t.n)
     end
   end
+  if t.unlaned > 0 then redis.call('DECRBY', base .. ':laned', t.unlaned) end  -- once, not per job
   make_room(base, t.n)
   if t.rate_n > 0 and t.n > 0 then redis.call('PEXPIRE', t.rate_key, t.rate_window) end
   return t.n

@@ -30,17 +30,19 @@ elseif mode == 'resume' then
 elseif mode == 'backoff' then
   local ms = tonumber(ARGV[3]) or 0
   if ms > 0 then
-    redis.call('SET', pk .. ':until', now + ms, 'PX', ms)
+    redis.call('HSET', conf, 'until', now + ms)
     redis.call('SADD', base .. ':blocked', p)
     redis.call('ZADD', base .. ':pwait', now + ms, p)
   else
-    changed = redis.call('DEL', pk .. ':until')
+    changed = redis.call('HDEL', conf, 'until')
     redis.call('ZREM', base .. ':pwait', p)
   end
 else
   return redis.error_reply('unknown mode ' .. tostring(mode))
 end
-if mode ~= 'pause' and redis.call('HGET', conf, 'paused') ~= '1' and redis.call('EXISTS', pk .. ':until') == 0 then
+if redis.call('EXISTS', conf) == 1 then conf_written(base, pk) end
+local c = redis.call('HMGET', conf, 'paused', 'until')
+if mode ~= 'pause' and c[1] ~= '1' and (tonumber(c[2] or '') or 0) <= now then
   part_reopen(base, p)  -- at its next turn a fetch decides again (its cap, its rate)
 end
 return changed

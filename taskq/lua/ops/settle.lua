@@ -36,8 +36,8 @@ local STRIDE = {ok = 5, retry = 9, dead = 7}
 
 local function signal(part, said)  -- what a failed run said of its partition's partner
   if not part or said == '' then return end
-  if string.sub(said, 1, 1) == 'b' then part_backoff(base, part, now + (tonumber(string.sub(said, 2)) or 0), now) end
-  adapt(base, part, false)
+  if string.sub(said, 1, 1) == 'b' then part_backoff(base, part, now + (tonumber(string.sub(said, 2)) or 0)) end
+  adapt(base, part, false, redis.call('SCARD', part_key(base, part) .. ':leases'))  -- what the partner bore
 end
 local i = first
 while i <= #ARGV do

@@ -79,13 +79,18 @@ end
 --   <base>:fair              '1': a fair queue (its ready jobs wait in lanes, served in turns)
 --   <base>:plim              hash: every partition's limits unless it has its own: max_running,
 --                            rate_n, rate_window (ms), amax and astart (an adaptive max_running)
+--   <base>:pany              '1' once any partition of the queue has a state of its own (conf):
+--                            until then no partition's conf is read
 --   <base>:part:<p>:<prio>   list, a lane: p's ready jobs of one priority (every job of a fair
 --                            queue; in any queue, the jobs of a partition that may not start now)
---   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window, and paused '1' (what
---                            Partition.limit() and pause() set: kept until changed)
---   <base>:part:<p>:until    string: backing off until this unix ms (expires then)
---   <base>:part:<p>:alimit   string: its adaptive limit now (expires a day after its last change)
---   <base>:part:<p>:leases   set: p's jobs leased now;  <base>:part:<p>:rate  zset: its starts
+--   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window and paused '1' (what
+--                            Partition.limit() and pause() set, kept until changed), until
+--                            (backing off until unix ms), alimit and acut (its adaptive limit
+--                            now, and '1' once cut); with no field of the first kind, the hash
+--                            expires a day after its last change
+--   <base>:part:<p>:leases   set: p's jobs leased now, kept while a cap may apply to the queue's
+--                            partitions (plim, an adaptive limit, or any conf)
+--   <base>:part:<p>:rate     zset: its starts in its rate window
 --   <base>:ring:<prio>       zset: partitions whose lane of this priority has jobs and that may
 --                            start one, scored by turn (the lowest goes next); <base>:ringseq
 --   <base>:blocked           set: partitions that may not start a job now (paused, at their cap,
@@ -99,15 +104,40 @@ local function part_key(base, p)
   return base .. ':part:' .. p
 end
 
-local fair_of = {}  -- base -> whether the queue is fair, read once per script call
+local flags_of = {}  -- base -> {fair, any}: the queue's flags, read once per script call
+
+local function queue_flags(base)
+  local f = flags_of[base]
+  if f == nil then
+    local v = redis.call('MGET', base .. ':fair', base .. ':pany')
+    f = {fair = v[1] == '1', any = v[2] == '1'}
+    flags_of[base] = f
+  end
+  return f
+end
 
 local function is_fair(base)
-  local fair = fair_of[base]
-  if fair == nil then
-    fair = redis.call('GET', base .. ':fair') == '1'
-    fair_of[base] = fair
+  return queue_flags(base).fair
+end
+
+local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
+
+local function queue_limits(base)
+  local q = plim_of[base]
+  if q == nil then
+    local v = redis.call('HMGET', base .. ':plim', 'max_running', 'rate_n', 'rate_window', 'amax', 'astart')
+    q = {cap = tonumber(v[1] or '') or 0, rate_n = tonumber(v[2] or '') or 0, window = tonumber(v[3] or '') or 0,
+      amax = tonumber(v[4] or '') or 0, astart = tonumber(v[5] or '') or 1}
+    plim_of[base] = q
   end
-  return fair
+  return q
+end
+
+-- whether a partition's cap may apply (so its leases are counted): the queue's, an adaptive one,
+-- or a partition's own (any conf)
+local function caps_apply(base)
+  local q = queue_limits(base)
+  return q.cap > 0 or q.amax > 0 or queue_flags(base).any
 end
 
 -- p joins the back of the turns of priority `prio` (unless it is there already)
@@ -126,10 +156,17 @@ local function lane_push(base, p, prio, ids, front)
   if n == #ids and redis.call('SISMEMBER', base .. ':blocked', p) == 0 then ring_add(base, p, prio) end
 end
 
--- `n` jobs left p's lanes (taken, or cancelled)
+-- `n` jobs left p's lanes: how many its lanes still hold (the caller counts `laned` down, or
+-- lane_taken does: `count`)
+local function lane_left(base, p, n, count)
+  if count then redis.call('DECRBY', base .. ':laned', n) end
+  local left = tonumber(redis.call('ZINCRBY', base .. ':backlog', -n, p))
+  if left <= 0 then redis.call('ZREM', base .. ':backlog', p) end
+  return left
+end
+
 local function lane_taken(base, p, n)
-  redis.call('DECRBY', base .. ':laned', n)
-  if tonumber(redis.call('ZINCRBY', base .. ':backlog', -n, p)) <= 0 then redis.call('ZREM', base .. ':backlog', p) end
+  lane_left(base, p, n, true)
 end
 
 -- a job out of p's lane (cancelled): true if it was there
@@ -140,8 +177,6 @@ local function lane_remove(base, p, prio, id)
   if redis.call('EXISTS', lane) == 0 then redis.call('ZREM', base .. ':ring:' .. prio, p) end
   return true
 end
-
-local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
 
 -- p may start jobs again: it takes its turns again for every priority it has jobs of
 local function part_reopen(base, p)
@@ -160,6 +195,7 @@ end
 
 -- a lease of partition p ended (lib/lease.lua): a partition blocked at its cap may go on
 local function part_released(base, p, id)
+  if not caps_apply(base) then return end  -- no cap: nothing was counted, nothing waits for a slot
   local pk = part_key(base, p)
   redis.call('SREM', pk .. ':leases', id)
   if redis.call('SISMEMBER', base .. ':blocked', p) == 0 then return end

@@ -73,13 +73,18 @@ end
 --   <base>:fair              '1': a fair queue (its ready jobs wait in lanes, served in turns)
 --   <base>:plim              hash: every partition's limits unless it has its own: max_running,
 --                            rate_n, rate_window (ms), amax and astart (an adaptive max_running)
+--   <base>:pany              '1' once any partition of the queue has a state of its own (conf):
+--                            until then no partition's conf is read
 --   <base>:part:<p>:<prio>   list, a lane: p's ready jobs of one priority (every job of a fair
 --                            queue; in any queue, the jobs of a partition that may not start now)
---   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window, and paused '1' (what
---                            Partition.limit() and pause() set: kept until changed)
---   <base>:part:<p>:until    string: backing off until this unix ms (expires then)
---   <base>:part:<p>:alimit   string: its adaptive limit now (expires a day after its last change)
---   <base>:part:<p>:leases   set: p's jobs leased now;  <base>:part:<p>:rate  zset: its starts
+--   <base>:part:<p>:conf     hash: p's own max_running, rate_n, rate_window and paused '1' (what
+--                            Partition.limit() and pause() set, kept until changed), until
+--                            (backing off until unix ms), alimit and acut (its adaptive limit
+--                            now, and '1' once cut); with no field of the first kind, the hash
+--                            expires a day after its last change
+--   <base>:part:<p>:leases   set: p's jobs leased now, kept while a cap may apply to the queue's
+--                            partitions (plim, an adaptive limit, or any conf)
+--   <base>:part:<p>:rate     zset: its starts in its rate window
 --   <base>:ring:<prio>       zset: partitions whose lane of this priority has jobs and that may
 --                            start one, scored by turn (the lowest goes next); <base>:ringseq
 --   <base>:blocked           set: partitions that may not start a job now (paused, at their cap,
@@ -93,16 +98,23 @@ local function part_key(base, p)
   return base .. ':part:' .. p
 end
 
-local fair_of = {}  -- base -> whether the queue is fair, read once per script call
+local flags_of = {}  -- base -> {fair, any}: the queue's flags, read once per script call
+
+local function queue_flags(base)
+  local f = flags_of[base]
+  if f == nil then
+    local v = redis.call('MGET', base .. ':fair', base .. ':pany')
+    f = {fair = v[1] == '1', any = v[2] == '1'}
+    flags_of[base] = f
+  end
+  return f
+end
 
 local function is_fair(base)
-  local fair = fair_of[base]
-  if fair == nil then
-    fair = redis.call('GET', base .. ':fair') == '1'
-    fair_of[base] = fair
-  end
-  return fair
+  return queue_flags(base).fair
 end
+
+local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
 
 -- p joins the back of the turns of priority `prio` (unless it is there already)
 local function ring_add(base, p, prio)
@@ -119,8 +131,6 @@ local function lane_push(base, p, prio, ids, front)
   redis.call('ZINCRBY', base .. ':backlog', #ids, p)
   if n == #ids and redis.call('SISMEMBER', base .. ':blocked', p) == 0 then ring_add(base, p, prio) end
 end
-
-local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
 
 -- jk false: the caller wrote status 'queued'; part: the job's partition (false: none; nil: not
 -- known to the caller, read from the record when the queue is fair)
