@@ -183,7 +183,7 @@ class TaskQ(Producing):
                 keeps status, times, attempt, task and result; not the arguments.
             partition_max_running: at most that many jobs of one partition (options(partition=))
                 running at once across every worker, or taskq.Adaptive(start, max): a limit per
-                partition that grows while its jobs succeed and halves on RateLimited(partition=True)
+                partition that grows while its jobs succeed and is cut on RateLimited(partition=True)
                 or a time limit.
             partition_rate_limit: "N/s", "N/m" or "N/h" per partition, across every worker.
             fair: partitions take turns (round robin, priorities still first): one partition's

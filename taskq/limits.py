@@ -41,10 +41,11 @@ class AsyncRoomWaiter(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Adaptive:
-    """An adaptive partition_max_running (app.queue()): each partition's limit starts at `start`,
-    grows by one slot per limit's worth of successes up to `max`, and halves (to 1 at least) when a
-    job raises RateLimited(partition=True) or overruns its time limit: additive increase,
-    multiplicative decrease, per partition, shared by every worker."""
+    """An adaptive partition_max_running (app.queue()): each partition's limit starts at `start` and
+    grows by one slot per success until a job raises RateLimited(partition=True) or overruns its
+    time limit; that cuts it to 9/10 and to the partition's jobs then running (1 at least), and from
+    then on it grows by a tenth of a slot per limit's worth of successes, up to `max`: slow start,
+    then additive increase and multiplicative decrease, per partition, shared by every worker."""
 
     start: int = 1
     max: int = 64
