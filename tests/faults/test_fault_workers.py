@@ -37,8 +37,8 @@ def test_status_lists_live_workers_and_drops_dead_ones(app: taskq.TaskQ, workers
     assert all(w["heartbeat_age_s"] >= 0 and w["queues"] == (app.queues or ["default"]) for w in data["workers"])
     assert data["queues"]["default"] == {
         "ready": 0, "scheduled": 0, "reserved": 0, "running": 0, "dead": 0, "ordered": 0, "held": 0,
-        "held_by": {"rate": 0, "cap": 0, "ordering_key": 0, "task_limits": 0, "by_task": {}},
-        "oldest_ready_age_s": None, "paused": False}
+        "partitions": 0, "held_by": {"rate": 0, "cap": 0, "ordering_key": 0, "task_limits": 0, "by_task": {}},
+        "oldest_ready_age_s": None, "paused": False, "largest_partition": None}
 
     first.signal(signal.SIGKILL)
     first.wait()
