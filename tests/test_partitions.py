@@ -19,6 +19,18 @@ from taskq.testing import drain
 fair_url = deployments("fair_url", "memory", "redis", "cluster")
 
 
+def run_three_workers(app: taskq.TaskQ, queue: str) -> int:
+    """Three workers of 8 slots each (in this process, on threads) until the queue is empty:
+    how many jobs they ran."""
+    workers = [taskq.Worker(app, [queue], concurrency=8, burst=True) for _ in range(3)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return sum(w.processed for w in workers)
+
+
 def test_a_small_partition_never_waits_behind_a_big_ones_backlog(fair_url: str) -> None:
     app = taskq.TaskQ(fair_url, lease=5)
     app.queue("deliveries", fair=True)
@@ -57,13 +69,7 @@ def test_a_partitions_cap_holds_across_three_workers(app: taskq.TaskQ) -> None:
             overall[0] -= 1
 
     call.map([p for p in "abc" for _ in range(12)], partition=lambda p: p)
-    workers = [taskq.Worker(app, ["calls"], concurrency=8, burst=True) for _ in range(3)]
-    threads = [threading.Thread(target=w.run) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sum(w.processed for w in workers) == 36
+    assert run_three_workers(app, "calls") == 36
     assert max(most.values()) == 2, most  # never 3 of one partner at once, on any worker
     assert overall[1] > 2  # while the partners' jobs ran side by side
 
@@ -185,13 +191,7 @@ def test_a_partitions_rate_limit_holds_across_three_workers(app: taskq.TaskQ) ->
     def call(partner: str) -> None: ...
 
     jobs = call.map([p for p in "ab" for _ in range(15)], partition=lambda p: p)
-    workers = [taskq.Worker(app, ["calls"], concurrency=8, burst=True) for _ in range(3)]
-    threads = [threading.Thread(target=w.run) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sum(w.processed for w in workers) == 30
+    assert run_three_workers(app, "calls") == 30
     for partner in "ab":  # the starts of each partner, by Redis's clock (the records' started_ms)
         infos = [j.info() for j in jobs]
         starts = sorted(i.started_at.timestamp() for i in infos if i.partition == partner and i.started_at)
