@@ -96,6 +96,9 @@ def test_a_thousand_jobs_enqueued_and_awaited_from_one_loop(redis_url: str) -> N
     connection per waiter would exhaust the pool), and every result arrives. The loop's longest
     stall meanwhile is measured by bench/async_stall.py, not asserted here."""
     app = taskq.TaskQ(redis_url)
+    probe = redis.Redis.from_url(redis_url)
+    # the server is shared by the session: count only what this test adds
+    before = len(probe.client_list())
 
     @app.task
     def noop(i: int) -> int:
@@ -106,13 +109,15 @@ def test_a_thousand_jobs_enqueued_and_awaited_from_one_loop(redis_url: str) -> N
         worker = threading.Thread(target=drain, args=(app, ["default"]))
         worker.start()
         values = await asyncio.gather(*(j.result_async(timeout=30) for j in jobs))
-        await app.aclose()
         worker.join(30)
+        in_use = len(probe.client_list())
+        assert in_use - before < 20, in_use - before  # not a connection per waiter
+        await app.aclose()
+        assert len(probe.client_list()) < in_use  # the loop's connections are closed
         return values
 
     assert asyncio.run(go()) == list(range(1000))
-    clients = redis.Redis.from_url(redis_url).client_list()
-    assert len(clients) < 20, len(clients)  # the loop's connections are closed with aclose()
+    probe.close()
 
 
 def test_calls_waiting_in_line_get_their_own_errors_and_results(app: taskq.TaskQ) -> None:
