@@ -36,6 +36,7 @@ from taskq.job import Job, Status
 from taskq.limits import Adaptive
 from taskq.partitions import Partition, PartitionInfo
 from taskq.schedule import Schedule
+from taskq.schedules import ScheduleInfo, Schedules
 from taskq.task import AsyncTask, Signature, Task, TaskCall
 from taskq.worker import Worker
 from taskq.workflow import Chain, Chord, Group, GroupJob, chain, chord, group
@@ -56,6 +57,7 @@ __all__ = [
     "BrokerUnavailable", "Chain", "Chord", "ConfigError", "EnqueueError", "EventKind", "Group", "GroupJob", "Job",
     "JobCancelled", "JobContext", "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge",
     "Partition", "PartitionInfo", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry", "Schedule",
-    "SerializationError", "Signature", "Status", "Task", "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ",
-    "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord", "current_job", "group", "__version__",
+    "ScheduleInfo", "Schedules", "SerializationError", "Signature", "Status", "Task", "TaskCall", "TaskFailed",
+    "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord", "current_job", "group",
+    "__version__",
 ]

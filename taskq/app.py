@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 from taskq.backoff import Backoff
 from taskq.broker import Broker, Policy, open_broker, redact
 from taskq.broker.base import DEFAULT_NAMESPACE, NAMESPACE_RE
-from taskq.cron import CronSpec
+from taskq.cron import CronSpec, EverySpec, Timing
 from taskq.errors import ConfigError, JobNotFound, TaskNotFound
 from taskq.events import JobEvent
 from taskq.follow import Since, follow, follow_async
@@ -25,6 +25,7 @@ from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue, named_optio
 from taskq.partitions import Partition, PartitionInfo, partitions
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
+from taskq.schedules import Schedules
 from taskq.task import AsyncTask, Task, TaskBase
 
 P = ParamSpec("P")
@@ -98,8 +99,8 @@ class TaskQ(Producing):
         #: process is killed (and replaced by the supervisor)
         self.abort_grace = abort_grace
         self.tasks: dict[str, TaskBase[Any, Any]] = {}
-        #: cron schedules fired by `taskq beat`, by name
-        self.schedules: dict[str, Schedule] = {}
+        #: the schedules `taskq beat` fires: declared in code (by name) and stored at run time
+        self.schedules = Schedules(self)
         #: per-queue flow control declared with queue(), by queue name
         self.queue_policies: dict[str, QueuePolicy] = {}
         #: @app.on hooks and @app.middleware (taskq/hooks.py)
@@ -205,8 +206,8 @@ class TaskQ(Producing):
     def task(
         self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
         retries: int = ..., backoff: Backoff | None = None, timeout: float | None = None,
-        priority: int = 0, cron: str | None = None, tz: str = "UTC", catchup: Catchup = "latest",
-        overlap: Overlap = "queue",
+        priority: int = 0, cron: str | None = None, every: float | dt.timedelta | None = None,
+        tz: str = "UTC", catchup: Catchup = "latest", overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
@@ -218,7 +219,8 @@ class TaskQ(Producing):
         self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str = "default", retries: int | None = None, backoff: Backoff | None = None,
         timeout: float | None = None, priority: int = 0, cron: str | None = None,
-        tz: str = "UTC", catchup: Catchup = "latest", overlap: Overlap = "queue",
+        every: float | dt.timedelta | None = None, tz: str = "UTC", catchup: Catchup = "latest",
+        overlap: Overlap = "queue",
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
@@ -244,9 +246,11 @@ class TaskQ(Producing):
                 tick's job: of its tick). Per call: `task.options(expires=)`.
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz, catchup and overlap: see schedule().
+            every: or fire it every so many seconds (or a timedelta), on multiples of it from
+                the epoch (every=60: on the minute).
         """
-        if cron is None and (tz != "UTC" or catchup != "latest" or overlap != "queue"):
-            raise ConfigError("tz=, catchup= and overlap= need cron=")
+        if cron is None and every is None and (tz != "UTC" or catchup != "latest" or overlap != "queue"):
+            raise ConfigError("tz=, catchup= and overlap= need cron= or every=")
         options = TaskOptions(
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
@@ -263,9 +267,9 @@ class TaskQ(Producing):
             cls = AsyncTask if _is_async(func) else Task
             task: TaskBase[Any, Any] = cls(self, func, task_name, options)
             self.tasks[task_name] = task
-            if cron is not None:
+            if cron is not None or every is not None:
                 try:
-                    self.schedule(task_name, task, cron=cron, tz=tz, catchup=catchup, overlap=overlap)
+                    self.schedule(task_name, task, cron=cron, every=every, tz=tz, catchup=catchup, overlap=overlap)
                 except ConfigError:
                     del self.tasks[task_name]  # nothing half-registered
                     raise
@@ -274,11 +278,13 @@ class TaskQ(Producing):
         return register if fn is None else register(fn)
 
     def schedule(
-        self, name: str, task: TaskBase[Any, Any], *, cron: str, args: tuple[Any, ...] | list[Any] = (),
+        self, name: str, task: TaskBase[Any, Any], *, cron: str | None = None,
+        every: float | dt.timedelta | None = None, args: tuple[Any, ...] | list[Any] = (),
         kwargs: dict[str, Any] | None = None, tz: str = "UTC", catchup: Catchup = "latest",
         max_catchup: int = MAX_CATCHUP, overlap: Overlap = "queue",
     ) -> Schedule:
-        """Fire `task(*args, **kwargs)` on a cron schedule, under `taskq beat`.
+        """Fire `task(*args, **kwargs)` on a cron schedule (or `every` so many seconds), under
+        `taskq beat`. Schedules changed at run time, not in code: `app.schedules.upsert()`.
 
         Args:
             name: unique schedule name (the state in Redis is kept under it).
@@ -296,10 +302,15 @@ class TaskQ(Producing):
                               else f"schedule name must be a string, got {name!r}")
         if not isinstance(task, TaskBase) or self.tasks.get(task.name) is not task:
             raise ConfigError(f"schedule {name!r}: {task!r} is not a task of this app")
-        spec = CronSpec(cron, tz, name=name)
-        entry = Schedule(name, task, spec, tuple(args), dict(kwargs or {}), catchup, max_catchup,
+        if (cron is None) == (every is None):
+            raise ConfigError(f"schedule {name!r}: give cron= or every=, not {'both' if cron else 'neither'}")
+        if every is not None and tz != "UTC":
+            raise ConfigError(f"schedule {name!r}: tz= is for cron=; every= counts seconds")
+        timing: Timing = CronSpec(cron, tz, name=name) if cron is not None else EverySpec(
+            every if every is not None else 0, name=name)
+        entry = Schedule(name, task, timing, tuple(args), dict(kwargs or {}), catchup, max_catchup,
                          self.max_message_bytes, overlap)
-        self.schedules[name] = entry
+        self.schedules.declare(entry)
         return entry
 
     def get_task(self, name: str) -> TaskBase[Any, Any]:

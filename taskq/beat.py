@@ -5,6 +5,10 @@ wait to take over. The lease only saves work: what makes a tick fire once is fir
 which claims the tick (tick > the schedule's newest claimed tick) in the same script that
 enqueues its job. All times are Redis's clock (TIME); the process clock only times sleeps.
 
+Schedules stored at run time (app.schedules.upsert) fire the same way: the leader re-reads them
+whenever the namespace's change counter moved (checked each step, at least once a second), and
+fire.lua refuses a tick built from an older revision, a paused schedule's or a removed one's.
+
 A leader fires every tick of its term as it comes (late ones too, if it stalled less than a
 lease). Ticks that passed while no beat led (downtime, a leader's death), or that are more
 than a lease late, go by the schedule's catch-up policy: "latest", "all" (bounded) or "none".
@@ -21,7 +25,7 @@ import uuid
 from taskq._version import VERSION
 from taskq.app import TaskQ
 from taskq.broker import Broker, redact
-from taskq.broker.base import Claim, ClaimMode, ClaimResult, LeadResult, ScheduleState
+from taskq.broker.base import Claim, ClaimMode, ClaimResult, LeadResult, ScheduleState, StoredSchedule
 from taskq.errors import BrokerError
 from taskq.log import get_logger
 from taskq.outage import Outage
@@ -35,6 +39,8 @@ LEASE = 10.0
 PROMOTE_EVERY_MS = 1000
 #: rounds of firing in one step at most (a round fires each schedule's next due tick)
 MAX_FIRES_PER_STEP = 1000
+#: the next tick of a schedule that fires none now (paused, ended, or waiting to be re-read)
+NEVER = 2**62
 
 
 class Beat:
@@ -60,6 +66,12 @@ class Beat:
         self._next: dict[str, int] = {}
         self._promote_at = 0
         self._cleaned = False
+        #: the stored schedules this beat can fire (their task is in its app), by id
+        self._stored: dict[str, Schedule] = {}
+        #: the change counter when they were read (None: read them at the next step)
+        self._rev: int | None = None
+        #: stored schedules whose task this app lacks (logged once each)
+        self._foreign: set[str] = set()
 
     @property
     def broker(self) -> Broker:
@@ -70,7 +82,7 @@ class Beat:
     def run(self) -> None:
         """Lead or stand by until stop(); on the way out, hand the lead to another beat."""
         self.broker.ping()
-        log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules), lease_s=self.lease_ms / 1000,
+        log.info("beat started", beat=self.id, schedules=sorted(self.app.schedules.code), lease_s=self.lease_ms / 1000,
                  url=redact(self.app.url), namespace=self.app.namespace, app=self.app.name,
                  version=VERSION, pid=os.getpid())
         outage = Outage(log, beat=self.id)
@@ -112,10 +124,13 @@ class Beat:
             if not self._cleaned:
                 self._remove_stale()
                 self._cleaned = True
-            for schedule in self.app.schedules.values():
-                self._sync(schedule, now)
-                self._catch_up(schedule, now)
+            self._reload(now)
+            for schedule in self._all():
+                if schedule.name in self._last:
+                    self._catch_up(schedule, now)
         else:
+            if self._rev is None or self.broker.schedules_rev() != self._rev:
+                self._reload(now)
             self._fire_due(now)
         if now >= self._promote_at:
             self._promote(now)
@@ -127,11 +142,44 @@ class Beat:
 
     # -- schedules --------------------------------------------------------
 
+    def _all(self) -> list[Schedule]:
+        return [*self.app.schedules.code.values(), *self._stored.values()]
+
+    def _reload(self, now: int) -> None:
+        """Read the stored schedules again and every schedule's state (pauses move it too)."""
+        self._rev = self.broker.schedules_rev()  # before reading: a change after it is seen next step
+        stored = self.broker.stored_schedules(self.broker.stored_schedule_queues())
+        fresh: dict[str, tuple[Schedule, StoredSchedule]] = {}
+        for st in stored:
+            if st.id in self.app.schedules.code:
+                continue  # a code schedule owns the name in this app
+            entry = self.app.schedules.build(st)
+            if entry is None:
+                if st.id not in self._foreign:
+                    self._foreign.add(st.id)
+                    log.warning("stored schedule not fired: its task is not in this beat's app", schedule=st.id,
+                                task=st.task, app=self.app.name)
+                continue
+            fresh[st.id] = (entry, st)
+        for gone in set(self._stored) - set(fresh):
+            self._next.pop(gone, None)
+            self._last.pop(gone, None)
+            log.info("schedule removed", schedule=gone)
+        for name, (entry, _) in fresh.items():
+            if name not in self._stored or self._stored[name].rev != entry.rev:
+                log.info("schedule stored" if name not in self._stored else "schedule changed", schedule=name,
+                         task=entry.task.name, when=entry.timing.expr, rev=entry.rev)
+        self._stored = {name: entry for name, (entry, _) in fresh.items()}
+        for s in self.app.schedules.code.values():
+            self._sync(s, now)
+        for entry, st in fresh.values():
+            self._sync(entry, now, st.state)
+
     def _remove_stale(self) -> None:
         """Forget this app's schedules that are no longer in its code (or moved queue). Schedules
         another app of the namespace registered are left alone (ones recorded before apps had
         names count as this app's)."""
-        current = {name: s.queue for name, s in self.app.schedules.items()}
+        current = {name: s.queue for name, s in self.app.schedules.code.items()}
         for name, (queue, owner) in self.broker.index_schedules(self.app.name, current).items():
             if owner not in ("", self.app.name):
                 continue
@@ -140,22 +188,35 @@ class Beat:
                 log.info("schedule removed", schedule=name, queue=queue, app=self.app.name,
                          why="moved queue" if name in current else "not in the code")
 
-    def _sync(self, s: Schedule, now: int) -> None:
-        """Load a schedule's newest claimed tick; start it afresh at `now` if new or changed."""
-        state = self.broker.schedule_state(s.queue, s.name)
-        if state is None or state.spec != s.cron.fingerprint:
-            claim = Claim(s.queue, s.name, ClaimMode.RESET, now, s.cron.fingerprint, self.id)
-            if self.broker.fire_many([claim])[0] is ClaimResult.CLAIMED:
+    def _sync(self, s: Schedule, now: int, state: ScheduleState | None = None) -> None:
+        """Load a schedule's newest claimed tick; a code one starts afresh at `now` if new or changed."""
+        if state is None:
+            state = self.broker.schedule_state(s.queue, s.name)
+        if s.source == "api":
+            if state is None or state.spec != s.spec:  # changed since it was read: read it again
+                self._rev = None
+                self._next[s.name] = NEVER
+                return
+        elif state is None or state.spec != s.spec:
+            claim = Claim(s.queue, s.name, ClaimMode.RESET, now, s.spec, self.id)
+            done = self.broker.fire_many([claim])[0]
+            if done is ClaimResult.STORED_ELSEWHERE:
+                log.warning("schedule not fired: a stored schedule has its name", schedule=s.name)
+                self._next[s.name] = NEVER
+                return
+            if done is ClaimResult.CLAIMED:
                 log.info("schedule added" if state is None else "schedule changed", schedule=s.name,
-                         cron=s.cron.expr, tz=s.cron.tz, before=None if state is None else state.spec)
-            state = self.broker.schedule_state(s.queue, s.name) or ScheduleState(s.cron.fingerprint, now)
+                         when=s.timing.expr, tz=s.timing.tz, before=None if state is None else state.spec)
+            state = self.broker.schedule_state(s.queue, s.name) or ScheduleState(s.spec, now)
         self._last[s.name] = state.last
-        self._next[s.name] = s.cron.next_after(state.last)
+        self._next[s.name] = NEVER if state.paused else s.timing.next_after(state.last)
 
     def _catch_up(self, s: Schedule, now: int) -> None:
         """Apply the catch-up policy to the ticks due by `now` that no beat fired."""
         limit = s.max_catchup if s.catchup == "all" else 1
-        missed = s.cron.recent(self._last[s.name], now, limit)
+        if self._next.get(s.name, NEVER) >= NEVER:
+            return
+        missed = s.timing.recent(self._last[s.name], now, limit)
         if not missed:
             return
         if s.catchup == "none":
@@ -167,7 +228,8 @@ class Beat:
 
     def _fire_due(self, now: int) -> None:
         """Fire every tick due by `now`, oldest first, each round in one round trip."""
-        for s in self.app.schedules.values():
+        schedules = self._all()
+        for s in schedules:
             if s.name not in self._next:
                 self._sync(s, now)
             if self._next[s.name] < now - self.lease_ms:
@@ -175,14 +237,13 @@ class Beat:
                 # these ticks were missed, like downtime
                 self._catch_up(s, now)
         for _ in range(MAX_FIRES_PER_STEP):
-            due = [(s, self._next[s.name], ClaimMode.FIRE) for s in self.app.schedules.values()
-                   if self._next[s.name] <= now]
+            due = [(s, self._next[s.name], ClaimMode.FIRE) for s in schedules if self._next[s.name] <= now]
             if not due:
                 return
             self._claim(due, now)
 
     def _claim(self, items: list[tuple[Schedule, int, ClaimMode]], now: int) -> None:
-        claims = [Claim(s.queue, s.name, mode, tick, s.cron.fingerprint, self.id, s.job_id(tick),
+        claims = [Claim(s.queue, s.name, mode, tick, s.spec, self.id, s.job_id(tick),
                         s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority,
                         s.overlap == "skip", s.task.gate or "", s.task.name, s.task.defaults.place.expires_ms,
                         s.task.defaults.place.expires_at_ms)
@@ -202,11 +263,18 @@ class Beat:
             elif done is ClaimResult.ALREADY_CLAIMED:  # another beat claimed it (or a later tick): take its view
                 state = self.broker.schedule_state(s.queue, s.name)
                 self._last[s.name] = max(tick, state.last if state else tick)
+            elif done in (ClaimResult.PAUSED, ClaimResult.ENDED):  # until a change re-reads it
+                self._next[s.name] = NEVER
+                continue
+            elif s.source == "api":  # changed or removed since this beat read it
+                self._rev = None
+                self._next[s.name] = NEVER
+                continue
             else:  # the stored expression is another one (a beat with other code reset it)
                 log.warning("schedule changed by another beat", schedule=s.name)
                 self._sync(s, now)
                 continue
-            self._next[s.name] = s.cron.next_after(self._last[s.name])
+            self._next[s.name] = s.timing.next_after(self._last[s.name])
 
     # -- delayed jobs -----------------------------------------------------
 

@@ -132,3 +132,47 @@ class CronSpec:
 
 def _ms(aware: dt.datetime) -> int:
     return round(aware.timestamp() * 1000)
+
+
+class EverySpec:
+    """A fixed interval: ticks at `offset + k * every` (unix ms), so every beat computes the
+    same ones. Without a start they line up with the epoch (every=60: on the minute)."""
+
+    def __init__(self, every: float | dt.timedelta, *, start_ms: int | None = None, name: str = "?") -> None:
+        seconds = every.total_seconds() if isinstance(every, dt.timedelta) else every
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 1:
+            raise ConfigError(f"schedule {name!r}: every must be seconds >= 1 (or a timedelta), got {every!r}")
+        self.every_ms = round(seconds * 1000)
+        self.offset_ms = (start_ms or 0) % self.every_ms
+        self.tz = "UTC"
+
+    def __repr__(self) -> str:
+        return f"EverySpec({self.every_ms / 1000:g})"
+
+    @property
+    def seconds(self) -> float:
+        return self.every_ms / 1000
+
+    @property
+    def expr(self) -> str:
+        return f"every {self.every_ms / 1000:g}s"
+
+    @property
+    def fingerprint(self) -> str:
+        return f"every:{self.every_ms}+{self.offset_ms}"
+
+    def next_after(self, after_ms: int) -> int:
+        """The first tick strictly after `after_ms`."""
+        return after_ms + self.every_ms - (after_ms - self.offset_ms) % self.every_ms
+
+    def recent(self, after_ms: int, until_ms: int, limit: int) -> list[int]:
+        """Up to `limit` most recent ticks in (after_ms, until_ms], oldest first."""
+        if limit <= 0 or until_ms <= after_ms:
+            return []
+        newest = until_ms - (until_ms - self.offset_ms) % self.every_ms
+        oldest = max(self.next_after(after_ms), newest - (limit - 1) * self.every_ms)
+        return list(range(oldest, newest + 1, self.every_ms))
+
+
+#: when a schedule fires: a cron expression in a zone, or a fixed interval
+Timing = CronSpec | EverySpec

@@ -203,5 +203,5 @@ def beat_registry(beat: BeatState, app: TaskQ) -> CollectorRegistry:
     """A beat process: its state plus the depths of the queues its schedules feed."""
     registry = CollectorRegistry()
     registry.register(BeatCollector(beat))
-    registry.register(QueueCollector(app, sorted({s.queue for s in app.schedules.values()})))
+    registry.register(QueueCollector(app, sorted({s.queue for s in app.schedules.code.values()})))
     return registry

@@ -1,11 +1,14 @@
-"""Schedule: a task fired by `taskq beat` on a cron expression, with fixed arguments."""
+"""Schedule: a task fired by `taskq beat` on a cron expression or an interval, with fixed arguments.
+
+Declared in code (`@app.task(cron=|every=)`, `app.schedule()`: source "code") or stored in Redis at
+run time (`app.schedules.upsert()`: source "api", taskq/schedules.py); beat fires both alike."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Literal
 
-from taskq.cron import CronSpec
+from taskq.cron import Timing
 from taskq.errors import ConfigError, TaskqError
 from taskq.task import TaskBase
 
@@ -13,6 +16,7 @@ Catchup = Literal["latest", "all", "none"]
 #: what beat does with ticks missed while no beat was leading
 CATCHUP: tuple[Catchup, ...] = ("latest", "all", "none")
 Overlap = Literal["queue", "skip"]
+Source = Literal["code", "api"]
 OVERLAP: tuple[Overlap, ...] = ("queue", "skip")
 #: default bound on the missed ticks that catchup="all" fires
 MAX_CATCHUP = 100
@@ -28,7 +32,8 @@ class Schedule:
 
     name: str
     task: TaskBase[Any, Any]
-    cron: CronSpec
+    #: when it fires: a CronSpec or an EverySpec
+    timing: Timing
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     catchup: Catchup = "latest"
@@ -36,6 +41,12 @@ class Schedule:
     max_message_bytes: int = 512 * 1024
     #: "queue": every tick enqueues a job; "skip": not while the previous one is queued or running
     overlap: Overlap = "queue"
+    #: "code" (declared in the app) or "api" (stored in Redis by app.schedules.upsert)
+    source: Source = "code"
+    #: a stored schedule's revision: each upsert stores a new one (0 for code)
+    rev: int = 0
+    #: the queue its jobs go to, if not the task's
+    queue_name: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c.isspace() or c in "{}" for c in self.name):
@@ -56,7 +67,18 @@ class Schedule:
 
     @property
     def queue(self) -> str:
-        return self.task.opts.queue
+        return self.queue_name or self.task.opts.queue
+
+    @property
+    def cron(self) -> Timing:
+        """The timing (kept under its first name: schedules were cron only)."""
+        return self.timing
+
+    @property
+    def spec(self) -> str:
+        """What fire.lua compares with the stored schedule: a stored one's revision too, so
+        a beat that built a tick from an older definition re-reads instead of firing it."""
+        return self.timing.fingerprint if self.source == "code" else f"{self.timing.fingerprint}#{self.rev}"
 
     def job_id(self, tick_ms: int) -> str:
         """Deterministic per tick, so a tick's job is recognisable (and never made twice)."""

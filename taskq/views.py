@@ -13,30 +13,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from taskq.broker.base import Broker, Depths, JobRecord, Status
-from taskq.cron import CronSpec
 from taskq.errors import JobNotFound, TaskqError
 from taskq.events import JobEvent
 from taskq.info import JobInfo
 from taskq.message import Message, unpack, unpack_value
+from taskq.schedule_views import ScheduleSource, schedule_infos
 
 
 class _Named(Protocol):
     name: str
 
 
-class ScheduleSource(Protocol):
-    """What the read model shows of a cron schedule (taskq.Schedule is one)."""
+class ScheduleRegistry(Protocol):
+    """What the read model reads of an app's schedules (taskq.schedules.Schedules is one)."""
 
     @property
-    def task(self) -> _Named: ...
-    @property
-    def queue(self) -> str: ...
-    @property
-    def cron(self) -> CronSpec: ...
-    @property
-    def catchup(self) -> str: ...
-    @property
-    def overlap(self) -> str: ...
+    def code(self) -> Mapping[str, ScheduleSource]: ...
 
 
 class PolicySource(Protocol):
@@ -72,7 +64,7 @@ class Source(Protocol):
     @property
     def broker(self) -> Broker: ...
     @property
-    def schedules(self) -> Mapping[str, ScheduleSource]: ...
+    def schedules(self) -> ScheduleRegistry: ...
     @property
     def queue_policies(self) -> Mapping[str, PolicySource]: ...
     @property
@@ -254,15 +246,10 @@ def snapshot(app: Source) -> dict[str, Any]:
     } for w in sorted(broker.live_workers(), key=lambda w: w.id)]
     leader = broker.leader()
     schedules = []
-    for name, s in sorted(app.schedules.items()):
-        state = broker.schedule_state(s.queue, name)
-        schedules.append({
-            "name": name, "task": s.task.name, "queue": s.queue, "cron": s.cron.expr, "tz": s.cron.tz,
-            "catchup": s.catchup, "overlap": s.overlap,
-            "last_fired": stamp(state.fired_tick if state else None, seconds=True),
-            "last_skipped": stamp(state.skipped_tick if state else None, seconds=True),
-            "next_fire": stamp(s.cron.next_after(max(now, state.last if state else now)), seconds=True),
-        })
+    for info in schedule_infos(broker, app.schedules.code):
+        view = info.as_view()  # and the names `taskq status --json` gave them before schedules were stored
+        schedules.append({**view, "name": info.id, "last_fired": view["last_at"], "next_fire": view["next_at"],
+                          "last_skipped": view["skipped_at"]})
     depths = {}
     running = []
     queues = app.known_queues()  # one read of the registry for the whole snapshot

@@ -205,7 +205,7 @@ def test_beats_leave_the_schedules_of_other_apps_and_namespaces_alone(url: str) 
     assert sorted(shop.broker.index_schedules("shop", {})) == ["cleanup_carts", "publish"]
     assert list(other.broker.index_schedules("shop", {})) == ["cleanup_carts"]
 
-    shop.schedules.clear()  # the next deploy of shop drops its schedule: shop's own beat removes it
+    shop.schedules.code.clear()  # the next deploy of shop drops its schedule: shop's own beat removes it
     blog.broker.resign(blog_beat.id)
     redeployed = taskq.Beat(shop)
     redeployed.step(t0 + 4000)
@@ -314,13 +314,16 @@ def test_status_shows_schedules_and_the_leader(redis_url: str, tmp_path: Path, m
     row = next(line for line in result.output.splitlines() if line.startswith("cleanup"))
     stamp = dt.datetime.fromtimestamp(tick / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     upcoming = dt.datetime.fromtimestamp((tick + 300_000) / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert row.split()[-3:] == [stamp, upcoming, "-"], row  # last fired, next fire, last skipped
+    assert row.split()[-5:] == [stamp, upcoming, "1", "code", "-"], row  # last fired, next, runs, source, last skipped
     result = CliRunner().invoke(main, ["status", "beatstatus:app", "--url", redis_url, "--json"])
     data = json.loads(result.output)
     assert data["beat"]["leader"] == "beat-A" and 0 < data["beat"]["lease_left_s"] <= 30
-    assert data["schedules"] == [{"name": "cleanup", "task": "cleanup", "queue": "default", "cron": "*/5 * * * *",
-                                  "tz": "Europe/Berlin", "catchup": "latest", "overlap": "queue",
-                                  "last_fired": stamp, "last_skipped": None, "next_fire": upcoming}]
+    [shown] = data["schedules"]
+    assert {k: shown[k] for k in ("name", "task", "queue", "cron", "tz", "catchup", "overlap", "last_fired",
+                                  "last_skipped", "next_fire", "runs", "source", "paused")} == {
+        "name": "cleanup", "task": "cleanup", "queue": "default", "cron": "*/5 * * * *", "tz": "Europe/Berlin",
+        "catchup": "latest", "overlap": "queue", "last_fired": stamp, "last_skipped": None, "next_fire": upcoming,
+        "runs": 1, "source": "code", "paused": False}
 
 
 def test_beat_command_input_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The operator reads, the worker registry and cron schedules of RedisBroker, over its connection.
+"""The operator reads, the worker registry and the beat lease of RedisBroker, over its connection.
 
 Raw hash fields become typed records here (base.JobRecord, WorkerRecord, ...): nothing above the
 broker reads a Redis field name or parses a token or an id.
@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskq.broker.base import (
-    Claim,
-    ClaimResult,
     Depths,
     Entry,
     Holds,
@@ -20,7 +18,6 @@ from taskq.broker.base import (
     LeadResult,
     Policy,
     Progress,
-    ScheduleState,
     Status,
     WorkerRecord,
 )
@@ -67,7 +64,7 @@ LANES_SAMPLED = 20
 
 
 class Admin:
-    """Inspector, Registry and Schedules; mixed into RedisBroker, which provides these attributes."""
+    """Inspector, Registry and the beat lease; mixed into RedisBroker, which provides these attributes."""
 
     conn: Connection
     keys: Keys
@@ -257,47 +254,6 @@ class Admin:
         with self.conn.errors():
             holder, ttl = self.conn.client.pipeline(transaction=False).get(key).pttl(key).execute()
         return None if holder is None else Leader(text(holder) or "", int(ttl))
-
-    def schedule_state(self, queue: str, name: str) -> ScheduleState | None:
-        with self.conn.errors():
-            raw = self.conn.client.hmget(self.qk(queue).schedule(name), "spec", "last", "fired_ms", "job", "by",
-                                         "fired_tick", "skipped_tick")
-        last = integer(raw[1])
-        if raw[0] is None or last is None:
-            return None
-        return ScheduleState(text(raw[0]) or "", last, integer(raw[2]), text(raw[3]), text(raw[4]), integer(raw[5]),
-                             integer(raw[6]))
-
-    def fire_many(self, claims: Sequence[Claim]) -> list[ClaimResult]:
-        calls = []
-        for c in claims:
-            k = self.qk(c.queue)
-            calls.append(("fire", [k.base, k.schedule(c.name), k.job(c.job_id)],
-                          [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority,
-                           "skip" if c.skip_overlap else "queue", c.gate, c.task, c.expires_ms, c.expires_at_ms]))
-        return [ClaimResult(int(r)) for r in self.conn.run_many(calls)]
-
-    def index_schedules(self, app: str, schedules: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-        with self.conn.errors():
-            before = self.conn.client.hgetall(self.keys.schedules)
-            legacy = self.conn.client.hgetall(self.keys.legacy_schedules)
-            if legacy:  # written before the index had a hash tag: move it (newer entries win)
-                self.conn.client.hset(self.keys.schedules, mapping={**legacy, **before})
-                self.conn.client.delete(self.keys.legacy_schedules)
-                before = {**legacy, **before}
-            if schedules:
-                self.conn.client.hset(self.keys.schedules, mapping={n: f"{q}|{app}" for n, q in schedules.items()})
-        out = {}
-        for name, value in before.items():
-            queue, _, owner = (text(value) or "").partition("|")  # no owner: written before apps had names
-            out[text(name) or ""] = (queue, owner)
-        return out
-
-    def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
-        with self.conn.errors():
-            self.conn.client.delete(self.qk(queue).schedule(name))
-            if unindex:
-                self.conn.client.hdel(self.keys.schedules, name)
 
     def advance(self, queue: str, ms: int) -> int:
         return int(self.conn.run("advance", [self.qk(queue).base], [ms]))

@@ -42,6 +42,7 @@ from taskq.broker.records import (
     Settled,
     Settlement,
     Status,
+    StoredSchedule,
     TaskLimit,
     WorkerRecord,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Recovered",
     "Refill",
     "ScheduleState",
+    "StoredSchedule",
     "Settled",
     "Settlement",
     "Status",
@@ -362,6 +364,26 @@ class Schedules(Protocol):
 
     def remove_schedule(self, name: str, queue: str, *, unindex: bool = True) -> None:
         ...
+
+    def put_schedule(self, s: StoredSchedule, fingerprint: str) -> tuple[int, int] | None:
+        """Store a new revision of a run-time schedule: (rev, newest claimed tick), or None if
+        a schedule declared in code has its id. A new timing counts from the first tick at
+        least 1 s away (and not before s.start_ms); the same timing keeps its sequence."""
+
+    def pause_schedule(self, queue: str, name: str, paused: bool, *, create: bool = False) -> bool:
+        """Pause or resume a schedule (stored or declared in code); False if there is none."""
+
+    def drop_schedule(self, schedule_id: str) -> bool:
+        """Remove a stored schedule; False if there is none."""
+
+    def stored_schedule_queues(self) -> dict[str, str]:
+        """id -> queue of every stored schedule."""
+
+    def stored_schedules(self, ids: Mapping[str, str]) -> list[StoredSchedule]:
+        """The stored definitions (with their state) of these schedules (id -> queue)."""
+
+    def schedules_rev(self) -> int:
+        """A counter that moves with every change of a stored schedule, pause or resume."""
 
     def promote(self, queue: str, limit: int = 1000) -> tuple[int, int | None]:
         """Move due scheduled jobs to ready: (how many, ms until the next is due or None)."""

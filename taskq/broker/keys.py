@@ -65,7 +65,8 @@ class QueueKeys:
         return f"{self.base}:key:{key}"
 
     def schedule(self, name: str) -> str:
-        """Hash: a cron schedule's state (spec, newest claimed tick), in its queue's slot."""
+        """Hash: a schedule's state (spec, newest claimed tick; a stored one's definition too),
+        in its queue's slot."""
         return f"{self.base}:schedule:{name}"
 
     def done(self, job_id: str) -> str:
@@ -222,6 +223,17 @@ class Keys:
     def schedules(self) -> str:
         """Hash: schedule name -> `<queue>|<app>`, so a beat finds its app's stale schedules."""
         return f"{self.base}:schedules"
+
+    @property
+    def stored_schedules(self) -> str:
+        """Hash: id -> queue of each schedule stored at run time (app.schedules.upsert)."""
+        return f"{self.base}:schedules:stored"
+
+    @property
+    def schedules_rev(self) -> str:
+        """String: a counter every change of a stored schedule (or a pause) increments, so a
+        beat re-reads them only when it moved."""
+        return f"{self.base}:schedules:rev"
 
     @property
     def legacy_schedules(self) -> str:

@@ -64,10 +64,13 @@ class ClaimMode(enum.StrEnum):
 
 
 class ClaimResult(enum.IntEnum):
+    STORED_ELSEWHERE = -2  #: reset refused: a schedule stored at run time has this name
     SPEC_DIFFERS = -1  #: the stored schedule has another expression; re-read it
     ALREADY_CLAIMED = 0
     CLAIMED = 1
     SKIPPED_OVERLAP = 2  #: overlap="skip": the previous run had not ended, no job for this tick
+    PAUSED = 3  #: the schedule is paused: no job, the tick stays unclaimed
+    ENDED = 4  #: past its end_at, or its limit of runs reached: no job
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job fetched
@@ -267,6 +270,34 @@ class ScheduleState:
     fired_tick: int | None = None
     #: the newest tick skipped because the previous run had not ended (overlap="skip"), unix ms
     skipped_tick: int | None = None
+    paused: bool = False
+    #: ticks fired (jobs made) since the schedule was first stored
+    runs: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """A schedule stored at run time (app.schedules.upsert): its definition as Redis keeps it,
+    in its queue's slot, beside its claim state. `args` is the msgpack of [args, kwargs]."""
+
+    id: str
+    queue: str
+    task: str
+    #: a cron expression, or "" for an interval
+    cron: str
+    tz: str
+    #: interval in ms (0 for cron)
+    every_ms: int
+    args: bytes
+    start_ms: int | None = None
+    end_ms: int | None = None
+    limit: int | None = None
+    overlap: str = "queue"
+    catchup: str = "latest"
+    #: each upsert stores a new revision
+    rev: int = 0
+    updated_ms: int = 0
+    state: ScheduleState | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import Keys, QueueKeys
 from taskq.broker.partitions import Partitions
 from taskq.broker.placement import NewJob
+from taskq.broker.schedules import ScheduleStore
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
 from taskq.broker.waits import SlotWaits
@@ -43,7 +44,7 @@ SETTLE_BATCH = 256
 _SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
 
 
-class RedisBroker(Admin, Stream, Steps, Partitions):
+class RedisBroker(Admin, Stream, Steps, Partitions, ScheduleStore):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:

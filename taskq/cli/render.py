@@ -95,9 +95,11 @@ def status(data: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append(f"beat leader: {beat['leader']} (lease {beat['lease_left_s']:.1f}s left)" if beat["leader"]
                      else "beat leader: none (no `taskq beat` is running)")
-        lines += table(["schedule", "cron", "tz", "catchup", "last fired", "next fire", "last skipped (overlap)"],
-                       [[s["name"], s["cron"], s["tz"], s["catchup"], s["last_fired"] or "never", s["next_fire"],
-                         s["last_skipped"] or ("never" if s["overlap"] == "skip" else "-")]
+        lines += table(["schedule", "when", "tz", "catchup", "last fired", "next fire", "runs", "source",
+                        "last skipped (overlap)"],
+                       [[s["id"], s["when"], s["tz"], s["catchup"], s["last_at"] or "never",
+                         s["next_at"] or ("paused" if s["paused"] else "ended"), s["runs"], s["source"],
+                         s["skipped_at"] or ("never" if s["overlap"] == "skip" else "-")]
                         for s in data["schedules"]])
     return lines
 

@@ -2,7 +2,9 @@
 -- fire: claim one cron tick of a schedule and enqueue its job, in one step (exactly once per tick).
 -- KEYS[1] <ns>:{q}                   the queue's base
 -- KEYS[2] <ns>:{q}:schedule:<name>   hash  spec, last (ms: the newest tick claimed), fired_ms,
---                                          fired_tick (the newest tick fired), job, by
+--                                          fired_tick (the newest tick fired), job, by, runs (ticks
+--                                          fired), paused, end_ms, limit; a stored (source 'api')
+--                                          schedule's definition too (ops/schedule.lua writes it)
 -- KEYS[3] <ns>:{q}:job:<id>          hash  the job record (created here when firing)
 -- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority, overlap ('skip' or absent),
 --   gate (the task's name if it has its own rate_limit= or max_running=; '' or absent = none),
@@ -13,7 +15,8 @@
 --   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
 --   mode 'reset': if spec differs, start the schedule afresh at last = tick (new or changed cron)
 -- Returns 1 done, 2 skipped (overlap), 0 tick already claimed (or spec already reset),
--- -1 spec differs (caller re-reads).
+-- -1 spec differs (caller re-reads), 3 paused, 4 ended (a tick past end_ms, or limit runs fired):
+-- no job, nothing claimed; -2 reset refused: a schedule stored at run time has this name.
 -- The claim compares ticks, so a beat that lost its lease while firing cannot fire a tick twice.
 -- @include lib/now
 -- @include lib/ready
@@ -22,8 +25,9 @@ local now = now_ms()
 local base, sk, jk = KEYS[1], KEYS[2], KEYS[3]
 local mode = ARGV[1]
 local tick = tonumber(ARGV[2])
-local state = redis.call('HMGET', sk, 'spec', 'last')
+local state = redis.call('HMGET', sk, 'spec', 'last', 'paused', 'end_ms', 'limit', 'runs', 'source')
 if mode == 'reset' then
+  if state[7] == 'api' then return -2 end
   if state[1] == ARGV[3] then return 0 end
   redis.call('HSET', sk, 'spec', ARGV[3], 'last', tick, 'reset_ms', now, 'by', ARGV[4])
   redis.call('HDEL', sk, 'fired_ms', 'fired_tick', 'job')
@@ -31,6 +35,11 @@ if mode == 'reset' then
 end
 if state[1] ~= ARGV[3] then return -1 end
 if tick <= (tonumber(state[2]) or -1) then return 0 end
+if state[3] == '1' then return 3 end
+if mode == 'fire' and ((state[4] and tick > tonumber(state[4]))
+    or (state[5] and (tonumber(state[6]) or 0) >= tonumber(state[5]))) then
+  return 4
+end
 if mode == 'fire' and ARGV[8] == 'skip' then
   local prev = redis.call('HGET', sk, 'job')
   local st = prev and prev ~= ARGV[5] and redis.call('HGET', base .. ':job:' .. prev, 'status')
@@ -51,6 +60,7 @@ if mode == 'fire' then
     ready(base, id, false, prio, false)
   end
   redis.call('HSET', sk, 'last', tick, 'fired_ms', now, 'fired_tick', tick, 'job', id, 'by', ARGV[4])
+  redis.call('HINCRBY', sk, 'runs', 1)
 else
   redis.call('HSET', sk, 'last', tick, 'by', ARGV[4])
 end
