@@ -146,3 +146,30 @@ def test_a_queues_partitions_render_and_one_pauses(
     wait.until(lambda d: "pause globex: done" in d.find_element(By.CLASS_NAME, "flash").text)
     assert "paused" in browser.find_elements(By.CSS_SELECTOR, "#partitions tr")[2].text
     assert app.partition("tenants", "globex").info().paused
+
+
+def test_a_stored_schedule_pauses_and_runs_from_the_page(
+    browser: webdriver.Chrome, served: tuple[taskq.TaskQ, str, dict[str, bool]]
+) -> None:
+    app, base, _ = served
+
+    @app.task
+    def report(account: int) -> int:
+        return account
+
+    app.schedules.upsert("report:42", report, cron="0 9 * * 1-5", tz="Europe/Paris", args=(42,))
+    wait = WebDriverWait(browser, GUARD)
+    browser.get(base + "/workers")
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, '[data-schedule="report:42"]')))
+    row = browser.find_element(By.CSS_SELECTOR, '[data-schedule="report:42"]')
+    assert "0 9 * * 1-5" in row.text and "api" in row.text
+    row.find_element(By.CSS_SELECTOR, "button[value=pause]").click()
+    wait.until(lambda d: "pause report:42: done" in d.find_element(By.CLASS_NAME, "flash").text)
+    assert "paused" in browser.find_element(By.CSS_SELECTOR, '[data-schedule="report:42"]').text
+    info = app.schedules.get("report:42")
+    assert info is not None and info.paused
+    browser.find_element(By.CSS_SELECTOR, '[data-schedule="report:42"] button[value="run now"]').click()
+    wait.until(lambda d: "run report:42: enqueued" in d.find_element(By.CLASS_NAME, "flash").text)
+    job_id = browser.find_element(By.CLASS_NAME, "flash").text.split()[-1]
+    wait.until(lambda d: app.job(job_id).status() is taskq.Status.SUCCEEDED)  # the served worker runs it
+    assert app.job(job_id).result(timeout=GUARD) == 42

@@ -33,6 +33,7 @@ from taskq.cli.parts import (
     url_option,
 )
 from taskq.cli.queues import queue
+from taskq.cli.schedules import schedule
 from taskq.errors import BrokerError
 from taskq.log import configure
 
@@ -234,3 +235,4 @@ def enqueue(app_path: str, task_name: str, args_json: str, kwargs_json: str, del
 main.add_command(dlq)
 main.add_command(queue)
 main.add_command(partition)
+main.add_command(schedule)

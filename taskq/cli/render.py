@@ -194,6 +194,31 @@ def partition(view: dict[str, Any]) -> list[str]:
     return [f"{name:<12} {value}" for name, value in fields]
 
 
+def schedules(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq schedule APP list`: one line per schedule, by id."""
+    if not rows:
+        return ["no schedules"]
+    return table(["schedule", "task", "queue", "when", "tz", "next fire", "last fired", "runs", "source"],
+                 [[r["id"], r["task"], r["queue"], r["when"], r["tz"], schedule_next(r), r["last_at"] or "never",
+                   f"{r['runs']}/{r['limit']}" if r["limit"] else r["runs"], r["source"]] for r in rows],
+                 right=(7,))
+
+
+def schedule_next(view: dict[str, Any]) -> str:
+    return str(view["next_at"] or ("paused" if view["paused"] else "ended"))
+
+
+def schedule(view: dict[str, Any]) -> list[str]:
+    """`taskq schedule APP show ID`: one `name: value` line per field."""
+    fields = [("schedule", view["id"]), ("task", view["task"]), ("queue", view["queue"]), ("when", view["when"]),
+              ("tz", view["tz"]), ("args", compact(view["args"])), ("kwargs", compact(view["kwargs"])),
+              ("next fire", schedule_next(view)), ("last fired", view["last_at"] or "never"),
+              ("runs", view["runs"]), ("limit", view["limit"] or "-"), ("start at", view["start_at"] or "-"),
+              ("end at", view["end_at"] or "-"), ("overlap", view["overlap"]), ("catchup", view["catchup"]),
+              ("paused", "yes" if view["paused"] else "no"), ("source", view["source"])]
+    return [f"{name:<11} {value}" for name, value in fields]
+
+
 def dead(rows: Sequence[DeadJob]) -> list[str]:
     """`taskq dlq list`: one line per dead job."""
     return table(["id", "queue", "task", "tries", "dead since", "reason"],

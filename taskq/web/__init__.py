@@ -55,6 +55,7 @@ def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False)
         Route("/queues/{name}/{action}", d.queue_action, methods=["POST"]),
         Route("/queues/{name}/partitions/{action}", d.partition_action, methods=["POST"]),
         Route("/dead/{action}", d.dead_action, methods=["POST"]),
+        Route("/schedules/{action}", d.schedule_action, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("taskq.web", "static")]), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
@@ -199,6 +200,21 @@ class Dashboard:
             return f"{action} {p.name}: {'done' if changed else 'it was already so'}"
 
         return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+
+    async def schedule_action(self, request: Request) -> Response:
+        """Pause, resume, run now or remove the schedule the form names (ids may hold any text)."""
+        action = request.path_params["action"]
+
+        def do(form: FormData) -> str:
+            schedule_id = str(form.get("schedule") or "")
+            if action == "run":
+                return f"run {schedule_id}: enqueued {self.app.schedules.trigger(schedule_id).id}"
+            if action not in ("pause", "resume", "remove"):
+                raise TaskqError(f"unknown action {action!r}")
+            change = getattr(self.app.schedules, action)
+            return f"{action} {schedule_id}: {'done' if change(schedule_id) else 'no such schedule'}"
+
+        return await self.act(request, do, "/workers")
 
     async def dead_action(self, request: Request) -> Response:
         action = request.path_params["action"]
