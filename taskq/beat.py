@@ -209,7 +209,9 @@ class Beat:
                          when=s.timing.expr, tz=s.timing.tz, before=None if state is None else state.spec)
             state = self.broker.schedule_state(s.queue, s.name) or ScheduleState(s.spec, now)
         self._last[s.name] = state.last
-        self._next[s.name] = NEVER if state.paused else s.timing.next_after(state.last)
+        tick = s.timing.next_after(state.last)
+        ended = (s.limit is not None and state.runs >= s.limit) or (s.end_ms is not None and tick > s.end_ms)
+        self._next[s.name] = NEVER if state.paused or ended else tick
 
     def _catch_up(self, s: Schedule, now: int) -> None:
         """Apply the catch-up policy to the ticks due by `now` that no beat fired."""

@@ -47,6 +47,10 @@ class Schedule:
     rev: int = 0
     #: the queue its jobs go to, if not the task's
     queue_name: str | None = None
+    #: a stored schedule's end (no tick after it, unix ms) and most runs (fire.lua enforces both;
+    #: beat reads them only to stop trying)
+    end_ms: int | None = None
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c.isspace() or c in "{}" for c in self.name):

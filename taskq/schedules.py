@@ -139,7 +139,8 @@ class Schedules:
         try:
             return Schedule(stored.id, task, timing_of(stored), args, kwargs, stored.catchup,  # type: ignore[arg-type]
                             MAX_CATCHUP, self._app.max_message_bytes, stored.overlap,  # type: ignore[arg-type]
-                            source="api", rev=stored.rev, queue_name=stored.queue)
+                            source="api", rev=stored.rev, queue_name=stored.queue, end_ms=stored.end_ms,
+                            limit=stored.limit)
         except TaskqError:  # stored by another version of the task (other arguments): not firable here
             return None
 

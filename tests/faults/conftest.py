@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from beats import Beats
 from harness import Ledger, Workers, faultapp_at
 from redis_server import RedisServer
 
@@ -51,3 +52,10 @@ def workers(redis_url: str, ledger: Ledger, tmp_path: Path) -> Iterator[Workers]
         yield pool
     finally:
         pool.cleanup()
+
+
+@pytest.fixture
+def beats(redis_url: str, tmp_path: Path) -> Iterator[Beats]:
+    pool = Beats(redis_url, tmp_path)
+    yield pool
+    pool.cleanup()
