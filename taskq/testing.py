@@ -46,7 +46,8 @@ def _advancing(app: TaskQ, queues: Sequence[str] | None, concurrency: int, timeo
     ran, left_ms = 0, int(advance * 1000)
     names = list(queues or app.queues or ["default"])
     broker = app.broker
-    beat = Beat(app, beat_id=f"taskq.testing.drain:{uuid.uuid4().hex[:6]}") if cron and app.schedules else None
+    scheduled = cron and (len(app.schedules) > 0 or bool(broker.stored_schedule_queues()))
+    beat = Beat(app, beat_id=f"taskq.testing.drain:{uuid.uuid4().hex[:6]}") if scheduled else None
 
     def clock() -> int:
         """The fake now: Redis's clock plus how far drains moved it."""

@@ -16,6 +16,7 @@ from deployments import deployments
 import taskq
 from taskq.broker.base import Claim, ClaimMode, ClaimResult
 from taskq.message import unpack
+from taskq.testing import drain
 
 any_url = deployments("any_url")
 S = 1000
@@ -231,3 +232,25 @@ def test_bad_input_fails_at_the_call_and_stores_nothing(url: str) -> None:
         with pytest.raises(taskq.ConfigError, match="is not a task of this app"):
             app.schedules.upsert("bad", task, every=5)
     assert [i.id for i in app.schedules.list()] == []
+
+
+def test_overlap_skip_and_drain_apply_to_stored_schedules(url: str) -> None:
+    app = taskq.TaskQ(url)
+    ran: list[int] = []
+
+    @app.task
+    def ping(n: int = 0) -> int:
+        ran.append(n)
+        return n
+
+    t0 = app.broker.time_ms()
+    app.schedules.upsert("skipper", ping, every=1, overlap="skip")  # nobody runs its jobs: one at a time
+    beat = taskq.Beat(app)
+    run(beat, t0, t0 + 5 * S)
+    assert len(ticks(app, "skipper")) == 1 and beat.skipped >= 3
+    info = app.schedules.get("skipper")
+    assert info is not None and info.overlap == "skip" and info.skipped_at is not None
+    app.schedules.remove("skipper")
+    app.broker.resign(beat.id)
+    app.schedules.upsert("drained", ping, every=10, args=(3,))
+    assert drain(app, advance=60) >= 4 and set(ran) == {0, 3}
