@@ -165,10 +165,13 @@ class Beat:
             self._next.pop(gone, None)
             self._last.pop(gone, None)
             log.info("schedule removed", schedule=gone)
-        for name, (entry, _) in fresh.items():
-            if name not in self._stored or self._stored[name].rev != entry.rev:
-                log.info("schedule stored" if name not in self._stored else "schedule changed", schedule=name,
-                         task=entry.task.name, when=entry.timing.expr, rev=entry.rev)
+        changed = [e for name, (e, _) in fresh.items() if name not in self._stored or self._stored[name].rev != e.rev]
+        if len(changed) > 10:  # a beat's first read of many: one line, not one per schedule
+            log.info("stored schedules read", schedules=len(fresh), new_or_changed=len(changed))
+        else:
+            for entry in changed:
+                log.info("schedule stored" if entry.name not in self._stored else "schedule changed",
+                         schedule=entry.name, task=entry.task.name, when=entry.timing.expr, rev=entry.rev)
         self._stored = {name: entry for name, (entry, _) in fresh.items()}
         for s in self.app.schedules.code.values():
             self._sync(s, now)
