@@ -25,11 +25,20 @@ from taskq.broker.base import (
     Status,
     TaskLimit,
 )
-from taskq.broker.calls import enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
+from taskq.broker.calls import (
+    enqueue_call,
+    enqueue_many_calls,
+    enqueued,
+    job_state,
+    move_call,
+    moved,
+    status_of,
+    stored,
+)
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import Keys, QueueKeys
 from taskq.broker.partitions import Partitions
-from taskq.broker.placement import NewJob
+from taskq.broker.placement import Move, NewJob
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
 from taskq.broker.waits import SlotWaits
@@ -276,6 +285,9 @@ class RedisBroker(Admin, Stream, Steps, Partitions):
             if token:
                 self.wake_abort(token.rpartition(":")[0])
         return status
+
+    def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]:
+        return moved(self.conn.run("move", *move_call(self.qk(queue), job_id, move)))
 
     def wait_abort(self, worker_id: str, timeout: float) -> bool:
         with self.conn.errors():
