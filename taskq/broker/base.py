@@ -150,8 +150,10 @@ class Consumer(Protocol):
                      held: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """renew(), and of the renewed pairs the ones whose job an abort was asked for."""
 
-    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
-        """Give (id, token) jobs back to the front of their ready lists, unblamed."""
+    def release(self, queue: str, held: Sequence[tuple[str, str]], *, ran: bool = False) -> int:
+        """Give (id, token) jobs back to the front of their ready lists, unblamed. With `ran` (their
+        bodies may have started: interrupted), a running job of an at_most_once task is
+        dead-lettered instead ("lost: at_most_once"). How many went back."""
 
     def recover(self, queue: str, limit: int = 500, *, worker: str = "") -> Recovered:
         """Requeue jobs whose lease lapsed (or, given `worker`, every job that worker holds)."""

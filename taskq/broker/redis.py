@@ -235,8 +235,8 @@ class RedisBroker(Admin, Stream, Steps, Partitions):
         codes = [int(i) for i in self.conn.run("renew", [self.qk(queue).base], args)]
         return [held[i] for i in codes if i >= 0], [held[-i - 1] for i in codes if i < 0]
 
-    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
-        args: list[Any] = []
+    def release(self, queue: str, held: Sequence[tuple[str, str]], *, ran: bool = False) -> int:
+        args: list[Any] = ["1" if ran else "0", self.policy.dead_ttl_ms, self.policy.dead_max]
         for pair in held:
             args.extend(pair)
         return int(self.conn.run("release", [self.qk(queue).base], args))
