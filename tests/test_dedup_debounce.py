@@ -295,6 +295,8 @@ def test_delay_async_debounces(app: taskq.TaskQ) -> None:
 
     jobs = asyncio.run(send())
     assert len(set(jobs)) == 1
+    record = app.broker.job("default", jobs[0].id)
+    assert record is not None and msgpack.unpackb(record.message)["id"] == jobs[0].id  # 32 hex digits: str8
     drain(app, advance=60)
     assert ran == [8]
 
