@@ -211,7 +211,7 @@ class TaskQ(Producing):
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
-        expires: float | dt.timedelta | dt.datetime | None = None,
+        expires: float | dt.timedelta | dt.datetime | None = None, at_most_once: bool = False,
     ) -> TaskDecorator: ...
 
     @named_options("app.task")
@@ -224,7 +224,7 @@ class TaskQ(Producing):
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
-        expires: float | dt.timedelta | dt.datetime | None = None,
+        expires: float | dt.timedelta | dt.datetime | None = None, at_most_once: bool = False,
     ) -> Any:
         """Register a function as a task, bare (`@app.task`) or with options.
 
@@ -244,6 +244,8 @@ class TaskQ(Producing):
             expires: a job not started within these seconds (or timedelta) of its due time, or by
                 this datetime, never starts: it ends cancelled, reason "expired: ..." (a cron
                 tick's job: of its tick). Per call: `task.options(expires=)`.
+            at_most_once: a job whose worker died while running it is dead-lettered, reason
+                "lost: at_most_once", instead of run again (failures still retry per retries).
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz, catchup and overlap: see schedule().
             every: or fire it every so many seconds (or a timedelta), on multiples of it from
@@ -255,7 +257,7 @@ class TaskQ(Producing):
             queue=queue, retries=DEFAULT_RETRIES if retries is None else retries,
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
             retry_on=_types(retry_on), dont_retry_on=_types(dont_retry_on) or (),
-            rate_limit=rate_limit, max_running=max_running, expires=expires,
+            rate_limit=rate_limit, max_running=max_running, expires=expires, at_most_once=at_most_once,
         )
 
         def register(func: Callable[..., Any]) -> Any:

@@ -251,7 +251,7 @@ class Beat:
         claims = [Claim(s.queue, s.name, mode, tick, s.spec, self.id, s.job_id(tick),
                         s.body(tick, now) if mode is ClaimMode.FIRE else b"", s.task.opts.priority,
                         s.overlap == "skip", s.task.gate or "", s.task.name, s.task.defaults.place.expires_ms,
-                        s.task.defaults.place.expires_at_ms)
+                        s.task.defaults.place.expires_at_ms, s.task.opts.at_most_once)
                   for s, tick, mode in items]
         for (s, tick, mode), done in zip(items, self.broker.fire_many(claims), strict=True):
             if done is ClaimResult.CLAIMED:

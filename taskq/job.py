@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import time
 from typing import Any, Generic, TypeVar, cast
 
-from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Status
-from taskq.errors import JobCancelled, JobNotFound, ResultTimeout, TaskFailed
+from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Move, Status
+from taskq.errors import ConfigError, JobCancelled, JobNotFound, ResultTimeout, TaskFailed
 from taskq.events import EventKind, JobEvent, Sink
 from taskq.info import JobInfo
 from taskq.message import PACKED_NONE, unpack_value
+from taskq.options import check_priority, unix_ms
 
 R = TypeVar("R")
 
@@ -145,6 +147,32 @@ class Job(Generic[R]):
             self._cancelled(self._broker.job(self.queue, self.id))
         return before in CANCELLABLE
 
+    def reschedule(self, *, delay: float | dt.timedelta | None = None, at: dt.datetime | None = None) -> bool:
+        """Give a job that has not started a new due time: `delay` seconds (or a timedelta) from
+        now, or `at` a datetime (naive: local time). True if it moved: it was queued, scheduled, or
+        reserved (prefetched by a worker, which then never starts it); a deadline given in seconds
+        (expires=) counts from the new due time, and a job with an ordering key enters its key's
+        line when it falls due. False, changing nothing, for a running, retrying or ended job, or
+        no job."""
+        return self._broker.move(self.queue, self.id, _due(delay, at))[1]
+
+    def set_priority(self, priority: int) -> bool:
+        """Give a job that has not started a new priority (0-9, higher first): it goes to the back
+        of its new priority's line (a reserved one is taken back from its worker first). True if
+        it changed; False, changing nothing, for a running, retrying or ended job, or no job."""
+        check_priority(priority)
+        return self._broker.move(self.queue, self.id, Move("priority", priority))[1]
+
+    async def reschedule_async(self, *, delay: float | dt.timedelta | None = None,
+                               at: dt.datetime | None = None) -> bool:
+        """reschedule() for code on an event loop."""
+        return (await self._broker.aio.move(self.queue, self.id, _due(delay, at)))[1]
+
+    async def set_priority_async(self, priority: int) -> bool:
+        """set_priority() for code on an event loop."""
+        check_priority(priority)
+        return (await self._broker.aio.move(self.queue, self.id, Move("priority", priority)))[1]
+
     def _wants_cancelled(self, before: Status | None) -> bool:
         """This call ended the job (it had not started), and a "cancelled" hook listens. A
         running job's end is its worker's event."""
@@ -155,3 +183,17 @@ class Job(Generic[R]):
         info = None if record is None else JobInfo.of(record)
         task, attempt, reason = ("?", 1, None) if info is None else (info.task or "?", info.attempt or 1, info.reason)
         self._hooks.dispatch(JobEvent(EventKind.CANCELLED, self.id, task, self.queue, attempt, reason=reason))
+
+
+def _due(delay: float | dt.timedelta | None, at: dt.datetime | None) -> Move:
+    """reschedule()'s new due time, checked: delay= (seconds >= 0 or a timedelta) or at= (a datetime)."""
+    if (delay is None) == (at is None):
+        raise ConfigError("reschedule() takes delay= or at=, one of them")
+    if at is not None:
+        if not isinstance(at, dt.datetime):
+            raise ConfigError(f"at must be a datetime, got {at!r}")
+        return Move("at", unix_ms(at))
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise ConfigError(f"delay must be >= 0 seconds or a timedelta, got {delay!r}")
+    return Move("in", int(seconds * 1000))

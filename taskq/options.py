@@ -20,7 +20,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 __all__ = ["DEFAULT_RETRIES", "MAX_PARTITION", "UNSET", "TaskOptions", "Unset", "check_expires", "check_partition",
-           "check_priority", "check_queue", "named_options", "unix_ms"]
+           "check_priority", "check_queue", "check_seconds", "named_options", "unix_ms"]
 
 #: default number of retries after the first attempt fails
 DEFAULT_RETRIES = 3
@@ -54,6 +54,9 @@ class TaskOptions:
     #: a job not started within this many seconds of its due time (or by this datetime) never
     #: starts: it ends cancelled, reason "expired: ..."
     expires: float | dt.timedelta | dt.datetime | None = None
+    #: a job whose worker died while running it is dead-lettered ("lost: at_most_once"), not run
+    #: again; failures (exceptions) still retry per `retries`
+    at_most_once: bool = False
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -75,6 +78,8 @@ class TaskOptions:
                                              or isinstance(self.max_running, bool) or self.max_running < 1):
             raise ConfigError(f"max_running must be an int >= 1 or None, got {self.max_running!r}")
         check_expires(self.expires)
+        if not isinstance(self.at_most_once, bool):
+            raise ConfigError(f"at_most_once must be True or False, got {self.at_most_once!r}")
 
     @property
     def limited(self) -> bool:
@@ -101,6 +106,14 @@ def check_expires(expires: object) -> None:
     seconds = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
         raise ConfigError(f"expires must be seconds > 0, a timedelta or a datetime, got {expires!r}")
+
+
+def check_seconds(name: str, value: object) -> float:
+    """A span given as seconds > 0 or a positive timedelta (key_ttl=, debounce=, debounce_max=), in seconds."""
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
+        raise ConfigError(f"{name} must be seconds > 0 or a timedelta, got {value!r}")
+    return float(seconds)
 
 
 #: longest partition name (it is part of Redis key names)

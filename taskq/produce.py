@@ -63,7 +63,10 @@ class Producing:
 
     def submit(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
-        job = self._pack_call(call, args, kwargs)
+        return self._submit_packed(call, self._pack_call(call, args, kwargs))
+
+    def _submit_packed(self, call: TaskCall[Any, Any], job: NewJob) -> Job[Any]:
+        """Store one packed call (its queue's backpressure applies), its hooks, eager mode's run."""
         self._register_queue(call.queue)
         broker = self.broker
         job_id = with_room(self.queue_policies.get(call.queue), broker,
@@ -146,7 +149,9 @@ class Producing:
 
     async def _submit_async_now(self, call: TaskCall[Any, Any], args: tuple[Any, ...],
                                 kwargs: dict[str, Any]) -> Job[Any]:
-        job = self._pack_call(call, args, kwargs)
+        return await self._submit_packed_async(call, self._pack_call(call, args, kwargs))
+
+    async def _submit_packed_async(self, call: TaskCall[Any, Any], job: NewJob) -> Job[Any]:
         aio = self.broker.aio
         await self._register_queue_async(call.queue)
         policy = self.queue_policies.get(call.queue)
@@ -220,6 +225,8 @@ class Producing:
         partition_of, each job's partition from its arguments). Raises before writing anything if
         any call is bad."""
         jobs = self._pack_calls(call, calls, partition_of)
+        if call.key is not None:  # debounced calls of one key (task.py): in turn, each moves the key's job
+            return [self._submit_packed(call, job) for job in jobs]
         self._store_jobs(call.queue, jobs)
         return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
 
@@ -227,6 +234,8 @@ class Producing:
                                 partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
         """submit_many() on the event loop's client (used by map_async)."""
         jobs = self._pack_calls(call, calls, partition_of)
+        if call.key is not None:  # debounced calls of one key, in turn (as submit_many)
+            return [await self._submit_packed_async(call, job) for job in jobs]
         aio = self.broker.aio
         await self._register_queue_async(call.queue)
         stored = _by_placement(jobs)
@@ -263,7 +272,7 @@ class Producing:
                     partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[NewJob]:
         now = time.time()
         jobs: list[NewJob] = []
-        task, place, priority, queue, opts = call.task, call.place, call.priority, call.queue, call.opts
+        task, place, priority, queue, opts, key = call.task, call.place, call.priority, call.queue, call.opts, call.key
         limit, message, check = self.max_message_bytes, task.message, task.check_args
         trace = None if self.hooks.trace is None else self.hooks.trace(task.name, queue)  # one for the call
         ids = _job_ids()
@@ -274,8 +283,8 @@ class Producing:
             if partition_of is not None:
                 place = _placed(places, call.place, partition_of(args))
             jobs.append(NewJob(place, new_id, message(new_id, args, kwargs, queue=queue, priority=priority,
-                                                      enqueued_at=now, limit=limit, opts=opts, trace=trace),
-                               priority))
+                                                      enqueued_at=now, limit=limit, opts=opts, trace=trace, key=key),
+                               priority, key))
         return jobs
 
     def _store_jobs(self, queue: str, jobs: list[NewJob]) -> None:

@@ -22,6 +22,7 @@ from taskq.options import (
     check_partition,
     check_priority,
     check_queue,
+    check_seconds,
     named_options,
     unix_ms,
 )
@@ -160,7 +161,8 @@ class TaskBase(Generic[P, R]):
         queue: str | None = None, priority: int | None = None, key: str | None = None,
         retries: int | None = None, timeout: float | Unset | None = UNSET, backoff: Backoff | None = None,
         ordering_key: str | None = None, expires: float | dt.timedelta | dt.datetime | Unset | None = UNSET,
-        partition: str | None = None,
+        partition: str | None = None, key_ttl: float | dt.timedelta | None = None,
+        debounce: float | dt.timedelta | None = None, debounce_max: float | dt.timedelta | None = None,
     ) -> TaskCall[P, R]:
         """Options for one call: delay (seconds or timedelta) or at (datetime), queue,
         priority (0-9, higher first), key (deduplicates while a job with it is live), the
@@ -170,7 +172,12 @@ class TaskBase(Generic[P, R]):
         (seconds or timedelta after the due time, or a datetime; None: no deadline): a job not
         started by then never starts, it ends cancelled with the reason "expired: ...", and
         partition: the tenant or destination whose limits and turns the job takes
-        (app.queue(partition_max_running=, partition_rate_limit=, fair=), app.partition())."""
+        (app.queue(partition_max_running=, partition_rate_limit=, fair=), app.partition()).
+        With key: key_ttl (seconds or timedelta) holds the key that long after its job ended, so
+        calls meanwhile get that job (a throttle); debounce (seconds or timedelta) makes the job
+        due that long after the newest call with the key: while the key's job has not started, a
+        call moves it (never past debounce_max after the first call) and gives it its
+        arguments, and returns that job; once it started, a call makes a new job."""
         seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise ConfigError(f"delay must be >= 0 seconds, got {delay!r}")
@@ -191,6 +198,7 @@ class TaskBase(Generic[P, R]):
             check_expires(expires)
         if partition is not None:
             check_partition(partition)
+        windows = _check_windows(key, key_ttl, debounce, debounce_max, bool(seconds) or at is not None)
         opts = self.opts
         if retries is not None or not isinstance(timeout, Unset) or backoff is not None:
             opts = dataclasses.replace(  # validated as at decoration
@@ -199,8 +207,25 @@ class TaskBase(Generic[P, R]):
         return TaskCall(
             self, queue or self.opts.queue,
             self.opts.priority if priority is None else priority, float(seconds), at, key, opts, ordering_key,
-            self.opts.expires if isinstance(expires, Unset) else expires, partition,
+            self.opts.expires if isinstance(expires, Unset) else expires, partition, *windows,
         )
+
+
+def _check_windows(key: str | None, key_ttl: object, debounce: object, debounce_max: object,
+                   delayed: bool) -> tuple[float | None, float | None, float | None]:
+    """key_ttl=, debounce= and debounce_max= in seconds (None: not given), checked: each needs
+    key= (debounce_max needs debounce=, and is at least it), and debounce sets the due time."""
+    ttl = None if key_ttl is None else check_seconds("key_ttl", key_ttl)
+    wait = None if debounce is None else check_seconds("debounce", debounce)
+    most = None if debounce_max is None else check_seconds("debounce_max", debounce_max)
+    if key is None and (ttl is not None or wait is not None):
+        raise ConfigError(f"{'key_ttl' if ttl is not None else 'debounce'}= needs key= (the key it holds or debounces)")
+    if most is not None and (wait is None or most < wait):
+        raise ConfigError(f"debounce_max must come with debounce= and be >= it, got debounce_max={debounce_max!r}, "
+                          f"debounce={debounce!r}")
+    if wait is not None and delayed:
+        raise ConfigError("give debounce= or delay=/at=, not both (debounce sets the due time)")
+    return ttl, wait, most
 
 
 def _positional_names(signature: inspect.Signature) -> list[str]:
@@ -277,6 +302,12 @@ class TaskCall(Generic[P, R]):
     expires: float | dt.timedelta | dt.datetime | None = None
     #: the tenant or destination whose partition limits and turns the job takes
     partition: str | None = None
+    #: seconds the key stays held after its job ended (None: released as it ends)
+    key_ttl: float | None = None
+    #: seconds after the newest call with the key that the key's job is due (None: no debounce)
+    debounce: float | None = None
+    #: and at most these seconds after the key's job was created (None: no cap)
+    debounce_max: float | None = None
     #: where and when the call's jobs wait (the broker's view of the options above)
     place: Placement = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -286,7 +317,8 @@ class TaskCall(Generic[P, R]):
             (e.total_seconds() if isinstance(e, dt.timedelta) else e) * 1000) or 1
         object.__setattr__(self, "place", Placement(  # frozen: set once, here
             self.queue, int(self.delay_seconds * 1000), unix_ms(self.at), self.ordering_key, self.task.gate,
-            self.task.name, expires_ms, unix_ms(e) if isinstance(e, dt.datetime) else 0, self.partition))
+            self.task.name, expires_ms, unix_ms(e) if isinstance(e, dt.datetime) else 0, self.partition,
+            _ms(self.key_ttl), _ms(self.debounce), _ms(self.debounce_max), self.opts.at_most_once))
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue the call; returns the job (or the live job already holding `key`)."""
@@ -302,7 +334,7 @@ class TaskCall(Generic[P, R]):
 
     def map(self, items: Iterable[Any], *, partition: Callable[[Any], str] | None = None) -> list[Job[R]]:
         """Enqueue `task(item)` for each item, in pipelined batches; nothing is written if any
-        item is bad. (No deduplication key: it would be the same for every job.) With
+        item is bad. (A key only with debounce=: the items then debounce into one job.) With
         `partition`, each job goes to the partition partition(item) names."""
         return self.starmap(((item,) for item in items), partition=_first(partition))
 
@@ -314,8 +346,8 @@ class TaskCall(Generic[P, R]):
     async def starmap_async(self, items: Iterable[Iterable[Any]], *,
                             partition: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[R]]:
         """starmap() for code on an event loop."""
-        if self.key is not None:
-            raise ConfigError("map/starmap cannot take key=: every job would share it")
+        if self.key is not None and self.debounce is None:
+            raise ConfigError("map/starmap cannot take key= without debounce=: every job would share it")
         jobs = await self.task.producer.submit_many_async(self, ((tuple(item), {}) for item in items), partition)
         return cast(list[Job[R]], jobs)
 
@@ -323,11 +355,17 @@ class TaskCall(Generic[P, R]):
                 partition: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[R]]:
         """Enqueue `task(*item)` for each item, in pipelined batches; nothing is written if any
         item is bad. With an ordering key, the jobs run one at a time in the items' order. With
-        `partition`, each job goes to the partition partition(item as a tuple) names."""
-        if self.key is not None:
-            raise ConfigError("map/starmap cannot take key=: every job would share it")
+        `partition`, each job goes to the partition partition(item as a tuple) names. With key=
+        and debounce=, the items are calls with that key in turn: one job, with the last item."""
+        if self.key is not None and self.debounce is None:
+            raise ConfigError("map/starmap cannot take key= without debounce=: every job would share it")
         jobs = self.task.producer.submit_many(self, ((tuple(item), {}) for item in items), partition)
         return cast(list[Job[R]], jobs)
+
+
+def _ms(seconds: float | None) -> int:
+    """Seconds as whole ms for the broker (0: none; a positive span is at least 1 ms)."""
+    return 0 if seconds is None else int(seconds * 1000) or 1
 
 
 def _first(partition: Callable[[Any], str] | None) -> Callable[[tuple[Any, ...]], str] | None:

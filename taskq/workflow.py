@@ -176,6 +176,6 @@ def submit(node: Node) -> list[Job[Any]]:
         staged.append((call.queue, FlowStep(ids[n], body, call.priority, task.name, task.gate or "",
                                             len(step.parents), children, f"{flow_id} {n + 1} {len(steps)}",
                                             call.place.expires_ms, call.place.expires_at_ms,
-                                            call.place.partition)))
+                                            call.place.partition, call.place.at_most_once)))
     producer.submit_steps(staged, [steps[n].sig.call.task for n in range(len(steps))])
     return [producer.job_handle(staged[t][0], ids[t]) for t in tails]

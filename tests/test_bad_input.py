@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from typing import Any
 
@@ -119,6 +120,44 @@ def test_bad_call_options(options: dict[str, Any]) -> None:
 
     with pytest.raises(taskq.ConfigError):
         noop.options(**options)
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"key_ttl": 60}, "key_ttl= needs key="),
+    ({"key": "k", "key_ttl": -1}, "key_ttl must be seconds > 0 or a timedelta"),
+    ({"key": "k", "key_ttl": 0}, "key_ttl must be seconds > 0"),
+    ({"key": "k", "key_ttl": "1m"}, "key_ttl must be seconds > 0"),
+    ({"debounce": 5}, "debounce= needs key="),
+    ({"key": "k", "debounce": 0}, "debounce must be seconds > 0"),
+    ({"key": "k", "debounce": dt.timedelta(seconds=-1)}, "debounce must be seconds > 0"),
+    ({"key": "k", "debounce": 5, "debounce_max": 4}, "debounce_max must come with debounce= and be >= it"),
+    ({"key": "k", "debounce_max": 60}, "debounce_max must come with debounce="),
+    ({"key": "k", "debounce": 5, "delay": 10}, "give debounce= or delay=/at=, not both"),
+    ({"key": "k", "debounce": True}, "debounce must be seconds > 0"),
+])
+def test_bad_dedup_windows_and_debounce_fail_in_one_line_and_store_nothing(options: dict[str, Any],
+                                                                          says: str) -> None:
+    app = taskq.TaskQ("memory://options-windows")
+
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(taskq.ConfigError, match=says) as caught:
+        noop.options(**options).delay()
+    assert "\n" not in str(caught.value)
+    assert app.broker.client.keys("*") == []
+
+
+def test_bad_reschedule_and_priority_fail_in_one_line() -> None:
+    app = taskq.TaskQ("memory://options-moves")
+    job = app.job("nope", "default")
+    for call, says in [(lambda: job.reschedule(), "reschedule\\(\\) takes delay= or at="),
+                       (lambda: job.reschedule(delay=1, at=dt.datetime.now(dt.UTC)), "takes delay= or at="),
+                       (lambda: job.reschedule(delay=-1), "delay must be >= 0"),
+                       (lambda: job.set_priority(10), "priority must be an int from 0 to 9")]:
+        with pytest.raises(taskq.ConfigError, match=says):
+            call()
+    assert app.broker.client.keys("*") == []
 
 
 def test_duplicate_task_name_is_refused() -> None:

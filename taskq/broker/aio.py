@@ -25,8 +25,18 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
-from taskq.broker.base import EventRecord, JobRecord, JobState, NewJob, Placement, Policy, Status
-from taskq.broker.calls import ENQUEUE_BATCH, enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
+from taskq.broker.base import EventRecord, JobRecord, JobState, Move, NewJob, Placement, Policy, Status
+from taskq.broker.calls import (
+    ENQUEUE_BATCH,
+    enqueue_call,
+    enqueue_many_calls,
+    enqueued,
+    job_state,
+    move_call,
+    moved,
+    status_of,
+    stored,
+)
 from taskq.broker.client import Connection, text
 from taskq.broker.keys import Keys, QueueKeys, retention
 from taskq.broker.stream import READ_COUNT, records
@@ -371,6 +381,9 @@ class AsyncBroker:
         before = await self._run("cancel", [k.job(job_id), k.scheduled, k.done(job_id)],
                                  [job_id, self.sync.policy.result_ttl_ms])
         return status_of(before) if before else None
+
+    async def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]:
+        return moved(await self._run("move", *move_call(self.sync.qk(queue), job_id, move)))
 
     async def job(self, queue: str, job_id: str) -> JobRecord | None:
         with self._errors():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Protocol
 
-from taskq.broker.placement import NewJob, Placement
+from taskq.broker.placement import Move, NewJob, Placement
 from taskq.broker.records import (
     CANCELLABLE,
     DEFAULT_NAMESPACE,
@@ -68,6 +68,7 @@ __all__ = [
     "JobState",
     "LeadResult",
     "Leader",
+    "Move",
     "NewJob",
     "Outcome",
     "PartitionLimits",
@@ -151,8 +152,10 @@ class Consumer(Protocol):
                      held: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """renew(), and of the renewed pairs the ones whose job an abort was asked for."""
 
-    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
-        """Give (id, token) jobs back to the front of their ready lists, unblamed."""
+    def release(self, queue: str, held: Sequence[tuple[str, str]], *, ran: bool = False) -> int:
+        """Give (id, token) jobs back to the front of their ready lists, unblamed. With `ran` (their
+        bodies may have started: interrupted), a running job of an at_most_once task is
+        dead-lettered instead ("lost: at_most_once"). How many went back."""
 
     def recover(self, queue: str, limit: int = 500, *, worker: str = "") -> Recovered:
         """Requeue jobs whose lease lapsed (or, given `worker`, every job that worker holds)."""
@@ -167,6 +170,7 @@ class AsyncHandles(Protocol):
     async def state(self, queue: str, job_id: str, *, watch: bool = False) -> JobState | None: ...
     async def wait_done(self, queue: str, job_id: str, timeout: float) -> bool: ...
     async def cancel(self, queue: str, job_id: str) -> Status | None: ...
+    async def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]: ...
     async def job(self, queue: str, job_id: str) -> JobRecord | None: ...
 
 
@@ -204,6 +208,12 @@ class Handles(Protocol):
     def cancel(self, queue: str, job_id: str, *, abort: str | None = None) -> Status | None:
         """Cancel a job; the status it had, or None if there is no such job. With `abort` (who
         asks), a running job is stopped as well: its worker learns it when it renews the lease."""
+
+    def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]:
+        """Give a job that has not started (queued, scheduled, or reserved: taken back from the
+        worker that prefetched it, which then never starts it) a new due time or priority: the
+        status it had (None: no such job) and whether it changed (a running, retrying or ended job
+        does not)."""
 
     def queues_holding(self, job_id: str, queues: Sequence[str]) -> list[str]:
         """Which of `queues` have a record of this job id."""

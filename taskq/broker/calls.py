@@ -9,7 +9,7 @@ from typing import Any
 
 from taskq.broker.client import text
 from taskq.broker.keys import QueueKeys
-from taskq.broker.placement import NewJob, Placement
+from taskq.broker.placement import Move, NewJob, Placement
 from taskq.broker.records import JobState, Status
 from taskq.errors import ConfigError, QueueFull
 
@@ -22,10 +22,13 @@ def enqueue_call(k: QueueKeys, job: NewJob, max_ready: int = 0) -> tuple[list[st
     keys = [k.job(job.id), k.ready(job.priority), k.scheduled, k.notify, k.dedup(job.key or "")]
     args: list[Any] = [job.id, job.body, p.delay_ms, p.at_ms, "0" if job.key is None else "1", job.priority, max_ready,
             p.order or "", p.gate or "", p.task or ""]
-    if p.expires_ms or p.expires_at_ms or p.partition:
+    more = bool((job.key is not None and (p.key_ttl_ms or p.debounce_ms)) or p.at_most_once)
+    if p.expires_ms or p.expires_at_ms or p.partition or more:
         args += (p.expires_ms, p.expires_at_ms)
-    if p.partition:
-        args.append(p.partition)
+    if p.partition or more:
+        args.append(p.partition or "")
+    if more:
+        args += (p.key_ttl_ms, p.debounce_ms, p.debounce_max_ms, "a" if p.at_most_once else "")
     return keys, args
 
 
@@ -66,19 +69,22 @@ def enqueue_many_calls(k: QueueKeys, jobs: Sequence[NewJob], max_ready: int = 0)
 def _shared(place: Placement) -> tuple[Any, ...]:
     """What jobs of one enqueue_many call share: their placement but the partition."""
     return (place.queue, place.delay_ms, place.at_ms, place.order, place.gate, place.task, place.expires_ms,
-            place.expires_at_ms)
+            place.expires_at_ms, place.at_most_once)
 
 
 def _many_tail(place: Placement, max_ready: int, partitions: Sequence[str | None]) -> list[Any]:
     """What enqueue_many.lua reads after the jobs: nothing, max_ready, or max_ready and the
     placement's ordering key, gate, task, expiry and partition (each job's own when they differ)
-    joined by NUL bytes (docs/protocol.md §6)."""
+    and flags joined by NUL bytes (docs/protocol.md §6): flags go after every job's partition."""
     parts = [place.order or "", place.gate or "", place.task or ""]
     one = partitions[0] if partitions and all(p == partitions[0] for p in partitions) else None
     mixed = one is None and any(partitions)
-    if place.expires_ms or place.expires_at_ms or one or mixed:
+    flags = place.at_most_once
+    if place.expires_ms or place.expires_at_ms or one or mixed or flags:
         parts += (str(place.expires_ms), str(place.expires_at_ms))
-    if one:
+    if flags:
+        parts += (one or "", *("" if one else p or "" for p in partitions), "a")
+    elif one:
         parts.append(one)
     elif mixed:
         parts += ("", *(p or "" for p in partitions))
@@ -102,6 +108,16 @@ def stored(replies: Sequence[Any], queue: str, jobs: int, max_ready: int) -> int
         raise QueueFull(f"queue {queue!r} is full: {jobs} more would pass its {max_ready} ready jobs "
                         "(max_ready); nothing was enqueued")
     return sum(counts)
+
+
+def move_call(k: QueueKeys, job_id: str, move: Move) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of one move.lua call (job.reschedule, job.set_priority)."""
+    return [k.base], [job_id, move.what, move.value]
+
+
+def moved(reply: Sequence[Any]) -> tuple[Status | None, bool]:
+    """A move.lua reply: the status the job had (None: no such job), whether it changed."""
+    return (status_of(reply[0]) if text(reply[0]) else None), int(reply[1]) == 1
 
 
 def status_of(value: Any) -> Status | None:

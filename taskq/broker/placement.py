@@ -1,6 +1,7 @@
 """What a producer hands the broker to store a job: `NewJob`, its message and `Placement`.
 
-A call's placement (queue, due time, ordering key, task gate, deadline) is shared by every job
+A call's placement (queue, due time, ordering key, task gate, deadline, dedup window,
+debounce, at most once) is shared by every job
 of that call, so it is one object: bulk enqueues group their jobs by it, and a new per-call
 option is one field here, one in `TaskCall` (taskq/task.py) and one argument of the enqueue
 scripts (broker/calls.py).
@@ -9,6 +10,7 @@ scripts (broker/calls.py).
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,6 +34,15 @@ class Placement:
     expires_at_ms: int = 0
     #: the partition (tenant, destination) whose limits and turns apply (lib/part.lua), or None
     partition: str | None = None
+    #: a job's dedup key stays held this many ms after the job ended (0: released as it ends)
+    key_ttl_ms: int = 0
+    #: debounce: a job with a key is due this many ms after the newest call with that key, which
+    #: moves the key's job while it has not started (0: no debounce)
+    debounce_ms: int = 0
+    #: and never more than this many ms after the key's job was created (0: no cap)
+    debounce_max_ms: int = 0
+    #: a job whose worker died while running it is dead-lettered ("lost: at_most_once"), not run again
+    at_most_once: bool = False
 
 
 @dataclasses.dataclass(slots=True)  # not frozen: a frozen __init__ costs per job enqueued
@@ -48,3 +59,13 @@ class NewJob:
     @property
     def queue(self) -> str:
         return self.place.queue
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Move:
+    """A change to a job that has not started (job.reschedule, job.set_priority): a new due time,
+    `what` "in" (value: ms from the broker's now) or "at" (value: unix ms), or a new priority,
+    `what` "priority" (value: 0..9)."""
+
+    what: Literal["in", "at", "priority"]
+    value: int

@@ -323,6 +323,8 @@ class Claim:
     expires_ms: int = 0
     #: or later than this unix ms (0: none)
     expires_at_ms: int = 0
+    #: the task is at_most_once: a run its worker died in is dead-lettered, not run again
+    at_most_once: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

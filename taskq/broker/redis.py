@@ -25,11 +25,20 @@ from taskq.broker.base import (
     Status,
     TaskLimit,
 )
-from taskq.broker.calls import enqueue_call, enqueue_many_calls, enqueued, job_state, status_of, stored
+from taskq.broker.calls import (
+    enqueue_call,
+    enqueue_many_calls,
+    enqueued,
+    job_state,
+    move_call,
+    moved,
+    status_of,
+    stored,
+)
 from taskq.broker.client import TIMEOUT, Connection, text
 from taskq.broker.keys import Keys, QueueKeys
 from taskq.broker.partitions import Partitions
-from taskq.broker.placement import NewJob
+from taskq.broker.placement import Move, NewJob
 from taskq.broker.schedules import ScheduleStore
 from taskq.broker.steps import Steps
 from taskq.broker.stream import Stream
@@ -227,8 +236,8 @@ class RedisBroker(Admin, Stream, Steps, Partitions, ScheduleStore):
         codes = [int(i) for i in self.conn.run("renew", [self.qk(queue).base], args)]
         return [held[i] for i in codes if i >= 0], [held[-i - 1] for i in codes if i < 0]
 
-    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
-        args: list[Any] = []
+    def release(self, queue: str, held: Sequence[tuple[str, str]], *, ran: bool = False) -> int:
+        args: list[Any] = ["1" if ran else "0", self.policy.dead_ttl_ms, self.policy.dead_max]
         for pair in held:
             args.extend(pair)
         return int(self.conn.run("release", [self.qk(queue).base], args))
@@ -277,6 +286,9 @@ class RedisBroker(Admin, Stream, Steps, Partitions, ScheduleStore):
             if token:
                 self.wake_abort(token.rpartition(":")[0])
         return status
+
+    def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]:
+        return moved(self.conn.run("move", *move_call(self.qk(queue), job_id, move)))
 
     def wait_abort(self, worker_id: str, timeout: float) -> bool:
         with self.conn.errors():

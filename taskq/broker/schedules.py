@@ -64,7 +64,8 @@ class ScheduleStore:
             k = self.qk(c.queue)
             calls.append(("fire", [k.base, k.schedule(c.name), k.job(c.job_id)],
                           [c.mode, c.tick_ms, c.spec, c.beat_id, c.job_id, c.body, c.priority,
-                           "skip" if c.skip_overlap else "queue", c.gate, c.task, c.expires_ms, c.expires_at_ms]))
+                           "skip" if c.skip_overlap else "queue", c.gate, c.task, c.expires_ms, c.expires_at_ms,
+                           "a" if c.at_most_once else ""]))
         return [ClaimResult(int(r)) for r in self.conn.run_many(calls)]
 
     # -- schedules declared in code ---------------------------------------

@@ -50,6 +50,8 @@ class FlowStep:
     expires_at_ms: int = 0
     #: its partition (lib/part.lua), or None
     partition: str | None = None
+    #: its task is at_most_once: if its worker dies while running it, it is dead-lettered, not run again
+    at_most_once: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

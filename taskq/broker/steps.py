@@ -57,7 +57,7 @@ class Steps:
                 args: list[Any] = [self.policy.flow_ttl_ms]
                 for s in batch[i:i + STAGE_BATCH]:
                     args += [s.id, s.message, s.priority, s.task, s.gate, s.parents, children_field(s.children),
-                             s.place, s.expires_ms, s.expires_at_ms, s.partition or ""]
+                             s.place, s.expires_ms, s.expires_at_ms, s.partition or "", "a" if s.at_most_once else ""]
                 calls.append(("stage", [self.qk(queue).base], args))
         return sum(int(n) for n in self.conn.run_many(calls))
 

@@ -137,17 +137,26 @@ def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
 @main.command(cls=AppCommand)
 @click.argument("app_path", metavar="APP")
 @click.argument("job_id", metavar="[ID", required=False)
-@click.argument("action", metavar="[ACTION]]", required=False, type=click.Choice(["cancel", "abort"]))
+@click.argument("action", metavar="[ACTION", required=False,
+                type=click.Choice(["cancel", "abort", "reschedule", "priority"]))
+@click.argument("priority", metavar="[P]]]", required=False, type=int)
+@click.option("--delay", type=click.FloatRange(min=0), help="With reschedule: due this many seconds from now.")
 @click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
 @click.option("--state", type=click.Choice(views.STATES), help="List the queue's jobs in this state (no ID).")
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="With --state: which 50.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @url_option
-def job(app_path: str, job_id: str | None, action: str | None, queue_name: str | None, state: str | None,
-        page: int, as_json: bool, url: str | None) -> None:
+def job(app_path: str, job_id: str | None, action: str | None, priority: int | None, delay: float | None,
+        queue_name: str | None, state: str | None, page: int, as_json: bool, url: str | None) -> None:
     """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
-    started never runs; a running one is not retried) or abort (a running one is stopped too).
-    Without ID, `--queue Q --state S` lists Q's jobs in state S, 50 a page."""
+    started never runs; a running one is not retried), abort (a running one is stopped too),
+    reschedule --delay S (a job not started is due S seconds from now) or priority P (a job not
+    started gets priority P, 0-9). Without ID, `--queue Q --state S` lists Q's jobs in state S,
+    50 a page."""
+    if (action == "priority") != (priority is not None):
+        raise click.UsageError("priority takes P (0-9), and only priority does")
+    if (action == "reschedule") != (delay is not None):
+        raise click.UsageError("reschedule takes --delay S, and only reschedule does")
     app = app_of(app_path, url)
     if job_id is None:
         if not (queue_name and state):
@@ -156,7 +165,15 @@ def job(app_path: str, job_id: str | None, action: str | None, queue_name: str |
         echo(rows, as_json, render.job_rows)
         return
     record = run(lambda: views.find(app, job_id, queue_name))
-    if action is not None:
+    if action in ("reschedule", "priority"):
+        handle = app.job(record.id, record.queue)
+        changed = run(lambda: handle.reschedule(delay=delay) if priority is None else handle.set_priority(priority))
+        if not changed:
+            raise click.ClickException(f"{action}: not changed: job {record.id} has started or ended "
+                                       f"(it was {record.status or record.raw_status})")
+        click.echo(f"{action}: done ({record.id}, was {record.status or record.raw_status})", err=as_json)
+        record = run(lambda: views.find(app, job_id, record.queue))
+    elif action is not None:
         handle = app.job(record.id, record.queue)
         by = f"taskq job {action} on {socket.gethostname()}"
         done = run(lambda: handle.abort(by) if action == "abort" else handle.cancel())

@@ -76,13 +76,14 @@ class Leases:
     def __len__(self) -> int:
         return len(self._held)
 
-    def give_back(self, deliveries: list[Delivery]) -> int:
+    def give_back(self, deliveries: list[Delivery], *, ran: bool = False) -> int:
         """Release jobs this worker holds but will not run (no attempt, no blame); returns how many
-        went back."""
+        went back. `ran`: their bodies may have started (interrupted): at_most_once ones are
+        dead-lettered instead."""
         released = 0
         for q in {d.queue for d in deliveries}:
             try:
-                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q])
+                released += self.broker.release(q, [(d.id, d.token) for d in deliveries if d.queue == q], ran=ran)
             except BrokerError as exc:  # their leases lapse instead, and they come back unblamed
                 log.warning("could not give jobs back", queue=q, error=str(exc))
         self.drop(deliveries)
@@ -133,7 +134,10 @@ class Leases:
                     lost.append(d)  # still held, and no outcome on its way: really lost
         if lost:
             for d in lost:
-                log.warning("lease lost", job_id=d.id, queue=d.queue, running=d.running, token=d.token)
+                if d.running:
+                    log.warning("lease lost", job_id=d.id, queue=d.queue, running=True, token=d.token)
+                else:  # prefetched, never started: cancelled or moved (job.reschedule) meanwhile, or recovered
+                    log.info("prefetched job taken back, dropped", job_id=d.id, queue=d.queue, token=d.token)
             self.on_lost(lost)
         if aborted:
             self.on_abort(aborted)

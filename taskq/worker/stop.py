@@ -76,8 +76,8 @@ def shutdown(w: Stopping) -> None:
     given_back = w.leases.give_back(unstarted) if unstarted else 0  # at once, not after the grace
     w.leases.wait_empty(time.monotonic() + w.grace, busy=lambda: w.intake.running > 0)
     unfinished = w.leases.snapshot()
-    if unfinished:
-        given_back += w.leases.give_back(unfinished)
+    if unfinished:  # bodies still running past the grace: interrupted
+        given_back += w.leases.give_back(unfinished, ran=True)
     w.settler.close()
     w.join("taskq-settle", timeout=max(5.0, w.app.lease))
     w.app.hooks.flush()  # the hooks of the last events run before the process goes
@@ -98,9 +98,10 @@ def stop_now(w: Stopping, timeout: float = 5.0) -> int:
     given_back = [0]
 
     def hand_back() -> None:
-        w.intake.unstarted()  # closes the intake: what a settle leases now goes back too
-        held = w.leases.unfinished()
-        given_back[0] = w.leases.give_back(held) if held else 0
+        unstarted = w.intake.unstarted()  # closes the intake: what a settle leases now goes back too
+        given_back[0] = w.leases.give_back(unstarted) if unstarted else 0
+        held = w.leases.unfinished()  # bodies running now: interrupted
+        given_back[0] += w.leases.give_back(held, ran=True) if held else 0
         w.settler.close()
         w.join("taskq-settle", timeout)
         safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
@@ -125,8 +126,8 @@ def overrun(w: Stopping, over: Sequence[Timed]) -> None:
         w.settler.close()  # it records what had finished, then returns
         w.join("taskq-settle", timeout=w.app.lease)
         rest = w.leases.snapshot()
-        if rest:
-            w.leases.give_back(rest)
+        if rest:  # the other bodies this process runs are interrupted with it
+            w.leases.give_back(rest, ran=True)
         safely(lambda: w.broker.heartbeat(w.id, 0))  # no longer live
         log.info("worker stopped", worker=w.id, processed=w.processed, given_back=len(rest),
                  given_back_ids=sorted(d.id for d in rest)[:20], exit_code=EXIT_TIME_LIMIT)

@@ -123,3 +123,12 @@ def step(key: str, seconds: float) -> str:
     taskq.current_job().progress(0.5, "halfway")
     _logged_sleep(key, seconds)
     return key
+
+
+# --- at_most_once (test_fault_at_most_once.py) ---------------------------------------------------
+
+@app.task(retries=3, at_most_once=True)
+def once(key: str, seconds: float) -> str:
+    """work(), at most once: if its worker dies while it runs, it is dead-lettered, never run again."""
+    _logged_sleep(key, seconds)
+    return key

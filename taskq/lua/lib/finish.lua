@@ -1,7 +1,8 @@
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value; a succeeded job's
 -- record is written anew instead, small, and capped per queue: compact, keep_newest), the record expires
--- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
+-- after `ttl` ms, the deduplication key is released (or, with the job's key_ttl ms, held that
+-- long more: a dedup window), the ordering key passes to the next job in
 -- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
 -- dying right after cannot lose their continuation (taskq/worker/continuer.py drains it).
@@ -11,11 +12,11 @@
 -- @include lib/events
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8], key_ttl = f[i + 9]}
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
@@ -85,7 +86,10 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
   end
   emit(base, status, id, links.task, links.attempt, ran_for(more, links.started, now))
-  if links.dedup and redis.call('GET', links.dedup) == id then redis.call('DEL', links.dedup) end
+  if links.dedup and redis.call('GET', links.dedup) == id then  -- not if a newer job holds it (debounce)
+    local hold = tonumber(links.key_ttl or '') or 0
+    if hold > 0 then redis.call('PEXPIRE', links.dedup, hold) else redis.call('DEL', links.dedup) end
+  end
   if links.order then release_order(base, id, links.order) end
   if links.waiter then
     local done = base .. ':done:' .. id

@@ -22,3 +22,20 @@ local function create_job(base, id, jk, body, prio, now, task, extra)
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, unpack(extra))
   emit(base, 'enqueued', id, task, '1')
 end
+
+-- a msgpack str header for a string of n bytes
+local function str_header(n)
+  if n < 32 then return string.char(0xa0 + n) end
+  if n < 256 then return string.char(0xd9, n) end
+  return string.char(0xda, math.floor(n / 256), n % 256)
+end
+
+-- a packed message (a msgpack map) with its "id" entry naming job `to` instead of `from`: a
+-- debounced call's message goes to the job that holds the key (the entry's value is
+-- length-prefixed, so only it changes); unchanged if it has no such entry
+local function with_id(msg, from, to)
+  local entry = '\162id' .. str_header(#from) .. from
+  local at = string.find(msg, entry, 1, true)
+  if not at then return msg end
+  return string.sub(msg, 1, at - 1) .. '\162id' .. str_header(#to) .. to .. string.sub(msg, at + #entry)
+end

@@ -14,8 +14,7 @@
 -- Returns the status the job had (false if there is no such job).
 -- @include lib/now
 -- @include lib/finish
--- @include lib/keys
--- @include lib/gate
+-- @include lib/place
 local now = now_ms()
 local base = string.sub(KEYS[2], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
@@ -32,15 +31,8 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
     and status ~= 'waiting' then
   return status
 end
-redis.call('ZREM', KEYS[2], id)
-if status == 'queued' then
-  -- out of its ready list (or its partition's lane, or the line of its task's limit), so the id
-  -- cannot outlive its record there
-  local prio = priority_of(f[2])
-  if redis.call('LREM', ready_key(base, prio), 1, id) == 0
-      and not ((f[4] or is_fair(base)) and lane_remove(base, f[4] or '', prio, id)) and f[3] then
-    drop_held(base, f[3], id)
-  end
-end
+-- out of the list or set it waits in, so the id cannot outlive its record there (finish() drops a
+-- reserved one's lease and takes a job out of its ordering key's line; a waiting step is in none)
+if status ~= 'reserved' and status ~= 'waiting' then unplace(base, id, status, priority_of(f[2]), f[3], f[4]) end
 finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), note and {'reason', 'aborted: ' .. note} or {})
 return status

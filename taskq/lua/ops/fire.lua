@@ -9,7 +9,8 @@
 -- ARGV: mode, tick ms, spec, beat id, job id, packed message, priority, overlap ('skip' or absent),
 --   gate (the task's name if it has its own rate_limit= or max_running=; '' or absent = none),
 --   task name (for the job's record and its events), expires in (ms after the tick the job may
---   still start; '0' or absent = no deadline), expires at (a unix ms deadline instead; '0' or absent)
+--   still start; '0' or absent = no deadline), expires at (a unix ms deadline instead; '0' or absent),
+--   at most once ('a': the job is dead-lettered, not run again, if its worker dies running it)
 --   mode 'fire':  if tick > last, enqueue the job and set last = tick; with overlap 'skip' and the
 --                 previous fired job not ended yet, set last = skipped_tick = tick without a job
 --   mode 'skip':  if tick > last, set last = tick without a job (catch-up policy "none")
@@ -56,6 +57,7 @@ if mode == 'fire' then
     if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
     local expires = deadline(tick, ARGV[11], ARGV[12])
     if expires then add_fields(extra, 'expires_ms', expires) end
+    if ARGV[13] == 'a' then add_fields(extra, 'amo', '1') end
     create_job(base, id, jk, ARGV[6], prio, now, ARGV[10], extra)
     ready(base, id, false, prio, false)
   end

@@ -1,7 +1,10 @@
 #!lua flags=allow-oom
 -- recover: jobs whose lease lapsed (their worker died or hung) go back to the front of ready.
 -- A job that was running counts one more lost worker, and is dead-lettered once it has lost
--- max_lost (a poison job that kills its worker); a reserved one never started, so no blame.
+-- max_lost (a poison job that kills its worker); a reserved one never started, so no blame. A
+-- job of an at_most_once task (its record's field amo) that was running is dead-lettered at once,
+-- reason 'lost: at_most_once', never run again (one leased running whose body had not started yet
+-- goes too: Redis cannot tell, and at most once allows none); a reserved one is requeued.
 -- allow-oom: it moves ids between structures of about the same size, and a worker that died
 -- while Redis is full must still have its jobs come back.
 -- KEYS[1]  <ns>:{q}   the queue's base
@@ -36,10 +39,13 @@ for _, id in ipairs(expired) do
     redis.call('ZREM', leases, id)
     redis.call('SREM', base .. ':reserved', id)
   else
-    local f = redis.call('HMGET', jk, 'status', 'priority', 'lost', 'gate', 'part')
+    local f = redis.call('HMGET', jk, 'status', 'priority', 'lost', 'gate', 'part', 'amo')
     local lost = tonumber(f[3] or '0') or 0
     if f[1] ~= 'reserved' then lost = redis.call('HINCRBY', jk, 'lost', 1) end
-    if lost >= max_lost then
+    if f[1] ~= 'reserved' and f[6] == '1' then
+      bury(base, id, jk, now, 'lost: at_most_once', nil)
+      buried = buried + 1
+    elseif lost >= max_lost then
       bury(base, id, jk, now,
         'lease_expired: lost its worker ' .. lost .. ' times (the worker died or hung while running it)', nil)
       buried = buried + 1

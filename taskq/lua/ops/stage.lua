@@ -4,11 +4,11 @@
 -- one with parents is stored 'waiting', in no list, until arrive.lua has heard from each parent
 -- (it expires after the waiting ttl if they never come: its producer died half-way).
 -- KEYS[1]  <ns>:{q}   the queue's base
--- ARGV: waiting ttl ms, then per step 11 values: id, packed message, priority, task name, gate
+-- ARGV: waiting ttl ms, then per step 12 values: id, packed message, priority, task name, gate
 --   ('' none: lib/gate.lua), parents (0: ready now), children ('' none: the successors to tell
 --   when it ends, as the worker reads them), place ("<flow id> <step> <steps>"), expires in and
 --   expires at (enqueue.lua's; a waiting step's deadline counts from when it becomes ready),
---   partition ('' none)
+--   partition ('' none), flags ('a': at most once, enqueue.lua's; '' none)
 -- A step that exists already is left as it is (a flow sent again after a lost reply).
 -- Returns the number of steps stored.
 -- @include lib/now
@@ -18,7 +18,7 @@ local now = now_ms()
 local base = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local n = 0
-for i = 2, #ARGV, 11 do
+for i = 2, #ARGV, 12 do
   local id, prio, gate, parents = ARGV[i], priority_of(ARGV[i + 2]), ARGV[i + 4], tonumber(ARGV[i + 5])
   local jk = job_key(base, id)
   if redis.call('EXISTS', jk) == 0 then
@@ -28,6 +28,7 @@ for i = 2, #ARGV, 11 do
     local expires_in, expires_at = ARGV[i + 8], ARGV[i + 9]
     local part = ARGV[i + 10] ~= '' and ARGV[i + 10]
     if part then add_fields(extra, 'part', part) end
+    if ARGV[i + 11] == 'a' then add_fields(extra, 'amo', '1') end
     if parents > 0 then
       if expires_in ~= '0' then add_fields(extra, 'expires_in', expires_in) end
       if expires_at ~= '0' then add_fields(extra, 'expires_at', expires_at) end

@@ -22,7 +22,8 @@ end
 -- The one place a job ends (succeeded, dead or cancelled): lease dropped (with the fields in
 -- `gone`), final status and finished_ms plus `fields` (a list of name, value; a succeeded job's
 -- record is written anew instead, small, and capped per queue: compact, keep_newest), the record expires
--- after `ttl` ms, the deduplication key is released, the ordering key passes to the next job in
+-- after `ttl` ms, the deduplication key is released (or, with the job's key_ttl ms, held that
+-- long more: a dedup window), the ordering key passes to the next job in
 -- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
 -- dying right after cannot lose their continuation (taskq/worker/continuer.py drains it).
@@ -301,11 +302,11 @@ local function ran_for(more, started_ms, now)
 end
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8], key_ttl = f[i + 9]}
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
@@ -375,7 +376,10 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
   end
   emit(base, status, id, links.task, links.attempt, ran_for(more, links.started, now))
-  if links.dedup and redis.call('GET', links.dedup) == id then redis.call('DEL', links.dedup) end
+  if links.dedup and redis.call('GET', links.dedup) == id then  -- not if a newer job holds it (debounce)
+    local hold = tonumber(links.key_ttl or '') or 0
+    if hold > 0 then redis.call('PEXPIRE', links.dedup, hold) else redis.call('DEL', links.dedup) end
+  end
   if links.order then release_order(base, id, links.order) end
   if links.waiter then
     local done = base .. ':done:' .. id
@@ -384,6 +388,13 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   end
   if links.children then redis.call('ZADD', base .. ':outbox', now, id) end
 end
+-- Where a job that has not started waits, and moving it: the one place a job leaves its place
+-- without ending (cancel ends it right after; a debounced call, job.reschedule() and
+-- job.set_priority() place it again). A queued job waits on its priority's ready list, in its
+-- partition's lane (lib/part.lua), in its task's held line (lib/gate.lua) or behind its ordering
+-- key (lib/order.lua); a scheduled one in the scheduled set; a reserved one is leased to a worker
+-- that prefetched it (taken back: its token is deleted, so that worker's start is refused in
+-- ops/fetch.lua and it never runs there).
 -- A task's own limits (rate_limit= and max_running= on @app.task), checked as fetch leases its
 -- jobs (they carry the field gate = the task's name). A job over its task's limit is parked: it
 -- waits, still queued, in <gate>:held; once the task has room again, a fetch leases it first.
@@ -395,6 +406,24 @@ local function drop_held(base, task, id)
   if redis.call('LREM', gate_key(base, task) .. ':held', 1, id) == 0 then return false end
   redis.call('DECR', base .. ':parked')
   return true
+end
+
+-- what a move reads of a job, in this order (placed_of)
+local PLACE_FIELDS = {'status', 'priority', 'gate', 'part', 'order', 'expires_in', 'expires_at', 'debounce_by',
+  'enqueued_ms'}
+
+-- A job not started (status queued, scheduled or failed) out of the list or set it waits in.
+-- Returns 'ready' (it was on a ready list or a lane), 'held' (its task's line), 'scheduled', or
+-- false: a queued job waiting behind its ordering key (its key's line is the caller's to leave).
+local function unplace(base, id, status, prio, gate, part)
+  if status ~= 'queued' then
+    redis.call('ZREM', base .. ':scheduled', id)
+    return 'scheduled'
+  end
+  if redis.call('LREM', ready_key(base, prio), 1, id) == 1 then return 'ready' end
+  if (part or is_fair(base)) and lane_remove(base, part or '', prio, id) then return 'ready' end
+  if gate and drop_held(base, gate, id) then return 'held' end
+  return false
 end
 
 local now = now_ms()
@@ -413,15 +442,8 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'failed' and statu
     and status ~= 'waiting' then
   return status
 end
-redis.call('ZREM', KEYS[2], id)
-if status == 'queued' then
-  -- out of its ready list (or its partition's lane, or the line of its task's limit), so the id
-  -- cannot outlive its record there
-  local prio = priority_of(f[2])
-  if redis.call('LREM', ready_key(base, prio), 1, id) == 0
-      and not ((f[4] or is_fair(base)) and lane_remove(base, f[4] or '', prio, id)) and f[3] then
-    drop_held(base, f[3], id)
-  end
-end
+-- out of the list or set it waits in, so the id cannot outlive its record there (finish() drops a
+-- reserved one's lease and takes a job out of its ordering key's line; a waiting step is in none)
+if status ~= 'reserved' and status ~= 'waiting' then unplace(base, id, status, priority_of(f[2]), f[3], f[4]) end
 finish(base, id, jk, 'cancelled', now, tonumber(ARGV[2]), note and {'reason', 'aborted: ' .. note} or {})
 return status

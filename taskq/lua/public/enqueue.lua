@@ -15,7 +15,15 @@
 --       task name (for the job's record and its events; '' or absent = not told), expires in (ms
 --       after the due time a job may still start; '0' or absent = no deadline), expires at (a unix
 --       ms deadline instead; '0' or absent = none): a job not started by then ends cancelled,
---       partition ('' or absent = none: lib/part.lua)
+--       partition ('' or absent = none: lib/part.lua), key ttl (ms the dedup key stays held after
+--       its job ended: calls meanwhile get that job; '0' or absent = released when it ends),
+--       debounce (ms; '0' or absent = none) and debounce max (ms after the key's job was created
+--       that it may be put off to at most; '0' or absent = no cap), flags ('a': at most once, a
+--       job whose worker died while running it is dead-lettered, not run again; '' or absent = none)
+-- With debounce (and a key): a job created is due `debounce` ms later; while the key's job is
+-- queued or scheduled, a call moves it to now + debounce (never past its cap) and gives it this
+-- call's message (its "id" entry rewritten to the job's id), and returns that job; once the key's
+-- job started (reserved, running) or ended, a new job takes the key.
 -- Returns {job id, 1 if created else 0}; an existing live job with the same key wins; {id, -1} if
 -- the job would be ready now but the queue holds max_ready ready jobs (nothing written).
 -- now_ms(): Redis's clock (TIME) in unix ms, the one clock of every script (never the client's).
@@ -46,6 +54,11 @@ end
 -- the line of jobs of one ordering key (lib/order.lua)
 local function order_key(base, key)
   return base .. ':order:' .. key
+end
+
+-- the keys of a task's own limits (rate_limit=, max_running= on @app.task) start with this
+local function gate_key(base, task)
+  return base .. ':gate:' .. task
 end
 
 -- a stored priority (text); anything but an integer from 0 to 9 reads as 0
@@ -116,6 +129,24 @@ end
 
 local plim_of = {}  -- base -> the queue's limits for every partition, read once per script call
 
+local function queue_limits(base)
+  local q = plim_of[base]
+  if q == nil then
+    local v = redis.call('HMGET', base .. ':plim', 'max_running', 'rate_n', 'rate_window', 'amax', 'astart')
+    q = {cap = tonumber(v[1] or '') or 0, rate_n = tonumber(v[2] or '') or 0, window = tonumber(v[3] or '') or 0,
+      amax = tonumber(v[4] or '') or 0, astart = tonumber(v[5] or '') or 1}
+    plim_of[base] = q
+  end
+  return q
+end
+
+-- whether a partition's cap may apply (so its leases are counted): the queue's, an adaptive one,
+-- or a partition's own (any conf)
+local function caps_apply(base)
+  local q = queue_limits(base)
+  return q.cap > 0 or q.amax > 0 or queue_flags(base).any
+end
+
 -- p joins the back of the turns of priority `prio` (unless it is there already)
 local function ring_add(base, p, prio)
   redis.call('ZADD', base .. ':ring:' .. prio, 'NX', redis.call('INCR', base .. ':ringseq'), p)
@@ -130,6 +161,54 @@ local function lane_push(base, p, prio, ids, front)
   redis.call('INCRBY', base .. ':laned', #ids)
   redis.call('ZINCRBY', base .. ':backlog', #ids, p)
   if n == #ids and redis.call('SISMEMBER', base .. ':blocked', p) == 0 then ring_add(base, p, prio) end
+end
+
+-- `n` jobs left p's lanes: how many its lanes still hold (the caller counts `laned` down, or
+-- lane_taken does: `count`)
+local function lane_left(base, p, n, count)
+  if count then redis.call('DECRBY', base .. ':laned', n) end
+  local left = tonumber(redis.call('ZINCRBY', base .. ':backlog', -n, p))
+  if left <= 0 then redis.call('ZREM', base .. ':backlog', p) end
+  return left
+end
+
+local function lane_taken(base, p, n)
+  lane_left(base, p, n, true)
+end
+
+-- a job out of p's lane (cancelled): true if it was there
+local function lane_remove(base, p, prio, id)
+  local lane = part_key(base, p) .. ':' .. prio
+  if redis.call('LREM', lane, 1, id) == 0 then return false end
+  lane_taken(base, p, 1)
+  if redis.call('EXISTS', lane) == 0 then redis.call('ZREM', base .. ':ring:' .. prio, p) end
+  return true
+end
+
+-- p may start jobs again: it takes its turns again for every priority it has jobs of
+local function part_reopen(base, p)
+  if redis.call('SREM', base .. ':blocked', p) == 0 then return end
+  redis.call('ZREM', base .. ':pwait', p)
+  local pk = part_key(base, p)
+  local any = false
+  for prio = 9, 0, -1 do
+    if redis.call('EXISTS', pk .. ':' .. prio) == 1 then
+      ring_add(base, p, prio)
+      any = true
+    end
+  end
+  if any then wake(base) end
+end
+
+-- a lease of partition p ended (lib/lease.lua): a partition blocked at its cap may go on
+local function part_released(base, p, id)
+  if not caps_apply(base) then return end  -- no cap: nothing was counted, nothing waits for a slot
+  local pk = part_key(base, p)
+  redis.call('SREM', pk .. ':leases', id)
+  if redis.call('SISMEMBER', base .. ':blocked', p) == 0 then return end
+  if redis.call('HGET', pk .. ':conf', 'paused') ~= '1' and not redis.call('ZSCORE', base .. ':pwait', p) then
+    part_reopen(base, p)
+  end
 end
 
 -- jk false: the caller wrote status 'queued'; part: the job's partition (false: none; nil: not
@@ -176,6 +255,27 @@ local function admit(base, id, jk, prio, key, part)
   ready(base, id, jk, prio, false, part)
 end
 
+-- A job with ordering key `key` ended: if it held the key, the next in line becomes ready (one
+-- whose record is gone or that ended meanwhile is passed over); else it leaves the line.
+local function release_order(base, id, key)
+  local list = order_key(base, key)
+  if redis.call('LINDEX', list, 0) ~= id then
+    if redis.call('LREM', list, 1, id) > 0 then redis.call('DECR', base .. ':ordered') end
+    return
+  end
+  redis.call('LPOP', list)
+  while true do
+    local next_id = redis.call('LINDEX', list, 0)
+    if not next_id then return end
+    redis.call('DECR', base .. ':ordered')
+    local f = redis.pcall('HMGET', job_key(base, next_id), 'status', 'priority', 'part')
+    if not f.err and f[1] == 'queued' then
+      ready(base, next_id, false, priority_of(f[2]), false, f[3])
+      return
+    end
+    redis.call('LPOP', list)
+  end
+end
 -- append a field name and value to a list of them
 local function add_fields(list, name, value)
   list[#list + 1] = name
@@ -220,6 +320,23 @@ local function create_job(base, id, jk, body, prio, now, task, extra)
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, unpack(extra))
   emit(base, 'enqueued', id, task, '1')
 end
+
+-- a msgpack str header for a string of n bytes
+local function str_header(n)
+  if n < 32 then return string.char(0xa0 + n) end
+  if n < 256 then return string.char(0xd9, n) end
+  return string.char(0xda, math.floor(n / 256), n % 256)
+end
+
+-- a packed message (a msgpack map) with its "id" entry naming job `to` instead of `from`: a
+-- debounced call's message goes to the job that holds the key (the entry's value is
+-- length-prefixed, so only it changes); unchanged if it has no such entry
+local function with_id(msg, from, to)
+  local entry = '\162id' .. str_header(#from) .. from
+  local at = string.find(msg, entry, 1, true)
+  if not at then return msg end
+  return string.sub(msg, 1, at - 1) .. '\162id' .. str_header(#to) .. to .. string.sub(msg, at + #entry)
+end
 -- Backpressure (max_ready): a producer refused for a full queue marks it full; a fetch that takes
 -- jobs off a full queue's ready lists gives a token per job taken to the producers blocked on room.
 
@@ -239,24 +356,148 @@ local function refuse_full(base, max_ready, adding)
   return true
 end
 
+-- Where a job that has not started waits, and moving it: the one place a job leaves its place
+-- without ending (cancel ends it right after; a debounced call, job.reschedule() and
+-- job.set_priority() place it again). A queued job waits on its priority's ready list, in its
+-- partition's lane (lib/part.lua), in its task's held line (lib/gate.lua) or behind its ordering
+-- key (lib/order.lua); a scheduled one in the scheduled set; a reserved one is leased to a worker
+-- that prefetched it (taken back: its token is deleted, so that worker's start is refused in
+-- ops/fetch.lua and it never runs there).
+-- A task's own limits (rate_limit= and max_running= on @app.task), checked as fetch leases its
+-- jobs (they carry the field gate = the task's name). A job over its task's limit is parked: it
+-- waits, still queued, in <gate>:held; once the task has room again, a fetch leases it first.
+-- Starts are counted in the sliding window <gate>:rate, leases in the set <gate>:leases
+-- (dropped by lib/lease.lua, which wakes an idle worker for the held jobs).
+
+-- a held job cancelled: out of its task's held list (true if it was there)
+local function drop_held(base, task, id)
+  if redis.call('LREM', gate_key(base, task) .. ':held', 1, id) == 0 then return false end
+  redis.call('DECR', base .. ':parked')
+  return true
+end
+
+-- The lease of a job leaving its worker (it ended, is retried, given back or recovered): out of
+-- the leases and reserved sets (and its task's, if the task has max_running=), token deleted
+-- (with the fields in `also`, a list of names; false: the caller rewrites the record), so the last
+-- holder's late calls are refused.
+-- `gate` and `part` are the job's fields of those names when the caller has read them (nil: read
+-- them here); a job of a partition frees its slot there (lib/part.lua).
+local function drop_lease(base, id, jk, also, gate, part)
+  redis.call('ZREM', base .. ':leases', id)
+  -- a fetch refused jobs for the queue's max_running: this freed slot wakes an idle worker
+  if redis.call('DEL', base .. ':capped') == 1 then wake(base) end
+  redis.call('SREM', base .. ':reserved', id)
+  if gate == nil or part == nil then
+    local f = redis.call('HMGET', jk, 'gate', 'part')
+    if gate == nil then gate = f[1] end
+    if part == nil then part = f[2] end
+  end
+  if part then part_released(base, part, id) end
+  if gate then
+    -- a job of this task waits for a free slot of its task: this one wakes an idle worker
+    local gk = gate_key(base, gate)
+    if redis.call('SREM', gk .. ':leases', id) == 1 and redis.call('EXISTS', gk .. ':held') == 1 then wake(base) end
+  end
+  if also == false then return end  -- the caller writes the record anew (lib/finish.lua)
+  if also then redis.call('HDEL', jk, 'token', unpack(also)) else redis.call('HDEL', jk, 'token') end
+end
+
+-- what a move reads of a job, in this order (placed_of)
+local PLACE_FIELDS = {'status', 'priority', 'gate', 'part', 'order', 'expires_in', 'expires_at', 'debounce_by',
+  'enqueued_ms'}
+
+local function placed_of(jk)
+  local f = redis.call('HMGET', jk, unpack(PLACE_FIELDS))
+  return {status = f[1], prio = priority_of(f[2]), gate = f[3], part = f[4], order = f[5], expires_in = f[6],
+    expires_at = f[7], debounce_by = f[8], enqueued = f[9]}
+end
+
+-- A job not started (status queued, scheduled or failed) out of the list or set it waits in.
+-- Returns 'ready' (it was on a ready list or a lane), 'held' (its task's line), 'scheduled', or
+-- false: a queued job waiting behind its ordering key (its key's line is the caller's to leave).
+local function unplace(base, id, status, prio, gate, part)
+  if status ~= 'queued' then
+    redis.call('ZREM', base .. ':scheduled', id)
+    return 'scheduled'
+  end
+  if redis.call('LREM', ready_key(base, prio), 1, id) == 1 then return 'ready' end
+  if (part or is_fair(base)) and lane_remove(base, part or '', prio, id) then return 'ready' end
+  if gate and drop_held(base, gate, id) then return 'held' end
+  return false
+end
+
+-- A job not started (`w`: placed_of) taken back for a move: out of its place (unplace), or, if
+-- reserved, its lease dropped ('reserved'); with `leave_line`, out of its ordering key's line too
+-- (a job holding the key passes it on: it joins the line again where it is placed).
+local function take_back(base, id, jk, w, leave_line)
+  local where
+  if w.status == 'reserved' then
+    drop_lease(base, id, jk, nil, w.gate, w.part)
+    where = 'reserved'
+  else
+    where = unplace(base, id, w.status, w.prio, w.gate, w.part)
+  end
+  if leave_line and w.order then release_order(base, id, w.order) end
+  return where
+end
+
+-- A job taken back (take_back with leave_line) placed again, due at `due`: scheduled, or entering
+-- the queue now (at the back of its ordering key's line, if it has one). A deadline given in
+-- seconds (expires_in) counts from the new due time; one given as a datetime stays.
+local function place_again(base, id, jk, w, due, now)
+  if w.expires_in then
+    local by = deadline(due, w.expires_in, w.expires_at)
+    if by then redis.call('HSET', jk, 'expires_ms', by) end
+  end
+  if due > now then
+    -- its place among jobs of its ordering key due at the same ms (lib/promote.lua)
+    if w.order then redis.call('HSET', jk, 'oseq', redis.call('INCR', base .. ':oseq')) end
+    schedule(base, id, jk, due, 'scheduled')
+  else
+    admit(base, id, jk, w.prio, w.order, w.part or false)
+  end
+end
 local now = now_ms()
 local base = string.sub(KEYS[3], 1, -#':scheduled' - 1)
 local id, jk = ARGV[1], KEYS[1]
+local wait, most = tonumber(ARGV[15] or '0') or 0, tonumber(ARGV[16] or '0') or 0
+
+-- the key's job not started yet moves to now + wait (never past its cap) with this call's message;
+-- false if it started or ended (a new job then takes the key)
+local function debounce(existing)
+  local ejk = job_key(base, existing)
+  local w = placed_of(ejk)
+  if w.status ~= 'queued' and w.status ~= 'scheduled' then return false end
+  local cap = tonumber(w.debounce_by or '') or (most > 0 and (tonumber(w.enqueued or '') or now) + most)
+  local due = now + wait
+  if cap and due > cap then due = math.max(cap, now) end
+  redis.call('HSET', ejk, 'msg', with_id(ARGV[2], id, existing))
+  if due <= now and w.status == 'queued' then return true end  -- due now and queued: it keeps its place
+  take_back(base, existing, ejk, w, true)
+  place_again(base, existing, ejk, w, due, now)
+  return true
+end
+
 if ARGV[5] == '1' then
   local existing = redis.call('GET', KEYS[5])
-  if existing then return {existing, 0} end
+  if existing and (wait <= 0 or existing == id or debounce(existing)) then return {existing, 0} end
 end
 if redis.call('EXISTS', jk) == 1 then return {id, 0} end
 local prio = priority_of(ARGV[6])
 local due = tonumber(ARGV[4])
 if due == 0 then due = now + tonumber(ARGV[3]) end
+if wait > 0 then due = now + wait end
 local later = due > now
 if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return {id, -1} end
 local extra = {'status', later and 'scheduled' or 'queued'}
 if ARGV[5] == '1' then
-  redis.call('SET', KEYS[5], id)
+  redis.call('SET', KEYS[5], id)  -- a key held after its job ended (key ttl) is taken without its ttl
   add_fields(extra, 'dedup', KEYS[5])
+  local hold = tonumber(ARGV[14] or '0') or 0
+  if hold > 0 then add_fields(extra, 'key_ttl', hold) end
+  if wait > 0 and most > 0 then add_fields(extra, 'debounce_by', now + most) end
 end
+if ARGV[17] == 'a' then add_fields(extra, 'amo', '1') end
 local order = ARGV[8] ~= '' and ARGV[8]
 if order then
   add_fields(extra, 'order', order)
@@ -266,6 +507,8 @@ end
 if ARGV[9] and ARGV[9] ~= '' then add_fields(extra, 'gate', ARGV[9]) end
 local expires = deadline(due, ARGV[11], ARGV[12])
 if expires then add_fields(extra, 'expires_ms', expires) end
+-- a deadline in ms after the due time is kept as given too: a move counts it from the new due time
+if expires and (tonumber(ARGV[12] or '0') or 0) <= 0 then add_fields(extra, 'expires_in', ARGV[11]) end
 local part = ARGV[13] ~= '' and ARGV[13]
 if part then add_fields(extra, 'part', part) end
 create_job(base, id, jk, ARGV[2], prio, now, ARGV[10], extra)  -- one write of the record, status included
