@@ -8,8 +8,9 @@ counter every change moves, and a tick built from an older revision is refused b
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskq.broker.base import Broker, StoredSchedule
@@ -77,7 +78,7 @@ class Schedules:
     @named_options("app.schedules.upsert")
     def upsert(
         self, id: str, task: TaskBase[Any, Any] | str, *, cron: str | None = None,
-        every: float | dt.timedelta | None = None, tz: str = "UTC", args: tuple[Any, ...] | list[Any] = (),
+        every: float | dt.timedelta | None = None, tz: str = "UTC", args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None, queue: str | None = None, start_at: dt.datetime | None = None,
         end_at: dt.datetime | None = None, limit: int | None = None, overlap: Overlap = "queue",
         catchup: Catchup = "latest",
@@ -148,7 +149,7 @@ class Schedules:
         """The schedule of that id (declared in code or stored), or None."""
         return next((i for i in self.list() if i.id == id), None)
 
-    def list(self) -> list[ScheduleInfo]:
+    def list(self) -> builtins.list[ScheduleInfo]:
         """Every schedule: this app's declared in code, and every stored one of the namespace, by id."""
         return schedule_infos(self._app.broker, self.code)
 
