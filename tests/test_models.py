@@ -235,6 +235,22 @@ def test_a_workflow_passes_models_from_step_to_step(app: taskq.TaskQ) -> None:
     assert [li.sku for li in grouped.results(timeout=5)] == ["c", "d"]
 
 
+def test_a_stored_schedule_keeps_model_arguments_as_plain_maps(app: taskq.TaskQ) -> None:
+    @app.task
+    def restock(line: Line) -> str:
+        assert isinstance(line, Line)
+        return f"{line.sku} x{line.qty}"
+
+    info = app.schedules.upsert("restock:a", restock, every=3600, args=(Line(sku="a", price="2", qty=5),))
+    assert info.args == ({"sku": "a", "price": decimal.Decimal(2), "qty": 5},)
+    job = app.schedules.trigger("restock:a")
+    drain(app)
+    assert job.result(timeout=5) == "a x5"
+    with pytest.raises(taskq.ConfigError, match=r"^schedule 'restock:b': task 'restock': argument 'line': price: "):
+        app.schedules.upsert("restock:b", restock, every=3600, kwargs={"line": {"sku": "b"}})
+    assert app.schedules.get("restock:b") is None
+
+
 @pytest.mark.parametrize(("call", "says"), [
     (lambda t: t.delay({"id": "nope", "placed_at": WHEN, "lines": []}),
      r"^task 'ship': argument 'order': id: Input should be a valid UUID"),
