@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import importlib.util
 import inspect
 import sys
@@ -371,22 +372,29 @@ def _union(members: tuple[Any, ...], value: Any, path: str) -> Any:
 def _dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, dict):
         raise Mismatch(path, f"expected a map for {cls.__name__}, got {_kind(value)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in value if k not in fields]
-    if unknown:
-        raise Mismatch(_at(path, str(unknown[0])), f"not a field of {cls.__name__}")
-    for name, f in fields.items():
-        if name not in value and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+    hints, required = _fields(cls)
+    kwargs = {}
+    for name, item in value.items():
+        if name not in hints:
+            raise Mismatch(_at(path, str(name)), f"not a field of {cls.__name__}")
+        kwargs[name] = _rebuild(hints[name], item, _at(path, name))
+    for name in required:
+        if name not in value:
             raise Mismatch(_at(path, name), "field required")
-    hints = _field_hints(cls)
-    return cls(**{k: _rebuild(hints.get(k, Any), v, _at(path, k)) for k, v in value.items()})
+    return cls(**kwargs)
 
 
-def _field_hints(cls: type) -> dict[str, Any]:
+@functools.cache  # per class, once: get_type_hints() costs far more than a rebuild
+def _fields(cls: type) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A dataclass's init fields: their hints (Any where one cannot be resolved), and the required ones."""
     try:
-        return typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls)
     except Exception:  # a field hint that cannot be resolved: its value is left as it is
-        return {}
+        hints = {}
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    required = tuple(f.name for f in fields
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    return {f.name: hints.get(f.name, Any) for f in fields}, required
 
 
 def _at(path: str, name: str) -> str:
