@@ -307,6 +307,18 @@ def test_a_message_that_no_longer_fits_is_dead_lettered_and_the_worker_goes_on(a
         app.job("stale").result(timeout=5)
 
 
+def test_a_foreign_producer_may_send_text_for_datetimes_uuids_and_decimals(app: taskq.TaskQ) -> None:
+    """docs/protocol.md §1.2: the worker validates in pydantic's lax mode."""
+    @app.task
+    def ship(order: Shipment) -> str:
+        return f"{order.id.version} {order.placed_at.isoformat()} {order.lines[0].price!r}"
+
+    text = {"id": str(ORDER_ID), "placed_at": "2024-06-10T12:00:00.5+02:00", "lines": [{"sku": "a", "price": "1.50"}]}
+    app.broker.enqueue(new_job("default", "go", pack(Message(id="go", task="ship", queue="default", args=(text,)))))
+    drain(app)
+    assert app.job("go").result(timeout=5) == f"{ORDER_ID.version} {WHEN.isoformat()} Decimal('1.50')"
+
+
 def test_a_stored_result_that_no_longer_fits_says_so(app: taskq.TaskQ) -> None:
     @app.task
     def make() -> dict[str, Any]:
