@@ -46,27 +46,27 @@ _EXACT = frozenset({*_SENT_AS_IS, bool, type(None)})
 
 
 class Mismatch(ValueError):
-    """A value that does not fit its hint. Never leaves taskq: the producer raises it as an
-    EnqueueError, the worker dead-letters the job (`bad_args: ...`), `job.result()` raises
-    MessageInvalid."""
+    """A value that does not fit its hint, e.g. str() "order.items[0].price: Field required".
+    Never leaves taskq: the producer raises an EnqueueError, the worker dead-letters the job
+    (`bad_args: ...`), `job.result()` raises MessageInvalid."""
 
     def __init__(self, path: str, problem: str, name: str = "") -> None:
-        super().__init__(f"{name}{path}: {problem}" if name or path else problem)
         #: where inside the value, e.g. "items[0].price" ("" for the value itself)
         self.path = path
         self.problem = problem
         #: the parameter (or "result"), once known
         self.name = name
+        field = name + ("." if name and path and not path.startswith("[") else "") + path
+        super().__init__(f"{field}: {problem}" if field else problem)
 
     def of(self, name: str) -> Mismatch:
         """The same mismatch, inside the parameter `name`."""
-        path = self.path if not self.path or self.path.startswith("[") else f".{self.path}"
-        return Mismatch(path, self.problem, name)
+        return Mismatch(self.path, self.problem, name)
 
     @property
     def inside(self) -> str:
         """"<path>: <problem>", or the problem alone for the value itself."""
-        return f"{self.path.lstrip('.')}: {self.problem}" if self.path else self.problem
+        return f"{self.path}: {self.problem}" if self.path else self.problem
 
 
 class ValueType:
@@ -126,7 +126,7 @@ def value_type(hint: Any) -> ValueType:
 
         try:
             return _PydanticType(hint, pydantic.TypeAdapter(hint))
-        except pydantic.PydanticUserError:  # a field type pydantic has no schema for: checked as ours are
+        except Exception:  # a field type pydantic has no schema for (never fatal here): checked as ours are
             pass
     return ValueType(hint)
 
@@ -271,7 +271,10 @@ def carries_model(hint: Any) -> bool:
 
 def _is_model(cls: type) -> bool:
     pydantic = sys.modules.get("pydantic")  # a model class exists only once pydantic was imported
-    return pydantic is not None and issubclass(cls, pydantic.BaseModel)
+    try:
+        return pydantic is not None and issubclass(cls, pydantic.BaseModel)
+    except TypeError:  # a class whose metaclass refuses issubclass()
+        return False
 
 
 # --- plain values out ----------------------------------------------------------------------------
