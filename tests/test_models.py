@@ -126,6 +126,7 @@ def test_nested_models_round_trip_through_a_worker(app: taskq.TaskQ) -> None:
     assert receipt == Receipt(shipment=ORDER_ID, total=decimal.Decimal("22.90"),
                               by_sku={li.sku: li for li in sent.lines})
     assert isinstance(receipt.total, decimal.Decimal) and str(receipt.total) == "22.90"
+    assert asyncio.run(job.result_async(timeout=5)) == receipt
 
 
 def test_messages_and_results_are_plain_maps_without_class_names(app: taskq.TaskQ) -> None:
@@ -198,15 +199,16 @@ def test_every_way_to_enqueue_takes_instances_and_dicts(app: taskq.TaskQ) -> Non
         total.delay(a), total.options(priority=5).delay(b),  # type: ignore[arg-type]
         *total.map([a, b]), count.delay([a, b]),  # type: ignore[list-item]
         price.delay(a, b, c=a, d=b),  # type: ignore[arg-type]
+        *app.enqueue_many([(total, (a,)), total.options(queue="other").s(b)]),
     ]
 
     async def from_a_loop() -> taskq.Job[Any]:
         return await total.delay_async(b)  # type: ignore[arg-type]
 
     jobs.append(asyncio.run(from_a_loop()))
-    drain(app)
+    drain(app, ["default", "other"])
     assert [j.result(timeout=5) for j in jobs] == [6, decimal.Decimal("0.5"), 6, decimal.Decimal("0.5"), 2,
-                                                   "a,b,a,b", decimal.Decimal("0.5")]
+                                                   "a,b,a,b", 6, decimal.Decimal("0.5"), decimal.Decimal("0.5")]
 
 
 def test_a_workflow_passes_models_from_step_to_step(app: taskq.TaskQ) -> None:
