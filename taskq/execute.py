@@ -16,6 +16,7 @@ from taskq.backoff import Backoff
 from taskq.context import JobContext, job_context, running
 from taskq.errors import Aborted, RateLimited, Reject, Retry, SerializationError, TimeLimitExceeded
 from taskq.message import Message, pack_value
+from taskq.models import Mismatch
 from taskq.task import TaskBase
 
 
@@ -126,10 +127,26 @@ def returned(task: TaskBase[Any, Any], message: Message, value: Any, duration: f
         # a thread cannot be stopped; the overrun is reported once the function returns
         exc = TimeLimitExceeded(f"time limit exceeded: ran {duration:.3f}s, timeout is {message.timeout}s")
         return failed(task, message, exc, duration, rng)
+    types = task.types
     try:
+        if types is not None and types.result is not None:  # a model or dataclass: as plain values
+            value = types.result.dump(value)
         return Succeeded(pack_value(value), duration)
-    except SerializationError as exc:
-        return Dead(f"result_unserializable: {exc}", str(exc), duration, False)  # no traceback to show
+    except (SerializationError, Mismatch) as exc:
+        error = f"the value does not fit the return type: {exc.of('result')}" if isinstance(exc, Mismatch) else exc
+        return Dead(f"result_unserializable: {error}", str(error), duration, False)  # no traceback to show
+
+
+def arguments(task: TaskBase[Any, Any], message: Message) -> tuple[tuple[Any, ...], dict[str, Any]] | Dead:
+    """The arguments to call the function with: the message's, with models and dataclasses
+    rebuilt from its type hints (taskq/models.py); Dead ("bad_args: ...") if they do not fit,
+    e.g. the model changed since the job was enqueued: no attempt would do better."""
+    types = task.types
+    assert types is not None
+    try:
+        return types.load_call(message.args, message.kwargs)
+    except Mismatch as exc:
+        return Dead(f"bad_args: {exc}", f"bad_args: {exc}", 0.0, False)
 
 
 def wrap_sync(middleware: Sequence[Middleware], job: JobContext, body: Callable[[], Any]) -> Any:
@@ -151,13 +168,20 @@ async def wrap_async(middleware: Sequence[Middleware], job: JobContext, body: Ca
 
 def run_sync(task: TaskBase[Any, Any], message: Message, middleware: Sequence[Middleware] = ()) -> Outcome:
     """Call a sync task function in the current thread, inside the app's middleware."""
+    if task.types is None:  # the common case: the message's values as they are
+        args, kwargs = message.args, message.kwargs
+    else:
+        called = arguments(task, message)
+        if isinstance(called, Dead):
+            return called
+        args, kwargs = called
     token = running.set(message)
     start = time.perf_counter()
     try:
         if middleware:
-            value = wrap_sync(middleware, job_context(message), lambda: task.fn(*message.args, **message.kwargs))
+            value = wrap_sync(middleware, job_context(message), lambda: task.fn(*args, **kwargs))
         else:
-            value = task.fn(*message.args, **message.kwargs)
+            value = task.fn(*args, **kwargs)
     except Exception as exc:
         return failed(task, message, exc, time.perf_counter() - start)
     finally:
@@ -169,12 +193,19 @@ async def run_async(task: TaskBase[Any, Any], message: Message, middleware: Sequ
     """Await an async task function on the current event loop, enforcing its timeout. Only
     taskq's own limit is reported as TimeLimitExceeded; a TimeoutError the task raises itself
     (its own asyncio.timeout or wait_for) is an ordinary failure, with its traceback."""
+    if task.types is None:  # the common case: the message's values as they are
+        args, kwargs = message.args, message.kwargs
+    else:
+        called = arguments(task, message)
+        if isinstance(called, Dead):
+            return called
+        args, kwargs = called
     running.set(message)  # this coroutine runs as its own asyncio task: the value stays inside it
     start = time.perf_counter()
     limit: asyncio.Timeout | None = None
     try:
-        coro = task.fn(*message.args, **message.kwargs) if not middleware else wrap_async(
-            middleware, job_context(message), lambda: task.fn(*message.args, **message.kwargs))
+        coro = task.fn(*args, **kwargs) if not middleware else wrap_async(
+            middleware, job_context(message), lambda: task.fn(*args, **kwargs))
         if message.timeout is None:
             value = await coro
         else:

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Move, Status
@@ -23,12 +24,15 @@ __all__ = ["TERMINAL", "Job", "Status"]
 class Job(Generic[R]):
     """A handle on an enqueued job. Cheap to create; holds no state but its id and queue."""
 
-    def __init__(self, broker: Handles, queue: str, job_id: str, hooks: Sink | None = None) -> None:
+    def __init__(self, broker: Handles, queue: str, job_id: str, hooks: Sink | None = None,
+                 rebuild: Callable[[Any], R] | None = None) -> None:
         self.id = job_id
         self.queue = queue
         self._broker = broker
         #: the app's hooks: a job this handle cancels gives its "cancelled" event here
         self._hooks = hooks
+        #: the result's model or dataclass from its stored plain values (taskq/models.py), or None
+        self._rebuild = rebuild
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue!r}>"
@@ -69,6 +73,7 @@ class Job(Generic[R]):
             JobCancelled: the job was cancelled.
             ResultTimeout: no outcome within `timeout`.
             JobNotFound: no record of the job.
+            MessageInvalid: the result does not fit the task's return type (a model changed).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -95,7 +100,8 @@ class Job(Generic[R]):
         if state is None:
             raise self._missing()
         if state.status is Status.SUCCEEDED:
-            return True, cast(R, unpack_value(state.result or PACKED_NONE)), 0.0
+            value = unpack_value(state.result or PACKED_NONE)
+            return True, value if self._rebuild is None else self._rebuild(value), 0.0
         if state.status is Status.DEAD:
             raise TaskFailed(self.id, state.reason or "dead", state.error)
         if state.status is Status.CANCELLED:

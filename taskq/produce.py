@@ -74,7 +74,7 @@ class Producing:
         self._enqueued(call.task.name, call.queue, [job_id])
         if self.after_submit is not None:
             self.after_submit(call.queue)
-        return Job(broker, call.queue, job_id, self.hooks)
+        return self._handle(call, job_id, broker)
 
     async def submit_async(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """submit() on the event loop's client (used by TaskCall.delay_async). The call only
@@ -145,7 +145,7 @@ class Producing:
                 continue
             if hooked:
                 self._enqueued(call.task.name, call.queue, [answer])
-            future.set_result(Job(broker, call.queue, answer, self.hooks))
+            future.set_result(self._handle(call, answer, broker))
 
     async def _submit_async_now(self, call: TaskCall[Any, Any], args: tuple[Any, ...],
                                 kwargs: dict[str, Any]) -> Job[Any]:
@@ -161,7 +161,7 @@ class Producing:
             job_id = await with_room_async(policy, aio, lambda limit: aio.enqueue(job, max_ready=limit))
         self._enqueued(call.task.name, call.queue, [job_id])
         await self._after_submit_async(call.queue)
-        return Job(self.broker, call.queue, job_id, self.hooks)
+        return self._handle(call, job_id)
 
     async def _after_submit_async(self, queue: str) -> None:
         """The after_submit callback (eager mode's drain) in a thread: it blocks, the loop must not."""
@@ -186,8 +186,14 @@ class Producing:
     def new_flow_id(self) -> str:
         return new_job_id()
 
-    def job_handle(self, queue: str, job_id: str) -> Job[Any]:
-        return Job(self.broker, queue, job_id, self.hooks)
+    def job_handle(self, queue: str, job_id: str, task: TaskBase[Any, Any] | None = None) -> Job[Any]:
+        types = None if task is None else task.types
+        return Job(self.broker, queue, job_id, self.hooks, None if types is None else types.rebuild)
+
+    def _handle(self, call: TaskCall[Any, Any], job_id: str, broker: Broker | None = None) -> Job[Any]:
+        """The Job of a call's new job (it rebuilds a model or dataclass result, taskq/models.py)."""
+        types = call.task.types
+        return Job(broker or self.broker, call.queue, job_id, self.hooks, None if types is None else types.rebuild)
 
     def submit_steps(self, steps: Sequence[tuple[str, FlowStep]], tasks: Sequence[TaskBase[Any, Any]]) -> None:
         """Store a workflow's steps (taskq/workflow.py): those waiting for parents first, then the
@@ -228,7 +234,8 @@ class Producing:
         if call.key is not None:  # debounced calls of one key (task.py): in turn, each moves the key's job
             return [self._submit_packed(call, job) for job in jobs]
         self._store_jobs(call.queue, jobs)
-        return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
+        broker = self.broker
+        return [self._handle(call, job.id, broker) for job in jobs]
 
     async def submit_many_async(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
                                 partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
@@ -243,7 +250,8 @@ class Producing:
                               lambda limit: aio.enqueue_many(stored, max_ready=limit))
         self._enqueued(call.task.name, call.queue, (job.id for job in jobs))
         await self._after_submit_async(call.queue)
-        return [Job(self.broker, call.queue, job.id, self.hooks) for job in jobs]
+        broker = self.broker
+        return [self._handle(call, job.id, broker) for job in jobs]
 
     def enqueue_many(self, calls: Iterable[tuple[Any, ...] | Signature[Any]]) -> list[Job[Any]]:
         """Enqueue many calls of any tasks in batches: each item is (task, args), (task, args,
@@ -266,7 +274,7 @@ class Producing:
         packed = {key: (call, self._pack_calls(call, items)) for key, (call, items) in groups.items()}
         for queue in dict.fromkeys(call.queue for call, _ in packed.values()):  # one store per queue
             self._store_jobs(queue, [job for call, jobs in packed.values() if call.queue == queue for job in jobs])
-        return [Job(self.broker, packed[key][0].queue, packed[key][1][index].id, self.hooks) for key, index in order]
+        return [self._handle(packed[key][0], packed[key][1][index].id) for key, index in order]
 
     def _pack_calls(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
                     partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[NewJob]:

@@ -96,11 +96,13 @@ class Schedules:
             raise ConfigError(f"schedule {id!r}: end_at must be after start_at")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise ConfigError(f"schedule {id!r}: limit must be an int >= 1, got {limit!r}")
-        timing = entry.timing
+        timing, types = entry.timing, entry.task.types
+        plain = (entry.args, entry.kwargs) if types is None else types.dump_call(  # models as plain maps
+            entry.task.name, entry.args, entry.kwargs)
         stored = StoredSchedule(
             id=id, queue=entry.queue, task=entry.task.name, cron=timing.expr if isinstance(timing, CronSpec) else "",
             tz=timing.tz, every_ms=timing.every_ms if isinstance(timing, EverySpec) else 0,
-            args=pack_value([list(entry.args), entry.kwargs]), start_ms=start_ms, end_ms=end_ms, limit=limit,
+            args=pack_value([list(plain[0]), plain[1]]), start_ms=start_ms, end_ms=end_ms, limit=limit,
             overlap=overlap, catchup=catchup)
         if self._app.broker.put_schedule(stored, timing.fingerprint) is None:
             raise ConfigError(f"schedule {id!r} is declared in code (by another app): change it there")

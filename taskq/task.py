@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import inspect
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
@@ -14,6 +15,7 @@ from taskq.codec import blame
 from taskq.errors import ConfigError, EnqueueError, SerializationError
 from taskq.job import Job
 from taskq.message import MAX_MESSAGE_BYTES, encode, unsendable
+from taskq.models import CallTypes, call_types
 from taskq.options import (
     UNSET,
     TaskOptions,
@@ -66,8 +68,8 @@ class Producer(Protocol):
         """Store a workflow's (queue, step)s, the waiting ones first (taskq/workflow.py)."""
         ...
 
-    def job_handle(self, queue: str, job_id: str) -> Job[Any]:
-        """A Job for an id in a queue."""
+    def job_handle(self, queue: str, job_id: str, task: TaskBase[Any, Any] | None = None) -> Job[Any]:
+        """A Job for an id in a queue (of `task`: it rebuilds a model result)."""
         ...
 
 
@@ -90,6 +92,12 @@ class TaskBase(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} queue={self.opts.queue!r}>"
 
+    @functools.cached_property
+    def types(self) -> CallTypes | None:
+        """Its parameters and return value that are pydantic models or dataclasses (None: none
+        are), read from its type hints at first use, so a model may be defined after the task."""
+        return call_types(self.fn, self._signature)
+
     @property
     def defaults(self) -> TaskCall[P, R]:
         """A call with the task's own options."""
@@ -101,6 +109,9 @@ class TaskBase(Generic[P, R]):
                 flow: tuple[str, str, int, bool] | None = None) -> bytes:
         """The wire bytes of one call of this task (with per-call `opts`, else the task's): the
         one place a call becomes a message. Raises SerializationError or MessageTooLarge first."""
+        types = self.types
+        if types is not None:  # models and dataclasses as plain maps (taskq/models.py)
+            args, kwargs = types.dump_call(self.name, args, kwargs, 1 if flow is not None and flow[1] else 0)
         o = opts or self.opts
         b = o.backoff
         backoff = None if o is self.opts or b == self.opts.backoff else (b.base, b.factor, b.max, b.jitter)

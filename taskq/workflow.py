@@ -178,4 +178,4 @@ def submit(node: Node) -> list[Job[Any]]:
                                             call.place.expires_ms, call.place.expires_at_ms,
                                             call.place.partition, call.place.at_most_once)))
     producer.submit_steps(staged, [steps[n].sig.call.task for n in range(len(steps))])
-    return [producer.job_handle(staged[t][0], ids[t]) for t in tails]
+    return [producer.job_handle(staged[t][0], ids[t], steps[t].sig.call.task) for t in tails]
