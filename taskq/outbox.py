@@ -32,13 +32,17 @@ from taskq.errors import ConfigError, OutboxError
 from taskq.outbox_rows import TABLE, flow_row, job_row
 from taskq.outbox_sql import Database, Writer, connect, writer_for
 
-__all__ = ["Outbox", "OutboxStatus", "active", "init", "status"]
+__all__ = ["ASYNC_REFUSED", "Outbox", "OutboxStatus", "active", "init", "status"]
 
 #: the outbox of the `with app.outbox(conn):` block the current thread or task is in, if any
 _ACTIVE: contextvars.ContextVar[Outbox | None] = contextvars.ContextVar("taskq_outbox", default=None)
 
 #: what is read where the producer stores a call (one lookup, no function call around it)
 active = _ACTIVE.get
+
+#: what delay_async / map_async raise inside an outbox
+ASYNC_REFUSED = ("delay_async/map_async inside app.outbox(): the outbox writes through a sync connection; "
+                 "call .delay()/.map() inside the block")
 
 
 class Outbox:

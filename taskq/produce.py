@@ -24,7 +24,7 @@ from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.limits import QueuePolicy, with_room, with_room_async
 from taskq.options import check_partition
-from taskq.outbox import Outbox
+from taskq.outbox import ASYNC_REFUSED, Outbox
 from taskq.outbox import active as outbox_active
 from taskq.task import Signature, TaskBase, TaskCall
 
@@ -65,11 +65,9 @@ class Producing:
         raise NotImplementedError  # TaskQ's
 
     def outbox(self, conn: Any) -> Outbox:
-        """`with app.outbox(conn):` every enqueue inside (delay, map, enqueue_many, workflows)
-        becomes a row of the table taskq_outbox written through `conn` (psycopg, sqlite3 or another
-        DB-API 2 connection, a SQLAlchemy Connection or Session, Django's connection), in its
-        transaction; nothing reaches Redis. A relay (`taskq relay APP --dsn DSN`) moves committed
-        rows to Redis as jobs with the ids the returned Jobs carry; rolled-back rows never run."""
+        """`with app.outbox(conn):` every enqueue inside becomes a row of taskq_outbox written
+        through `conn` (DB-API 2, SQLAlchemy, Django) in its transaction, not a Redis call;
+        `taskq relay` moves committed rows to Redis as jobs with the ids returned (taskq/outbox.py)."""
         return Outbox(conn)
 
     def submit(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
@@ -97,7 +95,7 @@ class Producing:
         waits in line here: the loop's drain checks, packs and sends PACK_CHUNK calls per turn of
         the loop, so a gather of thousands never holds the loop for all of them at once."""
         if outbox_active() is not None:
-            raise _no_async_outbox()
+            raise ConfigError(ASYNC_REFUSED)
         queue = call.queue
         if queue not in self._known_queues or queue in self.queue_policies or self.after_submit is not None:
             return await self._submit_async_now(call, args, kwargs)
@@ -251,7 +249,7 @@ class Producing:
                                 partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
         """submit_many() on the event loop's client (used by map_async)."""
         if outbox_active() is not None:
-            raise _no_async_outbox()
+            raise ConfigError(ASYNC_REFUSED)
         jobs = self._pack_calls(call, calls, partition_of)
         if call.key is not None:  # debounced calls of one key, in turn (as submit_many)
             return [await self._submit_packed_async(call, job) for job in jobs]
@@ -375,11 +373,6 @@ def stage_steps(broker: Broker, steps: Sequence[tuple[str, FlowStep]]) -> None:
     else:  # one slot at a time: every successor is stored before any first step
         broker.stage(waiting)
         broker.stage(first)
-
-
-def _no_async_outbox() -> ConfigError:
-    return ConfigError("delay_async/map_async inside app.outbox(): the outbox writes through a sync "
-                       "connection; call .delay()/.map() inside the block")
 
 
 def _placed(places: dict[str, Placement], place: Placement, partition: str) -> Placement:

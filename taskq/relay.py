@@ -69,6 +69,16 @@ class Relay:
     def stop(self) -> None:
         self._stop.set()
 
+    def drain(self) -> int:
+        """Move every committed row there is now, then return how many (tests, scripts, cron)."""
+        self.open()
+        try:
+            while self.step():
+                pass
+        finally:
+            self.close()
+        return self.moved
+
     # -- the loop ---------------------------------------------------------
 
     def run(self) -> None:

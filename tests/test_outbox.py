@@ -80,14 +80,7 @@ def task(app: taskq.TaskQ, name: str) -> Any:
 
 def relay_once(app: taskq.TaskQ, dsn: str) -> int:
     """Move every committed row (steps until the table is empty); rows moved."""
-    relay = Relay(app, dsn, batch=100)
-    relay.open()
-    try:
-        while relay.step():
-            pass
-    finally:
-        relay.close()
-    return relay.moved
+    return Relay(app, dsn, batch=100).drain()
 
 
 def ready_ids(app: taskq.TaskQ, queue: str = "default") -> list[str]:
