@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LOCK := .ci/constraints.txt
 LOCKED ?= -c $(LOCK)
 
-.PHONY: demo test test-latest lock lint typecheck docs unit redis-server chromium bench clean lua
+.PHONY: demo test test-latest lock lint typecheck docs unit redis-server postgresql chromium bench clean lua
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ redis-server:
 	  echo "installing redis-server from the OS packages"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# the outbox tests start their own PostgreSQL (initdb, pg_ctl); Debian keeps the binaries in
+# /usr/lib/postgresql/<version>/bin, off PATH, where tests/postgres_server.py finds them too
+postgresql:
+	@{ command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; } || \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql from the OS packages"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 # the dashboard's browser test drives Debian's headless Chromium; install it if missing
 chromium:
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
@@ -55,7 +63,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict taskq
 	$(VENV)/bin/mypy --strict tests/typing
 
-unit: $(STAMP) redis-server chromium
+unit: $(STAMP) redis-server postgresql chromium
 	$(VENV)/bin/pytest -q
 
 # the API reference from the docstrings (pdoc), into docs/api/; any warning fails it
@@ -66,7 +74,7 @@ docs: $(STAMP)
 test: lint typecheck docs unit
 
 # every framework through the same workloads (installs the peers into bench/.peers-venv once)
-bench: $(STAMP) redis-server
+bench: $(STAMP) redis-server postgresql
 	$(PY) bench/run.py
 
 clean:

@@ -3,6 +3,7 @@
     TaskqError                      base of everything below
     ├── ConfigError                 bad task options, bad URL, bad APP path
     ├── BrokerError                 Redis said no
+    ├── OutboxError                 the outbox's database failed (taskq relay, taskq outbox)
     │   ├── BrokerUnavailable       cannot reach Redis at URL
     │   ├── BrokerAuthError         Redis refused the credentials (wrong password, ACL)
     │   └── BrokerOutOfMemory       Redis is at maxmemory; nothing was written
@@ -48,6 +49,10 @@ class BrokerAuthError(BrokerError):
 
 class BrokerOutOfMemory(BrokerError):
     """Redis is at maxmemory (noeviction); the command wrote nothing."""
+
+
+class OutboxError(TaskqError):
+    """The outbox's database (taskq relay, taskq outbox) refused or failed a statement."""
 
 
 class EnqueueError(TaskqError):

@@ -24,6 +24,8 @@ from taskq.hooks import Hooks
 from taskq.job import Job
 from taskq.limits import QueuePolicy, with_room, with_room_async
 from taskq.options import check_partition
+from taskq.outbox import ASYNC_REFUSED, Outbox
+from taskq.outbox import active as outbox_active
 from taskq.task import Signature, TaskBase, TaskCall
 
 #: delay_async calls one event loop checks, packs and sends per turn of the loop
@@ -47,6 +49,7 @@ class Producing:
     """The enqueue half of TaskQ."""
 
     max_message_bytes: int
+    namespace: str
     queue_policies: dict[str, QueuePolicy]
     hooks: Hooks
     after_submit: Callable[[str], None] | None
@@ -61,12 +64,23 @@ class Producing:
     def broker(self) -> Broker:
         raise NotImplementedError  # TaskQ's
 
+    def outbox(self, conn: Any) -> Outbox:
+        """`with app.outbox(conn):` every enqueue inside becomes a row of taskq_outbox written
+        through `conn` (DB-API 2, SQLAlchemy, Django) in its transaction, not a Redis call;
+        `taskq relay` moves committed rows to Redis as jobs with the ids returned (taskq/outbox.py)."""
+        return Outbox(conn)
+
     def submit(self, call: TaskCall[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job[Any]:
         """Validate, pack and enqueue one call (used by TaskCall.delay)."""
         return self._submit_packed(call, self._pack_call(call, args, kwargs))
 
     def _submit_packed(self, call: TaskCall[Any, Any], job: NewJob) -> Job[Any]:
-        """Store one packed call (its queue's backpressure applies), its hooks, eager mode's run."""
+        """Store one packed call (its queue's backpressure applies), its hooks, eager mode's run;
+        inside app.outbox(), a row instead."""
+        box = outbox_active()
+        if box is not None:
+            box.add_jobs(self.namespace, [job])
+            return Job(self.broker, call.queue, job.id, self.hooks)
         self._register_queue(call.queue)
         broker = self.broker
         job_id = with_room(self.queue_policies.get(call.queue), broker,
@@ -80,6 +94,8 @@ class Producing:
         """submit() on the event loop's client (used by TaskCall.delay_async). The call only
         waits in line here: the loop's drain checks, packs and sends PACK_CHUNK calls per turn of
         the loop, so a gather of thousands never holds the loop for all of them at once."""
+        if outbox_active() is not None:
+            raise ConfigError(ASYNC_REFUSED)
         queue = call.queue
         if queue not in self._known_queues or queue in self.queue_policies or self.after_submit is not None:
             return await self._submit_async_now(call, args, kwargs)
@@ -197,16 +213,15 @@ class Producing:
 
     def submit_steps(self, steps: Sequence[tuple[str, FlowStep]], tasks: Sequence[TaskBase[Any, Any]]) -> None:
         """Store a workflow's steps (taskq/workflow.py): those waiting for parents first, then the
-        first steps, so no step can end before its successors exist."""
+        first steps, so no step can end before its successors exist. Inside app.outbox(), one row
+        holding every step instead."""
+        box = outbox_active()
+        if box is not None:
+            box.add_flow(self.namespace, steps)
+            return
         for queue in {q for q, _ in steps}:
             self._register_queue(queue)
-        waiting = [s for s in steps if s[1].parents]
-        first = [s for s in steps if not s[1].parents]
-        if len({q for q, _ in steps}) == 1:
-            self.broker.stage(waiting + first)  # one script call stores them in this order
-        else:  # one slot at a time: every successor is stored before any first step
-            self.broker.stage(waiting)
-            self.broker.stage(first)
+        stage_steps(self.broker, steps)
         for (queue, step), task in zip(steps, tasks, strict=True):
             if step.parents == 0:
                 self._enqueued(task.name, queue, [step.id])
@@ -240,12 +255,14 @@ class Producing:
     async def submit_many_async(self, call: TaskCall[Any, Any], calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]]],
                                 partition_of: Callable[[tuple[Any, ...]], str] | None = None) -> list[Job[Any]]:
         """submit_many() on the event loop's client (used by map_async)."""
+        if outbox_active() is not None:
+            raise ConfigError(ASYNC_REFUSED)
         jobs = self._pack_calls(call, calls, partition_of)
         if call.key is not None:  # debounced calls of one key, in turn (as submit_many)
             return [await self._submit_packed_async(call, job) for job in jobs]
         aio = self.broker.aio
         await self._register_queue_async(call.queue)
-        stored = _by_placement(jobs)
+        stored = by_placement(jobs)
         await with_room_async(self.queue_policies.get(call.queue), aio,
                               lambda limit: aio.enqueue_many(stored, max_ready=limit))
         self._enqueued(call.task.name, call.queue, (job.id for job in jobs))
@@ -297,9 +314,14 @@ class Producing:
 
     def _store_jobs(self, queue: str, jobs: list[NewJob]) -> None:
         """Store new jobs of one queue (ordered by placement: a batch per placement), with the
-        queue's backpressure; their "enqueued" hooks; eager mode runs them."""
+        queue's backpressure; their "enqueued" hooks; eager mode runs them. Inside app.outbox(),
+        rows instead."""
+        box = outbox_active()
+        if box is not None:
+            box.add_jobs(self.namespace, jobs)
+            return
         self._register_queue(queue)
-        broker, stored = self.broker, _by_placement(jobs)
+        broker, stored = self.broker, by_placement(jobs)
         with_room(self.queue_policies.get(queue), broker, lambda limit: broker.enqueue_many(stored, max_ready=limit))
         if self.hooks.wants(EventKind.ENQUEUED):
             for job in jobs:
@@ -349,6 +371,18 @@ class Producing:
         return policy.events, policy.keep_succeeded
 
 
+def stage_steps(broker: Broker, steps: Sequence[tuple[str, FlowStep]]) -> None:
+    """Store a workflow's steps, those waiting for parents first, so no step can end before its
+    successors exist (the producer's, and the outbox relay's for a workflow's row)."""
+    waiting = [s for s in steps if s[1].parents]
+    first = [s for s in steps if not s[1].parents]
+    if len({q for q, _ in steps}) == 1:
+        broker.stage(waiting + first)  # one script call stores them in this order
+    else:  # one slot at a time: every successor is stored before any first step
+        broker.stage(waiting)
+        broker.stage(first)
+
+
 def _placed(places: dict[str, Placement], place: Placement, partition: str) -> Placement:
     """The call's placement with a job's own partition (one object per partition)."""
     found = places.get(partition)
@@ -358,7 +392,7 @@ def _placed(places: dict[str, Placement], place: Placement, partition: str) -> P
     return found
 
 
-def _by_placement(jobs: list[NewJob]) -> list[NewJob]:
+def by_placement(jobs: list[NewJob]) -> list[NewJob]:
     """The jobs with equal placements together (stable: in order within one), so a store sends a
     batch per placement, not one per change of partition."""
     if not jobs or all(job.place is jobs[0].place for job in jobs):

@@ -13,6 +13,7 @@ import taskq
 sys.path.insert(0, str(Path(__file__).parent))
 
 from deployments import deployments
+from postgres_server import PostgresServer
 from redis_groups import ClusterGroup, SentinelGroup
 from redis_server import RedisServer
 
@@ -29,6 +30,20 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session (as the postgres OS user when run as root)."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database of the session's PostgreSQL."""
+    return postgres_server.new_database()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from taskq.beat import LEASE, Beat
 from taskq.cli import parts, render
 from taskq.cli.dlq import dlq
 from taskq.cli.options import WorkerOptions
+from taskq.cli.outbox import outbox, relay
 from taskq.cli.partitions import partition
 from taskq.cli.parts import (
     AppCommand,
@@ -253,3 +254,5 @@ main.add_command(dlq)
 main.add_command(queue)
 main.add_command(partition)
 main.add_command(schedule)
+main.add_command(relay)
+main.add_command(outbox)
