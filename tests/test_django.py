@@ -365,3 +365,17 @@ def test_the_migration_creates_the_outbox_table(env: dict[str, str]) -> None:
     # a writer outside Django leaves kind and created_at to the database
     db.execute("INSERT INTO taskq_outbox (namespace, queue, job_id, payload) VALUES ('shop', 'default', 'j1', x'00')")
     assert db.execute("SELECT kind, created_at IS NOT NULL FROM taskq_outbox").fetchall() == [("job", 1)]
+
+
+def test_tests_run_django_tasks_inline_without_redis(env: dict[str, str]) -> None:
+    """README's recipe for users' tests: isolated() and eager() on the backend's app."""
+    nowhere = {**env, "TASKQ_URL": "redis://127.0.0.1:1/0"}  # nothing listens there
+    got = script(nowhere, """
+        import taskq.testing
+        app = backend.app
+        with taskq.testing.isolated(app), taskq.testing.eager(app):
+            result = tasks.whoami.enqueue("inline")
+            result.refresh()
+        out(status=result.status, value=result.return_value)
+    """)
+    assert got["status"] == "SUCCESSFUL" and got["value"]["attempt"] == 2 and got["value"]["note"] == "inline"
