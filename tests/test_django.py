@@ -379,3 +379,20 @@ def test_tests_run_django_tasks_inline_without_redis(env: dict[str, str]) -> Non
         out(status=result.status, value=result.return_value)
     """)
     assert got["status"] == "SUCCESSFUL" and got["value"]["attempt"] == 2 and got["value"]["note"] == "inline"
+
+
+def test_changed_settings_build_a_new_app_that_still_knows_the_tasks(env: dict[str, str]) -> None:
+    """override_settings(TASKS=...) in users' tests: the new app reads results of tasks defined
+    before it (their modules are not imported again)."""
+    got = script(env, """
+        from django.conf import settings
+        from django.test import override_settings
+        result = tasks.add.enqueue(1, 2)
+        changed = {"default": {**settings.TASKS["default"],
+                               "OPTIONS": {**settings.TASKS["default"]["OPTIONS"], "lease": 60}}}
+        with override_settings(TASKS=changed):
+            again = task_backends["default"]
+            out(new_app=again.app is not backend.app, lease=again.app.lease,
+                status=again.get_result(result.id).status)
+    """)
+    assert got == {"new_app": True, "lease": 60, "status": "READY"}

@@ -102,6 +102,7 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
     def app(self) -> DjangoTaskQ:
         """This alias's taskq app, built on first use (no I/O until a job is stored or read)."""
         key = (frozenset(self.queues), self.retries, tuple(sorted(self._app_options.items(), key=lambda kv: kv[0])))
+        carried: list[Any] = []
         with _apps_lock:
             built = _apps.get(self.alias)
             if built is None or built[0] != key:
@@ -109,7 +110,11 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
                     app = DjangoTaskQ(frozenset(self.queues), self.retries, **self._app_options)
                 except ConfigError as exc:
                     raise ImproperlyConfigured(f"TASKS[{self.alias!r}]['OPTIONS']: {exc}") from None
+                # changed settings (override_settings): the tasks defined so far, which no import repeats
+                carried = [] if built is None else list(built[1].django_tasks.values())
                 built = _apps[self.alias] = (key, app)
+        for task in carried:
+            self._register(built[1], task)
         return built[1]
 
     def validate_task(self, task: Any) -> None:
@@ -123,7 +128,10 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def taskq_task(self, task: Any) -> TaskBase[Any, Any]:
         """The taskq task that runs the Django task `task`, registered under its module path."""
-        app, name = self.app, task.module_path
+        return self._register(self.app, task)
+
+    def _register(self, app: DjangoTaskQ, task: Any) -> TaskBase[Any, Any]:
+        name = task.module_path
         registered = app.tasks.get(name)
         known = app.django_tasks.get(name)
         if registered is not None and known is not None and known.func is task.func:
