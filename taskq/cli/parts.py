@@ -164,7 +164,8 @@ def check_port(host: str, port: int) -> None:
 
 
 def load_app(path: str, url: str | None = None) -> TaskQ:
-    """Import `package.module:app` (or `package.module` holding exactly one TaskQ)."""
+    """Import `package.module:app` (or `package.module` holding exactly one TaskQ, or building
+    one as its `app` on demand, PEP 562: taskq.contrib.django sets Django up first)."""
     module_name, _, attr = path.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside the caller
@@ -180,6 +181,9 @@ def load_app(path: str, url: str | None = None) -> TaskQ:
             raise ConfigError(f"{path!r} is not a taskq.TaskQ (found {type(app).__name__})")
     else:
         apps = [v for v in vars(module).values() if isinstance(v, TaskQ)]
+        if not apps and hasattr(module, "__getattr__"):
+            built = getattr(module, "app", None)
+            apps = [built] if isinstance(built, TaskQ) else []
         if len(apps) != 1:
             raise ConfigError(f"module {module_name!r} holds {len(apps)} TaskQ apps; name one as {module_name}:NAME")
         app = apps[0]
