@@ -396,3 +396,49 @@ def test_changed_settings_build_a_new_app_that_still_knows_the_tasks(env: dict[s
                 status=again.get_result(result.id).status)
     """)
     assert got == {"new_app": True, "lease": 60, "status": "READY"}
+
+
+def test_django_tasks_go_through_the_outbox_in_the_requests_transaction(
+    env: dict[str, str], worker: Callable[[], Path]
+) -> None:
+    """`with backend.app.outbox(connection)` inside `transaction.atomic()`: a committed enqueue
+    becomes a row, then (by `taskq relay`) exactly one job with the same id; a rolled-back one
+    never exists."""
+    assert run(env, sys.executable, "manage.py", "migrate", "taskq").returncode == 0
+    got = script(env, """
+        from django.db import connection, transaction
+        with transaction.atomic(), backend.app.outbox(connection):
+            kept = tasks.add.enqueue(20, 22)
+        try:
+            with transaction.atomic(), backend.app.outbox(connection):
+                dropped = tasks.add.enqueue(1, 1)
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        with connection.cursor() as cur:
+            cur.execute("SELECT job_id FROM taskq_outbox ORDER BY id")
+            rows = [r[0] for r in cur.fetchall()]
+        out(kept=kept.id, dropped=dropped.id, rows=rows)
+    """)
+    assert got["rows"] == [got["kept"]]  # the committed one only, not yet in Redis
+    relay = run(env, str(BIN / "taskq"), "outbox", "taskq.contrib.django", "--dsn",
+                f"sqlite:///{env['TASKQ_DJANGO_DB']}", "status", "--json")
+    assert relay.returncode == 0 and json.loads(relay.stdout)["rows"] == 1, relay.stdout + relay.stderr
+    proc = subprocess.Popen([str(BIN / "taskq"), "relay", "taskq.contrib.django", "--dsn",
+                             f"sqlite:///{env['TASKQ_DJANGO_DB']}"], cwd=PROJECT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker()
+        done = script(env, f"""
+            result = until(backend.get_result({got['kept']!r}), "SUCCESSFUL")
+            try:
+                backend.get_result({got['dropped']!r})
+                dropped = "exists"
+            except TaskResultDoesNotExist:
+                dropped = None
+            out(value=result.return_value, dropped=dropped)
+        """)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=GUARD)
+    assert done == {"value": 42, "dropped": None}

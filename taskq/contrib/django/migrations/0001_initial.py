@@ -10,6 +10,15 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 
+def notify_trigger(apps: Any, schema_editor: Any) -> None:
+    """On PostgreSQL, the trigger `taskq outbox init` makes: a commit wakes relays at once (LISTEN)."""
+    if schema_editor.connection.vendor == "postgresql":
+        from taskq.outbox_sql import POSTGRES_DDL
+
+        for statement in POSTGRES_DDL[1:]:
+            schema_editor.execute(statement)
+
+
 class Migration(migrations.Migration):  # type: ignore[misc]
     initial = True
 
@@ -29,4 +38,5 @@ class Migration(migrations.Migration):  # type: ignore[misc]
             ],
             options={"db_table": "taskq_outbox"},
         ),
+        migrations.RunPython(notify_trigger, migrations.RunPython.noop),
     ]
