@@ -26,8 +26,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from taskq.broker.placement import NewJob
-from taskq.broker.step_records import FlowStep
+from taskq.broker.base import FlowStep, NewJob
 from taskq.errors import ConfigError, OutboxError
 from taskq.outbox_rows import TABLE, flow_row, job_row
 from taskq.outbox_sql import Database, Writer, connect, writer_for

@@ -16,8 +16,7 @@ from typing import Any
 
 import msgpack
 
-from taskq.broker.placement import NewJob, Placement
-from taskq.broker.step_records import FlowStep, StepRef
+from taskq.broker.base import FlowStep, NewJob, Placement, StepRef
 from taskq.errors import MessageInvalid
 
 #: the table's name (docs/protocol.md §13; a Django migration creates the same columns)

@@ -23,8 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq.broker import redact
-from taskq.broker.placement import NewJob
-from taskq.broker.step_records import FlowStep
+from taskq.broker.base import FlowStep, NewJob
 from taskq.errors import BrokerError, MessageInvalid, OutboxError, QueueFull
 from taskq.log import get_logger
 from taskq.outage import RECONNECT_MAX, Outage
