@@ -152,3 +152,37 @@ def test_app_stats_counts_runs_retries_and_deads(app: taskq.TaskQ) -> None:
     one = app.stats("q", task=flaky.name, since=600, step=300)
     assert len(one) == 2 and sum(p.dead for p in one) == 1 and sum(p.enqueued for p in one) == 3
     assert sum(p.dead for p in app.stats("other", since=600)) == 1
+
+
+def test_taskq_stats_table_and_json(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import cli_app
+    from click.testing import CliRunner
+
+    from taskq.cli import main
+
+    monkeypatch.setattr(cli_app.app, "url", redis_url)
+    monkeypatch.setattr(cli_app.app, "_broker", None)
+    cli_app.add.delay(1, 2)
+    cli_app.add.delay(3, 4)
+    cli_app.fail.delay("no")
+    drain(cli_app.app)
+
+    def invoke(*args: str) -> str:
+        result = CliRunner().invoke(main, ["stats", "cli_app:app", *args], prog_name="taskq")
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    points = json.loads(invoke("--since", "10m", "--json"))
+    assert len(points) == 10 and points[-1]["at"].endswith("+00:00")
+    assert sum(p["succeeded"] for p in points) == 2 and sum(p["dead"] for p in points) == 1
+    assert sum(p["enqueued"] for p in json.loads(invoke("--task", cli_app.add.name, "--since", "10m", "--json"))) == 2
+    assert len(json.loads(invoke("--since", "24h", "--json"))) == 48  # default step: 30 min, at most 60 rows
+    lines = invoke("-q", "default", "--since", "10m").splitlines()
+    assert lines[0].split()[:3] == ["at", "(UTC)", "enqueued"] and len(lines) == 1 + 10 + 1
+    assert "3 runs ended" in lines[-1]
+    chart = [line.split()[-1] for line in lines[1:-1] if line.rstrip().endswith(("#", "x"))]
+    assert "".join(chart).count("x") >= 1 and max(map(len, chart)) == 24  # the busiest step fills the width
+    result = CliRunner().invoke(main, ["stats", "cli_app:app", "--since", "soon"], prog_name="taskq")
+    assert result.exit_code == 2 and "24h" in result.output
