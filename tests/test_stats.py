@@ -186,3 +186,62 @@ def test_taskq_stats_table_and_json(redis_url: str, monkeypatch: pytest.MonkeyPa
     assert "".join(chart).count("x") >= 1 and max(map(len, chart)) == 24  # the busiest step fills the width
     result = CliRunner().invoke(main, ["stats", "cli_app:app", "--since", "soon"], prog_name="taskq")
     assert result.exit_code == 2 and "24h" in result.output
+
+
+def test_a_recovered_run_is_not_counted_and_its_rerun_is_once(broker: Broker) -> None:
+    """A worker killed mid-run never settles: that run counts as started only; the job's run
+    after recovery counts once (its old token's late settle is refused, so nothing doubles)."""
+    broker.enqueue(new_job("q", "a", b"x", task="add"))
+    [lost] = broker.fetch("q", 1, 0, "dead-worker").deliveries
+    assert broker.recover("q", worker="dead-worker").requeued == 1
+    [again] = broker.fetch("q", 1, 0, "w2").deliveries
+    broker.settle("q", [Settlement(Outcome.OK, again.id, again.token, result=b"\xc0")])
+    broker.settle("q", [Settlement(Outcome.OK, lost.id, lost.token, result=b"\xc0")])  # a zombie's late reply
+    t = total(broker)
+    assert (t.enqueued, t.started, t.succeeded, t.failed, t.runs) == (1, 2, 1, 0, 1)
+
+
+def test_prometheus_oldest_ready_gauge(app: taskq.TaskQ) -> None:
+    from taskq.metrics import QueueCollector
+
+    @app.task(queue="q")
+    def noop() -> None: ...
+
+    def gauge() -> float:
+        [family] = [f for f in QueueCollector(app, ["q"]).collect() if f.name == "taskq_queue_oldest_ready_seconds"]
+        [sample] = family.samples
+        return float(sample.value)
+
+    assert gauge() == 0
+    job = noop.delay()
+    app.broker.client.hset(app.broker.keys.queue("q").job(job.id), "enqueued_ms",  # type: ignore[attr-defined]
+                           app.broker.time_ms() - 120_000)
+    assert 120 <= gauge() < 180
+
+
+def test_otel_metrics(app: taskq.TaskQ) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    taskq.otel.instrument(app, metrics=True, meter_provider=MeterProvider(metric_readers=[reader]))
+
+    @app.task(queue="q", retries=0)
+    def work(fail: bool) -> None:
+        if fail:
+            raise ValueError("no")
+
+    work.delay(False)
+    work.delay(False)
+    work.delay(True)
+    drain(app)
+    left = work.delay(False)
+    app.broker.client.hset(app.broker.keys.queue("q").job(left.id), "enqueued_ms",  # type: ignore[attr-defined]
+                           app.broker.time_ms() - 60_000)
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    runs = {p.attributes["taskq.outcome"]: p.count for p in found["taskq.job.duration"].data.data_points}
+    assert runs == {"succeeded": 2, "failed": 1}
+    [point] = [p for p in found["taskq.queue.oldest_ready"].data.data_points if p.attributes["taskq.queue"] == "q"]
+    assert 60 <= point.value < 120
