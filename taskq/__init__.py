@@ -38,6 +38,7 @@ from taskq.limits import Adaptive
 from taskq.partitions import Partition, PartitionInfo
 from taskq.schedule import Schedule
 from taskq.schedules import ScheduleInfo, Schedules
+from taskq.stats_views import StatsPoint
 from taskq.task import AsyncTask, Signature, Task, TaskCall
 from taskq.worker import Worker
 from taskq.workflow import Chain, Chord, Group, GroupJob, chain, chord, group
@@ -58,8 +59,8 @@ __all__ = [
     "BrokerUnavailable", "Chain", "Chord", "ConfigError", "EnqueueError", "EventKind", "Group", "GroupJob", "Job",
     "JobCancelled", "JobContext", "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge",
     "OutboxError", "Partition", "PartitionInfo", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry",
-    "Schedule", "ScheduleInfo", "Schedules", "SerializationError", "Signature", "Status", "Task", "TaskCall",
-    "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord",
+    "Schedule", "ScheduleInfo", "Schedules", "SerializationError", "Signature", "StatsPoint", "Status", "Task",
+    "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord",
     "current_job", "group",
     "__version__",
 ]

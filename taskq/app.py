@@ -26,6 +26,7 @@ from taskq.partitions import Partition, PartitionInfo, partitions
 from taskq.produce import Producing
 from taskq.schedule import MAX_CATCHUP, Catchup, Overlap, Schedule
 from taskq.schedules import Schedules
+from taskq.stats_views import StatsPoint, history
 from taskq.task import AsyncTask, Task, TaskBase
 
 P = ParamSpec("P")
@@ -351,6 +352,15 @@ class TaskQ(Producing):
                      timeout: float | None = None) -> AsyncIterator[JobEvent]:
         """events() for code on an event loop: `async for event in app.events_async(...)`."""
         return follow_async(self.broker.aio, list(queues or self.known_queues()), since, timeout)
+
+    def stats(self, queue: str | None = None, task: str | None = None, since: float | dt.timedelta = 3600,
+              step: float | dt.timedelta = 60) -> list[StatsPoint]:
+        """The history of one queue (None: every known queue, summed), or of one task in it,
+        over the last `since` seconds in points `step` seconds apart (60 or a multiple): oldest
+        first, zero-filled, kept 8 days. Counted by the scripts that move the jobs."""
+        if queue is not None:
+            check_queue(queue)
+        return history(self.broker, [queue] if queue else self.known_queues(), task=task, since=since, step=step)
 
     def partition(self, queue: str, name: str) -> Partition:
         """A handle on one partition of a queue: its own limits, pause, resume, backoff, info."""

@@ -102,6 +102,10 @@ class QueueCollector(Collector):
         jobs = GaugeMetricFamily("taskq_queue_jobs", "Jobs in a queue by state.", labels=["queue", "state"])
         oldest = GaugeMetricFamily("taskq_queue_oldest_ready_age_seconds",
                                    "Age of the job next in line (0 when none is ready).", labels=["queue"])
+        # the same value under the name autoscalers are pointed at (docs/deployment.md, KEDA)
+        oldest_ready = GaugeMetricFamily("taskq_queue_oldest_ready_seconds",
+                                         "Seconds the oldest ready job has waited (0 when none is ready).",
+                                         labels=["queue"])
         held = GaugeMetricFamily("taskq_queue_held_jobs",
                                  "Queued jobs a flow limit holds back, by limit (rate, cap, ordering_key, "
                                  "task_limit).", labels=["queue", "by"])
@@ -117,14 +121,16 @@ class QueueCollector(Collector):
                     held.add_metric([q, by], waits[by])
                 held.add_metric([q, "task_limit"], waits["task_limits"])
                 first = self.app.broker.oldest_ready_ms(q)
-                oldest.add_metric([q], 0.0 if first is None else max(0, now - first) / 1000)
+                waited = 0.0 if first is None else max(0, now - first) / 1000
+                oldest.add_metric([q], waited)
+                oldest_ready.add_metric([q], waited)
         except BrokerError as exc:
             log.warning("metrics could not read Redis", error=str(exc))
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
-        yield from (jobs, oldest, held, up)
+        yield from (jobs, oldest, oldest_ready, held, up)
 
 
 class _Up(Collector):

@@ -18,6 +18,7 @@ from taskq.events import JobEvent
 from taskq.info import JobInfo
 from taskq.message import Message, unpack, unpack_value
 from taskq.schedule_views import ScheduleSource, schedule_infos
+from taskq.stats_views import history
 
 
 class _Named(Protocol):
@@ -346,8 +347,6 @@ def empty(app: Source, queue: str, by: str) -> int:
 
 #: the states a queue's jobs are listed by
 STATES = ("ready", "scheduled", "running", "dead")
-#: kinds of event counted as a job finishing well, or failing (a failed attempt counts too)
-GOOD, BAD = frozenset({"succeeded"}), frozenset({"dead", "retrying"})
 
 
 def queue_jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
@@ -372,16 +371,7 @@ def queue_jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int 
 
 def per_minute(app: Source, queues: Sequence[str], minutes: int = 60) -> dict[str, Any]:
     """Jobs that succeeded and attempts that failed in each of the last `minutes` minutes, from
-    what the queues' event streams still hold (each keeps about its `events=` cap)."""
-    now = app.broker.time_ms()
-    start = (now // 60_000 - minutes + 1) * 60_000
-    good, bad = [0] * minutes, [0] * minutes
-    for q in queues:
-        for event in app.broker.events_between(q, start):
-            slot = (event.at_ms - start) // 60_000
-            if 0 <= slot < minutes:
-                if event.kind in GOOD:
-                    good[slot] += 1
-                elif event.kind in BAD:
-                    bad[slot] += 1
-    return {"start": stamp(start, seconds=True), "succeeded": good, "failed": bad}
+    the queues' history (lua/lib/stats.lua: counted by the scripts, kept 8 days)."""
+    points = history(app.broker, queues, since=minutes * 60, step=60)
+    start = stamp(int(points[0].at.timestamp()) * 1000, seconds=True)
+    return {"start": start, "succeeded": [p.succeeded for p in points], "failed": [p.failed for p in points]}

@@ -41,6 +41,7 @@ from taskq.broker.records import (
     ScheduleState,
     Settled,
     Settlement,
+    StatsMinute,
     Status,
     StoredSchedule,
     TaskLimit,
@@ -79,6 +80,7 @@ __all__ = [
     "Recovered",
     "Refill",
     "ScheduleState",
+    "StatsMinute",
     "StoredSchedule",
     "Settled",
     "Settlement",
@@ -268,6 +270,10 @@ class Inspector(Protocol):
 
     def empty(self, queue: str, reason: str, batch: int = 1000) -> int:
         """Cancel every job of the queue not started (ready, held, scheduled); how many."""
+
+    def stats(self, queue: str, first_minute: int, last_minute: int, task: str | None = None) -> list[StatsMinute]:
+        """The queue's history (one task's, given `task`) from one unix minute to another, both
+        included, oldest first: only the minutes that have any (kept 8 days)."""
 
 
 class Events(Protocol):

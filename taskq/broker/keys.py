@@ -116,6 +116,10 @@ class QueueKeys:
         """Stream: one entry per job transition (lua/lib/events.lua), capped near events_max."""
         return f"{self.base}:events"
 
+    def stats(self, minute: int) -> str:
+        """Hash: one minute's history (unix minute), written by lua/lib/stats.lua, kept 8 days."""
+        return f"{self.base}:stats:{minute}"
+
     @property
     def events_max(self) -> str:
         """String: about how many entries the events stream keeps (absent: 10000; 0: none written)."""

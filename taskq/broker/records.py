@@ -419,3 +419,22 @@ class PartitionState:
     own_rate: tuple[int, int] | None
     #: an adaptive partition's limit now, or None
     adaptive_limit: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatsMinute:
+    """One minute of a queue's history, or of one task's in it (lua/lib/stats.lua): counts, and
+    the sums and maxima of run and wait times in ms. `runs` is how many runs `runtime_ms` sums."""
+
+    minute: int  # unix time // 60
+    enqueued: int = 0
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    runs: int = 0
+    runtime_ms: int = 0
+    runtime_ms_max: int = 0
+    wait_ms: int = 0
+    wait_ms_max: int = 0

@@ -36,6 +36,7 @@ from taskq.broker.calls import (
     stored,
 )
 from taskq.broker.client import TIMEOUT, Connection, text
+from taskq.broker.history import History
 from taskq.broker.keys import Keys, QueueKeys
 from taskq.broker.partitions import Partitions
 from taskq.broker.placement import Move, NewJob
@@ -53,7 +54,7 @@ SETTLE_BATCH = 256
 _SETTLED = (Settled.LOST, Settled.DONE, Settled.CANCELLED)
 
 
-class RedisBroker(Admin, Stream, Steps, Partitions, ScheduleStore):
+class RedisBroker(Admin, History, Stream, Steps, Partitions, ScheduleStore):
     """All of taskq's Redis I/O. Thread-safe: redis-py pools connections per thread.
 
     Args:

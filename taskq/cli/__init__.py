@@ -35,6 +35,7 @@ from taskq.cli.parts import (
 )
 from taskq.cli.queues import queue
 from taskq.cli.schedules import schedule
+from taskq.cli.stats import stats
 from taskq.errors import BrokerError
 from taskq.log import configure
 
@@ -254,5 +255,6 @@ main.add_command(dlq)
 main.add_command(queue)
 main.add_command(partition)
 main.add_command(schedule)
+main.add_command(stats)
 main.add_command(relay)
 main.add_command(outbox)

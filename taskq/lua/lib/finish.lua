@@ -3,13 +3,15 @@
 -- record is written anew instead, small, and capped per queue: compact, keep_newest), the record expires
 -- after `ttl` ms, the deduplication key is released (or, with the job's key_ttl ms, held that
 -- long more: a dedup window), the ordering key passes to the next job in
--- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
+-- line, a result() waiter is woken, the event (its status, with its reason) is appended and
+-- counted in the history (succeeded, dead: lib/stats.lua), and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
 -- dying right after cannot lose their continuation (taskq/worker/continuer.py drains it).
 -- `links` holds the job's LINKS fields when the caller has read them (links_of), else nil: read here.
 -- @include lib/lease
 -- @include lib/order
 -- @include lib/events
+-- @include lib/stats
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
 local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl'}
@@ -86,6 +88,7 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
   end
   emit(base, status, id, links.task, links.attempt, ran_for(more, links.started, now))
+  if status ~= 'cancelled' then stats_count(base, now, links.task, status == 'dead' and 'd' or 's') end
   if links.dedup and redis.call('GET', links.dedup) == id then  -- not if a newer job holds it (debounce)
     local hold = tonumber(links.key_ttl or '') or 0
     if hold > 0 then redis.call('PEXPIRE', links.dedup, hold) else redis.call('DEL', links.dedup) end

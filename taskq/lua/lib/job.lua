@@ -14,13 +14,15 @@ local function deadline(due, expires_in, expires_at)
 end
 
 -- create_job: a new job record (the message, its task's name, and the counters the other scripts
--- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
+-- rely on), its "enqueued" event and its count in the history (lib/stats.lua). `extra` is a list of name, value pairs stored with it.
 -- @include lib/events
+-- @include lib/stats
 local function create_job(base, id, jk, body, prio, now, task, extra)
   if task and task ~= '' then add_fields(extra, 'task', task) end
   -- deliveries and lost are left out: absent reads as 0 (a field less is ~50 bytes of a hash table)
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, unpack(extra))
   emit(base, 'enqueued', id, task, '1')
+  stats_count(base, now, task, 'e')
 end
 
 -- a msgpack str header for a string of n bytes

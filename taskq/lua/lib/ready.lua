@@ -37,10 +37,11 @@ local function ready_many(base, prio, ids, part)
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
+-- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status and due_ms);
 -- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
 local function schedule(base, id, jk, due, status)
   redis.call('ZADD', base .. ':scheduled', due, id)
-  if jk then redis.call('HSET', jk, 'status', status) end
+  -- due_ms: where the history measures its wait from (lib/stats.lua)
+  if jk then redis.call('HSET', jk, 'status', status, 'due_ms', due) end
   wake(base)
 end

@@ -11,8 +11,9 @@
 -- @include lib/events
 -- @include lib/ready
 
--- what leasing reads of each job, in this order (f[1..9] below)
-local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms', 'part'}
+-- what leasing reads of each job, in this order (f[1..11] below)
+local TAKE_FIELDS = {'msg', 'status', 'lost', 'deliveries', 'gate', 'task', 'attempt', 'expires_ms', 'part',
+  'enqueued_ms', 'due_ms'}
 
 -- A job past its deadline (expires=) never starts: true if `by` (its expires_ms field) has passed,
 -- and then it ends cancelled here (its record kept like a dead job's, dead_ttl); a workflow step
@@ -55,6 +56,7 @@ local function lease_one(t, id, jk, f, g, out)
     t.run = t.run - 1
     redis.call('HSET', jk, 'status', 'running', 'token', token, 'started_ms', t.now, 'deliveries', deliveries)
     emit(t.base, 'started', id, f[6], f[7])
+    stats_started(t.base, t.now, f[6], f[10], f[11])
   else
     redis.call('HSET', jk, 'status', 'reserved', 'token', token, 'deliveries', deliveries)
     redis.call('SADD', t.reserved, id)

@@ -62,6 +62,7 @@ if wait > 0 then due = now + wait end
 local later = due > now
 if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return {id, -1} end
 local extra = {'status', later and 'scheduled' or 'queued'}
+if later then add_fields(extra, 'due_ms', due) end  -- the history's wait counts from it
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)  -- a key held after its job ended (key ttl) is taken without its ttl
   add_fields(extra, 'dedup', KEYS[5])

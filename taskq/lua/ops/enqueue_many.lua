@@ -76,9 +76,11 @@ if expires then add_fields(extra, 'expires_ms', expires) end
 if expires and (tonumber(expires_at or '0') or 0) <= 0 then add_fields(extra, 'expires_in', expires_in) end
 if part then add_fields(extra, 'part', part) end
 if flags == 'a' then add_fields(extra, 'amo', '1') end
+if later then add_fields(extra, 'due_ms', due) end  -- the history's wait counts from it
 local line = order and order_key(base, order)
 -- due later with an ordering key: each job's place among those due at the same ms (lib/promote.lua)
 local seq = line and later and redis.call('INCRBY', base .. ':oseq', (last - 3) / 3) - (last - 3) / 3
+stats_batch()  -- the call's history in one write (stats_flush below)
 for i = 4, last, 3 do
   local id = ARGV[i]
   if redis.call('EXISTS', prefix .. id) == 0 then  -- else stored before: skipped
@@ -93,6 +95,7 @@ for i = 4, last, 3 do
         unpack(extra))
     end
     emit(base, 'enqueued', id, task, '1')
+    stats_count(base, now, task, 'e')
     if seq then
       seq = seq + 1
       redis.call('HSET', prefix .. id, 'oseq', seq)
@@ -116,4 +119,5 @@ if later and n > 0 then wake(base) end
 -- the highest priority first; partitions of one priority take their turns in the order they came
 table.sort(lanes, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[4] < b[4]) end)
 for _, l in ipairs(lanes) do ready_many(base, l[2], by_prio[l[1]], l[3]) end  -- status written with each record
+stats_flush()
 return n

@@ -21,6 +21,7 @@ local base = KEYS[1]
 local run, reserve = tonumber(ARGV[1]), tonumber(ARGV[2])
 dead_ttl = tonumber(ARGV[3])
 local t, first_pair = new_taker(base, now, ARGV, 4)
+stats_batch()  -- one write per minute of history for the whole call (stats_flush below)
 
 promote(base, now, 1000)
 
@@ -29,7 +30,7 @@ local pairs_n = 0
 for i = first_pair, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt', 'expires_ms')
+  local f = redis.call('HMGET', jk, 'token', 'status', 'task', 'attempt', 'expires_ms', 'enqueued_ms', 'due_ms')
   local ok = 0
   if f[1] == token and f[2] == 'reserved' and f[5] and expire(t, id, jk, f[5]) then
     f[1] = false  -- past its deadline while prefetched: it never starts (refused below)
@@ -38,7 +39,10 @@ for i = first_pair, #ARGV, 2 do
   if f[1] == token and (f[2] == 'reserved' or f[2] == 'running') then
     redis.call('HSET', jk, 'status', 'running', 'started_ms', now)
     redis.call('SREM', t.reserved, id)
-    if f[2] == 'reserved' then emit(base, 'started', id, f[3], f[4]) end
+    if f[2] == 'reserved' then
+      emit(base, 'started', id, f[3], f[4])
+      stats_started(base, now, f[3], f[6], f[7])
+    end
     ok = 1
   end
   out[#out + 1] = ok
@@ -51,4 +55,5 @@ local wait, capped = after_take(t)
 out[1], out[3], out[4] = next_due(base, now), capped, #t.ended
 for _, id in ipairs(t.ended) do out[#out + 1] = id end
 if wait >= 0 and (out[1] < 0 or wait < out[1]) then out[1] = wait end
+stats_flush()
 return out

@@ -51,6 +51,7 @@ for _, id in ipairs(expired) do
       buried = buried + 1
     else
       drop_lease(base, id, jk, nil, f[4], f[5])
+      redis.call('HSET', jk, 'due_ms', now)  -- its next wait counts from now (lib/stats.lua)
       ready(base, id, jk, priority_of(f[2]), true, f[5])  -- it keeps its ordering key: it holds it
       requeued = requeued + 1
     end

@@ -31,6 +31,7 @@ local refill = tonumber(ARGV[4]) or 0
 local t, first = nil, 5
 if refill > 0 then t, first = new_taker(base, now, ARGV, 5) end
 local codes = {}
+stats_batch()  -- the batch's history in one write per minute touched (stats_flush below)
 local freed = 0
 local STRIDE = {ok = 5, retry = 9, dead = 7}
 
@@ -38,6 +39,10 @@ local function signal(part, said)  -- what a failed run said of its partition's 
   if not part or said == '' then return end
   if string.sub(said, 1, 1) == 'b' then part_backoff(base, part, now + (tonumber(string.sub(said, 2)) or 0)) end
   adapt(base, part, false, redis.call('SCARD', part_key(base, part) .. ':leases'))  -- what the partner bore
+end
+local function failed(links)  -- a run that raised: a failed attempt in the history, and its runtime
+  stats_ran(base, now, links.task, links.started)
+  stats_count(base, now, links.task, 'f')
 end
 local i = first
 while i <= #ARGV do
@@ -51,24 +56,31 @@ while i <= #ARGV do
     local fields = {'result', ARGV[i + 3]}
     if ARGV[i + 4] ~= '0' then add_fields(fields, 'max_attempts', ARGV[i + 4]) end
     local links = links_of(f, 5)
+    stats_ran(base, now, links.task, links.started)
     finish(base, id, jk, 'succeeded', now, result_ttl, fields, nil, links)
     if links.part then adapt(base, links.part, true) end
   elseif kind == 'dead' then
     if ARGV[i + 5] ~= '' then redis.call('HSET', jk, 'msg', ARGV[i + 5]) end
     local links = links_of(f, 5)
+    failed(links)
     bury(base, id, jk, now, ARGV[i + 3], ARGV[i + 4], links)
     signal(links.part, ARGV[i + 6])
   elseif f[2] then  -- a retry, but the job was cancelled while it ran: it ends here
     local fields = {'error', ARGV[i + 5]}
     if f[4] then add_fields(fields, 'reason', 'aborted: ' .. f[4]) end
-    finish(base, id, jk, 'cancelled', now, result_ttl, fields, nil, links_of(f, 5))
+    local links = links_of(f, 5)
+    failed(links)
+    finish(base, id, jk, 'cancelled', now, result_ttl, fields, nil, links)
     code = 2
   else
     local links = links_of(f, 5)
     drop_lease(base, id, jk, {'progress', 'progress_text', 'progress_ms'}, links.gate, links.part)  -- the next attempt starts over
-    redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5], 'attempt', ARGV[i + 7])
-    signal(links.part, ARGV[i + 8])
     local delay = tonumber(ARGV[i + 4])
+    failed(links)
+    stats_count(base, now, links.task, 'r')
+    -- due_ms: the history's wait of the next attempt counts from it (lib/stats.lua)
+    redis.call('HSET', jk, 'msg', ARGV[i + 3], 'error', ARGV[i + 5], 'attempt', ARGV[i + 7], 'due_ms', now + math.max(0, delay))
+    signal(links.part, ARGV[i + 8])
     emit(base, 'retrying', id, links.task, links.attempt,
       ran_for({'error', ARGV[i + 6], 'delay_ms', delay}, links.started, now))
     if delay <= 0 then
@@ -85,4 +97,5 @@ if t and freed > 0 then
   take(t, math.min(refill, freed), 0, codes)
   after_take(t)
 end
+stats_flush()
 return codes

@@ -18,6 +18,7 @@ local now = now_ms()
 local base = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local n = 0
+stats_batch()
 for i = 2, #ARGV, 12 do
   local id, prio, gate, parents = ARGV[i], priority_of(ARGV[i + 2]), ARGV[i + 4], tonumber(ARGV[i + 5])
   local jk = job_key(base, id)
@@ -36,6 +37,7 @@ for i = 2, #ARGV, 12 do
       redis.call('HSET', jk, 'msg', ARGV[i + 1], 'status', 'waiting', 'priority', prio, 'enqueued_ms', now,
         'parents', parents, 'waiting', parents, 'failed_in', 0, unpack(extra))
       keep_waiting(jk, ttl)
+      stats_count(base, now, ARGV[i + 3], 'e')
     else
       local expires = deadline(now, expires_in, expires_at)
       if expires then add_fields(extra, 'expires_ms', expires) end
@@ -45,4 +47,5 @@ for i = 2, #ARGV, 12 do
     n = n + 1
   end
 end
+stats_flush()
 return n

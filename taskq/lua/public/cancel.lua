@@ -24,7 +24,8 @@ end
 -- record is written anew instead, small, and capped per queue: compact, keep_newest), the record expires
 -- after `ttl` ms, the deduplication key is released (or, with the job's key_ttl ms, held that
 -- long more: a dedup window), the ordering key passes to the next job in
--- line, a result() waiter is woken, the event (its status, with its reason) is appended, and a
+-- line, a result() waiter is woken, the event (its status, with its reason) is appended and
+-- counted in the history (succeeded, dead: lib/stats.lua), and a
 -- workflow step with successors goes onto the queue's outbox, in this same step, so a worker
 -- dying right after cannot lose their continuation (taskq/worker/continuer.py drains it).
 -- `links` holds the job's LINKS fields when the caller has read them (links_of), else nil: read here.
@@ -300,6 +301,72 @@ local function ran_for(more, started_ms, now)
   end
   return more
 end
+-- History, the one place it is counted (docs/protocol.md §14): per queue and per task, per
+-- minute, one hash <base>:stats:<unix minute> (the base's hash tag: the script's Cluster slot)
+-- with counters e (enqueued), st (started), s (succeeded), f (failed attempts), r (retries
+-- scheduled), d (dead), rn (runs timed), rt (their runtime, ms), rtm (the longest), w (wait before
+-- start, ms), wm (the longest), and the same fields prefixed 't:<task>:' for the job's task.
+-- A bucket expires STATS_TTL ms after its last write. Counts gather in a table and are written
+-- by stats_flush(): at once (one job's change), or once per bucket at the end of a script that
+-- moves many jobs (fetch, settle: stats_batch() first), so a batch costs one HMGET, one HSET and
+-- one PEXPIRE per minute it touched, not a write per job.
+local STATS_TTL = 8 * 86400000
+local stats_acc = {}  -- stats key -> {field -> number}
+local stats_batched = false
+local STATS_MAXIMA = {rtm = true, wm = true}  -- the rest are sums
+
+local function stats_flush()
+  for key, acc in pairs(stats_acc) do
+    local names = {}
+    for name in pairs(acc) do names[#names + 1] = name end
+    local old = redis.call('HMGET', key, unpack(names))
+    local out = {}
+    for i, name in ipairs(names) do
+      local was = tonumber(old[i] or '0') or 0
+      local v = acc[name]
+      if STATS_MAXIMA[string.match(name, '[^:]*$')] then
+        if v > was then out[#out + 1] = name; out[#out + 1] = v end
+      else
+        out[#out + 1] = name; out[#out + 1] = was + v
+      end
+    end
+    if #out > 0 then redis.call('HSET', key, unpack(out)) end
+    redis.call('PEXPIRE', key, STATS_TTL)
+  end
+  stats_acc = {}
+end
+
+local function stats_put(acc, name, v, is_max)
+  local was = acc[name]
+  if is_max then
+    if not was or v > was then acc[name] = v end
+  else
+    acc[name] = (was or 0) + v
+  end
+end
+
+-- count `kind` (a field above: e, st, s, f, r, d) once for the job's queue and task, at `now`;
+-- `ms` with 'st' is the wait, with 'rn' the runtime (their sums and maxima are kept too)
+local function stats_count(base, now, task, kind, ms)
+  local key = base .. ':stats:' .. math.floor(now / 60000)
+  local acc = stats_acc[key]
+  if not acc then
+    acc = {}
+    stats_acc[key] = acc
+  end
+  local prefixes = {''}
+  if task and task ~= '' then prefixes[2] = 't:' .. task .. ':' end
+  for _, p in ipairs(prefixes) do
+    stats_put(acc, p .. kind, 1, false)
+    if ms then
+      ms = math.max(0, ms)
+      local sum = kind == 'st' and 'w' or 'rt'
+      stats_put(acc, p .. sum, ms, false)
+      stats_put(acc, p .. sum .. 'm', ms, true)
+    end
+  end
+  if not stats_batched then stats_flush() end
+end
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
 local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl'}
@@ -376,6 +443,7 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
   end
   emit(base, status, id, links.task, links.attempt, ran_for(more, links.started, now))
+  if status ~= 'cancelled' then stats_count(base, now, links.task, status == 'dead' and 'd' or 's') end
   if links.dedup and redis.call('GET', links.dedup) == id then  -- not if a newer job holds it (debounce)
     local hold = tonumber(links.key_ttl or '') or 0
     if hold > 0 then redis.call('PEXPIRE', links.dedup, hold) else redis.call('DEL', links.dedup) end

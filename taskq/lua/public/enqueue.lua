@@ -227,11 +227,12 @@ local function ready(base, id, jk, prio, front, part)
 end
 
 -- A job due at `due` (unix ms) waits in the scheduled set, with status 'scheduled' (or
--- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status);
+-- 'failed': an attempt failed and its retry waits; jk false: the caller wrote the status and due_ms);
 -- fetch and promote make it ready when due. An idle worker is woken to learn the new due time.
 local function schedule(base, id, jk, due, status)
   redis.call('ZADD', base .. ':scheduled', due, id)
-  if jk then redis.call('HSET', jk, 'status', status) end
+  -- due_ms: where the history measures its wait from (lib/stats.lua)
+  if jk then redis.call('HSET', jk, 'status', status, 'due_ms', due) end
   wake(base)
 end
 
@@ -292,7 +293,7 @@ local function deadline(due, expires_in, expires_at)
 end
 
 -- create_job: a new job record (the message, its task's name, and the counters the other scripts
--- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
+-- rely on), its "enqueued" event and its count in the history (lib/stats.lua). `extra` is a list of name, value pairs stored with it.
 -- The queue's event stream (docs/protocol.md §8): one entry per job transition, appended by the
 -- script that makes the transition, so an event is never missing or doubled. The stream
 -- <base>:events keeps about <base>:events:max entries (absent: 10000; 0: this queue writes
@@ -314,11 +315,79 @@ local function emit(base, kind, id, task, attempt, more)
   end
 end
 
+-- History, the one place it is counted (docs/protocol.md §14): per queue and per task, per
+-- minute, one hash <base>:stats:<unix minute> (the base's hash tag: the script's Cluster slot)
+-- with counters e (enqueued), st (started), s (succeeded), f (failed attempts), r (retries
+-- scheduled), d (dead), rn (runs timed), rt (their runtime, ms), rtm (the longest), w (wait before
+-- start, ms), wm (the longest), and the same fields prefixed 't:<task>:' for the job's task.
+-- A bucket expires STATS_TTL ms after its last write. Counts gather in a table and are written
+-- by stats_flush(): at once (one job's change), or once per bucket at the end of a script that
+-- moves many jobs (fetch, settle: stats_batch() first), so a batch costs one HMGET, one HSET and
+-- one PEXPIRE per minute it touched, not a write per job.
+local STATS_TTL = 8 * 86400000
+local stats_acc = {}  -- stats key -> {field -> number}
+local stats_batched = false
+local STATS_MAXIMA = {rtm = true, wm = true}  -- the rest are sums
+
+local function stats_flush()
+  for key, acc in pairs(stats_acc) do
+    local names = {}
+    for name in pairs(acc) do names[#names + 1] = name end
+    local old = redis.call('HMGET', key, unpack(names))
+    local out = {}
+    for i, name in ipairs(names) do
+      local was = tonumber(old[i] or '0') or 0
+      local v = acc[name]
+      if STATS_MAXIMA[string.match(name, '[^:]*$')] then
+        if v > was then out[#out + 1] = name; out[#out + 1] = v end
+      else
+        out[#out + 1] = name; out[#out + 1] = was + v
+      end
+    end
+    if #out > 0 then redis.call('HSET', key, unpack(out)) end
+    redis.call('PEXPIRE', key, STATS_TTL)
+  end
+  stats_acc = {}
+end
+
+local function stats_put(acc, name, v, is_max)
+  local was = acc[name]
+  if is_max then
+    if not was or v > was then acc[name] = v end
+  else
+    acc[name] = (was or 0) + v
+  end
+end
+
+-- count `kind` (a field above: e, st, s, f, r, d) once for the job's queue and task, at `now`;
+-- `ms` with 'st' is the wait, with 'rn' the runtime (their sums and maxima are kept too)
+local function stats_count(base, now, task, kind, ms)
+  local key = base .. ':stats:' .. math.floor(now / 60000)
+  local acc = stats_acc[key]
+  if not acc then
+    acc = {}
+    stats_acc[key] = acc
+  end
+  local prefixes = {''}
+  if task and task ~= '' then prefixes[2] = 't:' .. task .. ':' end
+  for _, p in ipairs(prefixes) do
+    stats_put(acc, p .. kind, 1, false)
+    if ms then
+      ms = math.max(0, ms)
+      local sum = kind == 'st' and 'w' or 'rt'
+      stats_put(acc, p .. sum, ms, false)
+      stats_put(acc, p .. sum .. 'm', ms, true)
+    end
+  end
+  if not stats_batched then stats_flush() end
+end
+
 local function create_job(base, id, jk, body, prio, now, task, extra)
   if task and task ~= '' then add_fields(extra, 'task', task) end
   -- deliveries and lost are left out: absent reads as 0 (a field less is ~50 bytes of a hash table)
   redis.call('HSET', jk, 'msg', body, 'priority', prio, 'enqueued_ms', now, unpack(extra))
   emit(base, 'enqueued', id, task, '1')
+  stats_count(base, now, task, 'e')
 end
 
 -- a msgpack str header for a string of n bytes
@@ -490,6 +559,7 @@ if wait > 0 then due = now + wait end
 local later = due > now
 if not later and refuse_full(base, tonumber(ARGV[7] or '0') or 0, 1) then return {id, -1} end
 local extra = {'status', later and 'scheduled' or 'queued'}
+if later then add_fields(extra, 'due_ms', due) end  -- the history's wait counts from it
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[5], id)  -- a key held after its job ended (key ttl) is taken without its ttl
   add_fields(extra, 'dedup', KEYS[5])

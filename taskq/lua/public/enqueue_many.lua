@@ -189,7 +189,7 @@ local function deadline(due, expires_in, expires_at)
 end
 
 -- create_job: a new job record (the message, its task's name, and the counters the other scripts
--- rely on), and its "enqueued" event. `extra` is a list of name, value pairs stored with it.
+-- rely on), its "enqueued" event and its count in the history (lib/stats.lua). `extra` is a list of name, value pairs stored with it.
 -- The queue's event stream (docs/protocol.md §8): one entry per job transition, appended by the
 -- script that makes the transition, so an event is never missing or doubled. The stream
 -- <base>:events keeps about <base>:events:max entries (absent: 10000; 0: this queue writes
@@ -209,6 +209,78 @@ local function emit(base, kind, id, task, attempt, more)
     redis.call('XADD', base .. ':events', 'MAXLEN', '~', events_max, '*', 'kind', kind, 'job', id,
       'task', task or '', 'attempt', attempt or '1')
   end
+end
+
+-- History, the one place it is counted (docs/protocol.md §14): per queue and per task, per
+-- minute, one hash <base>:stats:<unix minute> (the base's hash tag: the script's Cluster slot)
+-- with counters e (enqueued), st (started), s (succeeded), f (failed attempts), r (retries
+-- scheduled), d (dead), rn (runs timed), rt (their runtime, ms), rtm (the longest), w (wait before
+-- start, ms), wm (the longest), and the same fields prefixed 't:<task>:' for the job's task.
+-- A bucket expires STATS_TTL ms after its last write. Counts gather in a table and are written
+-- by stats_flush(): at once (one job's change), or once per bucket at the end of a script that
+-- moves many jobs (fetch, settle: stats_batch() first), so a batch costs one HMGET, one HSET and
+-- one PEXPIRE per minute it touched, not a write per job.
+local STATS_TTL = 8 * 86400000
+local stats_acc = {}  -- stats key -> {field -> number}
+local stats_batched = false
+local STATS_MAXIMA = {rtm = true, wm = true}  -- the rest are sums
+
+local function stats_flush()
+  for key, acc in pairs(stats_acc) do
+    local names = {}
+    for name in pairs(acc) do names[#names + 1] = name end
+    local old = redis.call('HMGET', key, unpack(names))
+    local out = {}
+    for i, name in ipairs(names) do
+      local was = tonumber(old[i] or '0') or 0
+      local v = acc[name]
+      if STATS_MAXIMA[string.match(name, '[^:]*$')] then
+        if v > was then out[#out + 1] = name; out[#out + 1] = v end
+      else
+        out[#out + 1] = name; out[#out + 1] = was + v
+      end
+    end
+    if #out > 0 then redis.call('HSET', key, unpack(out)) end
+    redis.call('PEXPIRE', key, STATS_TTL)
+  end
+  stats_acc = {}
+end
+
+-- from here on, counts wait for the script's own stats_flush()
+local function stats_batch()
+  stats_batched = true
+end
+
+local function stats_put(acc, name, v, is_max)
+  local was = acc[name]
+  if is_max then
+    if not was or v > was then acc[name] = v end
+  else
+    acc[name] = (was or 0) + v
+  end
+end
+
+-- count `kind` (a field above: e, st, s, f, r, d) once for the job's queue and task, at `now`;
+-- `ms` with 'st' is the wait, with 'rn' the runtime (their sums and maxima are kept too)
+local function stats_count(base, now, task, kind, ms)
+  local key = base .. ':stats:' .. math.floor(now / 60000)
+  local acc = stats_acc[key]
+  if not acc then
+    acc = {}
+    stats_acc[key] = acc
+  end
+  local prefixes = {''}
+  if task and task ~= '' then prefixes[2] = 't:' .. task .. ':' end
+  for _, p in ipairs(prefixes) do
+    stats_put(acc, p .. kind, 1, false)
+    if ms then
+      ms = math.max(0, ms)
+      local sum = kind == 'st' and 'w' or 'rt'
+      stats_put(acc, p .. sum, ms, false)
+      stats_put(acc, p .. sum .. 'm', ms, true)
+    end
+  end
+  if not stats_batched then stats_flush() end
 end
 
 local now = now_ms()
@@ -264,9 +336,11 @@ if expires then add_fields(extra, 'expires_ms', expires) end
 if expires and (tonumber(expires_at or '0') or 0) <= 0 then add_fields(extra, 'expires_in', expires_in) end
 if part then add_fields(extra, 'part', part) end
 if flags == 'a' then add_fields(extra, 'amo', '1') end
+if later then add_fields(extra, 'due_ms', due) end  -- the history's wait counts from it
 local line = order and order_key(base, order)
 -- due later with an ordering key: each job's place among those due at the same ms (lib/promote.lua)
 local seq = line and later and redis.call('INCRBY', base .. ':oseq', (last - 3) / 3) - (last - 3) / 3
+stats_batch()  -- the call's history in one write (stats_flush below)
 for i = 4, last, 3 do
   local id = ARGV[i]
   if redis.call('EXISTS', prefix .. id) == 0 then  -- else stored before: skipped
@@ -281,6 +355,7 @@ for i = 4, last, 3 do
         unpack(extra))
     end
     emit(base, 'enqueued', id, task, '1')
+    stats_count(base, now, task, 'e')
     if seq then
       seq = seq + 1
       redis.call('HSET', prefix .. id, 'oseq', seq)
@@ -304,4 +379,5 @@ if later and n > 0 then wake(base) end
 -- the highest priority first; partitions of one priority take their turns in the order they came
 table.sort(lanes, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[4] < b[4]) end)
 for _, l in ipairs(lanes) do ready_many(base, l[2], by_prio[l[1]], l[3]) end  -- status written with each record
+stats_flush()
 return n
