@@ -369,6 +369,18 @@ def queue_jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int 
     return rows
 
 
+def queue_history(app: Source, queue: str, since_s: int, step_s: int) -> dict[str, Any]:
+    """A queue's history for the dashboard's charts: one value per step of each series, and the
+    window's first and last step as ISO times."""
+    check_queue(app, queue)
+    points = history(app.broker, [queue], since=since_s, step=step_s)
+    return {"start": stamp(int(points[0].at.timestamp()) * 1000, seconds=True),
+            "end": stamp(int(points[-1].at.timestamp()) * 1000, seconds=True),
+            "succeeded": [p.succeeded for p in points], "failed": [p.failed + p.dead for p in points],
+            "runtime_ms_avg": [round(p.runtime_ms_avg, 1) for p in points],
+            "wait_ms_avg": [round(p.wait_ms_avg, 1) for p in points]}
+
+
 def per_minute(app: Source, queues: Sequence[str], minutes: int = 60) -> dict[str, Any]:
     """Jobs that succeeded and attempts that failed in each of the last `minutes` minutes, from
     the queues' history (lua/lib/stats.lua: counted by the scripts, kept 8 days)."""

@@ -206,3 +206,17 @@ def test_the_queue_page_lists_partitions_and_pauses_resumes_and_ends_a_backoff(a
     assert 'id="partition"' not in client.get(f"/jobs/{plain.id}").text
     read_only = TestClient(create_app(app, read_only=True)).get("/queues/default").text
     assert '<table id="partitions">' in read_only and "/partitions/pause" not in read_only
+
+
+def test_the_queue_page_charts_its_history_over_each_range(shop: taskq.TaskQ) -> None:
+    client = TestClient(create_app(shop))
+    page = client.get("/queues/default").text
+    history = page.split('<div id="history">', 1)[1].split("</div>", 1)[0]
+    assert history.count("<svg") == 4 and "runtime, average (ms)" in history and "wait before start" in history
+    succeeded = sum(p.succeeded for p in shop.stats(queue="default", since=3600))
+    first = history.split("</svg>", 1)[0]  # the succeeded chart: its columns add up to the history's count
+    assert succeeded > 0 and sum(int(n) for n in re.findall(r"<title>(\d+) jobs</title>", first)) == succeeded
+    for shown in ("24h", "7d"):
+        other = client.get("/queues/default", params={"range": shown}).text
+        assert f"<strong>{shown}</strong>" in other and other.count("<svg") >= 4
+    assert client.get("/queues/default", params={"range": "forever"}).status_code == 200  # the default, 1h

@@ -30,7 +30,7 @@ from taskq.app import TaskQ
 from taskq.broker.base import CANCELLABLE, Status
 from taskq.errors import BrokerError, JobNotFound, TaskqError
 from taskq.web.auth import Guard
-from taskq.web.charts import bars
+from taskq.web.charts import RANGES, bars, columns
 
 #: rows per page of a queue's jobs
 PAGE = 50
@@ -110,6 +110,8 @@ class Dashboard:
         state = request.query_params.get("state", "ready")
         asked = request.query_params.get("page", "1")
         number = max(1, int(asked)) if asked.isdigit() else 1
+        shown = request.query_params.get("range", "1h")
+        shown = shown if shown in RANGES else "1h"
 
         def read() -> dict[str, Any]:
             rows = views.queue_jobs(self.app, name, state, (number - 1) * PAGE, PAGE)
@@ -118,7 +120,8 @@ class Dashboard:
             return {"name": name, "state": state, "rows": rows, "number": number, "depths": depths,
                     "states": views.STATES, "paused": paused, "more": len(rows) == PAGE,
                     "partitions": partition_views.partition_list(self.app, name, PARTITIONS_SHOWN),
-                    "partitions_shown": PARTITIONS_SHOWN}
+                    "partitions_shown": PARTITIONS_SHOWN, "ranges": list(RANGES), "range": shown,
+                    "history": history_charts(views.queue_history(self.app, name, *RANGES[shown]))}
 
         return self.render(request, "queue.html", read)
 
@@ -232,6 +235,13 @@ class Dashboard:
             raise TaskqError(f"unknown action {action!r}")
 
         return await self.act(request, do, "/dead")
+
+
+def history_charts(h: dict[str, Any]) -> list[str]:
+    """The queue page's history: throughput, failures, runtime and wait, one chart each."""
+    return [columns(h[key], label, unit, h["start"], h["end"]) for key, label, unit in (
+        ("succeeded", "succeeded", "jobs"), ("failed", "failed attempts and dead", "jobs"),
+        ("runtime_ms_avg", "runtime, average", "ms"), ("wait_ms_avg", "wait before start, average", "ms"))]
 
 
 def _actions(status: str | None) -> list[str]:
