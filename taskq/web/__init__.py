@@ -1,7 +1,9 @@
 """The web dashboard (`taskq dashboard`, extra taskq-redis[dashboard]): server-rendered pages over the
-read model (views.py) and the same actions as the CLI. Pages refresh their content
-from the server every 2 s (one request per open page); every state change is a POST carrying
-the CSRF token; `read_only` hides and refuses them. It never shows a Redis URL or password.
+read model (views.py) and the same actions as the CLI (web/actions.py), and a JSON API under
+/api/v1 (web/api.py). Pages follow the job events the API streams (server-sent events) and
+reload their content when a job moves, at most once a second (static/live.js); every state
+change is a POST carrying the CSRF token; `read_only` hides and refuses them. It never shows a
+Redis URL or password.
 
 Pages are plain functions: Starlette runs them on its thread pool, so the blocking Redis calls of
 the read model never hold the event loop; an action's form is read on the loop, its work on the pool.
@@ -41,8 +43,6 @@ PAGE = 50
 ACTIONS = ("cancel", "abort", "replay", "purge")
 #: partitions a queue's page lists (the largest backlog first)
 PARTITIONS_SHOWN = 50
-#: what can be done to a partition from its queue's page
-PARTITION_ACTIONS = ("pause", "resume", "end-backoff")
 #: what base.html puts around the part of a page that live refreshes replace
 LIVE_BEGIN, LIVE_END = "<main data-live>", "</main>"
 
@@ -192,46 +192,20 @@ class Dashboard:
 
     async def queue_action(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            if action not in ("pause", "resume"):
-                raise TaskqError(f"unknown action {action!r}")
-            changed = views.pause(self.app, name, action == "pause")
-            return f"{action} {name}: {'done' if changed else 'it was already so'}"
-
-        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+        return await self.act(request, lambda form: actions.queue(self.app, name, action).message,
+                              f"/queues/{quote(name, safe='')}")
 
     async def partition_action(self, request: Request) -> Response:
         """Pause, resume or end the backoff of the partition the form names (any text: not in the path)."""
         name, action = request.path_params["name"], request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            if action not in PARTITION_ACTIONS:
-                raise TaskqError(f"unknown action {action!r}")
-            views.check_queue(self.app, name)
-            p = self.app.partition(name, str(form.get("partition") or ""))
-            if action == "end-backoff":
-                p.backoff(0)
-                return f"{action} {p.name}: done"
-            changed = p.pause() if action == "pause" else p.resume()
-            return f"{action} {p.name}: {'done' if changed else 'it was already so'}"
-
-        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+        return await self.act(request, lambda form: actions.partition(
+            self.app, name, action, str(form.get("partition") or "")).message, f"/queues/{quote(name, safe='')}")
 
     async def schedule_action(self, request: Request) -> Response:
         """Pause, resume, run now or remove the schedule the form names (ids may hold any text)."""
         action = request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            schedule_id = str(form.get("schedule") or "")
-            if action == "run":
-                return f"run {schedule_id}: enqueued {self.app.schedules.trigger(schedule_id).id}"
-            if action not in ("pause", "resume", "remove"):
-                raise TaskqError(f"unknown action {action!r}")
-            change = getattr(self.app.schedules, action)
-            return f"{action} {schedule_id}: {'done' if change(schedule_id) else 'no such schedule'}"
-
-        return await self.act(request, do, "/workers")
+        return await self.act(request, lambda form: actions.schedule(
+            self.app, str(form.get("schedule") or ""), action).message, "/workers")
 
     async def dead_action(self, request: Request) -> Response:
         """Replay or purge the dead jobs ticked (`id` fields), or every one the filter matches:
