@@ -309,3 +309,12 @@ def test_reads_run_off_the_event_loop(shop: taskq.TaskQ) -> None:
     gets = [r for r in api.routes if isinstance(r, Route) and "GET" in (r.methods or ())]
     assert len(gets) == 11
     assert [r.path for r in gets if inspect.iscoroutinefunction(r.endpoint)] == ["/events"]
+
+
+def test_memory_has_no_server_facts_and_the_overview_says_so() -> None:
+    app = taskq.TaskQ("memory://web-api-facts")
+    client = TestClient(create_app(app))
+    facts = Checked(client).get("/api/v1/redis")
+    assert set(facts.values()) == {None}  # fakeredis has no INFO: nothing made up
+    page = client.get("/").text
+    assert '<table id="redis">' in page and 'id="redis-warning"' not in page
