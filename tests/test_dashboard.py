@@ -115,7 +115,10 @@ def test_actions_need_the_csrf_token_and_do_what_they_say(shop: taskq.TaskQ) -> 
     assert client.post("/queues/default/resume", data={"csrf": token}).status_code == 200
     assert shop.broker.paused(["default"]) == set()
     drain(shop, advance=1)  # the replayed job fails again: dead once more
-    assert client.post("/dead/purge", data={"csrf": token}).status_code == 200
+    asked = client.post("/dead/purge", data={"csrf": token})  # one click never purges everything
+    assert asked.status_code == 200 and 'name="confirm" value="yes"' in asked.text
+    assert shop.broker.depths("default").dead == 1
+    assert client.post("/dead/purge", data={"csrf": token, "confirm": "yes"}).status_code == 200
     assert shop.broker.depths("default").dead == 0
 
 

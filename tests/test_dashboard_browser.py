@@ -1,7 +1,10 @@
 """The dashboard in a real browser: headless Chromium (Debian's chromium + chromium-driver, which
 `make test` installs) loads the overview of a queue with jobs in every state, opens a dead job,
 clicks replay, and sees the job succeed. The overview's screenshot is saved; with
-$TASKQ_DASHBOARD_SCREENSHOT set, also to that path (docs/dashboard.png is made so)."""
+$TASKQ_DASHBOARD_SCREENSHOT set, also to that path (docs/dashboard.png is made so); with
+$TASKQ_DASHBOARD_SCREENSHOTS set to a directory, the overview, queue and job pages go there as
+dashboard-overview.png, dashboard-queue.png, dashboard-job.png (docs/ holds them). Pages update
+live from server-sent events: a replay on the dead letters page shows on another open page."""
 
 from __future__ import annotations
 
@@ -29,6 +32,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 #: a hang guard for one browser step, not a timing assertion
 GUARD = 30
+
+
+def shoot(browser: webdriver.Chrome, tmp_path: Path, name: str) -> Path:
+    """A screenshot of the page, kept in $TASKQ_DASHBOARD_SCREENSHOTS as dashboard-NAME.png if set."""
+    shot = tmp_path / f"{name}.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("TASKQ_DASHBOARD_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["TASKQ_DASHBOARD_SCREENSHOTS"]) / f"dashboard-{name}.png")
+    return shot
 
 
 def free_port() -> int:
@@ -105,9 +118,7 @@ def test_the_overview_then_replaying_a_dead_job_until_it_succeeds(
             for r in browser.find_elements(By.CSS_SELECTOR, "#queues tr")[1:]}
     assert rows["backlog"][1] == "3" and rows["default"][2] == "1" and rows["default"][5] == "1"
     assert rows["slow"][4] == "1"  # running
-    shot = tmp_path / "overview.png"
-    browser.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
+    shot = shoot(browser, tmp_path, "overview")
     if os.environ.get("TASKQ_DASHBOARD_SCREENSHOT"):
         shutil.copy(shot, os.environ["TASKQ_DASHBOARD_SCREENSHOT"])
 
@@ -122,6 +133,51 @@ def test_the_overview_then_replaying_a_dead_job_until_it_succeeds(
     # the page refreshes itself: the job runs again on the worker and the page says so
     wait.until(lambda d: d.find_element(By.ID, "status").text == "succeeded")
     assert "charged -5" in browser.find_element(By.ID, "job").text
+    shoot(browser, tmp_path, "job")
+    browser.get(base + "/queues/backlog")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "jobs")))
+    shoot(browser, tmp_path, "queue")
+
+
+def test_a_replay_on_the_dead_letters_page_shows_live_on_another_page(
+    browser: webdriver.Chrome, served: tuple[taskq.TaskQ, str, dict[str, bool]]
+) -> None:
+    app, base, _ = served
+    go = threading.Event()
+    runs = []
+
+    @app.task(retries=0)
+    def pay(order: int) -> str:
+        runs.append(order)
+        if len(runs) == 1:
+            raise ValueError("gateway down")
+        go.wait(GUARD)
+        return f"paid {order}"
+
+    job = pay.delay(42)
+    wait = WebDriverWait(browser, GUARD)
+    wait.until(lambda _: job.status() is taskq.Status.DEAD)
+    browser.get(f"{base}/jobs/{job.id}")
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "dead")
+    times = browser.find_elements(By.CSS_SELECTOR, "#job time")
+    assert times and all(t.text.endswith(" ago") or t.text == "just now" for t in times)  # relative times
+    assert all(t.get_attribute("title").endswith("Z") for t in times)  # the ISO time in the title
+    browser.execute_script("window.taskqKept = 'the same page';")
+    job_page = browser.current_window_handle
+
+    browser.switch_to.new_window("window")
+    browser.get(base + "/dead?task=pay")
+    wait.until(expected_conditions.presence_of_element_located((By.ID, "dead")))
+    browser.find_element(By.CSS_SELECTOR, f'#dead input[name=id][value="{job.id}"]').click()
+    browser.find_element(By.CSS_SELECTOR, "#dead-bulk button[value='replay selected']").click()
+    wait.until(lambda d: "replayed 1 dead job(s)" in d.find_element(By.CLASS_NAME, "flash").text)
+
+    browser.switch_to.window(job_page)
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "running")
+    go.set()  # it ends now, while this page is in front: only an event can tell the page
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "succeeded")
+    assert "paid 42" in browser.find_element(By.ID, "job").text
+    assert browser.execute_script("return window.taskqKept;") == "the same page"  # never reloaded
 
 
 def test_a_queues_partitions_render_and_one_pauses(

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis
+from redis.exceptions import RedisClusterException
+
 from taskq.broker.base import (
     Depths,
     Entry,
@@ -18,6 +21,7 @@ from taskq.broker.base import (
     LeadResult,
     Policy,
     Progress,
+    ServerFacts,
     Status,
     WorkerRecord,
 )
@@ -199,6 +203,20 @@ class Admin:
             for q in queues:
                 pipe.exists(self.qk(q).paused)
             return {q for q, on in zip(queues, pipe.execute() if queues else [], strict=True) if on}
+
+    def server_facts(self) -> ServerFacts:
+        try:
+            info = self.conn.client.info()
+        except redis.ResponseError:  # fakeredis (memory://) and some proxies have no INFO
+            return ServerFacts()
+        except (redis.RedisError, RedisClusterException) as exc:
+            raise self.conn.error(exc) from None
+        if info and all(isinstance(v, dict) for v in info.values()):  # Cluster: node -> its INFO
+            info = next(iter(info.values()))
+        return ServerFacts(version=text(info.get("redis_version")), used_memory=integer(info.get("used_memory")),
+                           max_memory=integer(info.get("maxmemory")),
+                           eviction_policy=text(info.get("maxmemory_policy")),
+                           connected_clients=integer(info.get("connected_clients")))
 
     def empty(self, queue: str, reason: str, batch: int = 1000) -> int:
         cancelled = 0

@@ -39,6 +39,7 @@ from taskq.broker.records import (
     Recovered,
     Refill,
     ScheduleState,
+    ServerFacts,
     Settled,
     Settlement,
     StatsMinute,
@@ -80,6 +81,7 @@ __all__ = [
     "Recovered",
     "Refill",
     "ScheduleState",
+    "ServerFacts",
     "StatsMinute",
     "StoredSchedule",
     "Settled",
@@ -267,6 +269,9 @@ class Inspector(Protocol):
 
     def paused(self, queues: Sequence[str]) -> set[str]:
         """Which of these queues are paused."""
+
+    def server_facts(self) -> ServerFacts:
+        """The server's version, memory, eviction policy and clients (a Cluster: the node first asked)."""
 
     def empty(self, queue: str, reason: str, batch: int = 1000) -> int:
         """Cancel every job of the queue not started (ready, held, scheduled); how many."""

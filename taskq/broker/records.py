@@ -251,6 +251,20 @@ class WorkerRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """What the Redis server says of itself (INFO): every field None where it does not say
+    (memory:// has no INFO; a managed Redis may hide some)."""
+
+    version: str | None = None
+    used_memory: int | None = None
+    #: bytes; 0 means no limit
+    max_memory: int | None = None
+    #: what Redis does at max_memory: anything but "noeviction" may delete taskq's keys
+    eviction_policy: str | None = None
+    connected_clients: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Leader:
     beat_id: str
     lease_left_ms: int

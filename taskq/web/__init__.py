@@ -1,7 +1,9 @@
 """The web dashboard (`taskq dashboard`, extra taskq-redis[dashboard]): server-rendered pages over the
-read model (views.py) and the same actions as the CLI. Pages refresh their content
-from the server every 2 s (one request per open page); every state change is a POST carrying
-the CSRF token; `read_only` hides and refuses them. It never shows a Redis URL or password.
+read model (views.py) and the same actions as the CLI (web/actions.py), and a JSON API under
+/api/v1 (web/api.py). Pages follow the job events the API streams (server-sent events) and
+reload their content when a job moves, at most once a second (static/live.js); every state
+change is a POST carrying the CSRF token; `read_only` hides and refuses them. It never shows a
+Redis URL or password.
 
 Pages are plain functions: Starlette runs them on its thread pool, so the blocking Redis calls of
 the read model never hold the event loop; an action's form is read on the loop, its work on the pool.
@@ -25,10 +27,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskq import partition_views, views
+from taskq import partition_views, server_views, views
 from taskq.app import TaskQ
 from taskq.broker.base import CANCELLABLE, Status
+from taskq.dead_views import DeadFilter, dead_page
 from taskq.errors import BrokerError, JobNotFound, TaskqError
+from taskq.web import actions
+from taskq.web.api import Api, dead_filter
 from taskq.web.auth import Guard
 from taskq.web.charts import RANGES, bars, columns
 
@@ -38,8 +43,6 @@ PAGE = 50
 ACTIONS = ("cancel", "abort", "replay", "purge")
 #: partitions a queue's page lists (the largest backlog first)
 PARTITIONS_SHOWN = 50
-#: what can be done to a partition from its queue's page
-PARTITION_ACTIONS = ("pause", "resume", "end-backoff")
 #: what base.html puts around the part of a page that live refreshes replace
 LIVE_BEGIN, LIVE_END = "<main data-live>", "</main>"
 
@@ -56,6 +59,7 @@ def create_app(app: TaskQ, *, token: str | None = None, read_only: bool = False)
         Route("/queues/{name}/partitions/{action}", d.partition_action, methods=["POST"]),
         Route("/dead/{action}", d.dead_action, methods=["POST"]),
         Route("/schedules/{action}", d.schedule_action, methods=["POST"]),
+        Mount("/api/v1", routes=Api(app, guard, read_only, d.by).routes()),
         Mount("/static", StaticFiles(packages=[("taskq.web", "static")]), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
@@ -101,6 +105,7 @@ class Dashboard:
             data = views.snapshot(self.app)
             minutes = views.per_minute(self.app, list(data["queues"]))
             return {"data": data, "chart": bars(minutes["succeeded"], minutes["failed"]), "minutes": minutes,
+                    "redis": server_views.redis_facts(self.app),
                     "done_total": sum(minutes["succeeded"]), "failed_total": sum(minutes["failed"])}
 
         return self.render(request, "overview.html", read)
@@ -134,11 +139,23 @@ class Dashboard:
         return self.render(request, "job.html", read)
 
     def dead_page(self, request: Request) -> Response:
-        return self.render(request, "dead.html", lambda: {
-            "rows": [r.as_dict() for r in views.dead_jobs(self.app, self.app.known_queues(), 100)]})
+        """Dead jobs, newest first, a page at a time; filtered by queue, task and error text."""
+        f = dead_filter(request.query_params)
+        asked = request.query_params.get("page", "1")
+        number = max(1, int(asked)) if asked.isdigit() else 1
+
+        def read() -> dict[str, Any]:
+            params = f.as_params()
+            page = dead_page(self.app, f, (number - 1) * PAGE, PAGE)
+            return {"page": page, "filter": f, "params": params, "queues": self.app.known_queues(),
+                    "prev": urlencode({**params, "page": number - 1}),
+                    "next": urlencode({**params, "page": number + 1})}
+
+        return self.render(request, "dead.html", read)
 
     def workers_page(self, request: Request) -> Response:
-        return self.render(request, "workers.html", lambda: {"data": views.snapshot(self.app)})
+        return self.render(request, "workers.html", lambda: {"data": views.snapshot(self.app),
+                                                             "workers": server_views.workers(self.app)})
 
     def search(self, request: Request) -> Response:
         job_id = (request.query_params.get("id") or "").strip()
@@ -178,64 +195,41 @@ class Dashboard:
 
     async def queue_action(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            if action not in ("pause", "resume"):
-                raise TaskqError(f"unknown action {action!r}")
-            changed = views.pause(self.app, name, action == "pause")
-            return f"{action} {name}: {'done' if changed else 'it was already so'}"
-
-        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+        return await self.act(request, lambda form: actions.queue(self.app, name, action).message,
+                              f"/queues/{quote(name, safe='')}")
 
     async def partition_action(self, request: Request) -> Response:
         """Pause, resume or end the backoff of the partition the form names (any text: not in the path)."""
         name, action = request.path_params["name"], request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            if action not in PARTITION_ACTIONS:
-                raise TaskqError(f"unknown action {action!r}")
-            views.check_queue(self.app, name)
-            p = self.app.partition(name, str(form.get("partition") or ""))
-            if action == "end-backoff":
-                p.backoff(0)
-                return f"{action} {p.name}: done"
-            changed = p.pause() if action == "pause" else p.resume()
-            return f"{action} {p.name}: {'done' if changed else 'it was already so'}"
-
-        return await self.act(request, do, f"/queues/{quote(name, safe='')}")
+        return await self.act(request, lambda form: actions.partition(
+            self.app, name, action, str(form.get("partition") or "")).message, f"/queues/{quote(name, safe='')}")
 
     async def schedule_action(self, request: Request) -> Response:
         """Pause, resume, run now or remove the schedule the form names (ids may hold any text)."""
         action = request.path_params["action"]
-
-        def do(form: FormData) -> str:
-            schedule_id = str(form.get("schedule") or "")
-            if action == "run":
-                return f"run {schedule_id}: enqueued {self.app.schedules.trigger(schedule_id).id}"
-            if action not in ("pause", "resume", "remove"):
-                raise TaskqError(f"unknown action {action!r}")
-            change = getattr(self.app.schedules, action)
-            return f"{action} {schedule_id}: {'done' if change(schedule_id) else 'no such schedule'}"
-
-        return await self.act(request, do, "/workers")
+        return await self.act(request, lambda form: actions.schedule(
+            self.app, str(form.get("schedule") or ""), action).message, "/workers")
 
     async def dead_action(self, request: Request) -> Response:
+        """Replay or purge the dead jobs ticked (`id` fields), or every one the filter matches:
+        that shows a confirmation page first, whose form adds confirm=yes."""
         action = request.path_params["action"]
+        form = await request.form()  # Starlette keeps it: act() reads the same one
+        f, ids = dead_filter(form), [str(i) for i in form.getlist("id")] or None
+        if ids is None and form.get("confirm") != actions.CONFIRM and action in actions.DEAD_ACTIONS \
+                and not self.read_only and self.guard.csrf_ok(str(form.get("csrf") or "") or None):
+            return await run_in_threadpool(self.dead_confirm, request, action, f)
 
         def do(form: FormData) -> str:
-            queues = views.check_queue(self.app, str(form.get("queue") or "") or None)
-            if action == "replay":
-                count = 0
-                for q in queues:
-                    _, replays = views.replay_many(self.app, q, lambda job_id, why: None)
-                    count += sum(replays)
-                return f"replayed {count} dead job(s)"
-            if action == "purge":
-                return f"purged {sum(views.purge_all(self.app, q) for q in queues)} dead job(s)"
-            raise TaskqError(f"unknown action {action!r}")
+            return actions.dead(self.app, action, f, ids, str(form.get("confirm") or "") or None).message
 
         return await self.act(request, do, "/dead")
 
+    def dead_confirm(self, request: Request, action: str, f: DeadFilter) -> Response:
+        params = f.as_params()
+        return self.render(request, "dead_confirm.html", lambda: {
+            "action": action, "filter": f, "params": params, "back": urlencode(params),
+            "total": dead_page(self.app, f, 0, 1)["total"]})
 
 def history_charts(h: dict[str, Any]) -> list[str]:
     """The queue page's history: throughput, failures, runtime and wait, one chart each."""
