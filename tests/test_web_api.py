@@ -125,6 +125,12 @@ def test_every_read_fits_the_openapi_document(shop: taskq.TaskQ) -> None:
     assert facts["eviction_policy"] == "noeviction" and facts["warning"] is None
     session = api.get("/api/v1/session")
     assert session["read_only"] is False and session["csrf"]
+    stats = api.get("/api/v1/stats", params={"queue": "default", "since": "600"})
+    assert len(stats["points"]) == 10 and sum(p["dead"] for p in stats["points"]) == 3
+    assert sum(p["enqueued"] for p in stats["points"]) == sum(p.enqueued for p in shop.stats("default", since=600))
+    hourly = api.get("/api/v1/stats", params={"since": "7200", "step": "3600"})
+    assert hourly["queue"] is None and len(hourly["points"]) == 2
+    api.get("/api/v1/stats", 400, params={"queue": "nope"})
     api.get("/api/v1/jobs/{job_id}", 404, path={"job_id": "nope"})
     api.get("/api/v1/queues/{name}/jobs", 400, path={"name": "nope"})
     api.get("/api/v1/queues/{name}/jobs", 400, path={"name": "default"}, params={"state": "gone"})
@@ -307,7 +313,7 @@ def test_reads_run_off_the_event_loop(shop: taskq.TaskQ) -> None:
     event stream and the POSTs (which hand their work to the pool) are coroutines."""
     api = next(r for r in create_app(shop).routes if isinstance(r, Mount) and r.path == "/api/v1")
     gets = [r for r in api.routes if isinstance(r, Route) and "GET" in (r.methods or ())]
-    assert len(gets) == 11
+    assert len(gets) == 12
     assert [r.path for r in gets if inspect.iscoroutinefunction(r.endpoint)] == ["/events"]
 
 

@@ -104,6 +104,7 @@ class Api:
             Route("/queues/{name}/jobs", self.queue_jobs), Route("/queues/{name}/partitions", self.partitions),
             Route("/jobs/{job_id}", self.job), Route("/dead", self.dead), Route("/workers", self.workers),
             Route("/schedules", self.schedules), Route("/redis", self.redis), Route("/events", self.events),
+            Route("/stats", self.stats),
             Route("/jobs/{job_id}/{action}", self.job_action, methods=["POST"]),
             Route("/queues/{name}/partitions/{action}", self.partition_action, methods=["POST"]),
             Route("/queues/{name}/{action}", self.queue_action, methods=["POST"]),
@@ -165,6 +166,18 @@ class Api:
 
     def redis(self, request: Request) -> Response:
         return self.read(lambda: server_views.redis_facts(self.app))
+
+    def stats(self, request: Request) -> Response:
+        queue, task = request.query_params.get("queue") or None, request.query_params.get("task") or None
+        since, step = _int(request, "since", 3600, 60, 8 * 86_400), _int(request, "step", 60, 60, 86_400)
+
+        def get() -> dict[str, Any]:
+            if queue is not None:
+                views.check_queue(self.app, queue)  # a queue nobody used: 400, as elsewhere
+            points = self.app.stats(queue=queue, task=task, since=since, step=step)
+            return {"queue": queue, "task": task, "since": since, "step": step, "points": [p.as_dict() for p in points]}
+
+        return self.read(get)
 
     # -- actions ------------------------------------------------------------
 

@@ -67,6 +67,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                       "paused": _BOOL, "source": {"enum": ["code", "api"]}, "overlap": _STR, "catchup": _STR,
                       "skipped_at": _WHEN, "when": _STR}),
     "Schedules": _obj({"schedules": _list("Schedule")}),
+    "StatsPoint": _obj({"at": {"type": "string", "format": "date-time"}, **{
+        k: {"type": "integer", "minimum": 0} for k in (
+            "enqueued", "started", "succeeded", "failed", "retried", "dead", "runtime_ms_max", "wait_ms_max")},
+        "runtime_ms_avg": _NUM, "wait_ms_avg": _NUM}),
+    "Stats": _obj({"queue": _null(_STR), "task": _null(_STR), "since": _INT, "step": _INT,
+                   "points": _list("StatsPoint")}),
     "Partition": _obj({"queue": _STR, "name": _STR, "ready": _INT, "running": _INT, "paused": _BOOL,
                        "paused_until": _WHEN, "max_running": _null(_INT), "rate_limit": _null(_STR),
                        "own_limits": _BOOL, "blocked": _null(_STR)}),
@@ -124,6 +130,8 @@ PATHS: dict[str, Any] = {
     "/api/v1/workers": _get("Workers", "live workers with the jobs they run"),
     "/api/v1/schedules": _get("Schedules", "every schedule, code and stored"),
     "/api/v1/redis": _get("Redis", "the Redis server's facts"),
+    "/api/v1/stats": _get("Stats", "history per step (?queue=, ?task=, ?since= seconds, ?step= seconds, 60 or a "
+                                   "multiple), oldest first"),
     "/api/v1/session": _get("Session", "the CSRF token a cookie session's POSTs send as X-CSRF-Token"),
     "/api/v1/jobs/{job_id}/{action}": _post("cancel, abort, replay or purge a job",
                                             [_param("job_id", "path"), _action(("cancel", "abort", "replay", "purge"))],
