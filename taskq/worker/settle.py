@@ -112,8 +112,11 @@ class Settler:
                  on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool],
                  refill: Callable[[str, int], Refill | None] = lambda q, n: None,
                  on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None,
-                 continues: Callable[[str, list[str]], None] = lambda q, ids: None) -> None:
+                 continues: Callable[[str, list[str]], None] = lambda q, ids: None,
+                 logs: Callable[[str, list[str]], None] = lambda q, ids: None) -> None:
         self.broker = broker
+        #: sends the log lines of jobs about to be settled (before: they are there when it ends)
+        self.logs = logs
         self.continues = continues
         self.refill = refill
         self.on_refill = on_refill
@@ -191,6 +194,7 @@ class Settler:
             if not f.recorded:
                 by_queue.setdefault(f.delivery.queue, []).append(f)
         for q, items in by_queue.items():
+            self.logs(q, [f.settlement.id for f in items])
             refill = self.refill(q, len(items))
             sent = time.monotonic()
             leased: list[Delivery] = []
