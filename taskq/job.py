@@ -164,13 +164,13 @@ class Job(Generic[R]):
 
     def run_now(self) -> bool:
         """Run a scheduled job, or a job waiting for its retry, now: it enters its queue (behind its
-        ordering key, if it has one) as reschedule(delay=0) does. True if it moved; False for a
-        running or ended job, or no job (a queued one is already due: True, it stays in line)."""
-        return self.reschedule(delay=0)
+        ordering key, if it has one) as reschedule(delay=0) does. True if it moved; False, changing
+        nothing, for any other job (a queued one keeps its place in line), or no job."""
+        return self._broker.move(self.queue, self.id, Move("now", 0))[1]
 
     async def run_now_async(self) -> bool:
         """run_now() for code on an event loop."""
-        return await self.reschedule_async(delay=0)
+        return (await self._broker.aio.move(self.queue, self.id, Move("now", 0)))[1]
 
     def logs(self) -> list[LogLine]:
         """The lines the job logged (current_job().log() and its stdlib records at INFO and
