@@ -136,6 +136,8 @@ class Settlement:
     #: a retry's or dead's: what the run says of its partition's partner: "b<ms>" back off that long
     #: (and cut an adaptive limit), "s" cut an adaptive limit (a time limit), "" nothing
     signal: str = ""
+    #: the run's log lines not sent yet (LogEntry.encode'd), stored in the same settle call
+    lines: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -220,6 +220,9 @@ class RedisBroker(Admin, Stream, Steps, Partitions, ScheduleStore):
                     args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt, o.signal)
                 else:
                     args += ("dead", o.id, o.token, o.reason, o.error, o.body, o.signal)
+            for o in chunk:  # after every outcome (settle.lua reads them last)
+                if o.lines:
+                    args += ("logs", o.id, len(o.lines), *o.lines)
             reply = self.conn.run("settle", base, args)
             out.extend([_SETTLED[code] for code in reply[:len(chunk)]])
             leased += self._deliveries(queue, reply, len(chunk))

@@ -127,7 +127,7 @@ class Worker:
         self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
                                on_recorded=self._recorded, after_batch=self._publish,
                                refill=self.intake.refill, on_refill=self._refilled, continues=self._continue,
-                               logs=self.logs.flush)
+                               logs=self.logs.take)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter, app.hooks.middleware)
         self.watchdog = Watchdog(worker_id=self.id, stop=self.stopping, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb,

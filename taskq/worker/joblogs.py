@@ -3,8 +3,8 @@
 A task's `current_job().log(text)` and its stdlib records at INFO and above (taskq.log's
 JobLogHandler) land here on the job's own thread: an append to the job's buffer, no I/O. They
 reach Redis with the next batch: the lease keeper's round (every lease/3 s, every job's lines in
-one call per queue), the settle of the job's outcome (just before it, so the lines are there when
-the job ends), or the job's next progress report (in the same script call). Lines are keyed by
+one call per queue), the settle call of the job's outcome (in it: no call of their own), or the
+job's next progress report (in the same script call). Lines are keyed by
 (queue, job id), and a record knows its job through the context variables set for its run, so
 under -c 8 each job's lines go to its own list only.
 """

@@ -113,9 +113,9 @@ class Settler:
                  refill: Callable[[str, int], Refill | None] = lambda q, n: None,
                  on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None,
                  continues: Callable[[str, list[str]], None] = lambda q, ids: None,
-                 logs: Callable[[str, list[str]], None] = lambda q, ids: None) -> None:
+                 logs: Callable[[str, str], list[str]] = lambda q, job_id: []) -> None:
         self.broker = broker
-        #: sends the log lines of jobs about to be settled (before: they are there when it ends)
+        #: a job's log lines not sent yet, now the settle call's to send (worker/joblogs.py)
         self.logs = logs
         self.continues = continues
         self.refill = refill
@@ -194,7 +194,9 @@ class Settler:
             if not f.recorded:
                 by_queue.setdefault(f.delivery.queue, []).append(f)
         for q, items in by_queue.items():
-            self.logs(q, [f.settlement.id for f in items])
+            for f in items:
+                if more := self.logs(q, f.settlement.id):  # nothing to take from most jobs: no call
+                    f.settlement.lines = [*f.settlement.lines, *more]
             refill = self.refill(q, len(items))
             sent = time.monotonic()
             leased: list[Delivery] = []
