@@ -73,6 +73,9 @@ def record_bytes(url: str, lines: int, keep_args: int) -> dict[str, float]:
 def main() -> None:
     from _redis import redis_url
 
+    from taskq.log import configure
+
+    configure("error")  # the in-process workers of record_bytes() write no lines
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)

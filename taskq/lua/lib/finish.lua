@@ -76,16 +76,19 @@ end
 -- the record of a succeeded job that fell out of the keep_args window written anew without its
 -- message (small again, as compact() writes it), keeping its expiry
 local function drop_msg(jk)
-  if redis.call('HGET', jk, 'status') ~= 'succeeded' or redis.call('HEXISTS', jk, 'msg') == 0 then return end
-  local ttl = redis.call('PTTL', jk)
-  local all = redis.call('HGETALL', jk)
-  local out = {}
+  local all = redis.call('HGETALL', jk)  -- one read: the record is small but for its message
+  local out, had, succeeded = {}, false, false
   for i = 1, #all, 2 do
-    if all[i] ~= 'msg' then
+    if all[i] == 'msg' then
+      had = true
+    else
+      succeeded = succeeded or (all[i] == 'status' and all[i + 1] == 'succeeded')
       out[#out + 1] = all[i]
       out[#out + 1] = all[i + 1]
     end
   end
+  if not (had and succeeded) then return end
+  local ttl = redis.call('PTTL', jk)
   redis.call('DEL', jk)
   redis.call('HSET', jk, unpack(out))
   if ttl > 0 then redis.call('PEXPIRE', jk, ttl) end
