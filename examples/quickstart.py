@@ -13,6 +13,7 @@ Task names default to the function's name (no module prefix), so the script
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -20,6 +21,7 @@ import taskq
 
 # the URL comes from $TASKQ_URL, else redis://localhost:6379/0
 app = taskq.TaskQ()
+log = logging.getLogger(__name__)
 
 
 @app.task
@@ -73,6 +75,13 @@ def charge(amount_cents: int) -> str:
     if amount_cents <= 0:
         raise taskq.Reject(f"invalid amount {amount_cents}")  # no retries: straight to the dead-letter list
     return f"charged {amount_cents} cents"
+
+
+@app.task
+def import_rows(count: int) -> int:
+    taskq.current_job().log(f"fetched {count} rows")  # kept with the job: job.logs()
+    log.warning("row %d skipped", 7)  # the task's own stdlib records at INFO and above too
+    return count - 1
 
 
 @app.task(cron="* * * * * */10")  # every 10 s (seconds are the 6th field), fired by `taskq beat`

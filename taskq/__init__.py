@@ -32,7 +32,7 @@ from taskq.errors import (
     TimeLimitExceeded,
 )
 from taskq.events import EventKind, JobEvent
-from taskq.info import JobInfo
+from taskq.info import JobInfo, LogLine
 from taskq.job import Job, Status
 from taskq.limits import Adaptive
 from taskq.partitions import Partition, PartitionInfo
@@ -57,7 +57,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Aborted", "Adaptive", "AsyncTask", "Backoff", "Beat", "BrokerAuthError", "BrokerError", "BrokerOutOfMemory",
     "BrokerUnavailable", "Chain", "Chord", "ConfigError", "EnqueueError", "EventKind", "Group", "GroupJob", "Job",
-    "JobCancelled", "JobContext", "JobEvent", "JobInfo", "JobNotFound", "MessageInvalid", "MessageTooLarge",
+    "JobCancelled", "JobContext", "JobEvent", "JobInfo", "JobNotFound", "LogLine", "MessageInvalid", "MessageTooLarge",
     "OutboxError", "Partition", "PartitionInfo", "QueueFull", "RateLimited", "Reject", "ResultTimeout", "Retry",
     "Schedule", "ScheduleInfo", "Schedules", "SerializationError", "Signature", "StatsPoint", "Status", "Task",
     "TaskCall", "TaskFailed", "TaskNotFound", "TaskQ", "TaskqError", "TimeLimitExceeded", "Worker", "chain", "chord",

@@ -19,7 +19,7 @@ from taskq.events import JobEvent
 from taskq.follow import Since, follow, follow_async
 from taskq.hooks import H, Hooks, M
 from taskq.job import Job
-from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_SUCCEEDED, Adaptive, OnFull, QueuePolicy
+from taskq.limits import DEFAULT_EVENTS, DEFAULT_KEEP_ARGS, DEFAULT_KEEP_SUCCEEDED, Adaptive, OnFull, QueuePolicy
 from taskq.message import MAX_MESSAGE_BYTES
 from taskq.options import DEFAULT_RETRIES, TaskOptions, check_queue, named_options
 from taskq.partitions import Partition, PartitionInfo, partitions
@@ -163,7 +163,7 @@ class TaskQ(Producing):
               max_running: int | None = None, events: bool | int = True,
               keep_succeeded: int | None = DEFAULT_KEEP_SUCCEEDED,
               partition_max_running: int | Adaptive | None = None, partition_rate_limit: str | None = None,
-              fair: bool = False) -> QueuePolicy:
+              fair: bool = False, keep_args: int = DEFAULT_KEEP_ARGS) -> QueuePolicy:
         """Declare a queue's flow control, enforced in Redis for every producer of this app.
 
         Args:
@@ -182,7 +182,7 @@ class TaskQ(Producing):
                 info(), the dashboard), each also for at most result_ttl; an older one is deleted
                 as a newer job succeeds. None: no cap. A record someone's result() waits on, and
                 a workflow step's, are kept for result_ttl and not counted. A succeeded record
-                keeps status, times, attempt, task and result; not the arguments.
+                keeps status, times, attempt, task and result; the arguments only while keep_args holds.
             partition_max_running: at most that many jobs of one partition (options(partition=))
                 running at once across every worker, or taskq.Adaptive(start, max): a limit per
                 partition that grows while its jobs succeed and is cut on RateLimited(partition=True)
@@ -191,11 +191,13 @@ class TaskQ(Producing):
             fair: partitions take turns (round robin, priorities still first): one partition's
                 backlog never holds another's jobs back. Jobs without a partition form one of
                 their own. app.partition(name, p).limit() gives one partition limits of its own.
+            keep_args: the newest N of those succeeded records also keep their message (the
+                arguments: `taskq job`, the dashboard, `--grep`); 0: none. Bounded: N messages.
         """
         check_queue(name)
         kept = DEFAULT_EVENTS if events is True else 0 if events is False else events
         policy = QueuePolicy(name, max_ready, on_full, block_timeout, rate_limit, max_running, kept, keep_succeeded,
-                             partition_max_running, partition_rate_limit, fair)
+                             partition_max_running, partition_rate_limit, fair, keep_args)
         self.queue_policies[name] = policy
         return policy
 
@@ -213,6 +215,7 @@ class TaskQ(Producing):
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
         expires: float | dt.timedelta | dt.datetime | None = None, at_most_once: bool = False,
+        keep_logs: bool = True,
     ) -> TaskDecorator: ...
 
     @named_options("app.task")
@@ -226,6 +229,7 @@ class TaskQ(Producing):
         dont_retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         rate_limit: str | None = None, max_running: int | None = None,
         expires: float | dt.timedelta | dt.datetime | None = None, at_most_once: bool = False,
+        keep_logs: bool = True,
     ) -> Any:
         """Register a function as a task, bare (`@app.task`) or with options.
 
@@ -247,6 +251,8 @@ class TaskQ(Producing):
                 tick's job: of its tick). Per call: `task.options(expires=)`.
             at_most_once: a job whose worker died while running it is dead-lettered, reason
                 "lost: at_most_once", instead of run again (failures still retry per retries).
+            keep_logs: False: its jobs keep no log lines (current_job().log() and its stdlib
+                records are dropped; they still reach the worker's own log output).
             cron: fire the task (with no arguments) on this schedule, under `taskq beat`;
                 the schedule is named like the task. tz, catchup and overlap: see schedule().
             every: or fire it every so many seconds (or a timedelta), on multiples of it from
@@ -259,6 +265,7 @@ class TaskQ(Producing):
             backoff=backoff or Backoff(), timeout=timeout, priority=priority,
             retry_on=_types(retry_on), dont_retry_on=_types(dont_retry_on) or (),
             rate_limit=rate_limit, max_running=max_running, expires=expires, at_most_once=at_most_once,
+            keep_logs=keep_logs,
         )
 
         def register(func: Callable[..., Any]) -> Any:

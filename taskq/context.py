@@ -16,6 +16,11 @@ running: ContextVar[Message | None] = ContextVar("taskq_running", default=None)
 reporter: ContextVar[Callable[[Message, float, str], None] | None] = ContextVar("taskq_reporter", default=None)
 #: whether an abort was asked for the job of a message (set by the worker, like the reporter)
 aborts: ContextVar[Callable[[Message], bool] | None] = ContextVar("taskq_aborts", default=None)
+#: where the worker keeps a running job's log lines: (message, level, text) -> None; no I/O
+log_sink: ContextVar[Callable[[Message, int, str], None] | None] = ContextVar("taskq_log_sink", default=None)
+
+#: logging.INFO, the level of current_job().log() lines (not imported: context sits below log)
+INFO = 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +44,14 @@ class JobContext:
         report = reporter.get()
         if report is not None:
             report(self._message, float(fraction), str(text)[:200])
+
+    def log(self, text: str) -> None:
+        """Keep a line with the job (`job.logs()`, `taskq job ID --logs`, the dashboard): its
+        newest 100 lines are kept, each cut at 500 characters, for as long as its record. Sent in
+        batches by the worker (never a round trip per line); a no-op outside a worker."""
+        sink = log_sink.get()
+        if sink is not None:
+            sink(self._message, INFO, str(text))
 
     @property
     def trace(self) -> dict[str, str] | None:

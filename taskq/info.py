@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from taskq.broker.base import JobRecord, Status
+from taskq.broker.base import JobRecord, LogEntry, Status
 from taskq.errors import TaskqError
 from taskq.message import MAX_MESSAGE_BYTES, unpack
 
@@ -52,6 +52,14 @@ class JobInfo:
     steps: int | None = None
     #: the partition whose limits and turns the job takes (options(partition=)), or None
     partition: str | None = None
+    #: when it runs next while it waits: a scheduled job's due time, or a retry's (status failed:
+    #: `retrying`); None when it is not waiting for a time
+    due_at: dt.datetime | None = None
+
+    @property
+    def retrying(self) -> bool:
+        """Whether the job waits for its next attempt (status failed, due at `due_at`)."""
+        return self.status is Status.FAILED and self.due_at is not None
 
     @classmethod
     def of(cls, record: JobRecord, limit: int = MAX_MESSAGE_BYTES) -> JobInfo:
@@ -70,7 +78,24 @@ class JobInfo:
                    None if p is None else p.fraction, None if p is None else p.text, record.error, record.reason,
                    record.worker, instant(record.enqueued_ms), instant(record.started_ms),
                    instant(record.finished_ms), record.deliveries, record.lost, record.priority,
-                   record.cancel_requested, record.raw_status, flow, step, steps, record.partition)
+                   record.cancel_requested, record.raw_status, flow, step, steps, record.partition,
+                   instant(record.due_ms))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a job logged (`job.logs()`): current_job().log() or a stdlib record of its task."""
+
+    #: when it was written (the worker's clock), an aware UTC datetime
+    at: dt.datetime
+    #: the level's name: "INFO" for current_job().log(), else the record's ("WARNING", ...)
+    level: str
+    #: at most 500 characters
+    text: str
+
+    @classmethod
+    def of(cls, entry: LogEntry) -> LogLine:
+        return cls(dt.datetime.fromtimestamp(entry.at_ms / 1000, dt.UTC), entry.level, entry.text)
 
 
 def _place(place: str | None) -> tuple[str | None, int | None, int | None]:

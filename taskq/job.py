@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar, cast
 from taskq.broker.base import CANCELLABLE, TERMINAL, Handles, JobRecord, JobState, Move, Status
 from taskq.errors import ConfigError, JobCancelled, JobNotFound, ResultTimeout, TaskFailed
 from taskq.events import EventKind, JobEvent, Sink
-from taskq.info import JobInfo
+from taskq.info import JobInfo, LogLine
 from taskq.message import PACKED_NONE, unpack_value
 from taskq.options import check_priority, unix_ms
 
@@ -156,11 +156,32 @@ class Job(Generic[R]):
     def reschedule(self, *, delay: float | dt.timedelta | None = None, at: dt.datetime | None = None) -> bool:
         """Give a job that has not started a new due time: `delay` seconds (or a timedelta) from
         now, or `at` a datetime (naive: local time). True if it moved: it was queued, scheduled, or
-        reserved (prefetched by a worker, which then never starts it); a deadline given in seconds
-        (expires=) counts from the new due time, and a job with an ordering key enters its key's
-        line when it falls due. False, changing nothing, for a running, retrying or ended job, or
-        no job."""
+        reserved (prefetched by a worker, which then never starts it), or waiting for its retry
+        (its next attempt moves); a deadline given in seconds (expires=) counts from the new due
+        time, and a job with an ordering key enters its key's line when it falls due. False,
+        changing nothing, for a running or ended job, or no job."""
         return self._broker.move(self.queue, self.id, _due(delay, at))[1]
+
+    def run_now(self) -> bool:
+        """Run a scheduled job, or a job waiting for its retry, now: it enters its queue (behind its
+        ordering key, if it has one) as reschedule(delay=0) does. True if it moved; False, changing
+        nothing, for any other job (a queued one keeps its place in line), or no job."""
+        return self._broker.move(self.queue, self.id, Move("now", 0))[1]
+
+    async def run_now_async(self) -> bool:
+        """run_now() for code on an event loop."""
+        return (await self._broker.aio.move(self.queue, self.id, Move("now", 0)))[1]
+
+    def logs(self) -> list[LogLine]:
+        """The lines the job logged (current_job().log() and its stdlib records at INFO and
+        above), oldest first: its newest 100, kept as long as its record. Lines a running job
+        wrote reach Redis in batches (its progress reports, the worker's lease renewals every
+        lease/3 s, its end): the newest may not be here yet."""
+        return [LogLine.of(e) for e in self._broker.job_logs(self.queue, self.id)]
+
+    async def logs_async(self) -> list[LogLine]:
+        """logs() for code on an event loop."""
+        return [LogLine.of(e) for e in await self._broker.aio.job_logs(self.queue, self.id)]
 
     def set_priority(self, priority: int) -> bool:
         """Give a job that has not started a new priority (0-9, higher first): it goes to the back

@@ -63,6 +63,9 @@ DEFAULT_EVENTS = 10_000
 #: succeeded job records a queue keeps by default (lua/lib/finish.lua has the same default): at
 #: about 250 bytes each, 25 MB of Redis per queue at any speed; each also expires after result_ttl
 DEFAULT_KEEP_SUCCEEDED = 100_000
+#: succeeded records of a queue that keep their message by default (lua/lib/finish.lua has the same
+#: default): at most that many messages per queue, each at most max_message_bytes
+DEFAULT_KEEP_ARGS = 1_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class QueuePolicy:
     partition_rate_limit: str | None = None
     #: partitions take turns: a backlog in one never holds another's jobs back
     fair: bool = False
+    #: the newest N succeeded records (of those keep_succeeded keeps) that keep their message
+    keep_args: int = DEFAULT_KEEP_ARGS
 
     def __post_init__(self) -> None:
         if self.max_ready is not None and (not isinstance(self.max_ready, int) or isinstance(self.max_ready, bool)
@@ -113,6 +118,9 @@ class QueuePolicy:
         kept = self.keep_succeeded
         if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
             raise ConfigError(f"queue {self.name!r}: keep_succeeded must be an int >= 0 or None, got {kept!r}")
+        args = self.keep_args
+        if not isinstance(args, int) or isinstance(args, bool) or args < 0:
+            raise ConfigError(f"queue {self.name!r}: keep_args must be an int >= 0, got {args!r}")
         cap = self.partition_max_running
         if cap is not None and not isinstance(cap, Adaptive) and (not isinstance(cap, int) or isinstance(cap, bool)
                                                                   or cap < 1):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-from taskq.context import running
+from taskq.context import log_sink, running
 
 #: names of the fields bound to job log lines, the same everywhere
 JOB_FIELDS = ("job_id", "task", "queue", "attempt", "duration_ms")
@@ -120,10 +121,49 @@ def configure(level: str = "info", fmt: str = "console") -> None:
                     structlog.processors.format_exc_info, *renderer],
     ))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, *([_job_handler] if _job_handler_users else [])]  # a running worker's stays
     root.setLevel(numeric)
     redis_log = logging.getLogger(REDIS_LOGGER)
     if numeric < logging.INFO and redis_log.level == logging.NOTSET:
         # quiet unless asked: a level set on it by the user (before this, or in the app) stands
         redis_log.setLevel(logging.INFO)
     logging.captureWarnings(True)  # warnings.warn() from task code: the same pipeline, not bare text
+
+
+class JobLogHandler(logging.Handler):
+    """Keeps the stdlib records a running task writes at INFO and above with its job (the
+    worker's `context.log_sink`): a record written outside a job, or by taskq itself, costs one
+    context variable read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = running.get()
+        if message is None or record.name.startswith("taskq"):
+            return
+        sink = log_sink.get()
+        if sink is not None:
+            try:
+                sink(message, record.levelno, record.getMessage())
+            except Exception:  # a bad format string: logging's own report, not the task's failure
+                self.handleError(record)
+
+
+_job_handler = JobLogHandler()
+_job_handler_users = 0
+_job_handler_lock = threading.Lock()
+
+
+def keep_job_records(on: bool) -> None:
+    """Route stdlib records of running jobs to their job's log (on: a worker starts; off: it
+    stopped). Counted, so several workers in one process share one handler on the root logger."""
+    global _job_handler_users
+    with _job_handler_lock:
+        _job_handler_users += 1 if on else -1
+        root = logging.getLogger()
+        if _job_handler_users > 0 and _job_handler not in root.handlers:
+            root.addHandler(_job_handler)
+        elif _job_handler_users <= 0:
+            _job_handler_users = 0
+            root.removeHandler(_job_handler)

@@ -57,6 +57,8 @@ class TaskOptions:
     #: a job whose worker died while running it is dead-lettered ("lost: at_most_once"), not run
     #: again; failures (exceptions) still retry per `retries`
     at_most_once: bool = False
+    #: its jobs keep what they log (current_job().log(), stdlib records at INFO and above)
+    keep_logs: bool = True
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -80,6 +82,8 @@ class TaskOptions:
         check_expires(self.expires)
         if not isinstance(self.at_most_once, bool):
             raise ConfigError(f"at_most_once must be True or False, got {self.at_most_once!r}")
+        if not isinstance(self.keep_logs, bool):
+            raise ConfigError(f"keep_logs must be True or False, got {self.keep_logs!r}")
 
     @property
     def limited(self) -> bool:

@@ -365,10 +365,11 @@ class Producing:
                 broker.set_partitioning(queue, policy.fair, policy.partition_limits)
         self._known_queues.update(queues)
 
-    def _retention(self, queue: str) -> tuple[int, int | None]:
-        """What the queue keeps, as app.queue() declared it (or the defaults): events, succeeded."""
+    def _retention(self, queue: str) -> tuple[int, int | None, int]:
+        """What the queue keeps, as app.queue() declared it (or the defaults): events, succeeded
+        records, and how many of those keep their arguments."""
         policy = self.queue_policies.get(queue) or QueuePolicy(queue)
-        return policy.events, policy.keep_succeeded
+        return policy.events, policy.keep_succeeded, policy.keep_args
 
 
 def stage_steps(broker: Broker, steps: Sequence[tuple[str, FlowStep]]) -> None:

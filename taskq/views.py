@@ -108,9 +108,8 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
     """Everything stored about one job, decoded: what `taskq job` and `taskq dlq show` print
     (the fields of taskq.JobInfo, with times as ISO 8601 text, plus the arguments and result)."""
     info = JobInfo.of(record, app.max_message_bytes)
-    status = info.status.value if info.status is not None else info.raw_status
-    out: dict[str, Any] = {"id": info.id, "queue": info.queue, "status": status, "task": info.task,
-                           "attempt": info.attempt, "max_attempts": info.max_attempts}
+    out: dict[str, Any] = {"id": info.id, "queue": info.queue, "status": shown_status(record), "task": info.task,
+                           "attempt": info.attempt, "max_attempts": info.max_attempts, "due": stamp(record.due_ms)}
     try:
         message = message_of(app, record)
     except TaskqError as exc:
@@ -132,6 +131,14 @@ def describe(app: Source, record: JobRecord) -> dict[str, Any]:
         p = record.progress
         out["progress"] = {"fraction": p.fraction, "text": p.text, "at": stamp(p.at_ms)}
     return out
+
+
+def shown_status(record: JobRecord) -> str | None:
+    """The status operators see: a job waiting for its retry (stored `failed`, in the scheduled
+    set) is `retrying`; otherwise the stored one."""
+    if record.status is Status.FAILED and record.due_ms is not None:
+        return "retrying"
+    return record.status.value if record.status is not None else record.raw_status
 
 
 def find(app: Source, job_id: str, queue: str | None = None) -> JobRecord:
@@ -345,8 +352,9 @@ def empty(app: Source, queue: str, by: str) -> int:
 
 # -- a queue's jobs by state, and jobs finished per minute (the dashboard, `taskq job --state`) --
 
-#: the states a queue's jobs are listed by
-STATES = ("ready", "scheduled", "running", "dead")
+#: the states a queue's jobs are listed by (succeeded and cancelled: the ids the queue's capped
+#: lists still hold, see job_views.ended_jobs)
+STATES = ("ready", "scheduled", "running", "dead", "succeeded", "cancelled")
 
 
 def queue_jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
@@ -361,11 +369,10 @@ def queue_jobs(app: Source, queue: str, state: str, offset: int = 0, limit: int 
         if record is None:
             continue
         info = JobInfo.of(record, app.max_message_bytes)  # task and attempt, with or without the message
-        task, attempt = info.task, info.attempt
-        status = record.status.value if record.status is not None else record.raw_status
-        rows.append({"id": job_id, "queue": queue, "task": task, "status": status, "attempt": attempt,
-                     "enqueued": stamp(record.enqueued_ms, seconds=True),
-                     "finished": stamp(record.finished_ms, seconds=True), "reason": record.reason})
+        rows.append({"id": job_id, "queue": queue, "task": info.task, "status": shown_status(record),
+                     "attempt": info.attempt, "enqueued": stamp(record.enqueued_ms, seconds=True),
+                     "finished": stamp(record.finished_ms, seconds=True), "reason": record.reason,
+                     "due": stamp(record.due_ms, seconds=True)})
     return rows
 
 

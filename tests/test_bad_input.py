@@ -254,3 +254,17 @@ def test_a_job_of_an_unknown_task_is_named_after_its_message(app: taskq.TaskQ) -
     [event] = seen
     assert (event.job_id, event.task, event.attempt) == ("gone", "billing.renamed_task", 2)
     assert event.reason is not None and event.reason.startswith("unknown_task")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10", None])
+def test_a_bad_keep_args_is_one_line(bad: object) -> None:
+    app = taskq.TaskQ("memory://bad-keep-args")
+    with pytest.raises(taskq.ConfigError, match=r"^queue 'q': keep_args must be an int >= 0, got .*$"):
+        app.queue("q", keep_args=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, "no", None])
+def test_a_bad_keep_logs_is_one_line(bad: object) -> None:
+    app = taskq.TaskQ("memory://bad-keep-logs")
+    with pytest.raises(taskq.ConfigError, match=r"^keep_logs must be True or False, got .*$"):
+        app.task(keep_logs=bad)(lambda: None)  # type: ignore[call-overload]

@@ -67,7 +67,9 @@ def test_running_ended_and_unknown_jobs_do_not_move(broker: Broker) -> None:
     assert status(broker, "a") is Status.RUNNING
     broker.settle("q", [Settlement(Outcome.RETRY, d.id, d.token, body=b"x", delay_ms=60_000, error="e",
                                    summary="e", attempt=2)])
-    assert broker.move("q", "a", NOW) == (Status.FAILED, False)  # waiting for its retry: it started
+    # waiting for its retry: its next attempt moves (job.run_now()), its priority does not
+    assert broker.move("q", "a", Move("priority", 9)) == (Status.FAILED, False)
+    assert broker.move("q", "a", LATER) == (Status.FAILED, True) and status(broker, "a") is Status.FAILED
     broker.cancel("q", "a")
     assert broker.move("q", "a", NOW) == (Status.CANCELLED, False)
     assert broker.move("q", "nope", NOW) == (None, False)

@@ -20,6 +20,8 @@ def _records(app: taskq.TaskQ, queue: str, ids: list[str]) -> list[str]:
 
 
 def test_a_succeeded_job_keeps_its_result_and_times_not_its_message(app: taskq.TaskQ) -> None:
+    app.queue("default", keep_args=0)  # the default keeps the newest 1000 messages: tests/test_keep_args.py
+
     @app.task(retries=2)
     def double(x: int) -> int:
         return 2 * x
@@ -58,6 +60,7 @@ def test_a_job_that_succeeded_on_a_retry_keeps_its_attempt_of_max_attempts(app: 
 
 def test_a_succeeded_record_without_max_attempts_shows_the_attempt_alone(app: taskq.TaskQ) -> None:
     """A record written before max_attempts was kept (or by a worker that did not pass it)."""
+    app.queue("default", keep_args=0)  # no message to read it from either
 
     @app.task
     def noop() -> None: ...
@@ -72,6 +75,7 @@ def test_a_succeeded_record_without_max_attempts_shows_the_attempt_alone(app: ta
 
 def test_the_succeeded_record_is_a_small_listpack(redis_url: str) -> None:
     app = taskq.TaskQ(redis_url)
+    app.queue("default", keep_args=0)
 
     @app.task
     def noop(blob: str) -> None: ...

@@ -19,6 +19,7 @@ from taskq.broker.base import (
     JobRecord,
     Leader,
     LeadResult,
+    LogEntry,
     Policy,
     Progress,
     ServerFacts,
@@ -34,8 +35,9 @@ _FIELDS = ("status", "msg", "priority", "enqueued_ms", "started_ms", "finished_m
            "place", "task", "attempt", "max_attempts", "part")
 
 
-def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | None:
-    """A JobRecord from the values of _FIELDS (None if the job has no record)."""
+def job_record(queue: str, job_id: str, values: Sequence[Any], due: Any = None) -> JobRecord | None:
+    """A JobRecord from the values of _FIELDS and its score in the scheduled set (None if the job
+    has no record)."""
     f = dict(zip(_FIELDS, values, strict=True))
     raw_status = text(f["status"])
     if raw_status is None and f["msg"] is None:
@@ -60,6 +62,7 @@ def job_record(queue: str, job_id: str, values: Sequence[Any]) -> JobRecord | No
         cancel_requested=f["cancel"] is not None, fired_by=text(f["fired_by"]), place=text(f["place"]),
         raw_status=raw_status if status is None else None, task=text(f["task"]), attempt=integer(f["attempt"]),
         max_attempts=integer(f["max_attempts"]), partition=text(f["part"]),
+        due_ms=None if due is None else int(float(due)),
     )
 
 
@@ -118,6 +121,9 @@ class Admin:
                 rows = c.zrange(k.leases, offset, offset + limit - 1)
             elif state == "dead":
                 rows = c.zrevrange(k.dead, offset, offset + limit - 1)
+            elif state in ("succeeded", "cancelled"):  # lists in the order they ended: newest last
+                rows = c.lrange(k.succeeded if state == "succeeded" else k.cancelled, -offset - limit, -offset - 1)
+                rows.reverse()
             elif state == "ready":  # in the order they will run: highest priority first
                 rows, skip = [], offset
                 for prio in range(9, -1, -1):
@@ -141,9 +147,15 @@ class Admin:
         with self.conn.errors():
             pipe = self.conn.client.pipeline(transaction=False)
             for job_id in job_ids:
-                pipe.hmget(k.job(job_id), *_FIELDS)
+                pipe.hmget(k.job(job_id), *_FIELDS).zscore(k.scheduled, job_id)
             rows = pipe.execute()
-        return [job_record(queue, job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]
+        return [job_record(queue, job_id, row, due)
+                for job_id, row, due in zip(job_ids, rows[::2], rows[1::2], strict=True)]
+
+    def job_logs(self, queue: str, job_id: str) -> list[LogEntry]:
+        with self.conn.errors():
+            rows = self.conn.client.lrange(self.qk(queue).logs(job_id), 0, -1)
+        return [LogEntry.decode(text(r) or "") for r in rows]
 
     def holds(self, queue: str, window_ms: int = 0, now_ms: int | None = None) -> Holds:
         k = self.qk(queue)

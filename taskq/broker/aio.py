@@ -25,7 +25,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from taskq.broker import scripts
 from taskq.broker.admin import _FIELDS, job_record
-from taskq.broker.base import EventRecord, JobRecord, JobState, Move, NewJob, Placement, Policy, Status
+from taskq.broker.base import EventRecord, JobRecord, JobState, LogEntry, Move, NewJob, Placement, Policy, Status
 from taskq.broker.calls import (
     ENQUEUE_BATCH,
     enqueue_call,
@@ -317,9 +317,9 @@ class AsyncBroker:
         with self._errors():
             await (await self._client()).sadd(self.sync.keys.queues, *queues)
 
-    async def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
+    async def set_retention(self, queue: str, events: int, succeeded: int | None, args: int = 1000) -> None:
         with self._errors():
-            await (await self._client()).mset(retention(self.sync.qk(queue), events, succeeded))
+            await (await self._client()).mset(retention(self.sync.qk(queue), events, succeeded, args))
 
     async def wait_room(self, queue: str, timeout: float) -> bool:
         with self._errors():
@@ -386,6 +386,13 @@ class AsyncBroker:
         return moved(await self._run("move", *move_call(self.sync.qk(queue), job_id, move)))
 
     async def job(self, queue: str, job_id: str) -> JobRecord | None:
+        k = self.sync.qk(queue)
         with self._errors():
-            row = await (await self._client()).hmget(self.sync.qk(queue).job(job_id), *_FIELDS)
-        return job_record(queue, job_id, row)
+            pipe = (await self._client()).pipeline(transaction=False)
+            row, due = await pipe.hmget(k.job(job_id), *_FIELDS).zscore(k.scheduled, job_id).execute()
+        return job_record(queue, job_id, row, due)
+
+    async def job_logs(self, queue: str, job_id: str) -> list[LogEntry]:
+        with self._errors():
+            rows = await (await self._client()).lrange(self.sync.qk(queue).logs(job_id), 0, -1)
+        return [LogEntry.decode(text(r) or "") for r in rows]

@@ -31,6 +31,7 @@ from taskq.broker.records import (
     JobState,
     Leader,
     LeadResult,
+    LogEntry,
     Outcome,
     PartitionLimits,
     PartitionState,
@@ -70,6 +71,7 @@ __all__ = [
     "JobState",
     "LeadResult",
     "Leader",
+    "LogEntry",
     "Move",
     "NewJob",
     "Outcome",
@@ -164,8 +166,14 @@ class Consumer(Protocol):
     def recover(self, queue: str, limit: int = 500, *, worker: str = "") -> Recovered:
         """Requeue jobs whose lease lapsed (or, given `worker`, every job that worker holds)."""
 
-    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str) -> bool:
-        """Store a running job's progress; False if this delivery no longer holds the job."""
+    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str,
+                 lines: Sequence[str] = ()) -> bool:
+        """Store a running job's progress, and the log lines it wrote since its last batch
+        (LogEntry.encode'd; stored whatever the token); False if this delivery no longer holds the job."""
+
+    def append_logs(self, queue: str, lines: Mapping[str, Sequence[str]]) -> int:
+        """Append each job's new log lines (job id -> encoded lines, oldest first) in one call;
+        the newest 100 of a job are kept, expiring with its record. How many were stored."""
 
 
 class AsyncHandles(Protocol):
@@ -176,6 +184,7 @@ class AsyncHandles(Protocol):
     async def cancel(self, queue: str, job_id: str) -> Status | None: ...
     async def move(self, queue: str, job_id: str, move: Move) -> tuple[Status | None, bool]: ...
     async def job(self, queue: str, job_id: str) -> JobRecord | None: ...
+    async def job_logs(self, queue: str, job_id: str) -> list[LogEntry]: ...
 
 
 class AsyncClient(AsyncHandles, Protocol):
@@ -189,7 +198,7 @@ class AsyncClient(AsyncHandles, Protocol):
         the call that carried it, in order."""
     async def wait_room(self, queue: str, timeout: float) -> bool: ...
     async def register_queues(self, queues: Sequence[str]) -> None: ...
-    async def set_retention(self, queue: str, events: int, succeeded: int | None) -> None: ...
+    async def set_retention(self, queue: str, events: int, succeeded: int | None, args: int = 1000) -> None: ...
     async def event_heads(self, queues: Sequence[str]) -> dict[str, str]: ...
     def read_sets(self, queues: Sequence[str]) -> list[list[str]]: ...
     async def read_events(self, positions: Mapping[str, str], timeout: float,
@@ -225,6 +234,9 @@ class Handles(Protocol):
     def job(self, queue: str, job_id: str) -> JobRecord | None:
         """Everything stored about one job (one round trip), or None."""
 
+    def job_logs(self, queue: str, job_id: str) -> list[LogEntry]:
+        """The job's kept log lines, oldest first (none once its record expired)."""
+
 
 class Inspector(Protocol):
     def queues(self) -> list[str]:
@@ -241,8 +253,9 @@ class Inspector(Protocol):
 
     def job_ids(self, queue: str, state: str, offset: int = 0, limit: int = 50) -> list[str]:
         """Ids of a queue's jobs in one state, a page at a time: "ready" (in the order they will
-        run), "scheduled" (soonest due first), "running" (leased: running or reserved), "dead"
-        (newest first)."""
+        run), "scheduled" (soonest due first), "running" (leased: running or reserved), "dead",
+        "succeeded" and "cancelled" (newest first; the ids the queue's capped lists still hold,
+        whose records may have expired)."""
 
     def job(self, queue: str, job_id: str) -> JobRecord | None:
         ...
@@ -284,9 +297,10 @@ class Inspector(Protocol):
 class Events(Protocol):
     """Each queue's event stream: one entry per job transition, written by the transition."""
 
-    def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
-        """What the queue keeps: about `events` events (0: none are written), and its newest
-        `succeeded` succeeded job records (None: each until its result_ttl)."""
+    def set_retention(self, queue: str, events: int, succeeded: int | None, args: int = 1000) -> None:
+        """What the queue keeps: about `events` events (0: none are written), its newest
+        `succeeded` succeeded job records (None: each until its result_ttl), and how many of the
+        newest of those keep their message (`args`, keep_args)."""
 
     def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
         """Each queue's newest event id ("0-0" if none)."""

@@ -136,6 +136,20 @@ class QueueKeys:
         return f"{self.base}:succeeded:max"
 
     @property
+    def args_max(self) -> str:
+        """String: how many of the newest succeeded records keep their message (absent: 1000)."""
+        return f"{self.base}:args:max"
+
+    @property
+    def cancelled(self) -> str:
+        """List: ids of the queue's cancelled jobs in the order they ended (capped as `succeeded`)."""
+        return f"{self.base}:cancelled"
+
+    def logs(self, job_id: str) -> str:
+        """List: the job's newest 100 log lines, '<unix ms> <LEVEL> <text>' (lua/lib/logs.lua)."""
+        return f"{self.base}:logs:{job_id}"
+
+    @property
     def paused(self) -> str:
         """String: set while the queue is paused (`taskq queue pause`): no job is leased from it."""
         return f"{self.base}:paused"
@@ -188,9 +202,11 @@ class QueueKeys:
         return f"{self.base}:wake:{worker_id}"
 
 
-def retention(qk: QueueKeys, events: int, succeeded: int | None) -> dict[str, int]:
-    """The keys (and values) that say what a queue keeps: events and succeeded records."""
-    return {qk.events_max: max(0, int(events)), qk.succeeded_max: -1 if succeeded is None else max(0, int(succeeded))}
+def retention(qk: QueueKeys, events: int, succeeded: int | None, args: int = 1000) -> dict[str, int]:
+    """The keys (and values) that say what a queue keeps: events, succeeded records and how
+    many of those keep their arguments."""
+    return {qk.events_max: max(0, int(events)), qk.succeeded_max: -1 if succeeded is None else max(0, int(succeeded)),
+            qk.args_max: max(0, int(args))}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

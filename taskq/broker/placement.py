@@ -65,7 +65,8 @@ class NewJob:
 class Move:
     """A change to a job that has not started (job.reschedule, job.set_priority): a new due time,
     `what` "in" (value: ms from the broker's now) or "at" (value: unix ms), or a new priority,
-    `what` "priority" (value: 0..9)."""
+    `what` "priority" (value: 0..9), or "now" (job.run_now(): only a job waiting for a time,
+    scheduled or a retry waiting, moves; value 0)."""
 
-    what: Literal["in", "at", "priority"]
+    what: Literal["in", "at", "priority", "now"]
     value: int

@@ -136,6 +136,8 @@ class Settlement:
     #: a retry's or dead's: what the run says of its partition's partner: "b<ms>" back off that long
     #: (and cut an adaptive limit), "s" cut an adaptive limit (a time limit), "" nothing
     signal: str = ""
+    #: the run's log lines not sent yet (LogEntry.encode'd), stored in the same settle call
+    lines: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -195,6 +197,28 @@ class JobRecord:
     max_attempts: int | None = None
     #: the job's partition (options(partition=)), or None
     partition: str | None = None
+    #: when it is due, while it waits in the scheduled set (scheduled, or a retry waiting), else None
+    due_ms: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of a job's log (lua/lib/logs.lua): when, the level's name, the text."""
+
+    at_ms: int
+    level: str
+    text: str
+
+    def encode(self) -> str:
+        """As Redis keeps it: '<unix ms> <LEVEL> <text>'."""
+        return f"{self.at_ms} {self.level} {self.text}"
+
+    @classmethod
+    def decode(cls, raw: str) -> LogEntry:
+        """A stored line (a foreign writer's odd one reads as its text, at 0, INFO)."""
+        at, _, rest = raw.partition(" ")
+        level, _, body = rest.partition(" ")
+        return cls(int(at), level, body) if at.isdigit() and level else cls(0, "INFO", raw)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ worker registry and cron schedules are in broker/admin.py. Every job move is one
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq.broker.admin import Admin
@@ -221,6 +221,9 @@ class RedisBroker(Admin, History, Stream, Steps, Partitions, ScheduleStore):
                     args += ("retry", o.id, o.token, o.body, o.delay_ms, o.error, o.summary, o.attempt, o.signal)
                 else:
                     args += ("dead", o.id, o.token, o.reason, o.error, o.body, o.signal)
+            for o in chunk:  # after every outcome (settle.lua reads them last)
+                if o.lines:
+                    args += ("logs", o.id, len(o.lines), *o.lines)
             reply = self.conn.run("settle", base, args)
             out.extend([_SETTLED[code] for code in reply[:len(chunk)]])
             leased += self._deliveries(queue, reply, len(chunk))
@@ -249,8 +252,15 @@ class RedisBroker(Admin, History, Stream, Steps, Partitions, ScheduleStore):
         requeued, buried = self.conn.run("recover", [self.qk(queue).base], args)
         return Recovered(int(requeued), int(buried))
 
-    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str) -> bool:
-        return bool(self.conn.run("progress", [self.qk(queue).job(job_id)], [token, repr(fraction), text]))
+    def progress(self, queue: str, job_id: str, token: str, fraction: float, text: str,
+                 lines: Sequence[str] = ()) -> bool:
+        return bool(self.conn.run("progress", [self.qk(queue).job(job_id)], [token, repr(fraction), text, *lines]))
+
+    def append_logs(self, queue: str, lines: Mapping[str, Sequence[str]]) -> int:
+        args: list[Any] = []
+        for job_id, some in lines.items():
+            args += [job_id, len(some), *some]
+        return int(self.conn.run("logs", [self.qk(queue).base], args)) if args else 0
 
     # -- job handles ------------------------------------------------------
 

@@ -23,7 +23,7 @@ from redis.commands.core import Script
 NAMES = (
     "enqueue", "enqueue_many", "fetch", "settle", "renew", "release", "recover", "cancel", "watch",
     "replay", "purge", "progress", "promote", "fire", "leader", "heartbeat", "advance",
-    "stage", "arrive", "outbox", "empty", "pause", "partition", "schedule", "move",
+    "stage", "arrive", "outbox", "empty", "pause", "partition", "schedule", "move", "logs",
 )
 #: the operations documented for producers in other languages (docs/protocol.md §6-7)
 PUBLIC = ("enqueue", "enqueue_many", "cancel", "watch")

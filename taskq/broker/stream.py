@@ -59,11 +59,12 @@ class Stream:
             by_slot.setdefault(self.conn.slot(self.qk(q).events), []).append(q)
         return list(by_slot.values())
 
-    def set_retention(self, queue: str, events: int, succeeded: int | None) -> None:
-        """About how many events the queue's stream keeps (0: its scripts write none), and how
-        many succeeded records (lib/finish.lua; -1 stored for None: no cap). One slot: one MSET."""
+    def set_retention(self, queue: str, events: int, succeeded: int | None, args: int = 1000) -> None:
+        """About how many events the queue's stream keeps (0: its scripts write none), how
+        many succeeded records (lib/finish.lua; -1 stored for None: no cap) and how many of those
+        keep their message (keep_args). One slot: one MSET."""
         with self.conn.errors():
-            self.conn.client.mset(retention(self.qk(queue), events, succeeded))
+            self.conn.client.mset(retention(self.qk(queue), events, succeeded, args))
 
     def event_heads(self, queues: Sequence[str]) -> dict[str, str]:
         """The id of each queue's newest event ("0-0" if none): reading from there gets what

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from taskq import views
+from taskq import job_views, views
 from taskq._version import DISTRIBUTION, VERSION
 from taskq.app import TaskQ
 from taskq.beat import LEASE, Beat
@@ -140,34 +140,54 @@ def _watch(app: TaskQ, as_json: bool, interval: float) -> None:
 @click.argument("app_path", metavar="APP")
 @click.argument("job_id", metavar="[ID", required=False)
 @click.argument("action", metavar="[ACTION", required=False,
-                type=click.Choice(["cancel", "abort", "reschedule", "priority"]))
+                type=click.Choice(["cancel", "abort", "reschedule", "priority", "run-now"]))
 @click.argument("priority", metavar="[P]]]", required=False, type=int)
 @click.option("--delay", type=click.FloatRange(min=0), help="With reschedule: due this many seconds from now.")
-@click.option("--queue", "queue_name", help="The job's queue (default: look in every known queue).")
+@click.option("-q", "--queue", "queue_name", help="The job's queue (default: look in every known queue).")
 @click.option("--state", type=click.Choice(views.STATES), help="List the queue's jobs in this state (no ID).")
+@click.option("--task", "task_name", help="With --state succeeded|cancelled: only this task's jobs.")
+@click.option("--grep", help="With --state succeeded|cancelled: task name or kept arguments contain TEXT.")
+@click.option("--logs", "show_logs", is_flag=True, help="With ID: the job's log lines, oldest first.")
 @click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="With --state: which 50.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @url_option
 def job(app_path: str, job_id: str | None, action: str | None, priority: int | None, delay: float | None,
-        queue_name: str | None, state: str | None, page: int, as_json: bool, url: str | None) -> None:
+        queue_name: str | None, state: str | None, task_name: str | None, grep: str | None, show_logs: bool,
+        page: int, as_json: bool, url: str | None) -> None:
     """One job: status, attempts, timestamps, progress, result or error. ACTION: cancel (a job not
     started never runs; a running one is not retried), abort (a running one is stopped too),
-    reschedule --delay S (a job not started is due S seconds from now) or priority P (a job not
-    started gets priority P, 0-9). Without ID, `--queue Q --state S` lists Q's jobs in state S,
-    50 a page."""
+    reschedule --delay S (a job not started is due S seconds from now), priority P (a job not
+    started gets priority P, 0-9) or run-now (a scheduled job, or one waiting for its retry, runs
+    now). --logs: its log lines. Without ID, `--queue Q --state S` lists Q's jobs in state S, 50 a
+    page; `--state succeeded|cancelled [--task T] [--grep TEXT]` the ended ones, newest first,
+    of every known queue unless -q."""
     if (action == "priority") != (priority is not None):
         raise click.UsageError("priority takes P (0-9), and only priority does")
     if (action == "reschedule") != (delay is not None):
         raise click.UsageError("reschedule takes --delay S, and only reschedule does")
     app = app_of(app_path, url)
     if job_id is None:
-        if not (queue_name and state):
-            raise click.UsageError("give a job ID, or --queue Q --state S to list jobs")
-        rows = run(lambda: views.queue_jobs(app, queue_name, state, (page - 1) * 50, 50))
+        if state in job_views.ENDED:
+            rows = run(lambda: job_views.ended_jobs(app, views.check_queue(app, queue_name), state, task=task_name,
+                                                    grep=grep, offset=(page - 1) * 50))
+        elif not (queue_name and state) or task_name or grep:
+            raise click.UsageError("give a job ID, or --queue Q --state S to list jobs "
+                                   "(--task and --grep: with --state succeeded or cancelled)")
+        else:
+            rows = run(lambda: views.queue_jobs(app, queue_name, state, (page - 1) * 50, 50))
         echo(rows, as_json, render.job_rows)
         return
     record = run(lambda: views.find(app, job_id, queue_name))
-    if action in ("reschedule", "priority"):
+    if show_logs:
+        echo(run(lambda: job_views.log_lines(app, record)), as_json, render.log_lines)
+        return
+    if action == "run-now":
+        if not run(lambda: app.job(record.id, record.queue).run_now()):
+            raise click.ClickException(f"run-now: not changed: job {record.id} is not scheduled or waiting for "
+                                       f"a retry (it is {views.shown_status(record)})")
+        click.echo(f"run-now: done ({record.id}, was {views.shown_status(record)})", err=as_json)
+        record = run(lambda: views.find(app, job_id, record.queue))
+    elif action in ("reschedule", "priority"):
         handle = app.job(record.id, record.queue)
         changed = run(lambda: handle.reschedule(delay=delay) if priority is None else handle.set_priority(priority))
         if not changed:

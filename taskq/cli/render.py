@@ -132,6 +132,8 @@ def job(view: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"{'args':<10} {compact(view['args'])}")
         lines.append(f"{'kwargs':<10} {compact(view['kwargs'])}")
+    if view.get("due"):  # scheduled, or retrying: when it runs next
+        lines.append(f"{'due':<10} {view['due']}")
     for name in ("enqueued", "started", "finished"):
         if view.get(name):
             lines.append(f"{name:<10} {view[name]}")
@@ -151,9 +153,17 @@ def job_rows(rows: Sequence[dict[str, Any]]) -> list[str]:
     """`taskq job --queue Q --state S`: one line per job."""
     if not rows:
         return ["no jobs"]
-    return table(["id", "task", "status", "try", "enqueued", "reason"],
+    return table(["id", "task", "status", "try", "enqueued", "due/ended", "reason"],
                  [[r["id"], r["task"] or "?", r["status"] or "?", r["attempt"] or "?", r["enqueued"] or "",
-                   r["reason"] or ""] for r in rows], right=(3,))
+                   r.get("due") or r.get("finished") or "", r["reason"] or r.get("args") or ""] for r in rows],
+                 right=(3,))
+
+
+def log_lines(lines: Sequence[dict[str, Any]]) -> list[str]:
+    """`taskq job ID --logs`: one line per kept log line, oldest first."""
+    if not lines:
+        return ["no log lines (none written, keep_logs=False, or not sent yet)"]
+    return [f"{line['at']} {line['level']:<8} {line['text']}" for line in lines]
 
 
 def queues(rows: Sequence[dict[str, Any]]) -> list[str]:

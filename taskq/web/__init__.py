@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskq import partition_views, server_views, views
+from taskq import job_views, partition_views, server_views, views
 from taskq.app import TaskQ
 from taskq.broker.base import CANCELLABLE, Status
 from taskq.dead_views import DeadFilter, dead_page
@@ -40,7 +40,7 @@ from taskq.web.charts import RANGES, bars, columns
 #: rows per page of a queue's jobs
 PAGE = 50
 #: what can be done to a job from its page
-ACTIONS = ("cancel", "abort", "replay", "purge")
+ACTIONS = ("cancel", "abort", "replay", "purge", "run-now")
 #: partitions a queue's page lists (the largest backlog first)
 PARTITIONS_SHOWN = 50
 #: what base.html puts around the part of a page that live refreshes replace
@@ -134,7 +134,7 @@ class Dashboard:
         def read() -> dict[str, Any]:
             record = views.find(self.app, request.path_params["job_id"], request.query_params.get("queue") or None)
             view = views.describe(self.app, record)
-            return {"job": view, "actions": _actions(view["status"])}
+            return {"job": view, "actions": _actions(view["status"]), "logs": job_views.log_lines(self.app, record)}
 
         return self.render(request, "job.html", read)
 
@@ -186,6 +186,8 @@ class Dashboard:
                 raise TaskqError(f"unknown action {action!r}")
             if action in ("replay", "purge"):
                 done = views.replay(self.app, record) if action == "replay" else views.purge(self.app, record) > 0
+            elif action == "run-now":
+                done = self.app.job(record.id, record.queue).run_now()
             else:
                 handle = self.app.job(record.id, record.queue)
                 done = handle.abort(self.by) if action == "abort" else handle.cancel()
@@ -240,6 +242,8 @@ def history_charts(h: dict[str, Any]) -> list[str]:
 
 def _actions(status: str | None) -> list[str]:
     """What can be done to a job in this status."""
+    if status in (Status.SCHEDULED, "retrying"):  # waiting for a time: it may run now instead
+        return ["run-now", "cancel"]
     if status in {s.value for s in CANCELLABLE}:
         return ["cancel"]
     if status == Status.RUNNING:

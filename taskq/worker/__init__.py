@@ -26,12 +26,13 @@ from taskq.broker import redact
 from taskq.broker.base import Delivery
 from taskq.errors import BrokerError, ConfigError, MessageInvalid, TaskNotFound
 from taskq.events import Emitter, EventKind, JobEvent, log_event, logged_kinds
-from taskq.log import get_logger
+from taskq.log import get_logger, keep_job_records
 from taskq.message import Message, unpack
 from taskq.outage import Outage
 from taskq.task import TaskBase
 from taskq.worker.continuer import Continuer, with_inputs
 from taskq.worker.intake import SUSPECT_LOST, Intake
+from taskq.worker.joblogs import JobLogs
 from taskq.worker.leases import Leases
 from taskq.worker.pool import Pool
 from taskq.worker.rounds import IntakeLimits
@@ -114,8 +115,10 @@ class Worker:
         self.metrics = metrics
         self.outage = Outage(log, worker=self.id)
         self.continuer = Continuer(self.broker, self.queues)
+        #: the running jobs' log lines, sent in batches (worker/joblogs.py)
+        self.logs = JobLogs(self.broker, [n for n, t in app.tasks.items() if not t.opts.keep_logs])
         self.leases = Leases(self.broker, self.queues, self.id, lease=app.lease, outage=self.outage,
-                             on_lost=self._lost, on_abort=self._abort, sweep=self.continuer.sweep)
+                             on_lost=self._lost, on_abort=self._abort, sweep=self.continuer.sweep, logs=self.logs)
         #: (queue, id) of running jobs whose abort was asked (current_job().abort_requested)
         self._aborting: set[tuple[str, str]] = set()
         self.intake = Intake(self.broker, self.queues, self.id, concurrency=concurrency, prefetch=prefetch or 0,
@@ -123,7 +126,8 @@ class Worker:
                              unsettled=lambda: self.leases.unsettled, on_lease=self.leases.add)
         self.settler = Settler(self.broker, self.events, self.outage, busy=self._linger,
                                on_recorded=self._recorded, after_batch=self._publish,
-                               refill=self.intake.refill, on_refill=self._refilled, continues=self._continue)
+                               refill=self.intake.refill, on_refill=self._refilled, continues=self._continue,
+                               logs=self.logs.take)
         self.pool = Pool(concurrency, self._started, self._done, self._with_reporter, app.hooks.middleware)
         self.watchdog = Watchdog(worker_id=self.id, stop=self.stopping, kill_on_timeout=kill_on_timeout,
                                  parent_pid=parent_pid, max_memory_mb=max_memory_mb,
@@ -156,6 +160,7 @@ class Worker:
                  version=VERSION, pid=os.getpid())
         self.watchdog.warn_unenforced(self.app.tasks.values(), self.queues)
         self.pool.start()
+        keep_job_records(True)
         self._spawn(self.settler.run, "taskq-settle")
         self._spawn(lambda: self.leases.run(self.stopping, self._heartbeat), "taskq-leases")
         if self.watchdog.needed:
@@ -164,7 +169,11 @@ class Worker:
         while not self.stopping.wait(0.2):
             if self.burst and self._idle.is_set():
                 break
-        shutdown(self)
+        try:
+            shutdown(self)
+        finally:
+            keep_job_records(False)
+            self.logs.flush()  # lines of jobs given back unsettled
 
     def stop(self) -> None:
         """Ask for a graceful stop: no more fetching, running jobs finish within `grace`."""
@@ -189,6 +198,7 @@ class Worker:
     def _with_reporter(self, target: Callable[[], None]) -> None:
         context.reporter.set(self.leases.report_progress)
         context.aborts.set(lambda m: (m.queue, m.id) in self._aborting)
+        context.log_sink.set(self.logs.write)
         target()
 
     def _abort(self, deliveries: list[Delivery]) -> None:

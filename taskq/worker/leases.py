@@ -18,6 +18,7 @@ from taskq.errors import BrokerError
 from taskq.log import get_logger
 from taskq.message import Message
 from taskq.outage import Outage
+from taskq.worker.joblogs import JobLogs
 
 log = get_logger("taskq.worker")
 
@@ -30,8 +31,10 @@ class Leases:
     def __init__(self, broker: LeaseBroker, queues: Sequence[str], worker_id: str, *, lease: float,
                  outage: Outage, on_lost: Callable[[list[Delivery]], None],
                  on_abort: Callable[[list[Delivery]], None] = lambda d: None,
-                 sweep: Callable[[], object] = lambda: None) -> None:
+                 sweep: Callable[[], object] = lambda: None, logs: JobLogs | None = None) -> None:
         self.broker = broker
+        #: the running jobs' log lines: sent each round, and with a job's progress report
+        self.logs = logs
         #: called after each recovery (the workflow outboxes' sweep: taskq/worker/continuer.py)
         self.sweep = sweep
         self.queues = list(queues)
@@ -94,8 +97,9 @@ class Leases:
         delivery = self.find(message.queue, message.id)
         if delivery is None:
             return
+        lines = self.logs.take(delivery.queue, delivery.id) if self.logs is not None else []
         try:
-            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text):
+            if not self.broker.progress(delivery.queue, delivery.id, delivery.token, fraction, text, lines):
                 log.warning("lease lost, progress discarded", job_id=delivery.id, queue=delivery.queue)
         except BrokerError as exc:
             log.warning("progress not stored", job_id=delivery.id, queue=delivery.queue, error=str(exc))
@@ -173,6 +177,8 @@ class Leases:
             if stop.is_set() and not self._held:
                 return
             try:
+                if self.logs is not None:
+                    self.logs.flush()
                 self.renew()
                 self.recover()
                 self.sweep()

@@ -112,8 +112,11 @@ class Settler:
                  on_recorded: Callable[[list[Finished]], None], after_batch: Callable[[], bool],
                  refill: Callable[[str, int], Refill | None] = lambda q, n: None,
                  on_refill: Callable[[list[Delivery], float], None] = lambda leased, sent: None,
-                 continues: Callable[[str, list[str]], None] = lambda q, ids: None) -> None:
+                 continues: Callable[[str, list[str]], None] = lambda q, ids: None,
+                 logs: Callable[[str, str], list[str]] = lambda q, job_id: []) -> None:
         self.broker = broker
+        #: a job's log lines not sent yet, now the settle call's to send (worker/joblogs.py)
+        self.logs = logs
         self.continues = continues
         self.refill = refill
         self.on_refill = on_refill
@@ -191,6 +194,9 @@ class Settler:
             if not f.recorded:
                 by_queue.setdefault(f.delivery.queue, []).append(f)
         for q, items in by_queue.items():
+            for f in items:
+                if more := self.logs(q, f.settlement.id):  # nothing to take from most jobs: no call
+                    f.settlement.lines = [*f.settlement.lines, *more]
             refill = self.refill(q, len(items))
             sent = time.monotonic()
             leased: list[Delivery] = []

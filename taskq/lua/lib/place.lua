@@ -62,7 +62,8 @@ local function place_again(base, id, jk, w, due, now)
   if due > now then
     -- its place among jobs of its ordering key due at the same ms (lib/promote.lua)
     if w.order then redis.call('HSET', jk, 'oseq', redis.call('INCR', base .. ':oseq')) end
-    schedule(base, id, jk, due, 'scheduled')
+    -- a retry waiting (failed) keeps its status: its next attempt is only due at another time
+    schedule(base, id, jk, due, w.status == 'failed' and 'failed' or 'scheduled')
   else
     admit(base, id, jk, w.prio, w.order, w.part or false)
   end

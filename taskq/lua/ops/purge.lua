@@ -9,7 +9,7 @@ local base = KEYS[1]
 local n = 0
 for _, id in ipairs(ARGV) do
   if redis.call('ZREM', base .. ':dead', id) == 1 then
-    redis.call('DEL', job_key(base, id), base .. ':done:' .. id)
+    redis.call('DEL', job_key(base, id), base .. ':done:' .. id, base .. ':logs:' .. id)
     n = n + 1
   end
 end

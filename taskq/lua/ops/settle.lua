@@ -12,6 +12,8 @@
 --   'retry', id, token, packed next message, delay ms, error text, its first line, next attempt,
 --            its partition's signal
 --   'dead',  id, token, reason, error text, packed message ('' = keep the stored one), signal
+--   then, after every outcome, per job with log lines not sent yet: 'logs', id, n, its n lines
+--   (lib/logs.lua: stored after its end, so they take its record's expiry).
 --   A signal tells the job's partition (lib/part.lua) what the run said of its partner: '' nothing,
 --   'b<ms>' back off that long and cut an adaptive limit (RateLimited(partition=True)), 's' cut an
 --   adaptive limit (a time limit); a success grows an adaptive limit.
@@ -23,6 +25,7 @@
 -- @include lib/dead
 -- @include lib/take
 -- @include lib/job
+-- @include lib/logs
 local now = now_ms()
 local base = KEYS[1]
 local result_ttl = tonumber(ARGV[1])
@@ -45,7 +48,7 @@ local function failed(links)  -- a run that raised: a failed attempt in the hist
   stats_count(base, now, links.task, 'f')
 end
 local i = first
-while i <= #ARGV do
+while i <= #ARGV and ARGV[i] ~= 'logs' do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'token', 'cancel', 'priority', 'abort', unpack(LINKS))
@@ -92,6 +95,11 @@ while i <= #ARGV do
   codes[#codes + 1] = code
   if code ~= 0 then freed = freed + 1 end
   i = i + (STRIDE[kind] or 6)
+end
+while i <= #ARGV do  -- 'logs', id, n, lines
+  local n = tonumber(ARGV[i + 2])
+  append_logs(base, ARGV[i + 1], ARGV, i + 3, n)
+  i = i + 3 + n
 end
 if t and freed > 0 then
   take(t, math.min(refill, freed), 0, codes)

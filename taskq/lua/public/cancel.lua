@@ -382,7 +382,17 @@ end
 local KEPT = {'enqueued_ms', 'deliveries', 'lost', 'priority', 'place', 'fired_by', 'progress', 'progress_text',
   'progress_ms'}
 local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
+local ARGS_DEFAULT = 1000  -- app.queue(keep_args=) when <base>:args:max is absent
 local keep_max = false  -- read once per script call
+local args_max = false  -- read once per script call
+
+-- the queue's keep_args: how many of its newest succeeded records keep their message
+local function args_window(base)
+  if args_max == false then
+    args_max = tonumber(redis.call('GET', base .. ':args:max') or ARGS_DEFAULT) or ARGS_DEFAULT
+  end
+  return args_max
+end
 
 local function keep(out, name, value)  -- append the pair if there is a value
   if value then
@@ -393,10 +403,13 @@ end
 
 -- write a succeeded job's record anew with only what it keeps (lost and priority 0 left out:
 -- absent reads as 0), so Redis stores it as a small listpack again (HDEL would leave it a hash
--- table); returns its place (a workflow step's), or nil
-local function compact(jk, now, fields, links)
+-- table); returns its place (a workflow step's), or nil. A record that goes on the queue's
+-- succeeded list (no waiter, no place: keep_newest) keeps its message too while keep_args > 0,
+-- until keep_newest drops it (drop_msg).
+local function compact(base, jk, now, fields, links)
   local v = redis.call('HMGET', jk, unpack(KEPT))
   local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', links.attempt or 1}
+  if not links.waiter and not v[5] and args_window(base) > 0 then keep(out, 'msg', redis.call('HGET', jk, 'msg')) end
   keep(out, 'task', links.task)
   keep(out, 'started_ms', links.started)
   keep(out, 'children', links.children)
@@ -410,20 +423,62 @@ local function compact(jk, now, fields, links)
   return v[5]
 end
 
--- the queue keeps its newest keep_succeeded succeeded records (a list in the order they ended;
--- one the list names that is no longer a succeeded record, replaced or expired, is left alone)
-local function keep_newest(base, id)
+local function cap_of(base)  -- the succeeded (and cancelled) lists' length; -1: records not capped
   if keep_max == false then
     keep_max = tonumber(redis.call('GET', base .. ':succeeded:max') or KEEP_DEFAULT) or KEEP_DEFAULT
   end
-  if keep_max < 0 then return end
+  return keep_max
+end
+
+-- the record of a succeeded job that fell out of the keep_args window written anew without its
+-- message (small again, as compact() writes it), keeping its expiry
+local function drop_msg(jk)
+  local all = redis.call('HGETALL', jk)  -- one read: the record is small but for its message
+  local out, had, succeeded = {}, false, false
+  for i = 1, #all, 2 do
+    if all[i] == 'msg' then
+      had = true
+    else
+      succeeded = succeeded or (all[i] == 'status' and all[i + 1] == 'succeeded')
+      out[#out + 1] = all[i]
+      out[#out + 1] = all[i + 1]
+    end
+  end
+  if not (had and succeeded) then return end
+  local ttl = redis.call('PTTL', jk)
+  redis.call('DEL', jk)
+  redis.call('HSET', jk, unpack(out))
+  if ttl > 0 then redis.call('PEXPIRE', jk, ttl) end
+end
+
+-- the queue keeps its newest keep_succeeded succeeded records (a list in the order they ended,
+-- which `taskq job --state succeeded` reads, newest last; one the list names that is no longer a
+-- succeeded record, replaced or expired, is left alone; with no cap, the list still keeps the
+-- newest KEEP_DEFAULT ids and no record is deleted); the newest keep_args of them keep their
+-- message: the one falling out of that window loses it here
+local function keep_newest(base, id)
+  local cap = cap_of(base)
   local list = base .. ':succeeded'
   local n = redis.call('RPUSH', list, id)
-  if n <= keep_max then return end
-  for _, old in ipairs(redis.call('LPOP', list, n - keep_max)) do
+  local window = args_window(base)
+  if window > 0 and n > window then drop_msg(job_key(base, redis.call('LINDEX', list, n - window - 1))) end
+  local most = cap < 0 and KEEP_DEFAULT or cap
+  if n <= most then return end
+  for _, old in ipairs(redis.call('LPOP', list, n - most)) do
     local ok = job_key(base, old)
-    if redis.call('HGET', ok, 'status') == 'succeeded' then redis.call('DEL', ok) end
+    if cap >= 0 and redis.call('HGET', ok, 'status') == 'succeeded' then
+      redis.call('DEL', ok, base .. ':logs:' .. old)
+    end
   end
+end
+
+-- the queue's cancelled ids in the order they ended, for `taskq job --state cancelled` (capped as
+-- the succeeded list; the records expire with their ttl, the list forgets them as it is trimmed)
+local function list_cancelled(base, id)
+  local cap = cap_of(base)
+  local list, most = base .. ':cancelled', cap < 0 and KEEP_DEFAULT or cap
+  if most == 0 then return end
+  if redis.call('RPUSH', list, id) > most then redis.call('LTRIM', list, -most, -1) end
 end
 
 local function finish(base, id, jk, status, now, ttl, fields, gone, links)
@@ -431,13 +486,15 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   -- false: no HDEL of fields from a record that compact() writes anew
   drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate or false, links.part or false)
   if status == 'succeeded' then
-    local place = compact(jk, now, fields, links)
+    local place = compact(base, jk, now, fields, links)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl
     if not links.waiter and not place then keep_newest(base, id) end
   else
     redis.call('HSET', jk, 'status', status, 'finished_ms', now, unpack(fields))
+    if status == 'cancelled' then list_cancelled(base, id) end
   end
   redis.call('PEXPIRE', jk, ttl)
+  redis.call('PEXPIRE', base .. ':logs:' .. id, ttl)  -- its log lines (ops/logs.lua) go with it
   local more = {}
   for i = 1, #fields, 2 do
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end
