@@ -324,3 +324,16 @@ def test_memory_has_no_server_facts_and_the_overview_says_so() -> None:
     assert set(facts.values()) == {None}  # fakeredis has no INFO: nothing made up
     page = client.get("/").text
     assert '<table id="redis">' in page and 'id="redis-warning"' not in page
+
+
+def test_run_now_logs_and_ended_listings_through_the_api(shop: taskq.TaskQ) -> None:
+    api = Checked(TestClient(create_app(shop)))
+    csrf = {"X-CSRF-Token": api.get("/api/v1/session")["csrf"]}
+    later = shop.broker.job_ids("default", "scheduled")[0]
+    job = api.get("/api/v1/jobs/{job_id}", path={"job_id": later})
+    assert job["due"] and job["actions"] == ["run-now", "cancel"] and job["logs"] == []
+    said = api.post("/api/v1/jobs/{job_id}/{action}", path={"job_id": later, "action": "run-now"}, headers=csrf)
+    assert said["changed"] and shop.job(later).status() is taskq.Status.QUEUED
+    assert api.get("/api/v1/jobs/{job_id}", path={"job_id": later})["due"] is None
+    done = api.get("/api/v1/queues/{name}/jobs", path={"name": "default"}, params={"state": "succeeded"})
+    assert done["jobs"] and all(j["status"] == "succeeded" for j in done["jobs"])

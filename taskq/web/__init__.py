@@ -29,7 +29,6 @@ from starlette.staticfiles import StaticFiles
 
 from taskq import job_views, partition_views, server_views, views
 from taskq.app import TaskQ
-from taskq.broker.base import CANCELLABLE, Status
 from taskq.dead_views import DeadFilter, dead_page
 from taskq.errors import BrokerError, JobNotFound, TaskqError
 from taskq.web import actions
@@ -240,14 +239,4 @@ def history_charts(h: dict[str, Any]) -> list[str]:
         ("runtime_ms_avg", "runtime, average", "ms"), ("wait_ms_avg", "wait before start, average", "ms"))]
 
 
-def _actions(status: str | None) -> list[str]:
-    """What can be done to a job in this status."""
-    if status in (Status.SCHEDULED, "retrying"):  # waiting for a time: it may run now instead
-        return ["run-now", "cancel"]
-    if status in {s.value for s in CANCELLABLE}:
-        return ["cancel"]
-    if status == Status.RUNNING:
-        return ["abort"]
-    if status == Status.DEAD:
-        return ["replay", "purge"]
-    return []
+_actions = actions.allowed

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 from taskq import views
 from taskq.app import TaskQ
+from taskq.broker.base import CANCELLABLE, Status
 from taskq.dead_views import DeadFilter, purge_matching, replay_matching
 from taskq.errors import TaskqError
 
 #: what can be done to a job
-JOB_ACTIONS = ("cancel", "abort", "replay", "purge")
+JOB_ACTIONS = ("cancel", "abort", "replay", "purge", "run-now")
 #: ... to a queue, a partition, the dead jobs a filter matches, a schedule
 QUEUE_ACTIONS = ("pause", "resume")
 PARTITION_ACTIONS = ("pause", "resume", "end-backoff")
@@ -38,6 +39,19 @@ def _known(action: str, allowed: Sequence[str]) -> None:
         raise TaskqError(f"unknown action {action!r} (one of: {', '.join(allowed)})")
 
 
+def allowed(status: str | None) -> list[str]:
+    """What can be done to a job in this status (as views show it: "retrying" included)."""
+    if status in (Status.SCHEDULED, "retrying"):  # waiting for a time: it may run now instead
+        return ["run-now", "cancel"]
+    if status in {s.value for s in CANCELLABLE}:
+        return ["cancel"]
+    if status == Status.RUNNING:
+        return ["abort"]
+    if status == Status.DEAD:
+        return ["replay", "purge"]
+    return []
+
+
 def job(app: TaskQ, job_id: str, action: str, queue: str | None, by: str) -> Done:
     _known(action, JOB_ACTIONS)
     record = views.find(app, job_id, queue)
@@ -45,6 +59,8 @@ def job(app: TaskQ, job_id: str, action: str, queue: str | None, by: str) -> Don
         done = views.replay(app, record)
     elif action == "purge":
         done = views.purge(app, record) > 0
+    elif action == "run-now":
+        done = app.job(record.id, record.queue).run_now()
     else:
         handle = app.job(record.id, record.queue)
         done = handle.abort(by) if action == "abort" else handle.cancel()

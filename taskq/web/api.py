@@ -28,7 +28,6 @@ from starlette.routing import BaseRoute, Route
 
 from taskq import partition_views, server_views, views
 from taskq.app import TaskQ
-from taskq.broker.base import CANCELLABLE, Status
 from taskq.dead_views import MAX_PAGE, DeadFilter, dead_page
 from taskq.errors import BrokerError, JobNotFound, TaskqError
 from taskq.web import actions
@@ -149,7 +148,9 @@ class Api:
         def get() -> dict[str, Any]:
             record = views.find(self.app, request.path_params["job_id"], request.query_params.get("queue") or None)
             view = views.describe(self.app, record)
-            return {**view, "actions": job_actions(view["status"])}
+            logs = [{"at": line.at.isoformat(), "level": line.level, "text": line.text}
+                    for line in self.app.job(record.id, record.queue).logs()]
+            return {**view, "actions": job_actions(view["status"]), "logs": logs}
 
         return self.read(get)
 
@@ -269,12 +270,5 @@ def _text(body: dict[str, Any], name: str) -> str:
     return value or ""
 
 
-def job_actions(status: str | None) -> list[str]:
-    """What can be done to a job in this status (the job page's buttons)."""
-    if status in {s.value for s in CANCELLABLE}:
-        return ["cancel"]
-    if status == Status.RUNNING:
-        return ["abort"]
-    if status == Status.DEAD:
-        return ["replay", "purge"]
-    return []
+#: what can be done to a job in this status (the job page's buttons)
+job_actions = actions.allowed
