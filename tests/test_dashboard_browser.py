@@ -229,3 +229,29 @@ def test_a_stored_schedule_pauses_and_runs_from_the_page(
     job_id = browser.find_element(By.CLASS_NAME, "flash").text.split()[-1]
     wait.until(lambda d: app.job(job_id).status() is taskq.Status.SUCCEEDED)  # the served worker runs it
     assert app.job(job_id).result(timeout=GUARD) == 42
+
+
+def test_the_overview_charts_its_history_and_a_job_page_shows_what_the_job_logged(
+    browser: webdriver.Chrome, served: tuple[taskq.TaskQ, str, dict[str, bool]]
+) -> None:
+    app, base, _ = served
+
+    @app.task
+    def tally(n: int) -> int:
+        taskq.current_job().log(f"counted <{n}> rows")
+        return n
+
+    job = tally.delay(7)
+    assert job.result(timeout=GUARD) == 7  # the served worker runs it
+    wait = WebDriverWait(browser, GUARD)
+    browser.get(base + "/")
+    chart = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "svg.chart")))
+    columns = chart.find_elements(By.CSS_SELECTOR, "rect.good")
+    assert columns and all(float(c.get_attribute("height") or 0) > 0 for c in columns)  # drawn, with data
+    browser.get(base + "/queues/default")
+    history = wait.until(expected_conditions.presence_of_element_located((By.ID, "history")))
+    assert len(history.find_elements(By.CSS_SELECTOR, "svg.chart")) == 4
+    assert history.find_elements(By.CSS_SELECTOR, "rect.good")
+    browser.get(f"{base}/jobs/{job.id}")
+    logs = wait.until(expected_conditions.presence_of_element_located((By.ID, "logs")))
+    assert "counted <7> rows" in logs.text  # shown as text, escaped
