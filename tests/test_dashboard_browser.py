@@ -134,7 +134,7 @@ def test_the_overview_then_replaying_a_dead_job_until_it_succeeds(
     wait.until(lambda d: d.find_element(By.ID, "status").text == "succeeded")
     assert "charged -5" in browser.find_element(By.ID, "job").text
     shoot(browser, tmp_path, "job")
-    browser.get(base + "/queues/backlog")
+    browser.get(base + "/queues/default?state=succeeded")  # the ended jobs kept, and the history with data
     wait.until(expected_conditions.presence_of_element_located((By.ID, "jobs")))
     shoot(browser, tmp_path, "queue")
 

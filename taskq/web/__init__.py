@@ -234,9 +234,10 @@ class Dashboard:
 
 def history_charts(h: dict[str, Any]) -> list[str]:
     """The queue page's history: throughput, failures, runtime and wait, one chart each."""
-    return [columns(h[key], label, unit, h["start"], h["end"]) for key, label, unit in (
-        ("succeeded", "succeeded", "jobs"), ("failed", "failed attempts and dead", "jobs"),
-        ("runtime_ms_avg", "runtime, average", "ms"), ("wait_ms_avg", "wait before start, average", "ms"))]
+    return [columns(h[key], label, unit, h["start"], h["end"], kind=kind) for key, label, unit, kind in (
+        ("succeeded", "succeeded", "jobs", "good"), ("failed", "failed attempts and dead", "jobs", "bad"),
+        ("runtime_ms_avg", "runtime, average", "ms", "good"),
+        ("wait_ms_avg", "wait before start, average", "ms", "good"))]
 
 
 _actions = actions.allowed

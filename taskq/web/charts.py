@@ -32,7 +32,7 @@ RANGES = {"1h": (3600, 60), "24h": (86_400, 1800), "7d": (7 * 86_400, 3 * 3600)}
 
 
 def columns(values: Sequence[float], label: str, unit: str, start: str, end: str, width: int = 600,
-            height: int = 90) -> str:
+            height: int = 90, kind: str = "good") -> str:
     """One series as columns, with its axes: the largest value at the top left, the range's start
     and end under the x axis, and the label; each column says its value on hover."""
     top = max([1.0, *values])
@@ -51,7 +51,7 @@ def columns(values: Sequence[float], label: str, unit: str, start: str, end: str
     for i, v in enumerate(values):
         if v:
             h = plot_h * v / top
-            parts.append(f'<rect class="good" x="{pad_left + i * step:.1f}" y="{plot_h - h:.1f}" '
+            parts.append(f'<rect class="{kind}" x="{pad_left + i * step:.1f}" y="{plot_h - h:.1f}" '
                          f'width="{max(0.5, step - 1):.1f}" height="{h:.1f}">'
                          f'<title>{v:g} {escape(unit)}</title></rect>')
     parts.append("</svg>")
