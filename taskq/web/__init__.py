@@ -11,6 +11,7 @@ the read model never hold the event loop; an action's form is read on the loop, 
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,7 @@ class Dashboard:
         self.read_only = read_only
         self.env = Environment(loader=PackageLoader("taskq.web", "templates"),
                                autoescape=select_autoescape(default=True))
+        self.env.filters["pretty"] = pretty
         #: who asks, when an action aborts a job
         self.by = f"dashboard on {socket.gethostname()}"
 
@@ -231,6 +233,12 @@ class Dashboard:
         return self.render(request, "dead_confirm.html", lambda: {
             "action": action, "filter": f, "params": params, "back": urlencode(params),
             "total": dead_page(self.app, f, 0, 1)["total"]})
+
+def pretty(value: Any) -> str:
+    """A value as indented JSON (repr for what JSON cannot show), for the job page's <pre>; the
+    template escapes it."""
+    return json.dumps(value, indent=2, default=repr, ensure_ascii=False)
+
 
 def history_charts(h: dict[str, Any]) -> list[str]:
     """The queue page's history: throughput, failures, runtime and wait, one chart each."""
