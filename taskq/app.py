@@ -364,7 +364,9 @@ class TaskQ(Producing):
               step: float | dt.timedelta = 60) -> list[StatsPoint]:
         """The history of one queue (None: every known queue, summed), or of one task in it,
         over the last `since` seconds in points `step` seconds apart (60 or a multiple): oldest
-        first, zero-filled, kept 8 days. Counted by the scripts that move the jobs."""
+        first, zero-filled. Counted by the scripts that move the jobs, per minute (kept 25 hours)
+        and per hour (kept 8 days): a step of whole hours reads hours and starts on the hour; over
+        a window longer than a day any other step is rounded up to whole hours (stats_views.history)."""
         if queue is not None:
             check_queue(queue)
         return history(self.broker, [queue] if queue else self.known_queues(), task=task, since=since, step=step)

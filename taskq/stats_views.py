@@ -1,18 +1,24 @@
 """The history read model: `StatsPoint`s of queues and tasks over a window, for `app.stats()`,
-`taskq stats` and the dashboard's charts (from the broker's per-minute `StatsMinute`s)."""
+`taskq stats` and the dashboard's charts (from the broker's per-minute and per-hour
+`StatsMinute`s)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskq.broker.base import Broker, StatsMinute
 from taskq.errors import ConfigError
 
-#: how long history is kept (lua/lib/stats.lua's STATS_TTL): a window reaching further has zeros there
+#: how long history is kept by the hour (lua/lib/stats.lua's STATS_TTL): a window reaching
+#: further has zeros there
 KEPT_SECONDS = 8 * 86400
+#: the longest window read by the minute: minute buckets are kept 25 hours (STATS_MINUTE_TTL),
+#: so a day of steps is whole; a longer window is read by the hour (step_for())
+MINUTES_SECONDS = 86400
+HOUR = 3600
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,28 +55,51 @@ def seconds_of(value: float | dt.timedelta) -> int:
     return int(value.total_seconds() if isinstance(value, dt.timedelta) else value)
 
 
+def step_for(since: float | dt.timedelta, step: float | dt.timedelta) -> int:
+    """The step history() reads a window in, seconds: `step`, except over a window longer than a
+    day (MINUTES_SECONDS) a step that is not whole hours is rounded up to the next whole hour
+    (only hour buckets reach back that far)."""
+    since_s, step_s = seconds_of(since), seconds_of(step)
+    if since_s > MINUTES_SECONDS and step_s % HOUR:
+        return -(-step_s // HOUR) * HOUR
+    return step_s
+
+
 def history(broker: Broker, queues: Sequence[str], *, task: str | None = None,
             since: float | dt.timedelta = 3600, step: float | dt.timedelta = 60,
             now_ms: int | None = None) -> list[StatsPoint]:
     """The last `since` seconds of the queues' history (one task's, given `task`), summed over
     the queues, in points `step` seconds apart (60 or a multiple), oldest first, every step there
-    (zero where nothing happened). The last point holds the current minute, so far."""
+    (zero where nothing happened).
+
+    A step of whole hours reads the hour buckets (kept 8 days; 168 reads for a week): the points
+    start on the hour and the last one holds the current hour, so far. Any other step reads the
+    minute buckets (kept 25 hours) and the last point holds the current minute, so far; over a
+    window longer than a day such a step is rounded up to whole hours (step_for()), so every
+    point returned is complete, never zero for want of minutes."""
     since_s, step_s = seconds_of(since), seconds_of(step)
     if step_s < 60 or step_s % 60:
         raise ConfigError(f"stats step={step_s}: give 60 seconds or a multiple of 60")
     if since_s < step_s:
         raise ConfigError(f"stats since={since_s}: give at least one step ({step_s} seconds)")
-    per = step_s // 60
+    step_s = step_for(since_s, step_s)
     n = -(-since_s // step_s)  # whole steps covering the window
-    last = (broker.time_ms() if now_ms is None else now_ms) // 60_000
+    now = broker.time_ms() if now_ms is None else now_ms
+    read: Callable[[str, int, int, str | None], list[StatsMinute]]
+    if step_s % HOUR == 0:  # by the hour: bucket numbers are unix hours
+        unit, per, last, read = HOUR // 60, step_s // HOUR, now // 3_600_000, broker.stats_hours
+        kept = KEPT_SECONDS // HOUR
+    else:  # by the minute
+        unit, per, last, read = 1, step_s // 60, now // 60_000, broker.stats
+        kept = MINUTES_SECONDS // 60 + 60
     first = last - n * per + 1
     sums = [dict.fromkeys(_COUNTERS, 0) for _ in range(n)]
     # history older than it is kept has expired: not read (zeros)
-    oldest = max(first, last - KEPT_SECONDS // 60)
+    oldest = max(first, last - kept)
     for queue in queues:
-        for m in broker.stats(queue, oldest, last, task):
-            _add(sums[(m.minute - first) // per], m)
-    return [_point(first + i * per, s) for i, s in enumerate(sums)]
+        for m in read(queue, oldest, last, task):
+            _add(sums[(m.minute // unit - first) // per], m)
+    return [_point((first + i * per) * unit, s) for i, s in enumerate(sums)]
 
 
 _COUNTERS = tuple(f.name for f in dataclasses.fields(StatsMinute) if f.name != "minute")

@@ -390,7 +390,7 @@ def queue_history(app: Source, queue: str, since_s: int, step_s: int) -> dict[st
 
 def per_minute(app: Source, queues: Sequence[str], minutes: int = 60) -> dict[str, Any]:
     """Jobs that succeeded and attempts that failed in each of the last `minutes` minutes, from
-    the queues' history (lua/lib/stats.lua: counted by the scripts, kept 8 days)."""
+    the queues' history (lua/lib/stats.lua: counted by the scripts, minutes kept 25 hours)."""
     points = history(app.broker, queues, since=minutes * 60, step=60)
     start = stamp(int(points[0].at.timestamp()) * 1000, seconds=True)
     return {"start": start, "succeeded": [p.succeeded for p in points], "failed": [p.failed for p in points]}

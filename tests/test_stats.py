@@ -83,16 +83,80 @@ def test_a_settle_batch_writes_each_minute_once(broker: Broker) -> None:
     assert (t.enqueued, t.started, t.succeeded, t.failed, t.dead, t.runs) == (20, 20, 10, 10, 10, 20)
 
 
-def test_buckets_expire_after_eight_days(broker: Broker) -> None:
+def test_minutes_expire_after_25_hours_and_hours_after_eight_days(broker: Broker) -> None:
     broker.enqueue(new_job("q", "a", b"x", task="add"))
     client = broker.client  # type: ignore[attr-defined]
-    key = broker.keys.queue("q").stats(broker.time_ms() // 60_000)  # type: ignore[attr-defined]
-    ttl = client.pttl(key)
-    if ttl == -2:  # the minute turned over since the enqueue: the bucket is the one before
-        key = broker.keys.queue("q").stats(broker.time_ms() // 60_000 - 1)  # type: ignore[attr-defined]
-        ttl = client.pttl(key)
-    assert 7 * 86_400_000 < ttl <= 8 * 86_400_000
-    assert client.hget(key, "e") == b"1" and client.hget(key, "t:add:e") == b"1"
+    k = broker.keys.queue("q")  # type: ignore[attr-defined]
+    now = broker.time_ms()
+    minute, hour = now // 60_000, now // 3_600_000
+    if client.pttl(k.stats(minute)) == -2:  # the minute (maybe the hour) turned over since the enqueue
+        minute, hour = minute - 1, (minute - 1) // 60
+    ttl = client.pttl(k.stats(minute))
+    assert 24 * 3_600_000 < ttl <= 25 * 3_600_000
+    hour_ttl = client.pttl(k.stats_hour(hour))
+    assert 7 * 86_400_000 < hour_ttl <= 8 * 86_400_000
+    for key in (k.stats(minute), k.stats_hour(hour)):
+        assert client.hget(key, "e") == b"1" and client.hget(key, "t:add:e") == b"1"
+
+
+def test_an_hour_bucket_is_the_sum_of_its_minutes(broker: Broker) -> None:
+    """Every field of the queue's and of each task's: sums added, maxima the largest (over the
+    current hour and the one before, in case the hour turns over during the test)."""
+    broker.enqueue_many(new_jobs("q", [(f"j{i}", b"x", 0) for i in range(12)], task="t"))
+    broker.enqueue(new_job("q", "u", b"x", task="u"))
+    run_all(broker, {f"j{i}": Outcome.DEAD for i in range(0, 12, 3)} | {"j1": Outcome.RETRY})
+    run_all(broker, {})
+    hour = broker.time_ms() // 3_600_000
+    for task in (None, "t", "u"):
+        by_minute = broker.stats("q", (hour - 1) * 60, hour * 60 + 59, task)
+        by_hour = broker.stats_hours("q", hour - 1, hour, task)
+        assert by_minute and by_hour and all(h.minute % 60 == 0 for h in by_hour)
+        for h in by_hour:
+            minutes = [m for m in by_minute if h.minute <= m.minute < h.minute + 60]
+            want = {}
+            for name in ("enqueued", "started", "succeeded", "failed", "retried", "dead", "runs", "runtime_ms",
+                         "runtime_ms_max", "wait_ms", "wait_ms_max"):
+                values = [getattr(m, name) for m in minutes]
+                want[name] = max(values) if name.endswith("_max") else sum(values)
+            assert h == StatsMinute(h.minute, **want)
+    t = total(broker, task="t")
+    assert (t.enqueued, t.succeeded, t.dead, t.retried) == (12, 8, 4, 1)
+
+
+def test_a_step_of_hours_reads_the_hour_buckets(broker: Broker) -> None:
+    """A week by the hour is 168 hour buckets, minutes not read; a longer window with a step of
+    minutes is read by the hour (its step rounded up), each point whole."""
+    now = broker.time_ms()
+    hour = now // 3_600_000
+    k = broker.keys.queue("q")  # type: ignore[attr-defined]
+    client = broker.client  # type: ignore[attr-defined]
+    client.hset(k.stats_hour(hour - 100), mapping={"s": 4, "rn": 4, "rt": 40, "rtm": 30})  # 4 days ago
+    client.hset(k.stats_hour(hour), mapping={"e": 3})
+    client.hset(k.stats(now // 60_000), mapping={"e": 1000})  # a minute its hour does not hold: not read
+    week = history(broker, ["q"], since=7 * 86400, step=3600, now_ms=now)
+    assert len(week) == 168 and week[-1].at == dt.datetime.fromtimestamp(hour * 3600, dt.UTC)
+    assert all(p.at.minute == 0 and p.at.second == 0 for p in week)
+    assert week[-101].succeeded == 4 and week[-101].runtime_ms_avg == 10.0 and week[-101].runtime_ms_max == 30
+    assert sum(p.succeeded for p in week) == 4 and sum(p.enqueued for p in week) == 3
+    days = history(broker, ["q"], since=7 * 86400, step=86400, now_ms=now)
+    assert len(days) == 7 and sum(p.succeeded for p in days) == 4 and days[-1].enqueued == 3
+    two_days = history(broker, ["q"], since=2 * 86400, step=300, now_ms=now)  # by the hour: 48 points
+    assert len(two_days) == 48 and two_days[1].at - two_days[0].at == dt.timedelta(hours=1)
+    assert sum(p.enqueued for p in two_days) == 3
+    assert sum(p.enqueued for p in history(broker, ["q"], since=600, step=60, now_ms=now)) == 1000  # minutes
+
+
+def test_app_stats_a_week_by_the_hour(app: taskq.TaskQ) -> None:
+    @app.task(queue="q")
+    def noop() -> None: ...
+
+    noop.delay()
+    noop.delay()
+    drain(app)
+    week = app.stats("q", since=7 * 86400, step=3600)
+    assert len(week) == 168 and sum(p.succeeded for p in week) == 2 and sum(p.enqueued for p in week) == 2
+    hour = app.broker.time_ms() // 3_600_000
+    assert sum(m.succeeded for m in app.broker.stats_hours("q", hour - 1, hour)) == 2
 
 
 def test_history_zero_fills_and_sums_steps(broker: Broker) -> None:

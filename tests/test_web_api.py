@@ -130,6 +130,8 @@ def test_every_read_fits_the_openapi_document(shop: taskq.TaskQ) -> None:
     assert sum(p["enqueued"] for p in stats["points"]) == sum(p.enqueued for p in shop.stats("default", since=600))
     hourly = api.get("/api/v1/stats", params={"since": "7200", "step": "3600"})
     assert hourly["queue"] is None and len(hourly["points"]) == 2
+    two_days = api.get("/api/v1/stats", params={"since": str(2 * 86400), "step": "300"})  # read by the hour
+    assert two_days["step"] == 3600 and len(two_days["points"]) == 48
     api.get("/api/v1/stats", 400, params={"queue": "nope"})
     api.get("/api/v1/jobs/{job_id}", 404, path={"job_id": "nope"})
     api.get("/api/v1/queues/{name}/jobs", 400, path={"name": "nope"})

@@ -291,7 +291,12 @@ class Inspector(Protocol):
 
     def stats(self, queue: str, first_minute: int, last_minute: int, task: str | None = None) -> list[StatsMinute]:
         """The queue's history (one task's, given `task`) from one unix minute to another, both
-        included, oldest first: only the minutes that have any (kept 8 days)."""
+        included, oldest first: only the minutes that have any (kept 25 hours)."""
+
+    def stats_hours(self, queue: str, first_hour: int, last_hour: int, task: str | None = None) -> list[StatsMinute]:
+        """The same by the hour (sums of the hour's minutes, maxima kept), from one unix hour to
+        another, both included, oldest first: only the hours that have any (kept 8 days); each
+        record's `minute` is its hour's first minute."""
 
 
 class Events(Protocol):

@@ -117,8 +117,13 @@ class QueueKeys:
         return f"{self.base}:events"
 
     def stats(self, minute: int) -> str:
-        """Hash: one minute's history (unix minute), written by lua/lib/stats.lua, kept 8 days."""
+        """Hash: one minute's history (unix minute), written by lua/lib/stats.lua, kept 25 hours."""
         return f"{self.base}:stats:{minute}"
+
+    def stats_hour(self, hour: int) -> str:
+        """Hash: one hour's history (unix hour: the sum of its minutes, maxima kept), written by
+        lua/lib/stats.lua with its minutes, kept 8 days."""
+        return f"{self.base}:stats:h:{hour}"
 
     @property
     def events_max(self) -> str:

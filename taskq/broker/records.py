@@ -462,7 +462,8 @@ class PartitionState:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StatsMinute:
     """One minute of a queue's history, or of one task's in it (lua/lib/stats.lua): counts, and
-    the sums and maxima of run and wait times in ms. `runs` is how many runs `runtime_ms` sums."""
+    the sums and maxima of run and wait times in ms. `runs` is how many runs `runtime_ms` sums.
+    An hour's (broker.stats_hours()) has the same fields: `minute` is its first minute."""
 
     minute: int  # unix time // 60
     enqueued: int = 0

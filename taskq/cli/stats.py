@@ -36,7 +36,8 @@ def default_step(since: int) -> int:
 @click.argument("app_path", metavar="APP")
 @click.option("-q", "--queue", default=None, help="One queue (default: every known queue, summed).")
 @click.option("--task", default=None, help="One task's history (its registered name).")
-@click.option("--since", default="1h", show_default=True, help="How far back: 90s, 15m, 24h, 7d (kept 8 days).")
+@click.option("--since", default="1h", show_default=True,
+              help="How far back: 90s, 15m, 24h, 7d (kept 8 days; past 24h by the hour).")
 @click.option("--step", default=None, help="One row per step (60 s or a multiple; default: at most 60 rows).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of points, oldest first.")
 @url_option

@@ -30,6 +30,7 @@ from taskq import partition_views, server_views, views
 from taskq.app import TaskQ
 from taskq.dead_views import MAX_PAGE, DeadFilter, dead_page
 from taskq.errors import BrokerError, JobNotFound, TaskqError
+from taskq.stats_views import step_for
 from taskq.web import actions
 from taskq.web.auth import Guard
 from taskq.web.openapi import document
@@ -176,7 +177,8 @@ class Api:
             if queue is not None:
                 views.check_queue(self.app, queue)  # a queue nobody used: 400, as elsewhere
             points = self.app.stats(queue=queue, task=task, since=since, step=step)
-            return {"queue": queue, "task": task, "since": since, "step": step, "points": [p.as_dict() for p in points]}
+            return {"queue": queue, "task": task, "since": since, "step": step_for(since, step),
+                    "points": [p.as_dict() for p in points]}
 
         return self.read(get)
 

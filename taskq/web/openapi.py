@@ -134,7 +134,8 @@ PATHS: dict[str, Any] = {
     "/api/v1/schedules": _get("Schedules", "every schedule, code and stored"),
     "/api/v1/redis": _get("Redis", "the Redis server's facts"),
     "/api/v1/stats": _get("Stats", "history per step (?queue=, ?task=, ?since= seconds, ?step= seconds, 60 or a "
-                                   "multiple), oldest first"),
+                                   "multiple; over more than a day, rounded up to whole hours: the step "
+                                   "returned), oldest first"),
     "/api/v1/session": _get("Session", "the CSRF token a cookie session's POSTs send as X-CSRF-Token"),
     "/api/v1/jobs/{job_id}/{action}": _post("cancel, abort, replay or purge a job",
                                             [_param("job_id", "path"), _action(("cancel", "abort", "replay", "purge"))],

@@ -216,34 +216,67 @@ end
 -- with counters e (enqueued), st (started), s (succeeded), f (failed attempts), r (retries
 -- scheduled), d (dead), rn (runs timed), rt (their runtime, ms), rtm (the longest), w (wait before
 -- start, ms), wm (the longest), and the same fields prefixed 't:<task>:' for the job's task.
--- A bucket expires STATS_TTL ms after its last write. Counts gather in a table and are written
--- by stats_flush(): at once (one job's change), or once per bucket at the end of a script that
--- moves many jobs (fetch, settle: stats_batch() first), so a batch costs one HMGET, one HSET and
--- one PEXPIRE per minute it touched, not a write per job.
+-- Each minute's counts go into its hour too, <base>:stats:h:<unix hour> (the same fields, sums
+-- added, maxima kept), so a long window reads 24 keys a day and memory stays flat: a minute
+-- bucket expires STATS_MINUTE_TTL ms (25 hours) after its last write, an hour bucket STATS_TTL
+-- (8 days). Counts gather in a table and are written by stats_flush(): at once (one job's
+-- change), or once per bucket at the end of a script that moves many jobs (fetch, settle:
+-- stats_batch() first), so a batch costs one HMGET, one HSET and one PEXPIRE per minute it
+-- touched and as many per hour, not a write per job.
 local STATS_TTL = 8 * 86400000
-local stats_acc = {}  -- stats key -> {field -> number}
+local STATS_MINUTE_TTL = 25 * 3600000
+local stats_acc = {}  -- minute stats key -> {field -> number}
+local stats_hour = {}  -- minute stats key -> its hour's key
 local stats_batched = false
 local STATS_MAXIMA = {rtm = true, wm = true}  -- the rest are sums
 
+local function stats_is_max(name)
+  return STATS_MAXIMA[string.match(name, '[^:]*$')]
+end
+
+-- add `acc`'s counts to the bucket `key` (sums added, maxima kept) and let it live `ttl` ms
+local function stats_write(key, acc, ttl)
+  local names = {}
+  for name in pairs(acc) do names[#names + 1] = name end
+  local old = redis.call('HMGET', key, unpack(names))
+  local out = {}
+  for i, name in ipairs(names) do
+    local was = tonumber(old[i] or '0') or 0
+    local v = acc[name]
+    if stats_is_max(name) then
+      if v > was then out[#out + 1] = name; out[#out + 1] = v end
+    else
+      out[#out + 1] = name; out[#out + 1] = was + v
+    end
+  end
+  if #out > 0 then redis.call('HSET', key, unpack(out)) end
+  redis.call('PEXPIRE', key, ttl)
+end
+
 local function stats_flush()
+  local hours = {}  -- hour key -> the sum of its minutes' counts in this call
   for key, acc in pairs(stats_acc) do
-    local names = {}
-    for name in pairs(acc) do names[#names + 1] = name end
-    local old = redis.call('HMGET', key, unpack(names))
-    local out = {}
-    for i, name in ipairs(names) do
-      local was = tonumber(old[i] or '0') or 0
-      local v = acc[name]
-      if STATS_MAXIMA[string.match(name, '[^:]*$')] then
-        if v > was then out[#out + 1] = name; out[#out + 1] = v end
-      else
-        out[#out + 1] = name; out[#out + 1] = was + v
+    stats_write(key, acc, STATS_MINUTE_TTL)
+    local hkey = stats_hour[key]
+    local hacc = hours[hkey]
+    if not hacc then
+      hours[hkey] = acc  -- the first minute of its hour in this call: its table serves as the sum
+    else
+      for name, v in pairs(acc) do
+        local was = hacc[name]
+        if not was then
+          hacc[name] = v
+        elseif stats_is_max(name) then
+          if v > was then hacc[name] = v end
+        else
+          hacc[name] = was + v
+        end
       end
     end
-    if #out > 0 then redis.call('HSET', key, unpack(out)) end
-    redis.call('PEXPIRE', key, STATS_TTL)
   end
+  for hkey, hacc in pairs(hours) do stats_write(hkey, hacc, STATS_TTL) end
   stats_acc = {}
+  stats_hour = {}
 end
 
 -- from here on, counts wait for the script's own stats_flush()
@@ -268,6 +301,7 @@ local function stats_count(base, now, task, kind, ms)
   if not acc then
     acc = {}
     stats_acc[key] = acc
+    stats_hour[key] = base .. ':stats:h:' .. math.floor(now / 3600000)
   end
   local prefixes = {''}
   if task and task ~= '' then prefixes[2] = 't:' .. task .. ':' end
