@@ -142,7 +142,8 @@ def arguments(task: TaskBase[Any, Any], message: Message) -> tuple[tuple[Any, ..
     rebuilt from its type hints (taskq/models.py); Dead ("bad_args: ...") if they do not fit,
     e.g. the model changed since the job was enqueued: no attempt would do better."""
     types = task.types
-    assert types is not None
+    if types is None:  # the common case: the message's values as they are
+        return message.args, message.kwargs
     try:
         return types.load_call(message.args, message.kwargs)
     except Mismatch as exc:
@@ -168,13 +169,10 @@ async def wrap_async(middleware: Sequence[Middleware], job: JobContext, body: Ca
 
 def run_sync(task: TaskBase[Any, Any], message: Message, middleware: Sequence[Middleware] = ()) -> Outcome:
     """Call a sync task function in the current thread, inside the app's middleware."""
-    if task.types is None:  # the common case: the message's values as they are
-        args, kwargs = message.args, message.kwargs
-    else:
-        called = arguments(task, message)
-        if isinstance(called, Dead):
-            return called
-        args, kwargs = called
+    called = arguments(task, message)
+    if isinstance(called, Dead):
+        return called
+    args, kwargs = called
     token = running.set(message)
     start = time.perf_counter()
     try:
@@ -193,13 +191,10 @@ async def run_async(task: TaskBase[Any, Any], message: Message, middleware: Sequ
     """Await an async task function on the current event loop, enforcing its timeout. Only
     taskq's own limit is reported as TimeLimitExceeded; a TimeoutError the task raises itself
     (its own asyncio.timeout or wait_for) is an ordinary failure, with its traceback."""
-    if task.types is None:  # the common case: the message's values as they are
-        args, kwargs = message.args, message.kwargs
-    else:
-        called = arguments(task, message)
-        if isinstance(called, Dead):
-            return called
-        args, kwargs = called
+    called = arguments(task, message)
+    if isinstance(called, Dead):
+        return called
+    args, kwargs = called
     running.set(message)  # this coroutine runs as its own asyncio task: the value stays inside it
     start = time.perf_counter()
     limit: asyncio.Timeout | None = None

@@ -19,7 +19,7 @@ from taskq.errors import ConfigError, TaskqError
 from taskq.message import pack_value
 from taskq.options import check_queue, named_options
 from taskq.schedule import CATCHUP, MAX_CATCHUP, Catchup, Overlap, Schedule
-from taskq.schedule_views import ScheduleInfo, schedule_infos, stored_arguments, timing_of
+from taskq.schedule_views import ScheduleInfo, of_code, of_stored, schedule_infos, stored_arguments, timing_of
 from taskq.task import TaskBase
 
 if TYPE_CHECKING:
@@ -88,10 +88,9 @@ class Schedules:
         from the epoch, or from start_at), not both; start_at delays the first tick, end_at
         stops them, limit caps the runs. Raises ConfigError (or SerializationError for arguments
         msgpack cannot send) before anything is stored."""
+        start_ms, end_ms = _ms(start_at, "start_at"), _ms(end_at, "end_at")
         entry = self._entry(id, task, cron=cron, every=every, tz=tz, args=tuple(args), kwargs=dict(kwargs or {}),
-                            queue=queue, start_ms=_ms(start_at, "start_at"), overlap=overlap, catchup=catchup)
-        end_ms = _ms(end_at, "end_at")
-        start_ms = _ms(start_at, "start_at")
+                            queue=queue, start_ms=start_ms, overlap=overlap, catchup=catchup)
         if end_ms is not None and start_ms is not None and end_ms <= start_ms:
             raise ConfigError(f"schedule {id!r}: end_at must be after start_at")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -148,8 +147,14 @@ class Schedules:
             return None
 
     def get(self, id: str) -> ScheduleInfo | None:
-        """The schedule of that id (declared in code or stored), or None."""
-        return next((i for i in self.list() if i.id == id), None)
+        """The schedule of that id (declared in code or stored), or None: its own reads only."""
+        broker = self._app.broker
+        if id in self.code:
+            entry = self.code[id]
+            return of_code(entry, broker.schedule_state(entry.queue, id), broker.time_ms())
+        queue = broker.stored_schedule_queues().get(id)
+        found = broker.stored_schedules({id: queue}) if queue else []
+        return of_stored(found[0], broker.time_ms()) if found else None
 
     def list(self) -> builtins.list[ScheduleInfo]:
         """Every schedule: this app's declared in code, and every stored one of the namespace, by id."""

@@ -14,11 +14,13 @@
 -- @include lib/stats
 
 -- the fields of a job that ending it needs, in this order: HMGET(jk, ..., unpack(LINKS))
-local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl'}
+local LINKS = {'dedup', 'waiter', 'order', 'gate', 'task', 'attempt', 'started_ms', 'children', 'part', 'key_ttl',
+  'logs'}
 
 local function links_of(f, i)  -- from an HMGET whose fields i.. are LINKS
   return {dedup = f[i], waiter = f[i + 1], order = f[i + 2], gate = f[i + 3], task = f[i + 4],
-    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8], key_ttl = f[i + 9]}
+    attempt = f[i + 5], started = f[i + 6], children = f[i + 7], part = f[i + 8], key_ttl = f[i + 9],
+    logs = f[i + 10]}
 end
 
 -- what a succeeded job's record keeps besides its status, end, attempt, result and the LINKS
@@ -26,6 +28,8 @@ end
 -- progress a run reported too), not the message (docs/protocol.md §3)
 local KEPT = {'enqueued_ms', 'deliveries', 'lost', 'priority', 'place', 'fired_by', 'progress', 'progress_text',
   'progress_ms'}
+local KEPT_AND_MSG = {unpack(KEPT)}
+KEPT_AND_MSG[#KEPT + 1] = 'msg'  -- read in the same HMGET: kept while keep_args > 0
 local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
 local ARGS_DEFAULT = 1000  -- app.queue(keep_args=) when <base>:args:max is absent
 local keep_max = false  -- read once per script call
@@ -52,9 +56,9 @@ end
 -- succeeded list (no waiter, no place: keep_newest) keeps its message too while keep_args > 0,
 -- until keep_newest drops it (drop_msg).
 local function compact(base, jk, now, fields, links)
-  local v = redis.call('HMGET', jk, unpack(KEPT))
+  local v = redis.call('HMGET', jk, unpack(KEPT_AND_MSG))
   local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', links.attempt or 1}
-  if not links.waiter and not v[5] and args_window(base) > 0 then keep(out, 'msg', redis.call('HGET', jk, 'msg')) end
+  if not links.waiter and not v[5] and args_window(base) > 0 then keep(out, 'msg', v[#KEPT + 1]) end
   keep(out, 'task', links.task)
   keep(out, 'started_ms', links.started)
   keep(out, 'children', links.children)
@@ -139,7 +143,8 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
     if status == 'cancelled' then list_cancelled(base, id) end
   end
   redis.call('PEXPIRE', jk, ttl)
-  redis.call('PEXPIRE', base .. ':logs:' .. id, ttl)  -- its log lines (ops/logs.lua) go with it
+  -- its log lines (lib/logs.lua) go with it; a job that logged nothing has no list to expire
+  if links.logs then redis.call('PEXPIRE', base .. ':logs:' .. id, ttl) end
   local more = {}
   for i = 1, #fields, 2 do
     if fields[i] == 'reason' then more[1], more[2] = 'reason', fields[i + 1] end

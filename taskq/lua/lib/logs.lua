@@ -1,7 +1,8 @@
 -- A job's log lines (current_job().log() and its task's stdlib records at INFO and above, sent by
 -- its worker in batches: ops/logs.lua, and with a progress report: ops/progress.lua): a list
 -- <base>:logs:<id> of '<unix ms> <LEVEL> <text>' entries, its newest LOG_LINES kept. It expires
--- with the record: lib/finish.lua sets both; lines that come after the end take the record's
+-- with the record: lib/finish.lua sets both (the record's 'logs' field, set with a live job's
+-- first line, tells it there is a list); lines that come after the end take the record's
 -- remaining time, and none are stored for a job with no record (expired, purged).
 -- @include lib/keys
 
@@ -19,6 +20,10 @@ local function append_logs(base, id, lines, from, n)
     size = redis.call('RPUSH', key, unpack(lines, i, math.min(i + 199, from + n - 1)))
   end
   if size > LOG_LINES then redis.call('LTRIM', key, -LOG_LINES, -1) end
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  elseif size == n then  -- a live job's first lines: its end must expire them (lib/finish.lua)
+    redis.call('HSET', jk, 'logs', '1')
+  end
   return n
 end
