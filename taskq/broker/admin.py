@@ -6,6 +6,7 @@ broker reads a Redis field name or parses a token or an id.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -149,8 +150,14 @@ class Admin:
             for job_id in job_ids:
                 pipe.hmget(k.job(job_id), *_FIELDS).zscore(k.scheduled, job_id)
             rows = pipe.execute()
-        return [job_record(queue, job_id, row, due)
-                for job_id, row, due in zip(job_ids, rows[::2], rows[1::2], strict=True)]
+            records = [job_record(queue, job_id, row, due)
+                       for job_id, row, due in zip(job_ids, rows[::2], rows[1::2], strict=True)]
+            # a succeeded job's message, if the queue kept it, is beside its record: one more read
+            # only when the records asked for hold such jobs
+            ended = [r.id for r in records if r is not None and r.status is Status.SUCCEEDED and not r.message]
+            kept = dict(zip(ended, self.conn.client.hmget(k.args_kept, ended), strict=True)) if ended else {}
+        return [dataclasses.replace(r, message=kept[r.id]) if r is not None and kept.get(r.id) else r
+                for r in records]
 
     def job_logs(self, queue: str, job_id: str) -> list[LogEntry]:
         with self.conn.errors():

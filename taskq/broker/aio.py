@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import uuid
 import weakref
@@ -390,7 +391,11 @@ class AsyncBroker:
         with self._errors():
             pipe = (await self._client()).pipeline(transaction=False)
             row, due = await pipe.hmget(k.job(job_id), *_FIELDS).zscore(k.scheduled, job_id).execute()
-        return job_record(queue, job_id, row, due)
+            record = job_record(queue, job_id, row, due)
+            if record is not None and record.status is Status.SUCCEEDED and not record.message:
+                kept = await (await self._client()).hget(k.args_kept, job_id)  # beside the record
+                record = dataclasses.replace(record, message=kept) if kept else record
+        return record
 
     async def job_logs(self, queue: str, job_id: str) -> list[LogEntry]:
         with self._errors():

@@ -142,8 +142,14 @@ class QueueKeys:
 
     @property
     def args_max(self) -> str:
-        """String: how many of the newest succeeded records keep their message (absent: 1000)."""
+        """String: how many of the newest succeeded jobs keep their message (absent: 1000)."""
         return f"{self.base}:args:max"
+
+    @property
+    def args_kept(self) -> str:
+        """Hash: job id -> message of the newest `args:max` succeeded jobs (beside their records,
+        which stay small: one HDEL forgets a message that leaves the window)."""
+        return f"{self.base}:args:kept"
 
     @property
     def cancelled(self) -> str:

@@ -29,7 +29,7 @@ end
 local KEPT = {'enqueued_ms', 'deliveries', 'lost', 'priority', 'place', 'fired_by', 'progress', 'progress_text',
   'progress_ms'}
 local KEPT_AND_MSG = {unpack(KEPT)}
-KEPT_AND_MSG[#KEPT + 1] = 'msg'  -- read in the same HMGET: kept while keep_args > 0
+KEPT_AND_MSG[#KEPT + 1] = 'msg'  -- read in the same HMGET: kept beside the record while keep_args > 0
 local KEEP_DEFAULT = 100000  -- app.queue(keep_succeeded=) when <base>:succeeded:max is absent
 local ARGS_DEFAULT = 1000  -- app.queue(keep_args=) when <base>:args:max is absent
 local keep_max = false  -- read once per script call
@@ -52,13 +52,16 @@ end
 
 -- write a succeeded job's record anew with only what it keeps (lost and priority 0 left out:
 -- absent reads as 0), so Redis stores it as a small listpack again (HDEL would leave it a hash
--- table); returns its place (a workflow step's), or nil. A record that goes on the queue's
--- succeeded list (no waiter, no place: keep_newest) keeps its message too while keep_args > 0,
--- until keep_newest drops it (drop_msg).
-local function compact(base, jk, now, fields, links)
+-- table); returns its place (a workflow step's), or nil. A job that goes on the queue's succeeded
+-- list (no waiter, no place: keep_newest) leaves its message in <base>:args:kept while
+-- keep_args > 0, until keep_newest forgets it; the record itself never holds it.
+local function compact(base, id, jk, now, fields, links)
   local v = redis.call('HMGET', jk, unpack(KEPT_AND_MSG))
   local out = {'status', 'succeeded', 'finished_ms', now, 'attempt', links.attempt or 1}
-  if not links.waiter and not v[5] and args_window(base) > 0 then keep(out, 'msg', v[#KEPT + 1]) end
+  local msg = v[#KEPT + 1]
+  if msg and not links.waiter and not v[5] and args_window(base) > 0 then
+    redis.call('HSET', base .. ':args:kept', id, msg)
+  end
   keep(out, 'task', links.task)
   keep(out, 'started_ms', links.started)
   keep(out, 'children', links.children)
@@ -79,41 +82,24 @@ local function cap_of(base)  -- the succeeded (and cancelled) lists' length; -1:
   return keep_max
 end
 
--- the record of a succeeded job that fell out of the keep_args window written anew without its
--- message (small again, as compact() writes it), keeping its expiry
-local function drop_msg(jk)
-  local all = redis.call('HGETALL', jk)  -- one read: the record is small but for its message
-  local out, had, succeeded = {}, false, false
-  for i = 1, #all, 2 do
-    if all[i] == 'msg' then
-      had = true
-    else
-      succeeded = succeeded or (all[i] == 'status' and all[i + 1] == 'succeeded')
-      out[#out + 1] = all[i]
-      out[#out + 1] = all[i + 1]
-    end
-  end
-  if not (had and succeeded) then return end
-  local ttl = redis.call('PTTL', jk)
-  redis.call('DEL', jk)
-  redis.call('HSET', jk, unpack(out))
-  if ttl > 0 then redis.call('PEXPIRE', jk, ttl) end
-end
-
 -- the queue keeps its newest keep_succeeded succeeded records (a list in the order they ended,
 -- which `taskq job --state succeeded` reads, newest last; one the list names that is no longer a
 -- succeeded record, replaced or expired, is left alone; with no cap, the list still keeps the
 -- newest KEEP_DEFAULT ids and no record is deleted); the newest keep_args of them keep their
--- message: the one falling out of that window loses it here
+-- message in <base>:args:kept: the one falling out of that window loses it here
 local function keep_newest(base, id)
   local cap = cap_of(base)
   local list = base .. ':succeeded'
   local n = redis.call('RPUSH', list, id)
   local window = args_window(base)
-  if window > 0 and n > window then drop_msg(job_key(base, redis.call('LINDEX', list, n - window - 1))) end
+  if window > 0 and n > window then
+    redis.call('HDEL', base .. ':args:kept', redis.call('LINDEX', list, n - window - 1))
+  end
   local most = cap < 0 and KEEP_DEFAULT or cap
   if n <= most then return end
-  for _, old in ipairs(redis.call('LPOP', list, n - most)) do
+  local gone = redis.call('LPOP', list, n - most)
+  if window > most then redis.call('HDEL', base .. ':args:kept', unpack(gone)) end  -- a window past the cap
+  for _, old in ipairs(gone) do
     local ok = job_key(base, old)
     if cap >= 0 and redis.call('HGET', ok, 'status') == 'succeeded' then
       redis.call('DEL', ok, base .. ':logs:' .. old)
@@ -135,7 +121,7 @@ local function finish(base, id, jk, status, now, ttl, fields, gone, links)
   -- false: no HDEL of fields from a record that compact() writes anew
   drop_lease(base, id, jk, status ~= 'succeeded' and gone, links.gate or false, links.part or false)
   if status == 'succeeded' then
-    local place = compact(base, jk, now, fields, links)
+    local place = compact(base, id, jk, now, fields, links)
     -- a result someone waits for, and a workflow step's (its flow reads it), stay for the ttl
     if not links.waiter and not place then keep_newest(base, id) end
   else
